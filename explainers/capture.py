@@ -1,0 +1,239 @@
+"""Capture of activations and gradients: one batched ``tf.function`` + ``GradientTape`` pass
+per fixed-size chunk, for plain images or noisy copies of them.
+
+Why this shape:
+- One tape gives the first gradient g of the pre-softmax score; Grad-CAM++'s second and
+  third derivative terms are its powers (see weights.py), so no nested tapes are needed.
+- The per-chunk function has a batch dimension of ``None`` and takes the class indices as a
+  tensor, so it is traced once per (model, layer): changing the number of noise samples,
+  the target or the number of images never retraces.
+- Chunks of at most ``chunk_size`` items bound the memory however many samples are asked for.
+- The graph is re-run through ``adapter.run_graph`` without building or changing anything on
+  the shared model, so several threads (dashboard sessions) can use one capture at once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from .adapter import LayerInfo, head_kind, image_input_index, resolve_layer, run_graph  # noqa: E402
+from .errors import ExplainerError  # noqa: E402
+
+ProgressFn = Callable[[int, int], None]
+
+DEFAULT_CHUNK_SIZE = 16
+
+
+@dataclass
+class GradientStats:
+    """Per-image averages over the (noisy) copies: activations A and the first, second and
+    third derivative terms g, g², g³ (float64), plus the clean images' logits."""
+
+    activations: np.ndarray  # (N, h, w, K)
+    d1: np.ndarray
+    d2: np.ndarray
+    d3: np.ndarray
+    targets: np.ndarray  # (N,) int
+    logits: np.ndarray  # (N, C) float32, clean images
+
+
+def _input_specs(model: keras.Model) -> list[tf.TensorSpec]:
+    specs = []
+    for tensor in model.inputs:
+        shape = [None] + list(tensor.shape[1:])
+        specs.append(tf.TensorSpec(shape, dtype=tensor.dtype or "float32"))
+    return specs
+
+
+class ModelRunner:
+    """Pre-softmax forward pass of a model, batched and traced once."""
+
+    def __init__(self, model: keras.Model, chunk_size: int = 32):
+        self.model = model
+        self.chunk_size = chunk_size
+        self.image_index = image_input_index(model)
+        self.softmax_head = head_kind(model) != "linear"
+        specs = _input_specs(model)
+
+        def forward(*inputs: tf.Tensor) -> tf.Tensor:
+            return tf.cast(run_graph(model, list(inputs), logits=True), tf.float32)
+
+        self._forward = tf.function(forward, input_signature=specs)
+
+    def logits(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        n = len(inputs[0])
+        out = []
+        for start in range(0, n, self.chunk_size):
+            chunk = [np.asarray(x[start : start + self.chunk_size]) for x in inputs]
+            out.append(self._forward(*chunk).numpy())
+        return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
+
+
+class GradientCapture:
+    """Activations of one layer and gradients of a class score with respect to them."""
+
+    def __init__(self, model: keras.Model, layer: LayerInfo | str | None = None,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE):
+        self.model = model
+        self.layer = resolve_layer(model, layer)
+        self.chunk_size = int(chunk_size)
+        self.runner = get_runner(model)
+        self.image_index = self.runner.image_index
+        self.n_classes = int(model.outputs[0].shape[-1]) if model.outputs else None
+        path = self.layer.parts
+        specs = _input_specs(model) + [tf.TensorSpec([None], tf.int32)]
+
+        def step(*args: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+            inputs, targets = list(args[:-1]), args[-1]
+            captured: list[tf.Tensor] = []
+            with tf.GradientTape() as tape:
+
+                def watch(activation: tf.Tensor) -> tf.Tensor:
+                    tape.watch(activation)
+                    captured.append(activation)
+                    return activation
+
+                logits = tf.cast(run_graph(model, inputs, path, on_capture=watch), tf.float32)
+                top = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                chosen = tf.where(targets < 0, top, targets)
+                score = tf.gather(logits, chosen, axis=1, batch_dims=1)
+                total = tf.reduce_sum(score)
+            if not captured:
+                raise ExplainerError(f"layer '{self.layer.path}' is not on the path to the output")
+            activation = captured[0]
+            gradient = tape.gradient(total, activation)
+            if gradient is None:
+                gradient = tf.zeros_like(activation)
+            return (tf.cast(activation, tf.float32), tf.cast(gradient, tf.float32), logits, chosen)
+
+        self._step = tf.function(step, input_signature=specs)
+
+    @property
+    def tracing_count(self) -> int:
+        """How many times the gradient step was traced (1 after first use, and it stays 1)."""
+        return self._step.experimental_get_tracing_count()
+
+    def capture(self, inputs: Sequence[np.ndarray], targets: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One chunk: (activations, gradients, logits, targets) as NumPy arrays."""
+        a, g, logits, chosen = self._step(*inputs, tf.constant(targets, tf.int32))
+        return a.numpy(), g.numpy(), logits.numpy(), chosen.numpy()
+
+    def stats(
+        self,
+        images: np.ndarray,
+        extra_inputs: Sequence[np.ndarray] = (),
+        targets: np.ndarray | None = None,
+        n_samples: int = 0,
+        sigma: float = 0.15,
+        seed: int | None = None,
+        progress: ProgressFn | None = None,
+    ) -> GradientStats:
+        """Average A, g, g², g³ per image over ``n_samples`` noisy copies (or the image itself
+        when ``n_samples`` is 0). ``targets`` of -1 (or None) mean each image's top class by
+        the clean image's pre-softmax score. Noise: Gaussian with standard deviation
+        ``sigma * (max - min)`` of each image, drawn in a fixed order from ``seed``."""
+        n = len(images)
+        if targets is None:
+            targets = np.full(n, -1, dtype=np.int32)
+        targets = np.asarray(targets, dtype=np.int32)
+        extra = [np.asarray(x) for x in extra_inputs]
+
+        def assemble(image_rows: np.ndarray, batch: np.ndarray) -> list[np.ndarray]:
+            inputs = [x[image_rows] for x in extra]
+            inputs.insert(self.image_index, batch)
+            return inputs
+
+        if n_samples <= 0:
+            sums = None
+            acts, grads, logits_all, chosen_all = [], [], [], []
+            total = n
+            for start in range(0, n, self.chunk_size):
+                rows = np.arange(start, min(n, start + self.chunk_size))
+                a, g, logits, chosen = self.capture(assemble(rows, images[rows]), targets[rows])
+                acts.append(a)
+                grads.append(g)
+                logits_all.append(logits)
+                chosen_all.append(chosen)
+                if progress:
+                    progress(int(rows[-1]) + 1, total)
+            a = np.concatenate(acts)
+            g = np.concatenate(grads).astype(np.float64)
+            del sums
+            return GradientStats(a.astype(np.float64), g, g * g, g * g * g,
+                                 np.concatenate(chosen_all), np.concatenate(logits_all))
+
+        # Smoothed: the target comes from the clean image, then every noisy copy is explained
+        # for that same class.
+        clean_logits = self.runner.logits(assemble(np.arange(n), images))
+        targets = np.where(targets < 0, np.argmax(clean_logits, axis=-1), targets).astype(np.int32)
+        rng = np.random.default_rng(seed)
+        spans = images.reshape(n, -1).max(axis=1) - images.reshape(n, -1).min(axis=1)
+        stds = (float(sigma) * spans).astype(np.float64)
+        h, w, k = (None, None, None)
+        sum_a = sum_1 = sum_2 = sum_3 = None
+        items = [(i, s) for i in range(n) for s in range(n_samples)]
+        total = len(items)
+        done = 0
+        for start in range(0, total, self.chunk_size):
+            chunk = items[start : start + self.chunk_size]
+            rows = np.array([i for i, _ in chunk])
+            noisy = np.empty((len(chunk),) + images.shape[1:], dtype=np.float32)
+            for j, i in enumerate(rows):
+                noise = rng.standard_normal(images.shape[1:])
+                noisy[j] = images[i] + stds[i] * noise
+            a, g, _, _ = self.capture(assemble(rows, noisy), targets[rows])
+            if sum_a is None:
+                shape = (n,) + a.shape[1:]
+                sum_a, sum_1, sum_2, sum_3 = (np.zeros(shape, np.float64) for _ in range(4))
+            g64 = g.astype(np.float64)
+            g2 = g64 * g64
+            np.add.at(sum_a, rows, a.astype(np.float64))
+            np.add.at(sum_1, rows, g64)
+            np.add.at(sum_2, rows, g2)
+            np.add.at(sum_3, rows, g2 * g64)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        scale = 1.0 / n_samples
+        return GradientStats(sum_a * scale, sum_1 * scale, sum_2 * scale, sum_3 * scale,
+                             targets, clean_logits)
+
+
+# --- caches: one runner per model, one capture per (model, layer) ----------------------------
+
+_lock = threading.RLock()
+_runners: "weakref.WeakKeyDictionary[keras.Model, ModelRunner]" = weakref.WeakKeyDictionary()
+_captures: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+
+
+def get_runner(model: keras.Model) -> ModelRunner:
+    """The model's cached pre-softmax forward pass (built once, under a lock)."""
+    with _lock:
+        runner = _runners.get(model)
+        if runner is None:
+            runner = ModelRunner(model)
+            _runners[model] = runner
+        return runner
+
+
+def get_capture(model: keras.Model, layer: LayerInfo | str | None = None) -> GradientCapture:
+    """The cached ``GradientCapture`` for (model, layer): built once, shared by threads."""
+    info = resolve_layer(model, layer)
+    with _lock:
+        per_model = _captures.setdefault(model, {})
+        capture = per_model.get(info.path)
+        if capture is None:
+            capture = GradientCapture(model, info)
+            per_model[info.path] = capture
+        return capture

@@ -1,0 +1,313 @@
+"""``explain()``: Grad-CAM, Grad-CAM++ and their smoothed versions from one batched pass.
+
+Flow: validate the user's arrays → ``capture.GradientCapture.stats`` (activations and the
+derivative terms, averaged over noisy copies when ``n_samples > 0``) → select filters and
+neurons → ``weights`` (pure formulas) → maps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+import keras
+
+from .adapter import LayerInfo, image_input_index
+from .capture import ProgressFn, get_capture, get_runner
+from .errors import ExplainerError
+from .weights import gradcam_weights, gradcampp_weights, per_channel_maps, weighted_map
+
+METHODS = ("gradcam", "gradcam++")
+METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+
+
+def method_label(method: str, n_samples: int = 0, sigma: float | None = None) -> str:
+    """Human name of a method, saying when it is smoothed (``Smooth Grad-CAM++ (16 samples,
+    σ=0.15)``)."""
+    name = METHOD_LABELS.get(method, method)
+    if n_samples and n_samples > 0:
+        noise = f", σ={sigma:.2f}" if sigma is not None else ""
+        return f"Smooth {name} ({n_samples} samples{noise})"
+    return name
+
+
+@dataclass
+class Explanation:
+    """All the numbers behind the maps, for the pages that teach how they are made."""
+
+    maps: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
+    activations: np.ndarray
+    gradients: np.ndarray
+    alpha: np.ndarray
+    targets: np.ndarray
+    logits: np.ndarray
+    layer: LayerInfo
+    channel_mask: np.ndarray
+    position_mask: np.ndarray
+    n_samples: int = 0
+    sigma: float = 0.15
+    methods: tuple[str, ...] = field(default_factory=tuple)
+
+    def filter_maps(self, method: str, channels: Iterable[int]) -> np.ndarray:
+        """w_k A_k for each chosen channel: float32 ``(N, len(channels), h, w)``, signed."""
+        channels = np.asarray(list(channels), dtype=int)
+        if method not in self.weights:
+            raise ExplainerError(f"method '{method}' was not computed")
+        k = self.activations.shape[-1]
+        if channels.size and (channels.min() < 0 or channels.max() >= k):
+            raise ExplainerError(f"filter indices must be between 0 and {k - 1}")
+        return per_channel_maps(self.activations, self.weights[method], channels).astype(np.float32)
+
+
+@dataclass
+class Prediction:
+    """Pre-softmax scores and probabilities (softmax of the logits for softmax heads,
+    computed in float64 so they never overflow to NaN)."""
+
+    logits: np.ndarray
+    probabilities: np.ndarray
+    softmax_head: bool
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _as_images(images: np.ndarray, model: keras.Model) -> np.ndarray:
+    try:
+        arr = np.asarray(images, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ExplainerError(f"images must be a numeric array: {exc}") from None
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4:
+        raise ExplainerError(f"images must have shape (N, height, width, channels), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ExplainerError("no images given")
+    expected = tuple(model.inputs[image_input_index(model)].shape[1:])
+    for got, want in zip(arr.shape[1:], expected):
+        if want is not None and got != want:
+            raise ExplainerError(
+                f"images have shape {arr.shape[1:]} but the model expects {expected}; "
+                "resize and preprocess them first"
+            )
+    if not np.isfinite(arr).all():
+        raise ExplainerError("images contain NaN or infinite values")
+    return arr
+
+
+def _as_extra_inputs(model: keras.Model, extra_inputs: Sequence[np.ndarray] | None, n: int) -> list:
+    image_index = image_input_index(model)
+    others = [t for i, t in enumerate(model.inputs) if i != image_index]
+    if extra_inputs is None:
+        extra_inputs = []
+    elif isinstance(extra_inputs, np.ndarray):
+        extra_inputs = [extra_inputs]
+    extra_inputs = list(extra_inputs)
+    if len(extra_inputs) != len(others):
+        names = ", ".join(f"{t.name} {tuple(t.shape)}" for t in others) or "none"
+        raise ExplainerError(
+            f"the model has {len(others)} input(s) besides the image ({names}) but "
+            f"{len(extra_inputs)} extra input(s) were given"
+        )
+    out = []
+    for tensor, value in zip(others, extra_inputs):
+        arr = np.asarray(value, dtype=tensor.dtype or "float32")
+        if arr.ndim == len(tensor.shape) - 1:
+            arr = arr[None]
+        if arr.shape[0] == 1 and n > 1:
+            arr = np.repeat(arr, n, axis=0)
+        if arr.shape[0] != n or any(
+            w is not None and g != w for g, w in zip(arr.shape[1:], tensor.shape[1:])
+        ):
+            raise ExplainerError(
+                f"extra input '{tensor.name}' must have shape {(n,) + tuple(tensor.shape[1:])}, "
+                f"got {arr.shape}"
+            )
+        out.append(arr)
+    return out
+
+
+def _as_targets(target: int | Sequence[int] | None, n: int, n_classes: int | None) -> np.ndarray:
+    if target is None:
+        return np.full(n, -1, dtype=np.int32)
+    arr = np.atleast_1d(np.asarray(target))
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(arr == np.round(arr))):
+        raise ExplainerError(f"target must be a class index, got {target!r}")
+    arr = arr.astype(np.int64)
+    if arr.size == 1 and n > 1:
+        arr = np.repeat(arr, n)
+    if arr.size != n:
+        raise ExplainerError(f"give one target or one per image ({n}), got {arr.size}")
+    if n_classes is not None and (arr.min() < 0 or arr.max() >= n_classes):
+        raise ExplainerError(
+            f"target {int(arr[(arr < 0) | (arr >= n_classes)][0])} is outside the model's "
+            f"classes (0 to {n_classes - 1})"
+        )
+    return arr.astype(np.int32)
+
+
+def _channel_mask(filters: Iterable[int] | None, k: int) -> np.ndarray:
+    mask = np.ones(k, dtype=bool)
+    if filters is None:
+        return mask
+    idx = np.asarray(list(filters), dtype=np.int64).ravel()
+    if idx.size == 0:
+        raise ExplainerError("the filter selection is empty")
+    if idx.min() < 0 or idx.max() >= k:
+        raise ExplainerError(f"filter indices must be between 0 and {k - 1} (this layer has {k} filters)")
+    mask[:] = False
+    mask[idx] = True
+    return mask
+
+
+def _position_mask(neurons: Sequence[Sequence[int]] | None, region: bool, h: int, w: int) -> np.ndarray:
+    mask = np.ones((h, w), dtype=bool)
+    if neurons is None:
+        return mask
+    try:
+        pos = np.asarray(list(neurons), dtype=np.int64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise ExplainerError("neurons must be (row, col) positions on the layer's grid") from None
+    if pos.size == 0:
+        raise ExplainerError("the neuron selection is empty")
+    if pos[:, 0].min() < 0 or pos[:, 0].max() >= h or pos[:, 1].min() < 0 or pos[:, 1].max() >= w:
+        raise ExplainerError(
+            f"neuron positions must lie on the layer's {h}x{w} grid (rows 0-{h - 1}, columns 0-{w - 1})"
+        )
+    mask[:] = False
+    if region:
+        if len(pos) != 2:
+            raise ExplainerError("a region is given by exactly two corner positions")
+        (r0, c0), (r1, c1) = pos
+        mask[min(r0, r1) : max(r0, r1) + 1, min(c0, c1) : max(c0, c1) + 1] = True
+    else:
+        mask[pos[:, 0], pos[:, 1]] = True
+    return mask
+
+
+def predict(model: keras.Model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | None = None) -> Prediction:
+    """Pre-softmax scores and probabilities for preprocessed images."""
+    arr = _as_images(images, model)
+    extra = _as_extra_inputs(model, extra_inputs, len(arr))
+    runner = get_runner(model)
+    inputs = list(extra)
+    inputs.insert(runner.image_index, arr)
+    logits = runner.logits(inputs)
+    if runner.softmax_head:
+        probs = _softmax(logits)
+    else:
+        # No softmax to undo: the model's own outputs are its scores.
+        probs = np.nan_to_num(np.asarray(logits, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return Prediction(logits=logits, probabilities=probs, softmax_head=runner.softmax_head)
+
+
+def explain_details(
+    model: keras.Model,
+    images: np.ndarray,
+    *,
+    layer: str | LayerInfo | None = None,
+    target: int | Sequence[int] | None = None,
+    extra_inputs: Sequence[np.ndarray] | None = None,
+    methods: Sequence[str] = METHODS,
+    n_samples: int = 0,
+    sigma: float = 0.15,
+    seed: int | None = None,
+    filters: Iterable[int] | None = None,
+    neurons: Sequence[Sequence[int]] | None = None,
+    region: bool = False,
+    progress: ProgressFn | None = None,
+) -> Explanation:
+    """Like ``explain`` but returns every intermediate array (see ``Explanation``)."""
+    if isinstance(methods, str):
+        methods = (methods,)
+    methods = tuple(dict.fromkeys(methods))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ExplainerError(f"unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHODS)}")
+    try:
+        n_samples = int(n_samples)
+        sigma = float(sigma)
+    except (TypeError, ValueError):
+        raise ExplainerError("the number of samples must be an integer and sigma a number") from None
+    if n_samples < 0:
+        raise ExplainerError(f"the number of noise samples must be 0 or more, got {n_samples}")
+    if not np.isfinite(sigma) or sigma < 0:
+        raise ExplainerError(f"sigma must be 0 or more, got {sigma}")
+
+    capture = get_capture(model, layer)
+    arr = _as_images(images, model)
+    n = len(arr)
+    extra = _as_extra_inputs(model, extra_inputs, n)
+    targets = _as_targets(target, n, capture.n_classes)
+    _, h, w, k = capture.layer.output_shape
+    channel_mask = _channel_mask(filters, k) if k is not None else None
+    stats = capture.stats(arr, extra, targets, n_samples=n_samples, sigma=sigma, seed=seed,
+                          progress=progress)
+    h, w, k = stats.activations.shape[1:]
+    if channel_mask is None:
+        channel_mask = _channel_mask(filters, k)
+    position_mask = _position_mask(neurons, region, h, w)
+
+    # The selection: activations outside the chosen neurons are zero; channels outside the
+    # chosen filters do not contribute.
+    acts = stats.activations * position_mask[None, :, :, None]
+    gc_w = gradcam_weights(stats.d1)
+    pp_w, alpha = gradcampp_weights(acts, stats.d1, stats.d2, stats.d3)
+    all_weights = {"gradcam": gc_w, "gradcam++": pp_w}
+    maps, weights = {}, {}
+    for method in methods:
+        wk = np.where(channel_mask[None, :], all_weights[method], 0.0)
+        weights[method] = wk
+        maps[method] = weighted_map(acts, wk).astype(np.float32)
+    return Explanation(
+        maps=maps,
+        weights=weights,
+        activations=acts.astype(np.float32),
+        gradients=stats.d1.astype(np.float32),
+        alpha=alpha,
+        targets=np.asarray(stats.targets, dtype=int),
+        logits=np.asarray(stats.logits, dtype=np.float32),
+        layer=capture.layer,
+        channel_mask=channel_mask,
+        position_mask=position_mask,
+        n_samples=n_samples,
+        sigma=sigma,
+        methods=methods,
+    )
+
+
+def explain(
+    model: keras.Model,
+    images: np.ndarray,
+    *,
+    layer: str | LayerInfo | None = None,
+    target: int | Sequence[int] | None = None,
+    extra_inputs: Sequence[np.ndarray] | None = None,
+    methods: Sequence[str] = METHODS,
+    n_samples: int = 0,
+    sigma: float = 0.15,
+    seed: int | None = None,
+    filters: Iterable[int] | None = None,
+    neurons: Sequence[Sequence[int]] | None = None,
+    region: bool = False,
+) -> dict[str, np.ndarray]:
+    """Grad-CAM and/or Grad-CAM++ maps ``{method: float32 (N, h, w)}`` at the layer's grid:
+    non-negative, finite, not normalised.
+
+    ``images`` are preprocessed ``(N, H, W, C)``; ``target`` None explains each image's top
+    class by its pre-softmax score; ``n_samples > 0`` gives the smoothed methods (Omeiza et
+    al. 2019) with noise of standard deviation ``sigma × (max − min)`` of each image;
+    ``filters`` restricts the channels, ``neurons`` (with ``region``) the positions.
+    """
+    return explain_details(
+        model, images, layer=layer, target=target, extra_inputs=extra_inputs, methods=methods,
+        n_samples=n_samples, sigma=sigma, seed=seed, filters=filters, neurons=neurons,
+        region=region,
+    ).maps

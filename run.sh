@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine (Python 3.10+). Each command sets up what it needs:
+#   bash run.sh dashboard   start the Streamlit dashboard (http://localhost:8501)
+#   bash run.sh test        run the test suite (extra arguments go to pytest)
+# Setup is a virtual environment in .venv, the packages of requirements*.txt and the
+# skin-lesion model (pip install --no-deps sklesion==0.2.2); it is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+cmd="${1:-}"
+shift || true
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+
+setup() {
+    local reqs=("$@")
+    if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+        echo "error: Python 3.10 or newer is needed (found: $("$PYTHON" --version 2>&1))" >&2
+        exit 2
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "setting up a virtual environment in $VENV ..."
+        "$PYTHON" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.installed-$(cat "${reqs[@]}" | sha256sum | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        echo "installing packages (first run only; TensorFlow is large) ..."
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        local args=()
+        for r in "${reqs[@]}"; do args+=(-r "$r"); done
+        "$VENV/bin/python" -m pip install --quiet "${args[@]}"
+        # The model file only; its own pins (tensorflow 2.17, numpy 1.26) would downgrade the stack.
+        "$VENV/bin/python" -m pip install --quiet --no-deps sklesion==0.2.2
+        touch "$stamp"
+    fi
+}
+
+case "$cmd" in
+    dashboard)
+        setup requirements.txt
+        exec "$VENV/bin/python" -m streamlit run app.py "$@"
+        ;;
+    test)
+        setup requirements.txt requirements-dev.txt
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    *)
+        echo "usage: bash run.sh dashboard | bash run.sh test [pytest arguments]" >&2
+        exit 2
+        ;;
+esac
