@@ -119,10 +119,41 @@ class GradientCapture:
 
         self._step = tf.function(step, input_signature=specs)
 
+        image_index = self.image_index
+        smooth_specs = _input_specs(model) + [
+            tf.TensorSpec([None], tf.int32),  # targets
+            tf.TensorSpec([None], tf.float32),  # noise standard deviation per item
+            tf.TensorSpec([2], tf.int64),  # stateless seed of this chunk
+            tf.TensorSpec([None], tf.int32),  # segment (image) of each item within the chunk
+            tf.TensorSpec([], tf.int32),  # number of segments
+        ]
+
+        def smooth_step(*args: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            """Noisy copies made on the device, their A, g, g², g³ summed per image in float64
+            (g³ of a small float32 gradient underflows; float64 does not)."""
+            n_inputs = len(smooth_specs) - 5
+            inputs = list(args[:n_inputs])
+            targets, stds, seed, segments, n_segments = args[n_inputs:]
+            image = inputs[image_index]
+            noise = chunk_noise(tf.shape(image), seed)
+            inputs[image_index] = image + tf.reshape(stds, [-1, 1, 1, 1]) * noise
+            a, g, _, _ = step(*inputs, targets)
+            a64, g64 = tf.cast(a, tf.float64), tf.cast(g, tf.float64)
+            g2 = g64 * g64
+
+            def seg(x: tf.Tensor) -> tf.Tensor:
+                return tf.math.unsorted_segment_sum(x, segments, n_segments)
+
+            return seg(a64), seg(g64), seg(g2), seg(g2 * g64)
+
+        self._smooth_step = tf.function(smooth_step, input_signature=smooth_specs)
+
     @property
     def tracing_count(self) -> int:
-        """How many times the gradient step was traced (1 after first use, and it stays 1)."""
-        return self._step.experimental_get_tracing_count()
+        """How many times the two compiled steps (plain, smoothed) were traced: each at most
+        once, whatever the number of images, samples, targets or the seed."""
+        return (self._step.experimental_get_tracing_count()
+                + self._smooth_step.experimental_get_tracing_count())
 
     def capture(self, inputs: Sequence[np.ndarray], targets: np.ndarray) -> tuple[np.ndarray, ...]:
         """One chunk: (activations, gradients, logits, targets) as NumPy arrays."""
@@ -142,7 +173,8 @@ class GradientCapture:
         """Average A, g, g², g³ per image over ``n_samples`` noisy copies (or the image itself
         when ``n_samples`` is 0). ``targets`` of -1 (or None) mean each image's top class by
         the clean image's pre-softmax score. Noise: Gaussian with standard deviation
-        ``sigma * (max - min)`` of each image, drawn in a fixed order from ``seed``."""
+        ``sigma * (max - min)`` of each image; copy s of image i is item i*n_samples+s, and
+        each chunk of items draws ``chunk_noise`` from (seed, chunk index)."""
         n = len(images)
         if targets is None:
             targets = np.full(n, -1, dtype=np.int32)
@@ -155,7 +187,6 @@ class GradientCapture:
             return inputs
 
         if n_samples <= 0:
-            sums = None
             acts, grads, logits_all, chosen_all = [], [], [], []
             total = n
             for start in range(0, n, self.chunk_size):
@@ -169,7 +200,6 @@ class GradientCapture:
                     progress(int(rows[-1]) + 1, total)
             a = np.concatenate(acts)
             g = np.concatenate(grads).astype(np.float64)
-            del sums
             return GradientStats(a.astype(np.float64), g, g * g, g * g * g,
                                  np.concatenate(chosen_all), np.concatenate(logits_all))
 
@@ -177,37 +207,41 @@ class GradientCapture:
         # for that same class.
         clean_logits = self.runner.logits(assemble(np.arange(n), images))
         targets = np.where(targets < 0, np.argmax(clean_logits, axis=-1), targets).astype(np.int32)
-        rng = np.random.default_rng(seed)
-        spans = images.reshape(n, -1).max(axis=1) - images.reshape(n, -1).min(axis=1)
-        stds = (float(sigma) * spans).astype(np.float64)
-        h, w, k = (None, None, None)
-        sum_a = sum_1 = sum_2 = sum_3 = None
-        items = [(i, s) for i in range(n) for s in range(n_samples)]
-        total = len(items)
-        done = 0
-        for start in range(0, total, self.chunk_size):
-            chunk = items[start : start + self.chunk_size]
-            rows = np.array([i for i, _ in chunk])
-            noisy = np.empty((len(chunk),) + images.shape[1:], dtype=np.float32)
-            for j, i in enumerate(rows):
-                noise = rng.standard_normal(images.shape[1:])
-                noisy[j] = images[i] + stds[i] * noise
-            a, g, _, _ = self.capture(assemble(rows, noisy), targets[rows])
-            if sum_a is None:
-                shape = (n,) + a.shape[1:]
-                sum_a, sum_1, sum_2, sum_3 = (np.zeros(shape, np.float64) for _ in range(4))
-            g64 = g.astype(np.float64)
-            g2 = g64 * g64
-            np.add.at(sum_a, rows, a.astype(np.float64))
-            np.add.at(sum_1, rows, g64)
-            np.add.at(sum_2, rows, g2)
-            np.add.at(sum_3, rows, g2 * g64)
-            done += len(chunk)
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**31))
+        flat = images.reshape(n, -1)
+        stds = (float(sigma) * (flat.max(axis=1) - flat.min(axis=1))).astype(np.float32)
+        sums = None
+        total = n * n_samples
+        for chunk_index, start in enumerate(range(0, total, self.chunk_size)):
+            items = np.arange(start, min(total, start + self.chunk_size))
+            rows = items // n_samples  # the image each noisy copy comes from
+            image_rows, segments = np.unique(rows, return_inverse=True)
+            parts = self._smooth_step(
+                *assemble(rows, images[rows]),
+                tf.constant(targets[rows], tf.int32),
+                tf.constant(stds[rows], tf.float32),
+                tf.constant([seed, chunk_index], tf.int64),
+                tf.constant(segments.astype(np.int32)),
+                tf.constant(len(image_rows), tf.int32),
+            )
+            if sums is None:
+                shape = (n,) + tuple(parts[0].shape[1:])
+                sums = [np.zeros(shape, np.float64) for _ in range(4)]
+            for acc, part in zip(sums, parts):
+                acc[image_rows] += part.numpy()
             if progress:
-                progress(done, total)
+                progress(int(items[-1]) + 1, total)
+        sum_a, sum_1, sum_2, sum_3 = sums
         scale = 1.0 / n_samples
         return GradientStats(sum_a * scale, sum_1 * scale, sum_2 * scale, sum_3 * scale,
                              targets, clean_logits)
+
+
+def chunk_noise(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Standard normal noise for one chunk: stateless, so the same (seed, chunk) always gives
+    the same noise, on any thread, without shared RNG state."""
+    return tf.random.stateless_normal(shape, seed=seed, dtype=tf.float32)
 
 
 # --- caches: one runner per model, one capture per (model, layer) ----------------------------
