@@ -1,0 +1,5 @@
+"""``python -m explainers ...``: see ``explainers/cli.py``."""
+
+from explainers.cli import main
+
+raise SystemExit(main())

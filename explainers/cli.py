@@ -1,0 +1,485 @@
+"""Command line: ``python -m explainers explain|layers|batch|bench``.
+
+Every mistake the user can make ends the same way: exit status 2 and exactly one line on
+stderr starting with ``error:``, no traceback, so scripts and people can both read it. Anything
+else escaping is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # effective only if TensorFlow is not loaded yet
+
+from explainers.errors import ExplainerError  # noqa: E402
+
+METHOD_CHOICES = ("gradcam", "gradcam++", "all")
+#: Longest side of the PNG overlays: full-resolution photos would make huge files.
+PNG_MAX_SIDE = 512
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one ``error: ...`` line (its default starts with usage)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        text = " ".join(str(message).split())
+        self.exit(2, f"error: {text} (see: {self.prog} --help)\n")
+
+
+def _quiet() -> None:
+    """Keep library chatter off stderr: it must carry only our one error line."""
+    warnings.filterwarnings("ignore")
+    for name in ("absl", "tensorflow", "keras", "h5py", "PIL", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+        absl.logging.set_stderrthreshold("error")
+    except Exception:  # absl is TensorFlow's; without it there is nothing to silence
+        pass
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+# --- argument types -------------------------------------------------------------------------
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number 0 or more, got {text}")
+    return value
+
+
+def _opacity(text: str) -> float:
+    value = _nonneg_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def parse_index_list(text: str) -> list[int]:
+    """``"3,10,32"`` and ranges ``"0-15"`` (inclusive), mixed: ``"0-3,8"`` → [0, 1, 2, 3, 8]."""
+    out: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        if part.startswith("-"):
+            raise ExplainerError(f"indices must be 0 or more, got {part}")
+        lo_text, dash, hi_text = part.partition("-")
+        try:
+            lo, hi = int(lo_text), int(hi_text if dash else lo_text)
+        except ValueError:
+            raise ExplainerError(f"cannot read '{part}' in '{text}': use numbers and ranges like 0-15") from None
+        if hi < lo:
+            raise ExplainerError(f"the range '{part}' runs backwards")
+        if hi - lo > 100_000:
+            raise ExplainerError(f"the range '{part}' is far larger than any layer")
+        out.extend(range(lo, hi + 1))
+    if not out:
+        raise ExplainerError(f"no numbers in '{text}'")
+    return list(dict.fromkeys(out))
+
+
+def parse_positions(text: str) -> list[tuple[int, int]]:
+    """Neuron positions on the layer's grid: ``"3,4;5,6"`` or ``"3:4,5:6"`` (row, column)."""
+    text = str(text).strip()
+    if ";" in text or ":" not in text:
+        pieces = [p for p in text.split(";") if p.strip()]
+        pairs = [p.split(",") for p in pieces]
+    else:
+        pairs = [p.split(":") for p in text.split(",") if p.strip()]
+    out = []
+    for pair in pairs:
+        try:
+            row, col = (int(v) for v in pair)
+        except ValueError:
+            raise ExplainerError(
+                f"cannot read neuron positions '{text}': give row,col pairs like 3,4;5,6"
+            ) from None
+        out.append((row, col))
+    if not out:
+        raise ExplainerError("no neuron positions given")
+    return out
+
+
+# --- shared steps ---------------------------------------------------------------------------
+
+
+def _weights_arg(text: str | None):
+    if text is None:
+        return "imagenet"
+    return None if text.strip().lower() in ("none", "random") else text
+
+
+def _load_bundle(args: argparse.Namespace):
+    from explainers.zoo import load_model, parse_class_names
+
+    class_names = None
+    if getattr(args, "class_names", None):
+        path = Path(args.class_names)
+        if not path.is_file():
+            raise ExplainerError(f"class-names file not found: {path}")
+        class_names = path.read_bytes().decode("utf-8-sig", errors="replace")
+        parse_class_names(class_names)  # fail early on an empty file
+    return load_model(args.model, weights=_weights_arg(args.weights), class_names=class_names,
+                      preprocess=getattr(args, "preprocess", None))
+
+
+def _extra_inputs(bundle, args: argparse.Namespace):
+    from explainers.zoo import skin_lesion_metadata
+
+    given = [v is not None for v in (args.age, args.sex, args.site)]
+    if bundle.metadata_input:
+        return [skin_lesion_metadata(args.age, args.sex, args.site)]
+    if any(given):
+        raise ExplainerError("--age, --sex and --site are only for the skin-lesion model")
+    return None
+
+
+def _target(bundle, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        lowered = text.strip().lower()
+        matches = [i for i, n in enumerate(bundle.class_names) if n.lower() == lowered]
+        if not matches:
+            raise ExplainerError(f"unknown target class '{text}'; give a class index or an exact class name") from None
+        return matches[0]
+    if not 0 <= value < bundle.n_classes:
+        raise ExplainerError(
+            f"target {value} is outside the model's classes (0 to {bundle.n_classes - 1})"
+        )
+    return value
+
+
+def _shape_text(shape: Sequence) -> str:
+    return "x".join("?" if s is None else str(s) for s in tuple(shape)[1:])
+
+
+def _check_out(out: str | None) -> Path | None:
+    if out is None:
+        return None
+    path = Path(out)
+    if path.suffix.lower() not in (".npz", ".png"):
+        raise ExplainerError(f"--out must end in .npz (the maps) or .png (the overlay), got '{out}'")
+    if not path.parent.exists():
+        raise ExplainerError(f"the folder for --out does not exist: {path.parent}")
+    return path
+
+
+def _display_image(image, max_side: int = PNG_MAX_SIDE):
+    """The input image scaled down (never up) so its longer side is at most ``max_side``."""
+    from explainers.images import resize
+
+    w, h = image.size
+    scale = min(1.0, max_side / max(w, h))
+    if scale < 1.0:
+        image = resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+    return image
+
+
+# --- explain --------------------------------------------------------------------------------
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="NAME|FILE",
+                   help="skin-lesion, MobileNetV2, ResNet50, VGG16, Xception, InceptionV3, "
+                        "DenseNet121, EfficientNetB0, or your .keras/.h5 file")
+    p.add_argument("--weights", default=None, metavar="imagenet|none|FILE",
+                   help="Keras Applications only: imagenet (default; downloaded once), none "
+                        "(random weights) or a weights file")
+    p.add_argument("--class-names", metavar="FILE",
+                   help="your model only: a text file with one class name per line")
+    p.add_argument("--preprocess", default=None,
+                   choices=("none", "0..1", "-1..1", "imagenet caffe", "imagenet torch"),
+                   help="your model only: how to scale RGB 0..255 (default none: the model "
+                        "file scales its input itself)")
+
+
+def _add_explain_arguments(p: argparse.ArgumentParser) -> None:
+    _add_model_arguments(p)
+    p.add_argument("--image", required=True, metavar="FILE", help="the image to explain")
+    p.add_argument("--layer", help="layer name or path (default: the last spatial layer; "
+                                   "list them with the layers command)")
+    p.add_argument("--target", metavar="N|NAME",
+                   help="class index or name to explain (default: the top prediction)")
+    p.add_argument("--method", default="all", choices=METHOD_CHOICES)
+    p.add_argument("--samples", type=_nonneg_int, default=0, metavar="N",
+                   help="noisy copies for Smooth Grad-CAM(++) (0: no smoothing)")
+    p.add_argument("--sigma", type=_nonneg_float, default=0.15, metavar="S",
+                   help="noise standard deviation as a fraction of the image's value range")
+    p.add_argument("--seed", type=int, default=None, metavar="N", help="noise seed")
+    p.add_argument("--filters", metavar="LIST", help="only these channels, e.g. 3,10,32 or 0-15")
+    p.add_argument("--neurons", metavar="LIST",
+                   help="only these grid positions (row,col), e.g. 3,4;5,6")
+    p.add_argument("--region", action="store_true",
+                   help="--neurons gives two corners of a rectangle instead of single positions")
+    p.add_argument("--age", type=float, default=None, help="skin-lesion model: patient age in years")
+    p.add_argument("--sex", default=None, help="skin-lesion model: female, male or unknown")
+    p.add_argument("--site", default=None,
+                   help="skin-lesion model: arm, head-or-neck, leg-or-genital, trunk, unknown, "
+                        "or a HAM10000 localisation such as 'back'")
+    p.add_argument("--out", metavar="FILE.npz|FILE.png",
+                   help=".npz: the raw maps and what they explain; .png: the overlay")
+    p.add_argument("--cmap", default="jet", help="colour map of the PNG overlay (default jet)")
+    p.add_argument("--opacity", type=_opacity, default=0.5, help="overlay opacity 0..1 (default 0.5)")
+
+
+def _print_prediction(bundle, pred, k: int = 3) -> None:
+    import numpy as np
+
+    probs = np.asarray(pred.probabilities[0], dtype=np.float64)
+    order = np.argsort(-probs, kind="stable")[: min(k, len(probs))]
+    kind = "probability" if pred.softmax_head else "score"
+    print(f"model: {bundle.label}")
+    if not bundle.meaningful:
+        print("note: random weights — the prediction and the maps show the architecture only")
+    print(f"prediction (top {len(order)}, {kind}):")
+    for rank, i in enumerate(order, 1):
+        value = f"{probs[i] * 100:.1f}%" if pred.softmax_head else f"{probs[i]:.4g}"
+        print(f"  {rank}. [{i}] {bundle.class_label(int(i))}: {value}")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from explainers import explain_details, predict, resolve_layer
+    from explainers.core import method_label
+    from explainers.images import load_image
+    from explainers.zoo import prepare
+
+    out = _check_out(args.out)
+    if out is not None and out.suffix.lower() == ".png":
+        from explainers.render import colorize
+
+        colorize(np.zeros((1, 1)), args.cmap)  # an unknown colour map fails before the work
+    filters = parse_index_list(args.filters) if args.filters else None
+    neurons = parse_positions(args.neurons) if args.neurons else None
+    if args.region and neurons is None:
+        raise ExplainerError("--region needs --neurons with two corner positions")
+    image = load_image(args.image)  # before the model: a bad image fails in a second
+    if any(v is not None for v in (args.age, args.sex, args.site)):
+        from explainers.zoo import skin_lesion_metadata
+
+        skin_lesion_metadata(args.age, args.sex, args.site)  # likewise for bad patient data
+    bundle = _load_bundle(args)
+    extra = _extra_inputs(bundle, args)
+    target = _target(bundle, args.target)
+    layer = resolve_layer(bundle.model, args.layer)  # a wrong name fails before any computing
+    x = prepare(bundle, image)
+    pred = predict(bundle.model, x, extra_inputs=extra)
+    _print_prediction(bundle, pred)
+
+    methods = ("gradcam", "gradcam++") if args.method == "all" else (args.method,)
+    ex = explain_details(
+        bundle.model, x, layer=layer, target=target, extra_inputs=extra, methods=methods,
+        n_samples=args.samples, sigma=args.sigma, seed=args.seed, filters=filters,
+        neurons=neurons, region=args.region,
+    )
+    t = int(ex.targets[0])
+    probs = np.asarray(pred.probabilities[0])
+    score = f"{probs[t] * 100:.1f}%" if pred.softmax_head else f"score {probs[t]:.4g}"
+    print(f"explained: class [{t}] {bundle.class_label(t)} ({score}) at layer {ex.layer.path} "
+          f"({_shape_text(ex.layer.output_shape)})")
+    labels = {m: method_label(m, args.samples, args.sigma) for m in methods}
+    for m in methods:
+        print(f"  {labels[m]}: map {ex.maps[m].shape[1]}x{ex.maps[m].shape[2]}, "
+              f"max {float(ex.maps[m][0].max()):.4g}")
+
+    if out is not None:
+        try:
+            if out.suffix.lower() == ".npz":
+                _write_npz(out, bundle, ex, methods, x, image, t, args)
+            else:
+                _write_png(out, image, ex, methods, labels, args,
+                           f"input; explained: {bundle.class_names[t]} ({score})")
+        except OSError as exc:
+            raise ExplainerError(f"cannot write {out}: {exc.strerror or exc}") from None
+        print(f"wrote {out}")
+    return 0
+
+
+def _write_npz(out: Path, bundle, ex, methods, x, image, target: int, args) -> None:
+    import numpy as np
+
+    from explainers.zoo import resized_input
+
+    arrays = {m: ex.maps[m][0].astype(np.float32) for m in methods}
+    np.savez_compressed(
+        out,
+        **arrays,
+        image=np.clip(np.rint(resized_input(bundle, image)), 0, 255).astype(np.uint8),  # as the model saw it
+        target=np.int64(target),
+        class_name=np.str_(bundle.class_names[target]),
+        layer=np.str_(ex.layer.path),
+        model=np.str_(bundle.key),
+        methods=np.array(methods),
+        logits=np.asarray(ex.logits[0], dtype=np.float32),
+        n_samples=np.int64(args.samples),
+        sigma=np.float64(args.sigma),
+    )
+
+
+def _write_png(out: Path, image, ex, methods, labels, args, input_caption: str) -> None:
+    from PIL import Image
+
+    from explainers.images import to_array
+    from explainers.render import overlay, side_by_side
+
+    shown = to_array(_display_image(image))
+    overlays = [overlay(shown, ex.maps[m][0], cmap=args.cmap, opacity=args.opacity) for m in methods]
+    if len(methods) == 1:
+        picture = overlays[0]
+    else:
+        captions = [input_caption] + [labels[m].replace("σ", "sigma") for m in methods]
+        picture = side_by_side([shown, *overlays], captions)
+    Image.fromarray(picture).save(out, format="PNG")
+
+
+# --- layers ---------------------------------------------------------------------------------
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    from explainers import candidate_layers, resolve_layer
+
+    bundle = _load_bundle(args)
+    layers = candidate_layers(bundle.model)
+    default = resolve_layer(bundle.model, None)
+    print(f"model: {bundle.label}")
+    print(f"{len(layers)} layers with a spatial output (* = default):")
+    width = max(len(layer.path) for layer in layers)
+    for layer in layers:
+        mark = "*" if layer.path == default.path else " "
+        print(f"{mark} {layer.path:<{width}}  {_shape_text(layer.output_shape)}")
+    return 0
+
+
+# --- the parser -----------------------------------------------------------------------------
+
+
+def _optional_command(sub, name: str) -> None:
+    """Register ``explainers.<name>`` if that module exists (others write it)."""
+    try:
+        module = importlib.import_module(f"explainers.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"explainers.{name}":
+            return
+        raise
+    doc = (module.__doc__ or "").strip().splitlines()
+    p = sub.add_parser(name, help=doc[0] if doc else None, description=module.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(p)
+    p.set_defaults(func=module.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m explainers",
+                     description="Grad-CAM, Grad-CAM++ and Smooth Grad-CAM++ for Keras image classifiers.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    p = sub.add_parser("explain", help="explain one image: print the prediction, write maps or an overlay")
+    _add_explain_arguments(p)
+    p.set_defaults(func=cmd_explain)
+    p = sub.add_parser("layers", help="list the layers a map can be computed at")
+    _add_model_arguments(p)
+    p.set_defaults(func=cmd_layers)
+    for name in ("batch", "bench"):
+        _optional_command(sub, name)
+    return parser
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send what C++ libraries write straight to file descriptor 2 (TensorFlow's start-up and
+    CUDA lines, which ignore TF_CPP_MIN_LOG_LEVEL in TF 2.21) to a temporary file, while
+    Python's ``sys.stderr`` keeps the real stderr. ``EXPLAINERS_DEBUG=1`` turns this off.
+    Yields the temporary file (None when nothing was redirected)."""
+    if os.environ.get("EXPLAINERS_DEBUG"):
+        yield None
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield None
+        return
+    try:
+        python_uses_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # replaced by a capture object
+        python_uses_fd2 = False
+    old_stderr = sys.stderr
+    real = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+    log = tempfile.TemporaryFile()
+    os.dup2(log.fileno(), 2)
+    if python_uses_fd2:
+        sys.stderr = real
+    try:
+        yield log
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        sys.stderr = old_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        real.close()
+        log.close()
+
+
+def _replay(log) -> None:
+    """Show the held-back native log: after a crash it may say why."""
+    if log is None:
+        return
+    with contextlib.suppress(Exception):
+        log.flush()
+        log.seek(0)
+        text = log.read().decode("utf-8", errors="replace")
+        if text:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for any user error, with one stderr line)."""
+    _quiet()
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse errors exit 2 through _Parser.error
+    with _native_stderr_silenced() as log:
+        try:
+            return int(args.func(args) or 0)
+        except ExplainerError as exc:
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        except BaseException:
+            _replay(log)
+            raise

@@ -1,0 +1,188 @@
+"""Turning raw maps into pictures: upsampling, normalising, colouring, overlaying, colour bars.
+
+Pure NumPy + Pillow + matplotlib (no pyplot, so it is safe in Streamlit's threads and on
+headless machines). Maps come from ``explain`` non-negative and not normalised; everything
+here works on the raw map so the same map can be shown at any size.
+
+Normalisation divides each map by its own maximum (it does not subtract the minimum): the maps
+are non-negative, so 0 keeps meaning "no evidence for the class" and 1 means "the strongest
+evidence in this map". Maps normalised this way can be compared by shape, not by magnitude.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, Normalize
+from matplotlib.figure import Figure
+
+from explainers.errors import ExplainerError
+
+#: Tick labels of the colour bar, stating what the normalised scale means.
+SCALE_TICKS = ((0.0, "0 (none)"), (0.5, "0.5"), (1.0, "1 (map maximum)"))
+
+
+def _size(size: Sequence[int]) -> tuple[int, int]:
+    try:
+        height, width = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ExplainerError(f"size must be (height, width), got {size!r}") from None
+    if height <= 0 or width <= 0:
+        raise ExplainerError(f"size must be positive, got {height}x{width}")
+    return height, width
+
+
+def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights for bilinear sampling with pixel centres aligned
+    (the convention of PIL, OpenCV and ``tf.image.resize``), clamped at the borders."""
+    pos = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    pos = np.clip(pos, 0.0, n_in - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (pos - lo).astype(np.float32)
+    return lo, hi, frac
+
+
+def upsample(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Bilinear resize of a map ``(h, w)`` or a stack ``(N, h, w)`` to ``size = (H, W)``.
+
+    Vectorised over the stack (two gathers and two blends). Non-finite values become 0 first
+    so one bad cell cannot spread NaN over its neighbours.
+    """
+    arr = np.asarray(maps, dtype=np.float32)
+    if arr.ndim not in (2, 3):
+        raise ExplainerError(f"maps must be (h, w) or (N, h, w), got shape {arr.shape}")
+    if arr.shape[-1] == 0 or arr.shape[-2] == 0:
+        raise ExplainerError(f"cannot upsample an empty map of shape {arr.shape}")
+    height, width = _size(size)
+    arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    h, w = arr.shape[-2:]
+    y0, y1, fy = _axis_weights(h, height)
+    x0, x1, fx = _axis_weights(w, width)
+    rows = arr[..., y0, :] * (1.0 - fy)[:, None] + arr[..., y1, :] * fy[:, None]
+    out = rows[..., x0] * (1.0 - fx) + rows[..., x1] * fx
+    return out.astype(np.float32, copy=False)
+
+
+def normalize(maps: np.ndarray) -> np.ndarray:
+    """Each map (the last two axes) divided by its maximum, into [0, 1]; float32.
+
+    Negative values are clipped to 0 (a map's evidence is non-negative), NaN and -inf become 0,
+    +inf shows as 1 (the rest is scaled by the finite maximum). An all-zero (or all-negative)
+    map stays all zero rather than becoming NaN. The result is always finite.
+    """
+    arr = np.asarray(maps, dtype=np.float64)
+    if arr.ndim < 2:
+        raise ExplainerError(f"maps must have at least 2 dimensions, got shape {arr.shape}")
+    posinf = np.isposinf(arr)
+    arr = np.where(np.isfinite(arr), arr, 0.0)
+    arr = np.maximum(arr, 0.0)
+    peak = arr.max(axis=(-2, -1), keepdims=True) if arr.size else np.zeros(arr.shape[:-2] + (1, 1))
+    safe_peak = np.where(peak > 0, peak, 1.0)
+    out = np.where(peak > 0, arr / safe_peak, 0.0)
+    out = np.where(posinf, 1.0, out)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _colormap(cmap: str | Colormap) -> Colormap:
+    if isinstance(cmap, Colormap):
+        return cmap
+    try:
+        return matplotlib.colormaps[cmap]
+    except KeyError:
+        raise ExplainerError(f"unknown colour map '{cmap}' (try jet, viridis, inferno, turbo)") from None
+
+
+def colorize(map01: np.ndarray, cmap: str | Colormap = "jet") -> np.ndarray:
+    """A [0, 1] map ``(H, W)`` as uint8 RGB ``(H, W, 3)`` through a matplotlib colour map."""
+    arr = np.asarray(map01, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ExplainerError(f"colorize takes one (H, W) map, got shape {arr.shape}")
+    arr = np.clip(np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    rgba = _colormap(cmap)(arr, bytes=True)
+    return np.ascontiguousarray(rgba[..., :3], dtype=np.uint8)
+
+
+def _as_rgb_uint8(image: object) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        raise ExplainerError(f"image must be (H, W, 3) RGB, got shape {arr.shape}")
+    arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.size and np.nanmax(arr) <= 1.0:
+            arr = arr * 255.0  # a float image in 0..1
+        arr = np.clip(np.nan_to_num(arr.astype(np.float64)), 0, 255).round().astype(np.uint8)
+    return arr
+
+
+def overlay(image_uint8: np.ndarray, cam: np.ndarray, cmap: str | Colormap = "jet",
+            opacity: float = 0.5) -> np.ndarray:
+    """The raw map ``cam (h, w)`` upsampled to the image, normalised, coloured and alpha-blended:
+    ``(1 - opacity) * image + opacity * heat``, uint8 ``(H, W, 3)``.
+
+    ``image_uint8`` may also be a PIL image. A uniform blend (not one weighted by the map) keeps
+    the colour scale honest: every colour in the picture is the colour bar's colour.
+    """
+    try:
+        opacity = float(opacity)
+    except (TypeError, ValueError):
+        raise ExplainerError(f"opacity must be a number between 0 and 1, got {opacity!r}") from None
+    if not 0.0 <= opacity <= 1.0:
+        raise ExplainerError(f"opacity must be between 0 and 1, got {opacity}")
+    img = _as_rgb_uint8(image_uint8)
+    cam = np.asarray(cam)
+    if cam.ndim == 3 and cam.shape[0] == 1:
+        cam = cam[0]
+    if cam.ndim != 2:
+        raise ExplainerError(f"overlay takes one (h, w) map, got shape {cam.shape}")
+    heat = colorize(normalize(upsample(cam, img.shape[:2])), cmap)
+    blended = (1.0 - opacity) * img.astype(np.float32) + opacity * heat.astype(np.float32)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def colorbar_figure(cmap: str | Colormap = "jet", label: str = "relative importance") -> Figure:
+    """A small horizontal colour bar whose ticks say what the scale means
+    ("0 (none)" … "1 (map maximum)"), to sit under the overlays."""
+    fig = Figure(figsize=(4.0, 0.75), dpi=100, layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    mappable = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=_colormap(cmap))
+    bar = fig.colorbar(mappable, cax=ax, orientation="horizontal")
+    bar.set_ticks([t for t, _ in SCALE_TICKS], labels=[s for _, s in SCALE_TICKS])
+    bar.ax.tick_params(labelsize=8)
+    if label:
+        bar.set_label(label, fontsize=8)
+    return fig
+
+
+def side_by_side(panels: Sequence[np.ndarray], captions: Sequence[str] | None = None,
+                 gap: int = 6) -> np.ndarray:
+    """Images of equal height in one row, each with its caption above, on white: uint8 RGB.
+
+    Used for the CLI's ``input | Grad-CAM | Grad-CAM++`` picture.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not panels:
+        raise ExplainerError("no panels to put side by side")
+    imgs = [_as_rgb_uint8(p) for p in panels]
+    height = max(i.shape[0] for i in imgs)
+    caption_h = 22 if captions else 0
+    width = sum(i.shape[1] for i in imgs) + gap * (len(imgs) - 1)
+    canvas = Image.new("RGB", (width, height + caption_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=14)
+    except TypeError:  # Pillow < 10.1 has no sized default font
+        font = ImageFont.load_default()
+    x = 0
+    for i, img in enumerate(imgs):
+        canvas.paste(Image.fromarray(img), (x, caption_h))
+        if captions and i < len(captions) and captions[i]:
+            draw.text((x + 4, 3), str(captions[i]), fill=(0, 0, 0), font=font)
+        x += img.shape[1] + gap
+    return np.asarray(canvas, dtype=np.uint8).copy()
