@@ -1,0 +1,207 @@
+"""Cached loading and computing for the pages.
+
+Models (and the gradient capture per model and layer) are shared resources
+(``st.cache_resource``); decoded images, predictions and explanations are data
+(``st.cache_data``) keyed on small hashable tokens: the model token, the SHA-1 of the image
+bytes, the metadata, the layer path, target, methods, samples, sigma, seed, filters, neurons.
+Large objects (the bundle, the preprocessed array) are passed as ``_``-prefixed arguments,
+which Streamlit does not hash, so a cache lookup costs microseconds.
+
+No math here: everything is a call into ``explainers``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from explainers import LayerInfo, candidate_layers, explain_details, get_capture, predict
+from explainers import render, zoo
+from explainers.errors import ExplainerError
+from explainers.images import load_image
+
+
+def digest(data: bytes) -> str:
+    """A short content hash: the cache key of uploaded bytes."""
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+# --- models -------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=4)
+def catalogue_model(key: str, random_weights: bool = False) -> zoo.ModelBundle:
+    """A catalogue model (``"skin-lesion"``, ``"MobileNetV2"``, ...). ImageNet weights are
+    downloaded on first use; offline this raises ``ExplainerError`` naming the file to copy."""
+    return zoo.load_model(key, weights=None if random_weights else "imagenet")
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def uploaded_model(file_digest: str, filename: str, class_names_text: str | None,
+                   preprocess: str, _data: bytes) -> zoo.ModelBundle:
+    """The user's ``.keras``/``.h5`` upload, loaded with ``safe_mode=True`` (via zoo, which
+    uses a private temporary file that it deletes at once)."""
+    return zoo.load_model_file(_data, filename=filename, class_names=class_names_text,
+                               preprocess=preprocess)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def capture(model_token: str, layer_path: str, _model: Any):
+    """The traced gradient capture for (model, layer), shared by all sessions."""
+    return get_capture(_model, layer_path)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def layers(model_token: str, _model: Any) -> list[LayerInfo]:
+    """Every layer with a spatial output, nested backbones included, in graph order."""
+    return candidate_layers(_model)
+
+
+# --- images -------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False)
+def samples() -> list[zoo.Sample]:
+    return zoo.list_samples()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sample_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def decode(image_digest: str, _data: bytes, name: str = "the image") -> Image.Image:
+    """Bytes → RGB PIL image, with the decompression-bomb and truncation checks of
+    ``explainers.images.load_image``. Kept in memory only: nothing is written to disk."""
+    buf = io.BytesIO(_data)
+    buf.name = name
+    return load_image(buf)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def display_image(image_digest: str, _image: Image.Image, max_side: int = 512) -> np.ndarray:
+    """The image as uint8 RGB, at most ``max_side`` pixels on its longer side (aspect kept):
+    what the overlays are drawn on."""
+    im = _image
+    scale = min(1.0, max_side / max(im.size))
+    if scale < 1.0:
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                       Image.Resampling.LANCZOS)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def model_input(model_token: str, image_digest: str, _bundle: zoo.ModelBundle,
+                _image: Image.Image) -> np.ndarray:
+    """The image resized and preprocessed for the model: float32 (1, H, W, C)."""
+    return zoo.prepare(_bundle, _image)
+
+
+# --- predictions and explanations ---------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=32)
+def prediction(model_token: str, image_digest: str, extra_token: tuple, _bundle: zoo.ModelBundle,
+               _x: np.ndarray, _extra: Sequence[np.ndarray] | None):
+    """``explainers.predict``: pre-softmax scores and probabilities."""
+    return predict(_bundle.model, _x, _extra)
+
+
+def _explanation_uncached(bundle, x, extra, layer, target, methods, n_samples, sigma, seed,
+                          filters, neurons, region, show_progress):
+    bar = None
+    if show_progress and n_samples > 0:
+        bar = st.progress(0.0, text=f"Computing {n_samples} noisy samples ...")
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.progress(min(1.0, done / max(total, 1)),
+                         text=f"Computing noisy samples: {done} of {total}")
+
+    try:
+        return explain_details(
+            bundle.model, x, layer=layer, target=target, extra_inputs=extra,
+            methods=methods, n_samples=n_samples, sigma=sigma, seed=seed,
+            filters=filters, neurons=neurons, region=region, progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.empty()
+
+
+@st.cache_data(show_spinner=False, max_entries=48)
+def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: str,
+                target: int | None, methods: tuple[str, ...] = ("gradcam", "gradcam++"),
+                n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
+                filters: tuple[int, ...] | None = None,
+                neurons: tuple[tuple[int, int], ...] | None = None, region: bool = False,
+                *, _bundle: zoo.ModelBundle, _x: np.ndarray,
+                _extra: Sequence[np.ndarray] | None, show_progress: bool = True):
+    """``explainers.explain_details`` for one image: an ``Explanation`` (maps, weights,
+    activations, gradients, alpha, logits). While noisy samples are computed a progress bar is
+    shown; it is created and removed inside this function, so a cache hit replays nothing
+    visible."""
+    capture(model_token, layer, _bundle.model)  # warm the shared per-(model, layer) resource
+    return _explanation_uncached(_bundle, _x, _extra, layer, target, methods, n_samples, sigma,
+                                 seed, filters, neurons, region, show_progress)
+
+
+# --- rendering (display only: never recomputes a map) -------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=16)
+def colorbar_png(cmap: str, label: str) -> bytes:
+    """The colour bar stating the scale, as PNG bytes."""
+    fig = render.colorbar_figure(cmap, label)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def npz_bytes(**arrays: Any) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What the model select box offers."""
+
+    key: str
+    label: str
+
+
+def model_choices() -> list[ModelChoice]:
+    from dashboard import state
+
+    out = [ModelChoice(k, zoo.MODEL_DESCRIPTIONS.get(k, k)) for k in zoo.model_names()]
+    out.append(ModelChoice(state.UPLOAD_MODEL, "Your own model (.keras / .h5 upload)"))
+    return out
+
+
+__all__ = [
+    "ExplainerError",
+    "capture",
+    "catalogue_model",
+    "colorbar_png",
+    "decode",
+    "digest",
+    "display_image",
+    "explanation",
+    "layers",
+    "model_choices",
+    "model_input",
+    "npz_bytes",
+    "png_bytes",
+    "prediction",
+    "sample_bytes",
+    "samples",
+    "uploaded_model",
+]

@@ -1,0 +1,171 @@
+"""Filters and neurons: per-filter maps with their weights, and maps restricted to chosen
+positions of the layer's grid."""
+
+import streamlit as st
+
+from dashboard import loaders, sidebar, state, views
+from dashboard.errors import guard
+from explainers import render
+
+GRID_COLUMNS = 6
+MAX_DRAWN = 48
+
+sel = sidebar.selection()
+st.title("Filters and neurons")
+st.caption("A Grad-CAM map is a weighted sum of the layer's feature maps (filters), "
+           "L = ReLU(Σₖ wₖ·Aₖ). Look at the terms one by one, or keep only some positions of "
+           "the layer's grid (neurons).")
+
+
+def noise_note(n_samples: int, sigma: float) -> str:
+    if n_samples > 0:
+        return (f"Smoothed: {n_samples} noise samples, σ = {sigma:.2f} of the image range "
+                "(set on the Explain page).")
+    return "No noise samples (set on the Explain page)."
+
+
+def filters_section(base, n_samples, sigma, seed, cmap, opacity):
+    st.header("Filters")
+    k_total = base.activations.shape[-1]
+    mode = st.radio(
+        "Choose filters", list(state.FILTER_MODES), horizontal=True,
+        format_func={"top k": "Top k by Grad-CAM++ weight", "list": "By index (list or ranges)"}.get,
+        **state.bind(state.FILTER_MODE))
+    channels = None
+    if mode == "top k":
+        if state.get(state.TOP_K) > min(64, k_total):
+            state.set(state.TOP_K, min(64, k_total))
+        k = st.slider("k (number of filters)", 1, min(64, k_total), step=1, **state.bind(state.TOP_K))
+        channels = views.top_filters(base.weights["gradcam++"][0], k)
+    else:
+        text = st.text_input(f"Filter indices (0 to {k_total - 1})", placeholder="e.g. 10, 32, 3 or 0-15",
+                             **state.bind(state.FILTERS))
+        with guard("reading the filter indices"):
+            channels = views.parse_indices(text, k_total)
+    if not channels:
+        return
+    per_filter = base.filter_maps("gradcam++", channels)[0]  # (n, h, w): w_k * A_k
+    weights_pp = base.weights["gradcam++"][0]
+    weights_gc = base.weights["gradcam"][0]
+    st.caption(
+        f"{len(channels)} of {k_total} filters. Each picture is one term wₖ·Aₖ of the Grad-CAM++ "
+        "sum, scaled to its own maximum (negative parts shown as 0); wₖ is the filter's weight in "
+        "class-score units per activation unit (Grad-CAM++, with Grad-CAM's in brackets)."
+        + (f" The first {MAX_DRAWN} are drawn." if len(channels) > MAX_DRAWN else ""))
+    small = loaders.display_image(sel.image_digest, sel.image, 192)
+    for i, ch in enumerate(channels[:MAX_DRAWN]):
+        if i % GRID_COLUMNS == 0:
+            cols = st.columns(GRID_COLUMNS)  # one row at a time: reading order = filter order
+        with cols[i % GRID_COLUMNS]:
+            st.image(render.overlay(small, per_filter[i], cmap=cmap, opacity=opacity),
+                     caption=f"filter {ch}: w = {weights_pp[ch]:.3g} ({weights_gc[ch]:.3g})"
+                             + ("; inactive here (A = 0)" if not (per_filter[i] > 0).any() else ""),
+                     width="stretch")
+    st.subheader("Map from these filters only")
+    ex = None
+    with guard("computing the map of the chosen filters"):
+        ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, filters=channels)
+    if ex is not None:
+        label = (f"{len(channels)} filters" if len(channels) > 3
+                 else "filters " + ", ".join(map(str, channels)))
+        caps = {m: f"{c} — {label}" for m, c in sel.captions(n_samples, sigma).items()}
+        cols = st.columns(3)
+        views.show_maps(ex, sel, caps, cmap, opacity, columns=cols[:2])
+        disp = loaders.display_image(sel.image_digest, sel.image)
+        cols[2].image(render.overlay(disp, base.maps["gradcam++"][0], cmap=cmap, opacity=opacity),
+                      caption=f"{sel.captions(n_samples, sigma)['gradcam++']} — all {k_total} "
+                              "filters (for comparison)", width="stretch")
+
+
+def neurons_section(base, n_samples, sigma, seed, cmap, opacity):
+    st.header("Neurons")
+    h, w = base.activations.shape[1:3]
+    mode = st.radio(
+        f"Positions on the layer's {h}×{w} grid", list(state.NEURON_MODES), horizontal=True,
+        format_func={"all": "All", "region": "A region (box)", "positions": "Individual positions"}.get,
+        **state.bind(state.NEURON_MODE))
+    neurons, region, what = None, False, "all positions"
+    if mode == "region":
+        reg = state.get(state.REGION) or [h // 4, w // 4, (3 * h) // 4, (3 * w) // 4]
+        r0, c0, r1, c1 = (min(max(0, int(v)), lim - 1) for v, lim in zip(reg, (h, w, h, w)))
+        st.session_state[state.REGION] = [r0, c0, r1, c1]
+        for wk, val in (("w:region_rows", (r0, r1)), ("w:region_cols", (c0, c1))):
+            st.session_state[wk] = val
+
+        def region_changed():
+            rows = st.session_state.get("w:region_rows", (r0, r1))
+            cols_ = st.session_state.get("w:region_cols", (c0, c1))
+            st.session_state[state.REGION] = [int(rows[0]), int(cols_[0]), int(rows[1]), int(cols_[1])]
+
+        c1_, c2_ = st.columns(2)
+        if h > 1:
+            c1_.slider("Rows (grid cells, top to bottom)", 0, h - 1, key="w:region_rows",
+                       on_change=region_changed)
+        if w > 1:
+            c2_.slider("Columns (grid cells, left to right)", 0, w - 1, key="w:region_cols",
+                       on_change=region_changed)
+        r0, c0, r1, c1 = st.session_state[state.REGION]
+        neurons, region = [(r0, c0), (r1, c1)], True
+        what = f"rows {r0}–{r1}, columns {c0}–{c1}"
+    elif mode == "positions":
+        positions = [tuple(p) for p in (state.get(state.POSITIONS) or [])
+                     if 0 <= p[0] < h and 0 <= p[1] < w]
+        c1_, c2_, c3_ = st.columns([2, 2, 1], vertical_alignment="bottom")
+        row = c1_.slider("Row", 0, max(h - 1, 1), value=min(h // 2, h - 1), key="w:pos_row")
+        col = c2_.slider("Column", 0, max(w - 1, 1), value=min(w // 2, w - 1), key="w:pos_col")
+        row, col = min(row, h - 1), min(col, w - 1)
+
+        def add():
+            r = min(int(st.session_state.get("w:pos_row", row)), h - 1)
+            c = min(int(st.session_state.get("w:pos_col", col)), w - 1)
+            cur = [list(p) for p in (state.get(state.POSITIONS) or [])]
+            if [r, c] not in cur:
+                cur.append([r, c])
+            st.session_state[state.POSITIONS] = cur
+
+        def clear():
+            st.session_state[state.POSITIONS] = []
+
+        c3_.button("Add position", on_click=add, width="stretch")
+        if positions:
+            st.caption("Chosen positions (row, column): " + ", ".join(f"({r}, {c})" for r, c in positions))
+            st.button("Clear positions", on_click=clear)
+            neurons = positions
+        else:
+            st.caption(f"No position added yet: showing the slider position ({row}, {col}) alone.")
+            neurons = [(row, col)]
+        what = (f"{len(neurons)} positions" if len(neurons) > 3
+                else "positions " + ", ".join(f"({r}, {c})" for r, c in neurons))
+    ex = base
+    if neurons is not None:
+        ex = None
+        with guard("computing the map of the chosen positions"):
+            ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, neurons=neurons, region=region)
+    if ex is None:
+        return
+    disp = loaders.display_image(sel.image_digest, sel.image)
+    cols = st.columns(3)
+    cols[0].image(views.grid_image(disp, (h, w), ex.position_mask),
+                  caption=f"The layer's {h}×{w} grid over the image; chosen: {what}", width="stretch")
+    caps = {m: f"{c} — {what}" for m, c in sel.captions(n_samples, sigma).items()}
+    views.show_maps(ex, sel, caps, cmap, opacity, columns=cols[1:])
+    st.caption("Activations outside the chosen positions are set to 0 before the weights and "
+               "the map are computed; colours: each map ÷ its own maximum.")
+
+
+if sel.bundle is None or sel.image is None or not sel.ready:
+    st.info("Choose a model and an image in the sidebar (see the Explain page).")
+else:
+    n_samples, sigma, seed = (int(state.get(state.N_SAMPLES)), float(state.get(state.SIGMA)),
+                              int(state.get(state.SEED)))
+    cmap, opacity = state.get(state.CMAP), float(state.get(state.OPACITY))
+    st.caption(f"Class explained: **{sel.target_text()}** · layer `{sel.layer.path}` · "
+               + noise_note(n_samples, sigma))
+    base = None
+    with guard("computing the heatmaps"):
+        base = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed)
+    if base is not None:
+        with guard("showing the filters"):
+            filters_section(base, n_samples, sigma, seed, cmap, opacity)
+        with guard("showing the neurons"):
+            neurons_section(base, n_samples, sigma, seed, cmap, opacity)

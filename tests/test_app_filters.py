@@ -1,0 +1,156 @@
+"""The Filters and neurons page, driven with Streamlit's AppTest on the real skin-lesion model."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.slow
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/filters_neurons.py"
+TIMEOUT = 300
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_page(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in query.items():
+        at.query_params[k] = v
+    run(at)
+    at.switch_page(PAGE)
+    return run(at)
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c for img in at.image for c in img.captions]
+
+
+def filter_captions(at: AppTest) -> list[str]:
+    return [c for c in captions(at) if c.startswith("filter ")]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_default_top_k_filters_with_weights_and_their_map():
+    at = open_page()
+    assert at.title[0].value == "Filters and neurons"
+    assert not errors(at)
+    assert at.radio(key="w:filter_mode").value == "top k"
+    caps = filter_captions(at)
+    assert len(caps) == 8
+    # "filter 653: w = 0.0403 (0.00127)": Grad-CAM++ weight, Grad-CAM's in brackets, largest first
+    weights = [float(c.split("w = ")[1].split(" ")[0]) for c in caps]
+    assert weights == sorted(weights, reverse=True)
+    assert "Grad-CAM — 8 filters" in captions(at) and "Grad-CAM++ — 8 filters" in captions(at)
+    # the neurons part: all positions on the 8x8 grid by default
+    assert "The layer's 8×8 grid over the image; chosen: all positions" in captions(at)
+    assert "Grad-CAM++ — all positions" in captions(at)
+    assert [h.value for h in at.header] == ["Model", "Image", "Explain", "Filters", "Neurons"] or \
+        {"Filters", "Neurons"} <= {h.value for h in at.header}
+
+
+def test_top_k_slider_and_filter_list_with_ranges():
+    at = open_page()
+    at.slider(key="w:top_k").set_value(3)
+    run(at)
+    assert len(filter_captions(at)) == 3
+    at.radio(key="w:filter_mode").set_value("list")
+    run(at)
+    assert at.text_input(key="w:filters").value == "0-15"
+    assert [c.split(":")[0] for c in filter_captions(at)] == [f"filter {i}" for i in range(16)]
+    assert "Grad-CAM++ — 16 filters" in captions(at)
+    at.text_input(key="w:filters").input("10, 32, 3")
+    run(at)
+    assert [c.split(":")[0] for c in filter_captions(at)] == ["filter 3", "filter 10", "filter 32"]
+    assert "Grad-CAM — filters 3, 10, 32" in captions(at)
+    assert not errors(at)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("3, ten", "'ten' is not a filter index or a range like 0-15"),
+    ("5000", "filter 5000 does not exist: this layer has filters 0 to 2047"),
+    ("9-2", "the range '9-2' runs backwards"),
+    ("", "type filter indices"),
+])
+def test_bad_filter_lists_give_a_plain_error_and_the_page_keeps_working(text, message):
+    at = open_page()
+    at.radio(key="w:filter_mode").set_value("list")
+    run(at)
+    at.text_input(key="w:filters").input(text)
+    run(at)
+    msgs = errors(at)
+    assert len(msgs) == 1 and message in msgs[0], msgs
+    assert msgs[0].startswith("Problem reading the filter indices")
+    # the neurons part still renders
+    assert "Grad-CAM++ — all positions" in captions(at)
+
+
+def test_region_of_neurons():
+    at = open_page()
+    at.radio(key="w:neuron_mode").set_value("region")
+    run(at)
+    assert at.slider(key="w:region_rows").value == (2, 6)
+    at.slider(key="w:region_rows").set_value((1, 3))
+    run(at)
+    at.slider(key="w:region_cols").set_value((4, 7))
+    run(at)
+    caps = captions(at)
+    assert "The layer's 8×8 grid over the image; chosen: rows 1–3, columns 4–7" in caps
+    assert "Grad-CAM — rows 1–3, columns 4–7" in caps
+    assert "Grad-CAM++ — rows 1–3, columns 4–7" in caps
+    assert at.session_state["region"] == [1, 4, 3, 7]
+    assert not errors(at)
+
+
+def test_individual_neuron_positions():
+    at = open_page()
+    at.radio(key="w:neuron_mode").set_value("positions")
+    run(at)
+    assert "Grad-CAM++ — positions (4, 4)" in captions(at)  # the slider position alone
+    at.slider(key="w:pos_row").set_value(1)
+    at.slider(key="w:pos_col").set_value(2)
+    run(at)
+    at.button[[b.label for b in at.button].index("Add position")].click()
+    run(at)
+    at.slider(key="w:pos_row").set_value(6)
+    run(at)
+    at.button[[b.label for b in at.button].index("Add position")].click()
+    run(at)
+    assert "Grad-CAM++ — positions (1, 2), (6, 2)" in captions(at)
+    assert any("Chosen positions (row, column): (1, 2), (6, 2)" in c.value for c in at.caption)
+    at.button[[b.label for b in at.button].index("Clear positions")].click()
+    run(at)
+    assert "Grad-CAM++ — positions (6, 2)" in captions(at)
+    assert not errors(at)
+
+
+def test_smoothed_settings_carry_over_from_the_explain_page():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    run(at)
+    at.slider(key="w:n_samples").set_value(2)
+    run(at)
+    at.switch_page(PAGE)
+    run(at)
+    assert "Smooth Grad-CAM++ (2 samples, σ=0.15) — 8 filters" in captions(at)
+    assert any("Smoothed: 2 noise samples" in c.value for c in at.caption)
+    # and back on the Explain page the slider kept its value
+    at.switch_page("pages/explain.py")
+    run(at)
+    assert at.slider(key="w:n_samples").value == 2
+    assert "Smooth Grad-CAM (2 samples, σ=0.15)" in captions(at)
+
+
+def test_another_layer_has_another_grid():
+    at = open_page(layer="xception/block4_sepconv2_act")
+    assert not errors(at)
+    grid = [c for c in captions(at) if c.startswith("The layer's")]
+    assert grid and grid[0].startswith("The layer's 31×31 grid")
+    assert "filter 0 does not exist" not in " ".join(errors(at))

@@ -1,0 +1,92 @@
+"""The How it works page: the formulas, illustrated with the current image's own numbers."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explainers import explain_details, zoo
+from explainers.images import load_image
+
+pytestmark = pytest.mark.slow
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/how_it_works.py"
+TIMEOUT = 300
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_page(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in query.items():
+        at.query_params[k] = v
+    run(at)
+    at.switch_page(PAGE)
+    return run(at)
+
+
+def markdown(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c for img in at.image for c in img.captions]
+
+
+def test_formulas_and_steps_with_this_images_numbers(skin_lesion_model):
+    at = open_page()
+    assert at.title[0].value == "How it works"
+    assert not at.error
+    headers = [h.value for h in at.header]
+    for h in ("1 · The class score", "2 · Grad-CAM (Selvaraju et al., 2017)",
+              "3 · Grad-CAM++ (Chattopadhay et al., 2018)",
+              "4 · Smooth Grad-CAM++ (Omeiza et al., 2019)", "5 · The differences, on this image"):
+        assert h in headers
+    latex = " ".join(l.value for l in at.latex)
+    assert len(at.latex) >= 5
+    assert r"\alpha^{kc}_{ij}" in latex and r"\frac{1}{Z}" in latex and r"\mathcal{N}" in latex
+    assert r"\partial^3 Y^c" in latex  # Eq. 19 with the third derivative
+
+    # the numbers are this image's: compare with the explainer called directly
+    sample = zoo.list_samples()[0]
+    bundle = zoo.load_model("skin-lesion")
+    x = zoo.prepare(bundle, load_image(sample.path))
+    ex = explain_details(skin_lesion_model, x, extra_inputs=[sample.metadata()])
+    target = int(ex.targets[0])
+    text = markdown(at)
+    assert f"$y^c$ = **{float(ex.logits[0, target]):.3g}** (logit units" in text
+    assert "gives $A$ of shape 8×8×2048" in text
+    top = int(np.argmax(ex.weights["gradcam++"][0]))
+    assert f"Filter {top} (the largest Grad-CAM++ weight)" in text
+    # the worked alpha: the formula's value equals the explainer's
+    m = re.search(r"= \*\*([-0-9.e+]+)\*\*; the explainer computed ([-0-9.e+]+)\.", text)
+    assert m and float(m.group(1)) == pytest.approx(float(m.group(2)), rel=1e-2)
+    table = at.dataframe[0].value
+    assert len(table) == 5 and table["filter k"].iloc[0] == top
+    assert list(table.columns)[-2:] == ["w Grad-CAM", "w Grad-CAM++"]
+    assert "Noise samples are 0 now" in at.info[0].value
+    assert "Grad-CAM" in captions(at) and "Grad-CAM++" in captions(at)
+    assert re.search(r"correlate at r = -?[0-9.]+", text)
+
+
+def test_smoothed_and_another_target():
+    at = open_page(samples="2", sigma="0.20", target="5")
+    text = markdown(at)
+    assert "Now: **2 noisy copies, σ = 0.20**" in text
+    assert "class **nv — melanocytic nevus**" in text
+    assert "smoothed: built from the averaged" in text
+    assert "Smooth Grad-CAM++ (2 samples, σ=0.20)" in captions(at)
+    assert not at.error
+
+
+def test_layer_choice_shows_in_the_numbers():
+    at = open_page(layer="xception/block13_sepconv2_act")
+    assert "Layer `xception/block13_sepconv2_act` gives $A$ of shape 16×16×728" in markdown(at)
+    assert not at.error

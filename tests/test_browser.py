@@ -1,0 +1,248 @@
+"""The dashboard in a real browser: ``streamlit run app.py`` in a subprocess, opened in headless
+Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright). Waits for both heatmaps, visits
+every page, checks that no exception or error box shows anywhere, saves screenshots and measures
+the cold start and a display-only change.
+
+Skipped (with the reason) where Chromium or Playwright is missing, unless ``CI`` is set: then it
+fails, because CI installs them (``.ci/run``).
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "artifacts" / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
+COLD_START_LIMIT_S = 180  # the issue's target is 60 s on 2 free cores; this only catches hangs
+PAGE_LIMIT_S = 240
+ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+
+
+def _need(condition: bool, reason: str) -> None:
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so the browser test must run)")
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _need(Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is not None,
+          f"no Chromium at {CHROMIUM}: install Debian's chromium package (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need(False, "the playwright Python package is not installed (requirements-dev.txt)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(browser):
+    """A fresh ``streamlit run app.py``; yields (url, start time)."""
+    port = _free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    log = open(ROOT / "artifacts" / "streamlit.log", "w")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with status {proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("streamlit did not open its port within 60 s")
+        yield url, started
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _caption(page, text: str):
+    return page.get_by_test_id("stImageCaption").filter(has_text=re.compile(f"^{re.escape(text)}$"))
+
+
+def _wait_idle(page, timeout_s: float = PAGE_LIMIT_S) -> None:
+    """Until the script run has finished (Streamlit's running indicator is gone)."""
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        """() => { const app = document.querySelector('[data-testid="stApp"]');
+                   return app && app.getAttribute('data-test-script-state') === 'notRunning'; }""",
+        timeout=timeout_s * 1000)
+    page.wait_for_timeout(300)
+
+
+def _no_errors(page, where: str) -> None:
+    found = page.locator(ERROR_SELECTOR)
+    texts = [found.nth(i).inner_text() for i in range(found.count())]
+    assert not texts, f"{where}: {texts}"
+
+
+def _image_src(page, caption: str) -> str:
+    return page.evaluate(
+        """(cap) => { const c = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
+                        .find(e => e.textContent.trim() === cap);
+                      const box = c && c.closest('[data-testid="stImage"]');
+                      const img = box && box.querySelector('img');
+                      return img ? img.src : ''; }""", caption)
+
+
+def _shot(page, name: str, docs: bool = False) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    if docs:
+        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOC_SHOTS / f"{name}.png"))
+
+
+def _go(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+
+
+def test_every_page_in_a_real_browser(browser, server):
+    url, started = server
+    page = browser.new_page(viewport={"width": 1440, "height": 1500})
+    timings = {}
+
+    # 1. cold start: a fresh server to both heatmaps of the default view
+    page.goto(url)
+    _caption(page, "Grad-CAM").wait_for(timeout=COLD_START_LIMIT_S * 1000)
+    _caption(page, "Grad-CAM++").wait_for(timeout=COLD_START_LIMIT_S * 1000)
+    timings["cold_start_s"] = round(time.monotonic() - started, 1)
+    _wait_idle(page)
+    _no_errors(page, "Explain")
+    assert page.get_by_text("Recorded diagnosis").count() >= 1
+    assert page.get_by_test_id("stDataFrame").count() >= 1
+    page.get_by_text("Heatmaps", exact=True).scroll_into_view_if_needed()
+    _shot(page, "explain", docs=True)
+
+    # 2. a display-only change (colour map): the overlays are redrawn from cached maps
+    before = _image_src(page, "Grad-CAM")
+    assert before
+    page.get_by_test_id("stSelectbox").filter(has_text="Colour map").click()
+    page.get_by_role("option", name="viridis", exact=True).click()
+    t0 = time.monotonic()
+    page.wait_for_function(
+        """(old) => { const c = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
+                        .find(e => e.textContent.trim() === 'Grad-CAM');
+                      const img = c && c.closest('[data-testid="stImage"]').querySelector('img');
+                      return img && img.src && img.src !== old; }""",
+        arg=before, timeout=30000)
+    timings["colormap_change_s"] = round(time.monotonic() - t0, 2)
+    _wait_idle(page)
+    _no_errors(page, "Explain after the colour map change")
+
+    # 3. smoothed maps from a link: the captions say so (a new session from the URL)
+    t0 = time.monotonic()
+    page.goto(url + "?samples=4")
+    smooth = "Smooth Grad-CAM++ (4 samples, σ=0.15)"
+    _caption(page, smooth).wait_for(timeout=PAGE_LIMIT_S * 1000)
+    timings["smooth_4_samples_page_s"] = round(time.monotonic() - t0, 1)
+    _wait_idle(page)
+    _no_errors(page, "Explain with 4 noise samples")
+    _shot(page, "explain_smooth")
+
+    # 4. every other page, with the settings carried over (the smoothed captions)
+    _go(page, "Filters and neurons")
+    page.get_by_text("Map from these filters only").wait_for(timeout=PAGE_LIMIT_S * 1000)
+    _caption(page, f"{smooth} — all positions").wait_for(timeout=PAGE_LIMIT_S * 1000)
+    _wait_idle(page)
+    _no_errors(page, "Filters and neurons")
+    assert page.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^filter \d+: w = ")).count() == 8
+    _shot(page, "filters_neurons", docs=True)
+
+    _go(page, "How it works")
+    page.get_by_text("5 · The differences, on this image").wait_for(timeout=PAGE_LIMIT_S * 1000)
+    _wait_idle(page)
+    _no_errors(page, "How it works")
+    assert page.locator(".katex").count() >= 5
+    assert page.get_by_text("Now: 4 noisy copies").count() >= 1
+    _shot(page, "how_it_works", docs=True)
+
+    if (ROOT / "pages" / "evaluate.py").is_file():
+        _go(page, "Evaluate")
+        page.get_by_text("Evaluate the maps").first.wait_for(timeout=PAGE_LIMIT_S * 1000)
+        _wait_idle(page)
+        _no_errors(page, "Evaluate")
+        _shot(page, "evaluate")
+
+    # 5. back to Explain: still smoothed, and the URL keeps it for a reload
+    _go(page, "Explain")
+    _caption(page, smooth).wait_for(timeout=PAGE_LIMIT_S * 1000)
+    _wait_idle(page)
+    _no_errors(page, "Explain, second visit")
+    assert "samples=4" in page.url
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS.parent / "browser_timings.json").write_text(json.dumps(timings, indent=2))
+    print("browser timings:", timings)
+    assert timings["cold_start_s"] < COLD_START_LIMIT_S
+
+
+def test_keras_application_offline_path_in_a_real_browser(browser, server):
+    """Choosing MobileNetV2: offline, a warning and the way on with random weights (online, the
+    ImageNet model itself); either way both heatmaps and no error box."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1440, "height": 1500})
+    page.goto(url)
+    _caption(page, "Grad-CAM++").wait_for(timeout=PAGE_LIMIT_S * 1000)
+    _wait_idle(page)
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name=re.compile(r"^MobileNetV2")).click()
+    offline = page.get_by_text("could not be downloaded")
+    heatmap = _caption(page, "Grad-CAM++")
+    deadline = time.monotonic() + PAGE_LIMIT_S
+    _wait_idle(page)
+    while time.monotonic() < deadline and offline.count() == 0 and heatmap.count() == 0:
+        page.wait_for_timeout(500)
+    _no_errors(page, "MobileNetV2")
+    if offline.count():
+        _shot(page, "offline_warning")
+        page.get_by_role("button", name="Continue with random weights").click()
+        _caption(page, "Grad-CAM++").wait_for(timeout=PAGE_LIMIT_S * 1000)
+        _wait_idle(page)
+        assert page.get_by_text("every prediction is meaningless").count() >= 1
+        _shot(page, "random_weights")
+    else:
+        heatmap.wait_for(timeout=PAGE_LIMIT_S * 1000)
+        _wait_idle(page)
+    _no_errors(page, "MobileNetV2 explained")
+    assert _caption(page, "Grad-CAM").count() == 1
