@@ -31,10 +31,30 @@ from .adapter import LayerInfo, candidate_layers, resolve_layer
 from .capture import GradientCapture, get_capture
 from .core import METHODS, Explanation, Prediction, explain, explain_details, method_label, predict
 from .errors import ExplainerError
+from .metrics import (
+    aggregate,
+    average_drop,
+    deletion,
+    energy_in_mask,
+    evaluate,
+    increase_in_confidence,
+    insertion,
+    iou_at,
+    pointing_game,
+)
 from .render import colorbar_figure, colorize, normalize, overlay, upsample
 
 __all__ = [
     "METHODS",
+    "aggregate",
+    "average_drop",
+    "deletion",
+    "energy_in_mask",
+    "evaluate",
+    "increase_in_confidence",
+    "insertion",
+    "iou_at",
+    "pointing_game",
     "ExplainerError",
     "Explanation",
     "GradientCapture",
