@@ -1,0 +1,50 @@
+"""Project-level promises: nothing phones home, the README's two commands, the layout."""
+
+import re
+import tomllib
+
+from tests.conftest import ROOT
+
+
+def test_streamlit_config_sends_no_usage_statistics():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["browser"]["gatherUsageStats"] is False
+    assert 1 <= config["server"]["maxUploadSize"] <= 1000  # megabytes
+
+
+def test_readme_gives_exactly_two_setup_commands_and_ci_calls_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^\s*(bash run\.sh \w+)\s*$", readme, flags=re.M)
+    assert sorted(set(commands)) == ["bash run.sh dashboard", "bash run.sh test"]
+    assert "bash run.sh test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_package_imports_nothing_from_streamlit():
+    for path in (ROOT / "explainers").glob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+streamlit", path.read_text(), flags=re.M), path
+
+
+def test_pages_hold_no_tensorflow_math():
+    for path in list((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]:
+        text = path.read_text()
+        assert not re.search(r"^\s*(import|from)\s+tensorflow", text, flags=re.M), path
+        assert "GradientTape" not in text, path
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    """The README's Python block, run as written on a bundled sample image."""
+    import shutil
+
+    import numpy as np
+
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, flags=re.S).group(1)
+    sample = sorted((ROOT / "explainers" / "data" / "samples").glob("*.jpg"))[0]
+    shutil.copy(sample, tmp_path / "lesion.jpg")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["maps"]["gradcam++"].shape == (1, 8, 8)
+    assert np.isfinite(scope["maps"]["gradcam"]).all()
+    picture = scope["picture"]
+    assert picture.dtype == np.uint8 and picture.shape == (254, 254, 3)
