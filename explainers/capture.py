@@ -45,7 +45,7 @@ class GradientStats:
     d2: np.ndarray
     d3: np.ndarray
     targets: np.ndarray  # (N,) int
-    logits: np.ndarray  # (N, C) float32, clean images
+    logits: np.ndarray | None  # (N, C) float32 of the clean images; None when not needed
 
 
 def _input_specs(model: keras.Model) -> list[tf.TensorSpec]:
@@ -205,8 +205,12 @@ class GradientCapture:
 
         # Smoothed: the target comes from the clean image, then every noisy copy is explained
         # for that same class.
-        clean_logits = self.runner.logits(assemble(np.arange(n), images))
-        targets = np.where(targets < 0, np.argmax(clean_logits, axis=-1), targets).astype(np.int32)
+        # (A clean forward pass is only spent when a target must be chosen from it.)
+        clean_logits = None
+        if (targets < 0).any():
+            clean_logits = self.runner.logits(assemble(np.arange(n), images))
+            targets = np.where(targets < 0, np.argmax(clean_logits, axis=-1), targets)
+        targets = targets.astype(np.int32)
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31))
         flat = images.reshape(n, -1)

@@ -8,7 +8,7 @@ neurons → ``weights`` (pure formulas) → maps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -43,13 +43,30 @@ class Explanation:
     gradients: np.ndarray
     alpha: np.ndarray
     targets: np.ndarray
-    logits: np.ndarray
+    clean_logits: np.ndarray | None
     layer: LayerInfo
     channel_mask: np.ndarray
     position_mask: np.ndarray
     n_samples: int = 0
     sigma: float = 0.15
     methods: tuple[str, ...] = field(default_factory=tuple)
+    logits_source: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def logits(self) -> np.ndarray:
+        """Pre-softmax scores of the clean images, float32 ``(N, C)``; computed on first use
+        when the smoothed pass did not need them (an explicit target)."""
+        if self.clean_logits is None and self.logits_source is not None:
+            self.clean_logits = np.asarray(self.logits_source(), dtype=np.float32)
+            self.logits_source = None
+        return self.clean_logits
+
+    def __getstate__(self) -> dict:
+        """Picklable (the dashboard caches explanations): the logits are materialised."""
+        _ = self.logits
+        state = dict(self.__dict__)
+        state["logits_source"] = None
+        return state
 
     def filter_maps(self, method: str, channels: Iterable[int]) -> np.ndarray:
         """w_k A_k for each chosen channel: float32 ``(N, len(channels), h, w)``, signed."""
@@ -192,14 +209,18 @@ def _position_mask(neurons: Sequence[Sequence[int]] | None, region: bool, h: int
     return mask
 
 
+def _model_inputs(model: keras.Model, images: np.ndarray, extra: Sequence[np.ndarray]) -> list:
+    inputs = list(extra)
+    inputs.insert(image_input_index(model), images)
+    return inputs
+
+
 def predict(model: keras.Model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | None = None) -> Prediction:
     """Pre-softmax scores and probabilities for preprocessed images."""
     arr = _as_images(images, model)
     extra = _as_extra_inputs(model, extra_inputs, len(arr))
     runner = get_runner(model)
-    inputs = list(extra)
-    inputs.insert(runner.image_index, arr)
-    logits = runner.logits(inputs)
+    logits = runner.logits(_model_inputs(model, arr, extra))
     if runner.softmax_head:
         probs = _softmax(logits)
     else:
@@ -273,7 +294,8 @@ def explain_details(
         gradients=stats.d1.astype(np.float32),
         alpha=alpha,
         targets=np.asarray(stats.targets, dtype=int),
-        logits=np.asarray(stats.logits, dtype=np.float32),
+        clean_logits=None if stats.logits is None else np.asarray(stats.logits, np.float32),
+        logits_source=lambda: get_runner(model).logits(_model_inputs(model, arr, extra)),
         layer=capture.layer,
         channel_mask=channel_mask,
         position_mask=position_mask,
