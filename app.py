@@ -12,6 +12,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st  # noqa: E402
 
+from dashboard.bootstrap import ensure_navigation  # noqa: E402
+
+ensure_navigation()  # before anything is drawn: see dashboard/bootstrap.py
+
 st.set_page_config(
     page_title="Grad-CAM explorer",
     page_icon=":material/biotech:",
@@ -24,13 +28,16 @@ from dashboard.errors import guard  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
+# Each url_path is its file's name, so that a first visit straight to a page (before Streamlit
+# has seen st.navigation; see dashboard/bootstrap.py) lands on the same page.
+
 pages = [
     st.Page(str(HERE / "pages" / "explain.py"), title="Explain", icon=":material/visibility:",
             default=True),
     st.Page(str(HERE / "pages" / "filters_neurons.py"), title="Filters and neurons",
-            icon=":material/grid_on:", url_path="filters"),
+            icon=":material/grid_on:", url_path="filters_neurons"),
     st.Page(str(HERE / "pages" / "how_it_works.py"), title="How it works",
-            icon=":material/school:", url_path="how-it-works"),
+            icon=":material/school:", url_path="how_it_works"),
 ]
 if (HERE / "pages" / "evaluate.py").is_file():  # written separately; the app runs without it
     pages.append(st.Page(str(HERE / "pages" / "evaluate.py"), title="Evaluate",

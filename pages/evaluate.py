@@ -5,6 +5,10 @@ comes from ``explainers.metrics``."""
 
 import streamlit as st
 
+from dashboard.bootstrap import ensure_navigation
+
+ensure_navigation()  # a first run straight into this file goes back through app.py
+
 from dashboard import evaluate_helpers as eh
 from dashboard import loaders, sidebar, state, views
 from dashboard.errors import guard

@@ -2,6 +2,10 @@
 
 import streamlit as st
 
+from dashboard.bootstrap import ensure_navigation
+
+ensure_navigation()  # a first run straight into this file goes back through app.py
+
 from dashboard import sidebar, views
 from dashboard.errors import guard
 

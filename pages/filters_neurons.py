@@ -3,6 +3,10 @@ positions of the layer's grid."""
 
 import streamlit as st
 
+from dashboard.bootstrap import ensure_navigation
+
+ensure_navigation()  # a first run straight into this file goes back through app.py
+
 from dashboard import loaders, sidebar, state, views
 from dashboard.errors import guard
 from explainers import render

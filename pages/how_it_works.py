@@ -3,6 +3,10 @@ the current image's own numbers."""
 
 import streamlit as st
 
+from dashboard.bootstrap import ensure_navigation
+
+ensure_navigation()  # a first run straight into this file goes back through app.py
+
 from dashboard import sidebar, state, teach, views
 from dashboard.errors import guard
 

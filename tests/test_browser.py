@@ -7,6 +7,7 @@ Skipped (with the reason) where Chromium or Playwright is missing, unless ``CI``
 fails, because CI installs them (``.ci/run``).
 """
 
+import contextlib
 import json
 import os
 import re
@@ -63,6 +64,12 @@ def browser():
 @pytest.fixture(scope="module")
 def server(browser):
     """A fresh ``streamlit run app.py``; yields (url, start time)."""
+    with _streamlit_server() as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _streamlit_server():
     port = _free_port()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     (ROOT / "artifacts").mkdir(exist_ok=True)
@@ -128,7 +135,7 @@ def _image_src(page, caption: str) -> str:
 def _shot(page, name: str, docs: bool = False) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
-    if docs:
+    if docs and os.environ.get("UPDATE_DOC_SCREENSHOTS"):  # README pictures, refreshed on request
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOC_SHOTS / f"{name}.png"))
 
@@ -246,3 +253,21 @@ def test_keras_application_offline_path_in_a_real_browser(browser, server):
         _wait_idle(page)
     _no_errors(page, "MobileNetV2 explained")
     assert _caption(page, "Grad-CAM").count() == 1
+
+
+def test_first_visit_straight_to_a_page_uses_the_app_navigation(browser):
+    """A fresh server whose first visitor opens /how_it_works (a bookmark, a reload): the page
+    list is the app's (Explain, ..., Evaluate), not Streamlit's file names (app, evaluate, ...),
+    and the shared sidebar is there."""
+    with _streamlit_server() as (url, _):
+        page = browser.new_page(viewport={"width": 1440, "height": 1500})
+        page.goto(url + "how_it_works")
+        page.get_by_text("1 · The class score").wait_for(timeout=COLD_START_LIMIT_S * 1000)
+        _wait_idle(page)
+        _no_errors(page, "How it works, opened directly")
+        nav = page.get_by_test_id("stSidebarNav")
+        assert nav.get_by_text("Explain", exact=True).count() == 1
+        assert nav.get_by_text("How it works", exact=True).count() == 1
+        assert nav.get_by_text("app", exact=True).count() == 0
+        assert page.get_by_test_id("stSidebar").get_by_text("Model", exact=True).count() >= 1
+        _shot(page, "how_it_works_direct")

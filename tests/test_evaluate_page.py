@@ -116,7 +116,7 @@ def test_several_images_aggregates_with_a_download(app, files):
     app.run()
     assert not app.exception, app.exception
     errors = [e.value for e in app.error]
-    assert len(errors) == 1 and "broken.png" in errors[0]
+    assert len(errors) == 1 and "broken.png" in errors[0], (errors, [i.value for i in app.info], [m.value for m in app.markdown][:20])
     summary = app.dataframe[0].value
     assert list(summary["Images"]) == [2, 2, 2, 2]
     assert "Average Drop (%)" in summary.columns
