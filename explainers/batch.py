@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TextIO
 
+from .argtypes import nonneg_float, nonneg_int, positive_int
 from .errors import ExplainerError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -602,34 +603,6 @@ def _cell(column: str, value: Any) -> str:
 # --- command line -------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number 0 or more, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -642,23 +615,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (created; run again with the same folder to resume)")
     parser.add_argument("--method", default="all", choices=("gradcam", "gradcam++", "all"))
-    parser.add_argument("--samples", type=_nonneg_int, default=0, metavar="N",
+    parser.add_argument("--samples", type=nonneg_int, default=0, metavar="N",
                         help="also compute the smoothed methods with N noisy copies (0: plain only)")
-    parser.add_argument("--sigma", type=_nonneg_float, default=0.15, metavar="S",
+    parser.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S",
                         help="noise standard deviation as a fraction of the image's range (default 0.15)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise seed (default 0)")
     parser.add_argument("--masks", metavar="DIR",
                         help="binary masks named like the images (X.png, X_segmentation.png, X_mask.png)")
     parser.add_argument("--metadata", metavar="CSV",
                         help="HAM10000-style CSV (image_id, dx, age, sex, localization)")
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"images per forward pass (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--layer", default=None, metavar="L",
                         help="layer name or path (default: the last spatial layer)")
     parser.add_argument("--baselines", action="store_true",
                         help="also score two maps that know nothing about the model (a centred "
                              "blob and random noise): the level a method must beat")
-    parser.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--steps", type=positive_int, default=None, metavar="N",
                         help="deletion / insertion steps (default 16)")
 
 

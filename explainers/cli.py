@@ -20,6 +20,7 @@ from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # effective only if TensorFlow is not loaded yet
 
+from explainers.argtypes import nonneg_float, nonneg_int  # noqa: E402
 from explainers.errors import ExplainerError  # noqa: E402
 
 METHOD_CHOICES = ("gradcam", "gradcam++", "all")
@@ -56,28 +57,10 @@ def _one_line(text: object) -> str:
 # --- argument types -------------------------------------------------------------------------
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number 0 or more, got {text}")
-    return value
 
 
 def _opacity(text: str) -> float:
-    value = _nonneg_float(text)
+    value = nonneg_float(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
@@ -232,9 +215,9 @@ def _add_explain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", metavar="N|NAME",
                    help="class index or name to explain (default: the top prediction)")
     p.add_argument("--method", default="all", choices=METHOD_CHOICES)
-    p.add_argument("--samples", type=_nonneg_int, default=0, metavar="N",
+    p.add_argument("--samples", type=nonneg_int, default=0, metavar="N",
                    help="noisy copies for Smooth Grad-CAM(++) (0: no smoothing)")
-    p.add_argument("--sigma", type=_nonneg_float, default=0.15, metavar="S",
+    p.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S",
                    help="noise standard deviation as a fraction of the image's value range")
     p.add_argument("--seed", type=int, default=None, metavar="N", help="noise seed")
     p.add_argument("--filters", metavar="LIST", help="only these channels, e.g. 3,10,32 or 0-15")
