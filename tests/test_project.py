@@ -9,6 +9,7 @@ from tests.conftest import ROOT
 def test_streamlit_config_sends_no_usage_statistics():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["browser"]["gatherUsageStats"] is False
+    assert config["browser"]["serverAddress"] == "localhost"  # no external-IP lookup
     assert 1 <= config["server"]["maxUploadSize"] <= 1000  # megabytes
 
 
