@@ -1,7 +1,7 @@
 """Cached loading and computing for the pages.
 
-Models (and the gradient capture per model and layer) are shared resources
-(``st.cache_resource``); decoded images, predictions and explanations are data
+Models are shared resources (``st.cache_resource``; the compiled gradient capture per model
+and layer is cached by ``explainers.get_capture`` itself); decoded images, predictions and explanations are data
 (``st.cache_data``) keyed on small hashable tokens: the model token, the SHA-1 of the image
 bytes, the metadata, the layer path, target, methods, samples, sigma, seed, filters, neurons.
 Large objects (the bundle, the preprocessed array) are passed as ``_``-prefixed arguments,
@@ -21,7 +21,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explainers import LayerInfo, candidate_layers, explain_details, get_capture, predict
+from explainers import LayerInfo, candidate_layers, explain_details, predict
 from explainers import render, zoo
 from explainers.errors import ExplainerError
 from explainers.images import load_image
@@ -47,12 +47,6 @@ def uploaded_model(file_digest: str, filename: str, class_names_text: str | None
     uses a private temporary file that it deletes at once)."""
     return zoo.load_model_file(_data, filename=filename, class_names=class_names_text,
                                preprocess=preprocess)
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def capture(model_token: str, layer_path: str, _model: Any):
-    """The traced gradient capture for (model, layer), shared by all sessions."""
-    return get_capture(_model, layer_path)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -143,7 +137,6 @@ def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: 
     activations, gradients, alpha, logits). While noisy samples are computed a progress bar is
     shown; it is created and removed inside this function, so a cache hit replays nothing
     visible."""
-    capture(model_token, layer, _bundle.model)  # warm the shared per-(model, layer) resource
     return _explanation_uncached(_bundle, _x, _extra, layer, target, methods, n_samples, sigma,
                                  seed, filters, neurons, region, show_progress)
 
@@ -188,7 +181,6 @@ def model_choices() -> list[ModelChoice]:
 
 __all__ = [
     "ExplainerError",
-    "capture",
     "catalogue_model",
     "colorbar_png",
     "decode",

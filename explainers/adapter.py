@@ -254,11 +254,8 @@ def run_graph(
         return x
     given = inputs[0] if len(model.inputs) == 1 else list(inputs)
     outputs = model._run_through_graph(model._standardize_inputs(given), operation_fn=wrap)
-    if isinstance(outputs, (list, tuple)):
-        if len(outputs) != 1:
-            outputs = outputs[0]
-        else:
-            outputs = outputs[0]
+    if isinstance(outputs, (list, tuple)):  # several outputs: the first is the class scores
+        outputs = outputs[0]
     elif isinstance(outputs, dict):
         outputs = next(iter(outputs.values()))
     return outputs

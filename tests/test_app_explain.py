@@ -4,7 +4,6 @@ the real skin-lesion model, every setting, and every bad upload."""
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,24 +12,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explainers import zoo
+from tests.helpers import new_app, run, small_cnn
 
 pytestmark = pytest.mark.slow
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TIMEOUT = 300  # model load ~10 s and the first explanation a few s on a busy 2-core CPU
-
-
-def new_app(**query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in query.items():
-        at.query_params[k] = v
-    return at
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def captions(at: AppTest) -> list[str]:
@@ -332,20 +317,11 @@ def test_bad_image_uploads_give_a_plain_error_and_the_page_keeps_working(name, d
 
 
 # --- the user's own model -------------------------------------------------------------------------
-def _small_cnn(input_shape=(32, 32, 3), classes=3, lam=False):
-    inp = keras.Input(input_shape)
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
-    if lam:
-        x = keras.layers.Lambda(lambda t: t * 2.0, name="code")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inp, keras.layers.Dense(classes, activation="softmax")(x))
-
-
 @pytest.fixture(scope="module")
 def model_bytes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("user_models")
-    _small_cnn().save(folder / "cnn.keras")
-    _small_cnn(lam=True).save(folder / "lambda.keras")
+    small_cnn().save(folder / "cnn.keras")
+    small_cnn(lam=True).save(folder / "lambda.keras")
     inp = keras.Input((8, 8, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(inp)
     keras.Model(inp, keras.layers.Dense(3)(pooled)).save(folder / "nospatial.keras")

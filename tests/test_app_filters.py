@@ -1,30 +1,16 @@
 """The Filters and neurons page, driven with Streamlit's AppTest on the real skin-lesion model."""
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
+from tests.helpers import new_app, open_page as _open, run
 
 pytestmark = pytest.mark.slow
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/filters_neurons.py"
-TIMEOUT = 300
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def open_page(**query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in query.items():
-        at.query_params[k] = v
-    run(at)
-    at.switch_page(PAGE)
-    return run(at)
+    return _open(PAGE, **query)
 
 
 def captions(at: AppTest) -> list[str]:
@@ -133,7 +119,7 @@ def test_individual_neuron_positions():
 
 
 def test_smoothed_settings_carry_over_from_the_explain_page():
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at = new_app()
     run(at)
     at.slider(key="w:n_samples").set_value(2)
     run(at)

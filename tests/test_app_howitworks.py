@@ -1,7 +1,6 @@
 """The How it works page: the formulas, illustrated with the current image's own numbers."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,27 +8,15 @@ from streamlit.testing.v1 import AppTest
 
 from explainers import explain_details, zoo
 from explainers.images import load_image
+from tests.helpers import open_page as _open
 
 pytestmark = pytest.mark.slow
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/how_it_works.py"
-TIMEOUT = 300
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def open_page(**query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in query.items():
-        at.query_params[k] = v
-    run(at)
-    at.switch_page(PAGE)
-    return run(at)
+    return _open(PAGE, **query)
 
 
 def markdown(at: AppTest) -> str:

@@ -14,6 +14,7 @@ from PIL import Image
 from explainers import zoo
 from explainers.errors import ExplainerError
 from explainers.images import load_image
+from tests.helpers import small_cnn
 
 # --- skin-lesion metadata and samples -------------------------------------------------------
 
@@ -174,25 +175,16 @@ def test_missing_sklesion_says_how_to_install_it(monkeypatch):
 # --- the user's own model file --------------------------------------------------------------
 
 
-def _small_cnn(input_shape=(32, 32, 3), classes=3, lam=False):
-    inp = keras.Input(input_shape)
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
-    if lam:
-        x = keras.layers.Lambda(lambda t: t * 2.0, name="code")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inp, keras.layers.Dense(classes, activation="softmax")(x))
-
-
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     files = {}
-    _small_cnn().save(folder / "cnn.keras")
-    _small_cnn().save(folder / "cnn.h5")
-    _small_cnn((None, None, 3)).save(folder / "free.keras")
-    _small_cnn((16, 16, 1)).save(folder / "gray.keras")
-    _small_cnn(lam=True).save(folder / "lambda.keras")
-    _small_cnn(lam=True).save(folder / "lambda.h5")
+    small_cnn().save(folder / "cnn.keras")
+    small_cnn().save(folder / "cnn.h5")
+    small_cnn((None, None, 3)).save(folder / "free.keras")
+    small_cnn((16, 16, 1)).save(folder / "gray.keras")
+    small_cnn(lam=True).save(folder / "lambda.keras")
+    small_cnn(lam=True).save(folder / "lambda.h5")
     inp = keras.Input((10,))
     keras.Model(inp, keras.layers.Dense(3)(inp)).save(folder / "tabular.keras")
     inp = keras.Input((8, 8, 3))
