@@ -205,12 +205,16 @@ def run_graph(
     path: Sequence[str] = (),
     on_capture: Callable[[Any], Any] | None = None,
     logits: bool = True,
+    after_op: Callable[[Any, Any], Any] | None = None,
 ) -> Any:
     """Run ``model`` on ``inputs`` (a list in ``model.inputs`` order).
 
     ``path`` names the layer whose output is handed to ``on_capture`` (which may return a
     replacement tensor, e.g. one a GradientTape watches); with ``logits`` the softmax of the
-    head is left out, so the result is the pre-softmax class scores. Returns the output.
+    head is left out, so the result is the pre-softmax class scores. ``after_op(op, output)``,
+    when given, sees the output of every operation, nested sub-models' layers included (they
+    are then run layer by layer), and returns the tensor to go on with: guided backprop uses it
+    to change the gradient of ReLU outputs without touching the model. Returns the output.
     """
     kind = head_kind(model) if logits else "linear"
     head = _head_operation(model) if kind != "linear" else None
@@ -223,7 +227,7 @@ def run_graph(
                     x = args[0] if len(args) == 1 else list(args)
                     sub_inputs = x if isinstance(x, (list, tuple)) else [x]
                     out = run_graph(op, list(sub_inputs), path[1:], on_capture,
-                                    logits=logits and op is head)
+                                    logits=logits and op is head, after_op=after_op)
                     return out
                 out = _call(op, args, kwargs)
                 if on_capture is not None:
@@ -239,11 +243,18 @@ def run_graph(
                 if kind == "nested":
                     x = args[0]
                     sub_inputs = x if isinstance(x, (list, tuple)) else [x]
-                    return run_graph(op, list(sub_inputs), (), None, logits=True)
+                    return run_graph(op, list(sub_inputs), (), None, logits=True,
+                                     after_op=after_op)
                 if kind == "softmax-other":
                     probs = _call(op, args, kwargs)
                     return keras.ops.log(keras.ops.maximum(probs, 1e-30))
-            return _call(op, args, kwargs)
+            if after_op is None:
+                return _call(op, args, kwargs)
+            if _is_model(op):
+                x = args[0] if len(args) == 1 else list(args)
+                sub_inputs = x if isinstance(x, (list, tuple)) else [x]
+                return run_graph(op, list(sub_inputs), (), None, logits=False, after_op=after_op)
+            return after_op(op, _call(op, args, kwargs))
 
         return call
 

@@ -1,12 +1,16 @@
-"""``explain()``: Grad-CAM, Grad-CAM++ and their smoothed versions from one batched pass.
+"""``explain()``: every registered method (``explainers.methods``) from the fewest passes.
 
-Flow: validate the user's arrays → ``capture.GradientCapture.stats`` (activations and the
-derivative terms, averaged over noisy copies when ``n_samples > 0``) → select filters and
-neurons → ``weights`` (pure formulas) → maps.
+Flow: validate the user's arrays → the passes the chosen methods need, each run once:
+``capture.GradientCapture.stats`` (the one tape: activations and derivative terms, averaged
+over noisy copies when ``n_samples > 0``) for every tape method together; the clean
+activations and chunks of masked forward passes for Score-CAM; the guided input gradient
+(``guided.py``) for the guided methods → select filters and neurons → each method's pure
+formula → maps.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -17,31 +21,31 @@ import keras
 from .adapter import LayerInfo, image_input_index
 from .capture import ProgressFn, get_capture, get_runner
 from .errors import ExplainerError
-from .weights import gradcam_weights, gradcampp_weights, per_channel_maps, weighted_map
+from .methods import DEFAULT_METHODS, REGISTRY, TapeTerms, method_label, resolve_methods
+from .weights import per_channel_maps, weighted_map
 
-METHODS = ("gradcam", "gradcam++")
-METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
-
-
-def method_label(method: str, n_samples: int = 0, sigma: float | None = None) -> str:
-    """Human name of a method, saying when it is smoothed (``Smooth Grad-CAM++ (16 samples,
-    σ=0.15)``)."""
-    name = METHOD_LABELS.get(method, method)
-    if n_samples and n_samples > 0:
-        noise = f", σ={sigma:.2f}" if sigma is not None else ""
-        return f"Smooth {name} ({n_samples} samples{noise})"
-    return name
+#: The default pair (Grad-CAM, Grad-CAM++); every key is in ``explainers.methods.REGISTRY``.
+METHODS = DEFAULT_METHODS
+__all__ = ["METHODS", "Explanation", "Prediction", "explain", "explain_details", "method_label",
+           "predict"]
 
 
 @dataclass
 class Explanation:
-    """All the numbers behind the maps, for the pages that teach how they are made."""
+    """All the numbers behind the maps, for the pages that teach how they are made.
+
+    ``maps[key]``: ``(N, h, w)`` for CAM-family methods, ``(N, H, W, C)`` for the pixel
+    methods (guided). ``weights[key]``: ``(N, K)`` channel weights of the methods that have
+    them; HiResCAM and LayerCAM weigh each position, ``position_weights[key] (N, h, w, K)``.
+    ``activations``, ``gradients`` and ``alpha`` are None when only guided backprop ran.
+    ``seconds[key]``: wall time of the passes the method needed plus its formula (shared
+    passes are counted for each method that used them)."""
 
     maps: dict[str, np.ndarray]
     weights: dict[str, np.ndarray]
-    activations: np.ndarray
-    gradients: np.ndarray
-    alpha: np.ndarray
+    activations: np.ndarray | None
+    gradients: np.ndarray | None
+    alpha: np.ndarray | None
     targets: np.ndarray
     clean_logits: np.ndarray | None
     layer: LayerInfo
@@ -50,6 +54,8 @@ class Explanation:
     n_samples: int = 0
     sigma: float = 0.15
     methods: tuple[str, ...] = field(default_factory=tuple)
+    position_weights: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
     logits_source: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -69,13 +75,21 @@ class Explanation:
         return state
 
     def filter_maps(self, method: str, channels: Iterable[int]) -> np.ndarray:
-        """w_k A_k for each chosen channel: float32 ``(N, len(channels), h, w)``, signed."""
+        """w_k A_k for each chosen channel (w_ijk A_ijk for the per-position methods): float32
+        ``(N, len(channels), h, w)``, signed."""
         channels = np.asarray(list(channels), dtype=int)
-        if method not in self.weights:
-            raise ExplainerError(f"method '{method}' was not computed")
+        if method in self.position_weights:
+            per_position = self.position_weights[method]
+        elif method in self.weights:
+            per_position = None
+        else:
+            raise ExplainerError(f"method '{method}' was not computed or has no filter weights")
         k = self.activations.shape[-1]
         if channels.size and (channels.min() < 0 or channels.max() >= k):
             raise ExplainerError(f"filter indices must be between 0 and {k - 1}")
+        if per_position is not None:
+            maps = self.activations[..., channels] * per_position[..., channels]
+            return np.moveaxis(maps, -1, -3).astype(np.float32)
         return per_channel_maps(self.activations, self.weights[method], channels).astype(np.float32)
 
 
@@ -229,29 +243,7 @@ def predict(model: keras.Model, images: np.ndarray, extra_inputs: Sequence[np.nd
     return Prediction(logits=logits, probabilities=probs, softmax_head=runner.softmax_head)
 
 
-def explain_details(
-    model: keras.Model,
-    images: np.ndarray,
-    *,
-    layer: str | LayerInfo | None = None,
-    target: int | Sequence[int] | None = None,
-    extra_inputs: Sequence[np.ndarray] | None = None,
-    methods: Sequence[str] = METHODS,
-    n_samples: int = 0,
-    sigma: float = 0.15,
-    seed: int | None = None,
-    filters: Iterable[int] | None = None,
-    neurons: Sequence[Sequence[int]] | None = None,
-    region: bool = False,
-    progress: ProgressFn | None = None,
-) -> Explanation:
-    """Like ``explain`` but returns every intermediate array (see ``Explanation``)."""
-    if isinstance(methods, str):
-        methods = (methods,)
-    methods = tuple(dict.fromkeys(methods))
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ExplainerError(f"unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHODS)}")
+def _check_noise(n_samples: object, sigma: object) -> tuple[int, float]:
     try:
         n_samples = int(n_samples)
         sigma = float(sigma)
@@ -261,6 +253,46 @@ def explain_details(
         raise ExplainerError(f"the number of noise samples must be 0 or more, got {n_samples}")
     if not np.isfinite(sigma) or sigma < 0:
         raise ExplainerError(f"sigma must be 0 or more, got {sigma}")
+    return n_samples, sigma
+
+
+def _check_max_channels(max_channels: object) -> int | None:
+    if max_channels is None:
+        return None
+    try:
+        value = int(max_channels)
+    except (TypeError, ValueError):
+        raise ExplainerError(f"max_channels must be a whole number, got {max_channels!r}") from None
+    if value < 1:
+        raise ExplainerError(f"max_channels must be at least 1, got {value}")
+    return value
+
+
+def explain_details(
+    model: keras.Model,
+    images: np.ndarray,
+    *,
+    layer: str | LayerInfo | None = None,
+    target: int | Sequence[int] | None = None,
+    extra_inputs: Sequence[np.ndarray] | None = None,
+    methods: Sequence[str] | str = METHODS,
+    n_samples: int = 0,
+    sigma: float = 0.15,
+    seed: int | None = None,
+    filters: Iterable[int] | None = None,
+    neurons: Sequence[Sequence[int]] | None = None,
+    region: bool = False,
+    max_channels: int | None = None,
+    progress: ProgressFn | None = None,
+) -> Explanation:
+    """Like ``explain`` but returns every intermediate array (see ``Explanation``)."""
+    methods = resolve_methods(methods)
+    n_samples, sigma = _check_noise(n_samples, sigma)
+    max_channels = _check_max_channels(max_channels)
+    wanted = [REGISTRY[k] for k in methods]
+    needed = list(dict.fromkeys(u for m in wanted for u in m.uses if u not in methods))
+    run = [REGISTRY[k] for k in needed] + wanted  # building blocks first
+    needs = {n for m in run for n in m.needs}
 
     capture = get_capture(model, layer)
     arr = _as_images(images, model)
@@ -269,32 +301,80 @@ def explain_details(
     targets = _as_targets(target, n, capture.n_classes)
     _, h, w, k = capture.layer.output_shape
     channel_mask = _channel_mask(filters, k) if k is not None else None
-    stats = capture.stats(arr, extra, targets, n_samples=n_samples, sigma=sigma, seed=seed,
-                          progress=progress)
-    h, w, k = stats.activations.shape[1:]
-    if channel_mask is None:
-        channel_mask = _channel_mask(filters, k)
-    position_mask = _position_mask(neurons, region, h, w)
+    maps: dict[str, np.ndarray] = {}
+    weights: dict[str, np.ndarray] = {}
+    position_weights: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    stats = terms = clean = None
+    acts = position_mask = None
+    tape_seconds = 0.0
 
-    # The selection: activations outside the chosen neurons are zero; channels outside the
-    # chosen filters do not contribute.
-    acts = stats.activations * position_mask[None, :, :, None]
-    gc_w = gradcam_weights(stats.d1)
-    pp_w, alpha = gradcampp_weights(acts, stats.d1, stats.d2, stats.d3)
-    all_weights = {"gradcam": gc_w, "gradcam++": pp_w}
-    maps, weights = {}, {}
-    for method in methods:
-        wk = np.where(channel_mask[None, :], all_weights[method], 0.0)
-        weights[method] = wk
-        maps[method] = weighted_map(acts, wk).astype(np.float32)
+    if needs & {"tape", "forward"}:
+        t0 = time.perf_counter()
+        smooth = n_samples if "tape" in needs else 0
+        stats = capture.stats(arr, extra, targets, n_samples=smooth, sigma=sigma, seed=seed,
+                              progress=progress)
+        tape_seconds = time.perf_counter() - t0
+        h, w, k = stats.activations.shape[1:]
+        if channel_mask is None:
+            channel_mask = _channel_mask(filters, k)
+        position_mask = _position_mask(neurons, region, h, w)
+        targets = np.asarray(stats.targets, dtype=np.int32)
+        # The selection: activations outside the chosen neurons are zero; channels outside
+        # the chosen filters do not contribute.
+        acts = stats.activations * position_mask[None, :, :, None]
+        terms = TapeTerms(acts, stats.d1, stats.d2, stats.d3)
+        if smooth == 0:
+            clean = acts
+
+    for method in run:
+        t0 = time.perf_counter()
+        if method.needs == ("tape",):
+            wk = np.where(channel_mask, method.compute(terms), 0.0)
+            (weights if wk.ndim == 2 else position_weights)[method.key] = wk
+            maps[method.key] = weighted_map(acts, wk).astype(np.float32)
+            seconds[method.key] = tape_seconds + time.perf_counter() - t0
+        elif "forward" in method.needs:
+            if clean is None:  # the tape was smoothed: Score-CAM uses the clean activations
+                plain = capture.stats(arr, extra, targets, n_samples=0)
+                clean = plain.activations * position_mask[None, :, :, None]
+            forward = _forward_scores(model, extra)
+            wk = method.compute(clean, arr, forward, targets, channel_mask, max_channels,
+                                chunk_size=get_runner(model).chunk_size, progress=progress)
+            weights[method.key] = wk
+            maps[method.key] = weighted_map(clean, wk).astype(np.float32)
+            seconds[method.key] = tape_seconds + time.perf_counter() - t0
+        else:  # guided: the input gradient through guided ReLUs, computed once
+            if "_guided" not in seconds:
+                from .guided import get_guided
+
+                inputs = _model_inputs(model, arr, extra)
+                guided_gradient, chosen = get_guided(model)(inputs, targets)
+                if stats is None:
+                    targets = chosen.astype(np.int32)
+                seconds["_guided"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+            built_from = [maps[u] for u in method.uses]
+            maps[method.key] = method.compute(guided_gradient, *built_from)
+            seconds[method.key] = (seconds["_guided"] + time.perf_counter() - t0
+                                   + sum(seconds[u] for u in method.uses))
+    seconds.pop("_guided", None)
+    for key in needed:  # computed only as a building block
+        maps.pop(key, None)
+        weights.pop(key, None)
+        seconds.pop(key, None)
+    if position_mask is None:
+        position_mask = _position_mask(neurons, region, h, w) if h and w else np.ones((0, 0), bool)
+    if channel_mask is None:
+        channel_mask = np.ones(0, bool)
     return Explanation(
         maps=maps,
         weights=weights,
-        activations=acts.astype(np.float32),
-        gradients=stats.d1.astype(np.float32),
-        alpha=alpha,
-        targets=np.asarray(stats.targets, dtype=int),
-        clean_logits=None if stats.logits is None else np.asarray(stats.logits, np.float32),
+        activations=None if acts is None else acts.astype(np.float32),
+        gradients=None if stats is None else stats.d1.astype(np.float32),
+        alpha=None if terms is None else terms.alpha,
+        targets=np.asarray(targets, dtype=int),
+        clean_logits=None if stats is None or stats.logits is None else np.asarray(stats.logits, np.float32),
         logits_source=lambda: get_runner(model).logits(_model_inputs(model, arr, extra)),
         layer=capture.layer,
         channel_mask=channel_mask,
@@ -302,7 +382,20 @@ def explain_details(
         n_samples=n_samples,
         sigma=sigma,
         methods=methods,
+        position_weights=position_weights,
+        seconds=seconds,
     )
+
+
+def _forward_scores(model: keras.Model, extra: Sequence[np.ndarray]) -> Callable:
+    """(masked inputs of image i) -> their pre-softmax scores, through the compiled forward."""
+    runner = get_runner(model)
+
+    def score(batch: np.ndarray, i: int) -> np.ndarray:
+        rows = np.full(len(batch), i)
+        return runner.logits(_model_inputs(model, batch, [x[rows] for x in extra]))
+
+    return score
 
 
 def explain(
@@ -312,24 +405,28 @@ def explain(
     layer: str | LayerInfo | None = None,
     target: int | Sequence[int] | None = None,
     extra_inputs: Sequence[np.ndarray] | None = None,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | str = METHODS,
     n_samples: int = 0,
     sigma: float = 0.15,
     seed: int | None = None,
     filters: Iterable[int] | None = None,
     neurons: Sequence[Sequence[int]] | None = None,
     region: bool = False,
+    max_channels: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Grad-CAM and/or Grad-CAM++ maps ``{method: float32 (N, h, w)}`` at the layer's grid:
-    non-negative, finite, not normalised.
+    """Maps ``{method: float32}`` of the chosen methods (any key of
+    ``explainers.methods.REGISTRY``, or ``"all"``; default Grad-CAM and Grad-CAM++).
+    CAM-family maps are ``(N, h, w)`` at the layer's grid, non-negative, finite, not
+    normalised; guided maps are ``(N, H, W, C)`` at the model input's size, signed.
 
     ``images`` are preprocessed ``(N, H, W, C)``; ``target`` None explains each image's top
-    class by its pre-softmax score; ``n_samples > 0`` gives the smoothed methods (Omeiza et
+    class by its pre-softmax score; ``n_samples > 0`` smooths the tape methods (Omeiza et
     al. 2019) with noise of standard deviation ``sigma × (max − min)`` of each image;
-    ``filters`` restricts the channels, ``neurons`` (with ``region``) the positions.
+    ``filters`` restricts the channels, ``neurons`` (with ``region``) the positions;
+    ``max_channels`` is Score-CAM's K (None: every channel).
     """
     return explain_details(
         model, images, layer=layer, target=target, extra_inputs=extra_inputs, methods=methods,
         n_samples=n_samples, sigma=sigma, seed=seed, filters=filters, neurons=neurons,
-        region=region,
+        region=region, max_channels=max_channels,
     ).maps

@@ -50,10 +50,14 @@ def gradcampp_weights(
 
 
 def weighted_map(activations: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """relu(sum_k w_k A_k): the class-discriminative map, finite and non-negative."""
+    """relu(sum_k w_k A_k): the class-discriminative map, finite and non-negative. Weights
+    are per channel ``(..., K)`` or per position ``(..., h, w, K)`` (HiResCAM, LayerCAM)."""
     a = np.asarray(activations, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
-    cam = np.einsum("...hwk,...k->...hw", a, w)
+    if w.ndim == a.ndim:
+        cam = (a * w).sum(axis=-1)
+    else:
+        cam = np.einsum("...hwk,...k->...hw", a, w)
     cam = np.nan_to_num(cam, nan=0.0, posinf=0.0, neginf=0.0)
     return np.maximum(cam, 0.0)
 

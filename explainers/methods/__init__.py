@@ -1,0 +1,90 @@
+"""The method registry: every map the package can draw, one small module per method.
+
+A method declares its ``key`` (what ``explain(..., methods=...)``, the CLI's ``--method`` and
+the pages use), its ``label``, what it ``needs`` and a pure NumPy function from those arrays to
+its weights or map:
+
+- ``"tape"``: the layer's activations A and the gradient terms g, g², g³ of the pre-softmax
+  class score, all from the one compiled tape pass (``capture.py``). Every tape method shares
+  that pass, so asking for all of them costs what one costs. Their ``compute(terms)`` returns
+  weights, per channel ``(N, K)`` or per position ``(N, h, w, K)``; the map is
+  relu(Σ_k w ⊙ A) (``weights.weighted_map``).
+- ``"forward"``: forward passes of masked copies of the input (Score-CAM).
+- ``"guided"``: the input gradient through guided ReLUs (``explainers/guided.py``).
+
+``family`` says what the map is: ``"cam"`` (a heatmap on the layer's grid ``(N, h, w)``:
+boxes, filters and neurons apply) or ``"pixel"`` (an ``(N, H, W, C)`` map at the model input's
+size, shown as an image). Adding a method: one module here listing a ``METHOD``, its entry in
+``_MODULES``, one test entry (``tests/test_methods.py``) and one README line.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import ExplainerError
+from .base import Method, TapeTerms
+
+#: Modules in the order the methods are listed everywhere (pages, CLI, README).
+_MODULES = ("gradcam", "gradcampp", "hirescam", "xgradcam", "layercam", "counterfactual",
+            "scorecam", "guided")
+
+
+def _load() -> dict[str, Method]:
+    registry: dict[str, Method] = {}
+    for name in _MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        for method in getattr(module, "METHODS", (getattr(module, "METHOD", None),)):
+            if method is not None:
+                registry[method.key] = method
+    return registry
+
+
+REGISTRY: dict[str, Method] = _load()
+#: What ``explain`` computes when no method is named: Grad-CAM and Grad-CAM++.
+DEFAULT_METHODS: tuple[str, ...] = tuple(REGISTRY)[:2]
+
+
+def method_keys(needs: str | None = None, family: str | None = None) -> tuple[str, ...]:
+    """Registered keys in display order, optionally only those that need ``needs`` (``"tape"``,
+    ``"forward"``, ``"guided"``) or are of ``family`` (``"cam"``, ``"pixel"``)."""
+    return tuple(k for k, m in REGISTRY.items()
+                 if (needs is None or needs in m.needs) and (family is None or m.family == family))
+
+
+def get_method(key: str) -> Method:
+    try:
+        return REGISTRY[key]
+    except (KeyError, TypeError):
+        raise ExplainerError(f"unknown method {key!r}; choose from {', '.join(REGISTRY)} or all") from None
+
+
+def resolve_methods(methods: Any) -> tuple[str, ...]:
+    """``"all"``, one key, or a sequence of keys (``"all"`` allowed inside) → unique keys in
+    the order given; ExplainerError for an unknown key or an empty selection."""
+    if methods is None:
+        return DEFAULT_METHODS
+    if isinstance(methods, str):
+        methods = (methods,)
+    out: list[str] = []
+    for m in methods:
+        out.extend(REGISTRY if m == "all" else (get_method(m).key,))
+    if not out:
+        raise ExplainerError(f"unknown method '(none)'; choose from {', '.join(REGISTRY)} or all")
+    return tuple(dict.fromkeys(out))
+
+
+def method_label(key: str, n_samples: int = 0, sigma: float | None = None) -> str:
+    """Human name of a method, saying when it is smoothed (``Smooth Grad-CAM++ (16 samples,
+    σ=0.15)``); methods that are never smoothed keep their plain name."""
+    method = REGISTRY.get(key)
+    name = method.label if method else str(key)
+    if n_samples and n_samples > 0 and (method is None or method.smoothed):
+        noise = f", σ={sigma:.2f}" if sigma is not None else ""
+        return f"Smooth {name} ({n_samples} samples{noise})"
+    return name
+
+
+__all__ = ["DEFAULT_METHODS", "Method", "REGISTRY", "TapeTerms", "get_method", "method_keys", "method_label",
+           "resolve_methods"]

@@ -1,0 +1,48 @@
+"""What a method is (``Method``) and what the tape gives the tape methods (``TapeTerms``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..weights import gradcampp_alpha
+
+
+@dataclass(frozen=True)
+class Method:
+    """One explanation method: what it is called, what it needs and how it is computed."""
+
+    key: str
+    label: str
+    needs: tuple[str, ...]  # subset of ("tape", "forward", "guided")
+    family: str  # "cam": (N, h, w) on the layer's grid; "pixel": (N, H, W, C) at the input
+    compute: Callable[..., Any]
+    reference: str = ""  # the paper
+    smoothed: bool = True  # computed from terms averaged over noisy copies when n_samples > 0
+    uses: tuple[str, ...] = ()  # maps of other methods it is built from
+
+    @property
+    def cam(self) -> bool:
+        return self.family == "cam"
+
+
+@dataclass
+class TapeTerms:
+    """The arrays of the one tape pass, float64, channels last: activations A ``(N, h, w, K)``
+    (already zero outside the chosen neurons) and the derivative terms g, g², g³ (averages
+    over the noisy copies when smoothed, so d2 is not d1² then)."""
+
+    activations: np.ndarray
+    d1: np.ndarray
+    d2: np.ndarray
+    d3: np.ndarray
+    _alpha: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """Grad-CAM++'s α (computed once, shared by the pages that show it)."""
+        if self._alpha is None:
+            self._alpha = gradcampp_alpha(self.activations, self.d2, self.d3)
+        return self._alpha

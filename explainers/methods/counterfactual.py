@@ -1,0 +1,15 @@
+"""Counterfactual map (Selvaraju et al. 2017, §3.3): Grad-CAM of −g, the regions whose
+removal would raise the class score (what argues against the class)."""
+
+import numpy as np
+
+from ..weights import gradcam_weights
+from .base import Method, TapeTerms
+
+
+def compute(terms: TapeTerms) -> np.ndarray:
+    return -gradcam_weights(terms.d1)
+
+
+METHOD = Method("counterfactual", "Counterfactual Grad-CAM", ("tape",), "cam", compute,
+                "Selvaraju et al. 2017, §3.3")

@@ -1,0 +1,15 @@
+"""Grad-CAM (Selvaraju et al. 2017): w_k = mean_ij g_ij, map = relu(Σ_k w_k A_k)."""
+
+import numpy as np
+
+from ..weights import gradcam_weights
+from .base import Method, TapeTerms
+
+KEY = "gradcam"
+
+
+def compute(terms: TapeTerms) -> np.ndarray:
+    return gradcam_weights(terms.d1)
+
+
+METHOD = Method(KEY, "Grad-CAM", ("tape",), "cam", compute, "Selvaraju et al. 2017")

@@ -1,0 +1,16 @@
+"""Grad-CAM++ (Chattopadhay et al. 2018, Eq. 19): α_ij = g² / (2 g² + Σ_ab A_ab g³),
+w_k = Σ_ij α_ij relu(g_ij), map = relu(Σ_k w_k A_k); powers in float64 (weights.py)."""
+
+import numpy as np
+
+from .base import Method, TapeTerms
+
+KEY = "gradcam++"
+
+
+def compute(terms: TapeTerms) -> np.ndarray:
+    relu_grad = np.maximum(np.asarray(terms.d1, dtype=np.float64), 0.0)
+    return (terms.alpha * relu_grad).sum(axis=(-3, -2))
+
+
+METHOD = Method(KEY, "Grad-CAM++", ("tape",), "cam", compute, "Chattopadhay et al. 2018")

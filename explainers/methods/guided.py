@@ -1,0 +1,34 @@
+"""Guided Backpropagation (Springenberg et al. 2015) and Guided Grad-CAM (Selvaraju et al. 2017).
+
+The input gradient through guided ReLUs comes from ``explainers/guided.py``; here only the
+arrays: guided backprop is that gradient, ``(N, H, W, C)`` float32 at the model input's size;
+Guided Grad-CAM multiplies it by the Grad-CAM map upsampled bilinearly to the input size.
+Guided backprop uses the clean image only; Guided Grad-CAM's Grad-CAM factor is smoothed
+with the other tape methods when ``n_samples > 0``.
+"""
+
+import numpy as np
+
+from ..render import upsample
+from . import gradcam
+from .base import Method
+
+
+def backprop(guided_gradient: np.ndarray) -> np.ndarray:
+    g = np.asarray(guided_gradient, dtype=np.float32)
+    return np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def guided_gradcam(guided_gradient: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """guided ⊙ upsample(cam): ``(N, H, W, C)`` float32."""
+    g = backprop(guided_gradient)
+    up = upsample(np.asarray(cam, dtype=np.float32), g.shape[1:3])
+    return (g * up[..., None]).astype(np.float32)
+
+
+METHODS = (
+    Method("guided-backprop", "Guided Backprop", ("guided",), "pixel", backprop,
+           "Springenberg et al. 2015", smoothed=False),
+    Method("guided-gradcam", "Guided Grad-CAM", ("guided", "tape"), "pixel", guided_gradcam,
+           "Selvaraju et al. 2017", uses=(gradcam.KEY,)),
+)

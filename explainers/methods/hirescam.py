@@ -1,0 +1,14 @@
+"""HiResCAM (Draelos & Carin 2020): relu(Σ_k g ⊙ A), the gradient kept per position.
+Where the gradient is constant over positions (a layer followed directly by global average
+pooling) g_ij = mean(g), so this is exactly Grad-CAM."""
+
+import numpy as np
+
+from .base import Method, TapeTerms
+
+
+def compute(terms: TapeTerms) -> np.ndarray:
+    return np.asarray(terms.d1, dtype=np.float64)
+
+
+METHOD = Method("hirescam", "HiResCAM", ("tape",), "cam", compute, "Draelos & Carin 2020")

@@ -1,0 +1,12 @@
+"""LayerCAM (Jiang et al. 2021): relu(Σ_k relu(g) ⊙ A), positive gradient per position."""
+
+import numpy as np
+
+from .base import Method, TapeTerms
+
+
+def compute(terms: TapeTerms) -> np.ndarray:
+    return np.maximum(np.asarray(terms.d1, dtype=np.float64), 0.0)
+
+
+METHOD = Method("layercam", "LayerCAM", ("tape",), "cam", compute, "Jiang et al. 2021")

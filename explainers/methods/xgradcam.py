@@ -1,0 +1,18 @@
+"""XGrad-CAM (Fu et al. 2020): w_k = Σ_ij A_ij^k / (Σ_ab A_ab^k + 1e-7) · g_ij^k,
+map = relu(Σ_k w_k A_k)."""
+
+import numpy as np
+
+from .base import Method, TapeTerms
+
+EPSILON = 1e-7
+
+
+def compute(terms: TapeTerms) -> np.ndarray:
+    a = np.asarray(terms.activations, dtype=np.float64)
+    g = np.asarray(terms.d1, dtype=np.float64)
+    total = a.sum(axis=(-3, -2), keepdims=True) + EPSILON
+    return (a / total * g).sum(axis=(-3, -2))
+
+
+METHOD = Method("xgradcam", "XGrad-CAM", ("tape",), "cam", compute, "Fu et al. 2020")
