@@ -186,3 +186,24 @@ def side_by_side(panels: Sequence[np.ndarray], captions: Sequence[str] | None = 
             draw.text((x + 4, 3), str(captions[i]), fill=(0, 0, 0), font=font)
         x += img.shape[1] + gap
     return np.asarray(canvas, dtype=np.uint8).copy()
+
+
+def draw_box(image: np.ndarray, box: Sequence[int] | None, color: Sequence[int] = (255, 255, 255),
+             width: int = 2) -> np.ndarray:
+    """The image (uint8 RGB) with the rectangle ``box = (x0, y0, x1, y1)`` (x1, y1 exclusive,
+    in the image's pixels) outlined ``width`` pixels inwards; unchanged when ``box`` is None."""
+    img = _as_rgb_uint8(image).copy()
+    if box is None:
+        return img
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = (int(v) for v in box)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 <= x0 or y1 <= y0:
+        return img
+    t = max(1, int(width))
+    c = np.asarray(color, dtype=np.uint8)[:3]
+    img[y0 : min(y1, y0 + t), x0:x1] = c
+    img[max(y0, y1 - t) : y1, x0:x1] = c
+    img[y0:y1, x0 : min(x1, x0 + t)] = c
+    img[y0:y1, max(x0, x1 - t) : x1] = c
+    return img
