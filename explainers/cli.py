@@ -20,12 +20,8 @@ from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # effective only if TensorFlow is not loaded yet
 
-from explainers.argtypes import nonneg_float, nonneg_int  # noqa: E402
 from explainers.errors import ExplainerError  # noqa: E402
 
-METHOD_CHOICES = ("gradcam", "gradcam++", "all")
-#: Longest side of the PNG overlays: full-resolution photos would make huge files.
-PNG_MAX_SIDE = 512
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,13 +53,6 @@ def _one_line(text: object) -> str:
 # --- argument types -------------------------------------------------------------------------
 
 
-
-
-def _opacity(text: str) -> float:
-    value = nonneg_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
 
 
 def parse_index_list(text: str) -> list[int]:
@@ -167,28 +156,6 @@ def _shape_text(shape: Sequence) -> str:
     return "x".join("?" if s is None else str(s) for s in tuple(shape)[1:])
 
 
-def _check_out(out: str | None) -> Path | None:
-    if out is None:
-        return None
-    path = Path(out)
-    if path.suffix.lower() not in (".npz", ".png"):
-        raise ExplainerError(f"--out must end in .npz (the maps) or .png (the overlay), got '{out}'")
-    if not path.parent.exists():
-        raise ExplainerError(f"the folder for --out does not exist: {path.parent}")
-    return path
-
-
-def _display_image(image, max_side: int = PNG_MAX_SIDE):
-    """The input image scaled down (never up) so its longer side is at most ``max_side``."""
-    from explainers.images import resize
-
-    w, h = image.size
-    scale = min(1.0, max_side / max(w, h))
-    if scale < 1.0:
-        image = resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
-    return image
-
-
 # --- explain --------------------------------------------------------------------------------
 
 
@@ -205,146 +172,6 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    choices=("none", "0..1", "-1..1", "imagenet caffe", "imagenet torch"),
                    help="your model only: how to scale RGB 0..255 (default none: the model "
                         "file scales its input itself)")
-
-
-def _add_explain_arguments(p: argparse.ArgumentParser) -> None:
-    _add_model_arguments(p)
-    p.add_argument("--image", required=True, metavar="FILE", help="the image to explain")
-    p.add_argument("--layer", help="layer name or path (default: the last spatial layer; "
-                                   "list them with the layers command)")
-    p.add_argument("--target", metavar="N|NAME",
-                   help="class index or name to explain (default: the top prediction)")
-    p.add_argument("--method", default="all", choices=METHOD_CHOICES)
-    p.add_argument("--samples", type=nonneg_int, default=0, metavar="N",
-                   help="noisy copies for Smooth Grad-CAM(++) (0: no smoothing)")
-    p.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S",
-                   help="noise standard deviation as a fraction of the image's value range")
-    p.add_argument("--seed", type=int, default=None, metavar="N", help="noise seed")
-    p.add_argument("--filters", metavar="LIST", help="only these channels, e.g. 3,10,32 or 0-15")
-    p.add_argument("--neurons", metavar="LIST",
-                   help="only these grid positions (row,col), e.g. 3,4;5,6")
-    p.add_argument("--region", action="store_true",
-                   help="--neurons gives two corners of a rectangle instead of single positions")
-    p.add_argument("--age", type=float, default=None, help="skin-lesion model: patient age in years")
-    p.add_argument("--sex", default=None, help="skin-lesion model: female, male or unknown")
-    p.add_argument("--site", default=None,
-                   help="skin-lesion model: arm, head-or-neck, leg-or-genital, trunk, unknown, "
-                        "or a HAM10000 localisation such as 'back'")
-    p.add_argument("--out", metavar="FILE.npz|FILE.png",
-                   help=".npz: the raw maps and what they explain; .png: the overlay")
-    p.add_argument("--cmap", default="jet", help="colour map of the PNG overlay (default jet)")
-    p.add_argument("--opacity", type=_opacity, default=0.5, help="overlay opacity 0..1 (default 0.5)")
-
-
-def _print_prediction(bundle, pred, k: int = 3) -> None:
-    import numpy as np
-
-    probs = np.asarray(pred.probabilities[0], dtype=np.float64)
-    order = np.argsort(-probs, kind="stable")[: min(k, len(probs))]
-    kind = "probability" if pred.softmax_head else "score"
-    print(f"model: {bundle.label}")
-    if not bundle.meaningful:
-        print("note: random weights — the prediction and the maps show the architecture only")
-    print(f"prediction (top {len(order)}, {kind}):")
-    for rank, i in enumerate(order, 1):
-        value = f"{probs[i] * 100:.1f}%" if pred.softmax_head else f"{probs[i]:.4g}"
-        print(f"  {rank}. [{i}] {bundle.class_label(int(i))}: {value}")
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from explainers import explain_details, predict, resolve_layer
-    from explainers.core import method_label
-    from explainers.images import load_image
-    from explainers.zoo import prepare
-
-    out = _check_out(args.out)
-    if out is not None and out.suffix.lower() == ".png":
-        from explainers.render import colorize
-
-        colorize(np.zeros((1, 1)), args.cmap)  # an unknown colour map fails before the work
-    filters = parse_index_list(args.filters) if args.filters else None
-    neurons = parse_positions(args.neurons) if args.neurons else None
-    if args.region and neurons is None:
-        raise ExplainerError("--region needs --neurons with two corner positions")
-    image = load_image(args.image)  # before the model: a bad image fails in a second
-    if any(v is not None for v in (args.age, args.sex, args.site)):
-        from explainers.zoo import skin_lesion_metadata
-
-        skin_lesion_metadata(args.age, args.sex, args.site)  # likewise for bad patient data
-    bundle = _load_bundle(args)
-    extra = _extra_inputs(bundle, args)
-    target = _target(bundle, args.target)
-    layer = resolve_layer(bundle.model, args.layer)  # a wrong name fails before any computing
-    x = prepare(bundle, image)
-    pred = predict(bundle.model, x, extra_inputs=extra)
-    _print_prediction(bundle, pred)
-
-    methods = ("gradcam", "gradcam++") if args.method == "all" else (args.method,)
-    ex = explain_details(
-        bundle.model, x, layer=layer, target=target, extra_inputs=extra, methods=methods,
-        n_samples=args.samples, sigma=args.sigma, seed=args.seed, filters=filters,
-        neurons=neurons, region=args.region,
-    )
-    t = int(ex.targets[0])
-    probs = np.asarray(pred.probabilities[0])
-    score = f"{probs[t] * 100:.1f}%" if pred.softmax_head else f"score {probs[t]:.4g}"
-    print(f"explained: class [{t}] {bundle.class_label(t)} ({score}) at layer {ex.layer.path} "
-          f"({_shape_text(ex.layer.output_shape)})")
-    labels = {m: method_label(m, args.samples, args.sigma) for m in methods}
-    for m in methods:
-        print(f"  {labels[m]}: map {ex.maps[m].shape[1]}x{ex.maps[m].shape[2]}, "
-              f"max {float(ex.maps[m][0].max()):.4g}")
-
-    if out is not None:
-        try:
-            if out.suffix.lower() == ".npz":
-                _write_npz(out, bundle, ex, methods, x, image, t, args)
-            else:
-                _write_png(out, image, ex, methods, labels, args,
-                           f"input; explained: {bundle.class_names[t]} ({score})")
-        except OSError as exc:
-            raise ExplainerError(f"cannot write {out}: {exc.strerror or exc}") from None
-        print(f"wrote {out}")
-    return 0
-
-
-def _write_npz(out: Path, bundle, ex, methods, x, image, target: int, args) -> None:
-    import numpy as np
-
-    from explainers.zoo import resized_input
-
-    arrays = {m: ex.maps[m][0].astype(np.float32) for m in methods}
-    np.savez_compressed(
-        out,
-        **arrays,
-        image=np.clip(np.rint(resized_input(bundle, image)), 0, 255).astype(np.uint8),  # as the model saw it
-        target=np.int64(target),
-        class_name=np.str_(bundle.class_names[target]),
-        layer=np.str_(ex.layer.path),
-        model=np.str_(bundle.key),
-        methods=np.array(methods),
-        logits=np.asarray(ex.logits[0], dtype=np.float32),
-        n_samples=np.int64(args.samples),
-        sigma=np.float64(args.sigma),
-    )
-
-
-def _write_png(out: Path, image, ex, methods, labels, args, input_caption: str) -> None:
-    from PIL import Image
-
-    from explainers.images import to_array
-    from explainers.render import overlay, side_by_side
-
-    shown = to_array(_display_image(image))
-    overlays = [overlay(shown, ex.maps[m][0], cmap=args.cmap, opacity=args.opacity) for m in methods]
-    if len(methods) == 1:
-        picture = overlays[0]
-    else:
-        captions = [input_caption] + [labels[m].replace("σ", "sigma") for m in methods]
-        picture = side_by_side([shown, *overlays], captions)
-    Image.fromarray(picture).save(out, format="PNG")
 
 
 # --- layers ---------------------------------------------------------------------------------
@@ -388,9 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Grad-CAM, Grad-CAM++ and Smooth Grad-CAM++ for Keras image classifiers.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    p = sub.add_parser("explain", help="explain one image: print the prediction, write maps or an overlay")
-    _add_explain_arguments(p)
-    p.set_defaults(func=cmd_explain)
+    from explainers import explain_command
+
+    explain_command.add_parser(sub)
     p = sub.add_parser("layers", help="list the layers a map can be computed at")
     _add_model_arguments(p)
     p.set_defaults(func=cmd_layers)
@@ -466,3 +293,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BaseException:
             _replay(log)
             raise
+
+
+from explainers.explain_command import PNG_MAX_SIDE  # noqa: E402,F401  (kept for callers of cli)

@@ -122,3 +122,7 @@ def describe(ex, image: int = 0, k: int = TOP, mask: np.ndarray | None = None,
     sentence = (f"For {name} at layer {ex.layer.path}, {_group_text(top_facts, 'largest')}; "
                 f"{_group_text(bottom_facts, 'most negative')}.")
     return TextualExplanation(top_facts, bottom_facts, sentence)
+
+
+#: The method whose weights the textual explanation reads.
+NEEDS = gradcam.KEY

@@ -32,3 +32,17 @@ METHODS = (
     Method("guided-gradcam", "Guided Grad-CAM", ("guided", "tape"), "pixel", guided_gradcam,
            "Selvaraju et al. 2017", uses=(gradcam.KEY,)),
 )
+
+
+def to_image(pixel_map: np.ndarray) -> np.ndarray:
+    """A signed ``(H, W, C)`` map as a picture: grey is 0, brighter / darker is positive /
+    negative, scaled by the largest absolute value (uint8 RGB)."""
+    g = backprop(pixel_map)
+    if g.ndim == 2:
+        g = g[..., None]
+    if g.shape[-1] == 1:
+        g = np.repeat(g, 3, axis=-1)
+    g = g[..., :3]
+    peak = float(np.abs(g).max())
+    out = 0.5 + 0.5 * (g / peak if peak > 0 else g)
+    return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
