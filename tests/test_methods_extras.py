@@ -108,3 +108,35 @@ def test_textual_explanation_numbers_and_sentence():
         assert f"#{f.index}" in text.sentence
     with pytest.raises(ExplainerError, match="needs the Grad-CAM weights"):
         describe(explain_details(model, x, methods="layercam"))
+
+
+def test_coinciding_methods_are_found_numerically():
+    from explainers.methods.agreement import coinciding_groups, gradient_constant_per_channel
+
+    g = np.broadcast_to(np.array([1.0, -2.0, 0.5]), (1, 4, 4, 3))
+    assert gradient_constant_per_channel(g)
+    g2 = g.copy()
+    g2[0, 1, 1, 0] += 0.01
+    assert not gradient_constant_per_channel(g2)
+    a = np.random.default_rng(0).random((4, 4))
+    groups = coinciding_groups({"x": a, "y": 3 * a, "z": a ** 2, "w": np.zeros((4, 4)),
+                                "v": np.zeros((4, 4))})
+    assert groups == [["x", "y"], ["w", "v"]]
+
+
+def test_at_a_layer_before_global_pooling_gradcam_equals_hirescam():
+    from explainers.methods.agreement import coinciding_groups, gradient_constant_per_channel
+
+    model = ref.nested_model()  # backbone/conv_b is followed directly by GAP
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (1, 9, 9, 3)).astype("float32")
+    meta = rng.uniform(0, 1, (1, 2)).astype("float32")
+    ex = explain_details(model, x, extra_inputs=[meta], methods=["gradcam", "hirescam", "xgradcam", "layercam"])
+    assert gradient_constant_per_channel(ex.gradients)
+    group = coinciding_groups({k: v[0] for k, v in ex.maps.items()})[0]
+    assert group[:3] == ["gradcam", "hirescam", "xgradcam"]
+    f = ref.functional_model()  # conv -> flatten: the gradient varies over positions
+    exf = explain_details(f, rng.normal(0, 1, (1, 6, 6, 2)).astype("float32"),
+                          methods=["gradcam", "hirescam"])
+    assert not gradient_constant_per_channel(exf.gradients)
+    assert coinciding_groups({k: v[0] for k, v in exf.maps.items()}) == []
