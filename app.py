@@ -38,6 +38,8 @@ pages = [
             icon=":material/grid_on:", url_path="filters_neurons"),
     st.Page(str(HERE / "pages" / "how_it_works.py"), title="How it works",
             icon=":material/school:", url_path="how_it_works"),
+    st.Page(str(HERE / "pages" / "compare.py"), title="Compare methods",
+            icon=":material/compare:", url_path="compare"),
 ]
 if (HERE / "pages" / "evaluate.py").is_file():  # written separately; the app runs without it
     pages.append(st.Page(str(HERE / "pages" / "evaluate.py"), title="Evaluate",

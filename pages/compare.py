@@ -1,0 +1,163 @@
+"""Compare: one image, every method in one grid, with the same layer, class and noise; each
+map with its time, its localisation box and (with a mask) its localisation scores; when
+methods coincide at this layer, the page says so and why. No math here."""
+
+import streamlit as st
+
+from dashboard.bootstrap import ensure_navigation
+
+ensure_navigation()  # a first run straight into this file goes back through app.py
+
+import pandas as pd  # noqa: E402
+
+from dashboard import compare_loaders as cl  # noqa: E402
+from dashboard import evaluate_helpers as eh  # noqa: E402
+from dashboard import loaders, sidebar, views  # noqa: E402
+from dashboard.errors import guard  # noqa: E402
+from explainers import metrics, render  # noqa: E402
+from explainers.localisation import DEFAULT_THRESHOLD, box_scores, cam_box  # noqa: E402
+from explainers.methods import REGISTRY, method_keys, method_label  # noqa: E402
+from explainers.methods.agreement import coinciding_groups, gradient_constant_per_channel  # noqa: E402
+from explainers.methods.guided import to_image  # noqa: E402
+from explainers.methods.scorecam import DEFAULT_MAX_CHANNELS  # noqa: E402
+
+SCORECAM_REQUEST = "_compare_scorecam"  # the settings Score-CAM was asked for
+FAITHFULNESS = "_compare_faithfulness"  # (settings, scores) of the last faithfulness run
+TAPE = [k for k in method_keys() if REGISTRY[k].needs == ("tape",)]  # one shared pass
+GUIDED = list(method_keys(needs="guided"))
+FORWARD = list(method_keys(needs="forward"))
+
+sel = sidebar.selection()
+st.title("Compare the methods")
+st.caption("One image, every method, the same layer, class and noise. Each map is shown with "
+           "the time it took, its localisation box (the largest region above a share of the "
+           "map's maximum, Grad-CAM §4.1) and, with a lesion mask, where it points.")
+
+
+def settings():
+    n_samples, sigma, seed = views.noise_controls()
+    cmap, opacity = views.display_controls()
+    c1, c2 = st.columns(2)
+    threshold = c1.slider("Box threshold (fraction of each map's maximum)", 0.05, 0.9,
+                          DEFAULT_THRESHOLD, 0.05, key="w:compare_box")
+    k_total = int(sel.layer.channels or 1)
+    k = int(c2.number_input(f"Score-CAM channels K (of {k_total})", 1, k_total,
+                            min(DEFAULT_MAX_CHANNELS, k_total), key="w:compare_k",
+                            help="The K channels whose activations vary most: one forward pass each."))
+    return n_samples, sigma, seed, cmap, opacity, threshold, min(k, k_total)
+
+
+def scorecam_wanted(k: int, token: tuple) -> bool:
+    with guard("measuring a forward pass"):
+        t1 = cl.forward_seconds(sel.model_token, sel.image_digest, _bundle=sel.bundle, _x=sel.x,
+                                _extra=sel.extra)
+        st.caption(f"Score-CAM with K = {k}: {k} forward passes of the model, about "
+                   f"{k * t1:.1f} s on this machine (one forward pass of this image measured at "
+                   f"{t1 * 1000:.0f} ms).")
+    if st.button(f"Compute Score-CAM (K = {k})", key="w:compare_run_scorecam"):
+        st.session_state[SCORECAM_REQUEST] = token + (k,)
+    return st.session_state.get(SCORECAM_REQUEST) == token + (k,)
+
+
+def compute(n_samples, sigma, seed, k, with_scorecam):
+    maps, seconds, tape = {}, {}, None
+    groups = [("the gradient methods", TAPE, None), ("the guided methods", GUIDED, None)]
+    if with_scorecam:
+        groups.append(("Score-CAM", FORWARD, k))
+    for what, keys, max_channels in groups:
+        if not keys:
+            continue
+        with guard(f"computing {what}"):
+            ex = cl.explanation(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path,
+                                int(sel.target), tuple(keys), int(n_samples), round(float(sigma), 4),
+                                int(seed), max_channels, _bundle=sel.bundle, _x=sel.x, _extra=sel.extra)
+            maps.update({m: ex.maps[m][0] for m in keys})
+            seconds.update(ex.seconds)
+            if keys is TAPE:
+                tape = ex
+    return maps, seconds, tape
+
+
+def coincidences(maps, tape):
+    if tape is not None and gradient_constant_per_channel(tape.gradients):
+        st.info(f"At layer `{sel.layer.path}` the gradient of the class score is the same at "
+                "every position of each channel (the layer is followed directly by global "
+                "average pooling), so HiResCAM equals Grad-CAM and XGrad-CAM has Grad-CAM's shape.")
+    cams = {m: v for m, v in maps.items() if REGISTRY[m].cam}
+    for group in coinciding_groups(cams):
+        names = ", ".join(REGISTRY[m].label for m in group)
+        st.caption(f"Identical maps here (each divided by its maximum, within 0.01 %): {names}.")
+
+
+def mask_upload():
+    up = st.file_uploader("Lesion mask (optional): a black-and-white PNG, lesion in white",
+                          type=["png", "bmp", "gif", "tif", "tiff"], key="w:compare_mask")
+    if up is None:
+        return None, None
+    mask = None
+    with guard(f"reading the mask {up.name}"):
+        digest = loaders.digest(up.getvalue())
+        mask = eh.mask_from_upload(digest, tuple(sel.bundle.input_size), up.getvalue(), up.name)
+    return mask, (digest if mask is not None else None)
+
+
+def grid(maps, seconds, n_samples, sigma, cmap, opacity, threshold, mask):
+    disp = loaders.display_image(sel.image_digest, sel.image)
+    size = (sel.image.height, sel.image.width)
+    cols = st.columns(3)
+    for i, m in enumerate(k for k in method_keys() if k in maps):
+        col = cols[i % 3]
+        lines = [f"**{method_label(m, n_samples, sigma)}** · {seconds.get(m, 0.0):.2f} s"]
+        if REGISTRY[m].cam:
+            box = cam_box(maps[m], size, threshold)
+            shown = cam_box(maps[m], disp.shape[:2], threshold)
+            col.image(render.draw_box(render.overlay(disp, maps[m], cmap=cmap, opacity=opacity), shown),
+                      width="stretch")
+            lines.append("box [x0, y0, x1, y1] = " + (f"{list(box)} px" if box else "none (all-zero map)"))
+            if mask is not None:
+                scores = box_scores(maps[m], mask, threshold)
+                lines.append(f"pointing {'hit' if metrics.pointing_game(maps[m], mask) else 'miss'} · "
+                             f"energy in mask {metrics.energy_in_mask(maps[m], mask):.2f} (1 = chance) · "
+                             f"box IoU {scores['box_iou']:.2f} (0–1; < 0.5 = localisation error)")
+        else:
+            col.image(to_image(maps[m]), width="stretch")
+            lines.append("input gradient: grey = 0, bright = positive, dark = negative")
+        col.markdown("  \n".join(lines))
+
+
+def faithfulness(maps, token, mask, mask_digest):
+    cams = {m: v for m, v in maps.items() if REGISTRY[m].cam}
+    key = token + (tuple(cams), mask_digest)
+    if st.button("Score faithfulness (Average Drop, deletion, insertion)", key="w:compare_faith"):
+        with guard("scoring the maps"), st.spinner("Scoring: two batched forward passes per map ..."):
+            raw = eh.raw_image(sel.model_token, sel.image_digest, sel.bundle, sel.image)
+            ev = metrics.evaluate_details(sel.bundle, raw, cams, int(sel.target),
+                                          extra_inputs=sel.extra, mask=mask)
+            st.session_state[FAITHFULNESS] = (key, ev.scores)
+    stored = st.session_state.get(FAITHFULNESS)
+    if stored and stored[0] == key:
+        labels = {m: REGISTRY[m].label for m in cams}
+        st.dataframe(pd.DataFrame(metrics.score_table(stored[1], labels)), hide_index=True,
+                     width="stretch")
+
+
+if sel.bundle is None:
+    st.info("No model is loaded: see the message above, or choose another model in the sidebar.")
+elif sel.image is None:
+    st.info("Choose an image in the sidebar: a sample, your upload or a camera photo.")
+elif not sel.ready:
+    st.info("The model could not be run on this image; see the message above.")
+else:
+    n_samples, sigma, seed, cmap, opacity, threshold, k = settings()
+    token = (sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
+             int(n_samples), round(float(sigma), 4), int(seed))
+    with_scorecam = scorecam_wanted(k, token)
+    mask, mask_digest = mask_upload()
+    maps, seconds, tape = compute(n_samples, sigma, seed, k, with_scorecam)
+    st.caption(f"Class explained: **{sel.target_text()}** · layer `{sel.layer.path}` · times "
+               "include the passes each method needs (shared passes count for each).")
+    coincidences(maps, tape)
+    with guard("drawing the maps"):
+        grid(maps, seconds, n_samples, sigma, cmap, opacity, threshold, mask)
+    if maps:
+        faithfulness(maps, token, mask, mask_digest)

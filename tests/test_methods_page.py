@@ -1,0 +1,92 @@
+"""The Compare page through the real app, with a tiny uploaded model and image: every method
+in the grid with its time and box, the coincidence note, Score-CAM on request with its cost
+shown first, mask scores and faithfulness on demand."""
+
+import io
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from explainers.methods import REGISTRY, method_keys
+from tests.conftest import ROOT
+
+SIZE = 24
+
+
+def _png(array) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(array, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _by_key(widgets, key):
+    return next(w for w in widgets if w.key == key)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+    p = keras.layers.GlobalAveragePooling2D()(a)
+    out = keras.layers.Dense(3, activation="softmax", name="head")(p)
+    path = tmp_path_factory.mktemp("compare") / "tiny.keras"
+    keras.Model(inp, out).save(path)
+    rng = np.random.default_rng(0)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["model"] = "upload"
+    at.session_state["image_source"] = "upload"
+    at.switch_page("pages/compare.py")
+    at.run()
+    _by_key(at.file_uploader, "w:model_file").upload("tiny.keras", path.read_bytes())
+    _by_key(at.file_uploader, "w:image_file").upload("lesion.png", _png(rng.integers(0, 256, (30, 40, 3))),
+                                                     "image/png")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _text(at):
+    return "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
+
+
+def test_every_method_but_scorecam_is_shown_with_time_and_box(app):
+    text = _text(app)
+    for key in method_keys():
+        label = REGISTRY[key].label
+        if key == "scorecam":
+            assert f"**{label}**" not in text  # only on request
+        else:
+            assert f"**{label}** · " in text and " s" in text, label
+    assert text.count("box [x0, y0, x1, y1] = [") >= 5  # in the pixels of the 40x30 upload
+    assert "Score-CAM with K = 4: 4 forward passes of the model, about" in text
+    assert any("HiResCAM equals Grad-CAM" in i.value for i in app.info)
+    assert "Identical maps here" in text and "Grad-CAM, HiResCAM, XGrad-CAM" in text
+    assert not app.error, [e.value for e in app.error]
+
+
+def test_scorecam_on_request_then_mask_and_faithfulness(app):
+    _by_key(app.number_input, "w:compare_k").set_value(2)
+    app.run()
+    _by_key(app.button, "w:compare_run_scorecam").click()
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert "**Score-CAM** · " in _text(app)
+    mask = np.zeros((30, 40), np.uint8)
+    mask[5:25, 10:30] = 255
+    _by_key(app.file_uploader, "w:compare_mask").upload("mask.png", _png(mask), "image/png")
+    app.run()
+    text = _text(app)
+    assert text.count("box IoU ") == len(method_keys(family="cam"))
+    assert "energy in mask" in text and ("pointing hit" in text or "pointing miss" in text)
+    _by_key(app.button, "w:compare_faith").click()
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    table = app.dataframe[-1].value
+    assert list(table["Method"]) == [REGISTRY[k].label for k in method_keys(family="cam")]
+    assert "Average Drop (%)" in table.columns and "Pointing game (% hits)" in table.columns
+    assert not app.error, [e.value for e in app.error]
