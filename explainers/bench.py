@@ -1,7 +1,7 @@
 """Benchmark: how much does explaining cost compared with the pass it cannot avoid?
 
 Measured in one process, so the figures are ratios that carry across machines:
-- ``ours``: ``explain(..., methods=("gradcam", "gradcam++"), n_samples=16, target=1)`` for
+- ``ours``: ``explain(..., n_samples=16, target=1)`` (Grad-CAM and Grad-CAM++) for
   one image (and the same with ``target=None``, which adds a forward pass of the clean image
   to pick its top class);
 - ``plain``: one forward + backward pass of the same 16 (noisy) images to the same layer, the
@@ -169,7 +169,7 @@ def run_extended(model_name: str = "MobileNetV2", samples: int = 16, repeats: in
 
     from .adapter import resolve_layer
     from .core import explain
-    from .methods import method_keys
+    from .methods import REGISTRY, method_keys
 
     model = getattr(keras.applications, model_name)(weights=None)
     size = tuple(model.inputs[0].shape[1:3])
@@ -179,7 +179,9 @@ def run_extended(model_name: str = "MobileNetV2", samples: int = 16, repeats: in
     batch = rng.uniform(-1, 1, (samples,) + size + (3,)).astype(np.float32)
     masked = rng.uniform(-1, 1, (channels,) + size + (3,)).astype(np.float32)
     target = 1
-    tape_keys = tuple(k for k in method_keys(needs="tape", family="cam"))
+    tape_keys = method_keys(needs="tape", family="cam")
+    guided = next(k for k in method_keys() if REGISTRY[k].needs == ("guided",))
+    scorecam = method_keys(needs="forward")[0]
     spec = [tf.TensorSpec((None,) + size + (3,), tf.float32)]
 
     @tf.function(input_signature=spec)
@@ -201,9 +203,9 @@ def run_extended(model_name: str = "MobileNetV2", samples: int = 16, repeats: in
         "cam_family": (
             lambda: explain(model, image, target=target, methods=tape_keys, n_samples=samples, seed=0),
             lambda: explain(model, image, target=target, methods=tape_keys[:1], n_samples=samples, seed=0)),
-        "guided": (lambda: explain(model, batch, target=target, methods="guided-backprop"),
+        "guided": (lambda: explain(model, batch, target=target, methods=guided),
                    lambda: plain_input_gradient(batch).numpy()),
-        "scorecam": (lambda: explain(model, image, target=target, methods="scorecam",
+        "masked_forwards": (lambda: explain(model, image, target=target, methods=scorecam,
                                      max_channels=channels),
                      forwards),
     }
@@ -220,7 +222,7 @@ def format_extended(r: dict) -> str:
         ("cam_family", f"all gradient CAM methods together ({', '.join(r['tape_methods'])}), "
                        f"{n} noise samples", f"Grad-CAM alone, {n} noise samples", 1.1),
         ("guided", f"guided backprop of {n} images", f"one plain compiled input-gradient pass of {n} images", 1.3),
-        ("scorecam", f"Score-CAM, K = {r['k']} of {r['channels']} channels",
+        ("masked_forwards", f"Score-CAM, K = {r['k']} of {r['channels']} channels",
                      f"{r['k']} plain compiled forward passes (chunks of 32)", 1.2),
     ]
     lines = [f"machine: {r['machine']}",

@@ -15,30 +15,29 @@ its weights or map:
 ``family`` says what the map is: ``"cam"`` (a heatmap on the layer's grid ``(N, h, w)``:
 boxes, filters and neurons apply) or ``"pixel"`` (an ``(N, H, W, C)`` map at the model input's
 size, shown as an image). Adding a method: one module here listing a ``METHOD``, its entry in
-``_MODULES``, one test entry (``tests/test_methods.py``) and one README line.
+an ``ORDER`` number, one test entry (``tests/test_methods.py``) and one README line.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any
 
 from ..errors import ExplainerError
 from .base import Method, TapeTerms
 
-#: Modules in the order the methods are listed everywhere (pages, CLI, README).
-_MODULES = ("gradcam", "gradcampp", "hirescam", "xgradcam", "layercam", "counterfactual",
-            "scorecam", "guided")
 
 
 def _load() -> dict[str, Method]:
-    registry: dict[str, Method] = {}
-    for name in _MODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        for method in getattr(module, "METHODS", (getattr(module, "METHOD", None),)):
-            if method is not None:
-                registry[method.key] = method
-    return registry
+    """Every module of this package that defines ``METHOD`` (or ``METHODS``), in the order of
+    their ``ORDER`` numbers: the order of the pages, the CLI and the README."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        methods = getattr(module, "METHODS", None) or ((module.METHOD,) if hasattr(module, "METHOD") else ())
+        found.extend((getattr(module, "ORDER", 999), i, m) for i, m in enumerate(methods))
+    return {m.key: m for _, _, m in sorted(found, key=lambda t: (t[0], t[1]))}
 
 
 REGISTRY: dict[str, Method] = _load()

@@ -11,5 +11,6 @@ def compute(terms: TapeTerms) -> np.ndarray:
     return -gradcam_weights(terms.d1)
 
 
+ORDER = 60  # place in the lists of methods
 METHOD = Method("counterfactual", "Counterfactual Grad-CAM", ("tape",), "cam", compute,
                 "Selvaraju et al. 2017, §3.3")

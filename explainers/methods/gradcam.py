@@ -12,4 +12,5 @@ def compute(terms: TapeTerms) -> np.ndarray:
     return gradcam_weights(terms.d1)
 
 
+ORDER = 10  # place in the lists of methods
 METHOD = Method(KEY, "Grad-CAM", ("tape",), "cam", compute, "Selvaraju et al. 2017")

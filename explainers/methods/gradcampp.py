@@ -13,4 +13,5 @@ def compute(terms: TapeTerms) -> np.ndarray:
     return (terms.alpha * relu_grad).sum(axis=(-3, -2))
 
 
+ORDER = 20  # place in the lists of methods
 METHOD = Method(KEY, "Grad-CAM++", ("tape",), "cam", compute, "Chattopadhay et al. 2018")

@@ -26,6 +26,7 @@ def guided_gradcam(guided_gradient: np.ndarray, cam: np.ndarray) -> np.ndarray:
     return (g * up[..., None]).astype(np.float32)
 
 
+ORDER = 80  # place in the lists of methods
 METHODS = (
     Method("guided-backprop", "Guided Backprop", ("guided",), "pixel", backprop,
            "Springenberg et al. 2015", smoothed=False),

@@ -11,4 +11,5 @@ def compute(terms: TapeTerms) -> np.ndarray:
     return np.asarray(terms.d1, dtype=np.float64)
 
 
+ORDER = 30  # place in the lists of methods
 METHOD = Method("hirescam", "HiResCAM", ("tape",), "cam", compute, "Draelos & Carin 2020")

@@ -9,4 +9,5 @@ def compute(terms: TapeTerms) -> np.ndarray:
     return np.maximum(np.asarray(terms.d1, dtype=np.float64), 0.0)
 
 
+ORDER = 50  # place in the lists of methods
 METHOD = Method("layercam", "LayerCAM", ("tape",), "cam", compute, "Jiang et al. 2021")

@@ -99,5 +99,6 @@ def compute(activations: np.ndarray, model_input: np.ndarray, score_fn: ScoreFn,
     return weights
 
 
+ORDER = 70  # place in the lists of methods
 METHOD = Method("scorecam", "Score-CAM", ("forward",), "cam", compute, "Wang et al. 2020",
                 smoothed=False)

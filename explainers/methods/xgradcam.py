@@ -15,4 +15,5 @@ def compute(terms: TapeTerms) -> np.ndarray:
     return (a / total * g).sum(axis=(-3, -2))
 
 
+ORDER = 40  # place in the lists of methods
 METHOD = Method("xgradcam", "XGrad-CAM", ("tape",), "cam", compute, "Fu et al. 2020")
