@@ -45,11 +45,13 @@ def channel_masks(activations: np.ndarray, size: Sequence[int], channels: np.nda
     """The chosen channels of one image ``(h, w, K)`` upsampled to ``size = (H, W)`` and each
     min–max normalised to [0, 1]: float32 ``(len(channels), H, W)``."""
     a = np.asarray(activations, dtype=np.float32)[..., channels]
-    up = upsample(np.moveaxis(a, -1, 0), size).astype(np.float64)
+    up = upsample(np.moveaxis(a, -1, 0), size)
     lo = up.min(axis=(1, 2), keepdims=True)
     span = up.max(axis=(1, 2), keepdims=True) - lo
-    out = np.where(span > 0, (up - lo) / np.where(span > 0, span, 1.0), 0.0)
-    return out.astype(np.float32)
+    scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
+    up -= lo
+    up *= scale
+    return up
 
 
 def weights_from_scores(scores: np.ndarray, channels: np.ndarray, k: int) -> np.ndarray:
