@@ -96,7 +96,8 @@ def _group_text(facts: list[FilterFact], kind: str) -> str:
     verb = ("carries" if one else "carry") if total >= 0 else ("takes away" if one else "take away")
     fire = "fires" if one else "fire mostly"
     count = "" if one else f" ({places.count(commonest)} of {len(facts)})"
-    return f"{subject} {verb} {abs(total):.0f} % of the map and {fire} {PLACES[commonest]}{count}"
+    amount = f"{abs(total):.0f}" if abs(total) >= 10 else f"{abs(total):.1f}"
+    return f"{subject} {verb} {amount} % of the map and {fire} {PLACES[commonest]}{count}"
 
 
 def describe(ex, image: int = 0, k: int = TOP, mask: np.ndarray | None = None,

@@ -20,6 +20,7 @@ from explainers.methods import REGISTRY, method_keys, method_label  # noqa: E402
 from explainers.methods.agreement import coinciding_groups, gradient_constant_per_channel  # noqa: E402
 from explainers.methods.guided import to_image  # noqa: E402
 from explainers.methods.scorecam import DEFAULT_MAX_CHANNELS  # noqa: E402
+from explainers.textual import NEEDS as TEXT_NEEDS, describe  # noqa: E402
 
 SCORECAM_REQUEST = "_compare_scorecam"  # the settings Score-CAM was asked for
 FAITHFULNESS = "_compare_faithfulness"  # (settings, scores) of the last faithfulness run
@@ -125,6 +126,24 @@ def grid(maps, seconds, n_samples, sigma, cmap, opacity, threshold, mask):
         col.markdown("  \n".join(lines))
 
 
+def textual(tape, mask):
+    """Grad-CAM §7: the top and bottom filters, their numbers, where they fire, one sentence."""
+    if tape is None or TEXT_NEEDS not in tape.weights:
+        return
+    st.subheader("In words")
+    text = describe(tape, mask=mask, class_name=sel.class_label(sel.target))
+    st.markdown(text.sentence)
+    facts = text.top + text.bottom
+    cols = st.columns(max(1, len(facts)))
+    for col, f in zip(cols, facts):
+        thumb = render.colorize(render.normalize(render.upsample(f.activation, (48, 48))), "viridis")
+        col.image(thumb, width="stretch")
+        col.caption(f"#{f.index} · w = {f.weight:.3g} · {f.share * 100:.1f} % of the map · "
+                    f"{f.where} ({f.where_fraction * 100:.0f} % of its activation)")
+    st.caption("Thumbnails: each filter's activation on the layer's grid (bright = strong). "
+               "Share: the filter's part of the Grad-CAM map (all filters' shares add up to 100 %).")
+
+
 def faithfulness(maps, token, mask, mask_digest):
     cams = {m: v for m, v in maps.items() if REGISTRY[m].cam}
     key = token + (tuple(cams), mask_digest)
@@ -159,5 +178,7 @@ else:
     coincidences(maps, tape)
     with guard("drawing the maps"):
         grid(maps, seconds, n_samples, sigma, cmap, opacity, threshold, mask)
+    with guard("writing the textual explanation"):
+        textual(tape, mask)
     if maps:
         faithfulness(maps, token, mask, mask_digest)

@@ -236,3 +236,14 @@ def test_registry_lookups_and_labels():
     assert "scorecam" in method_keys(needs="forward")
     with pytest.raises(ExplainerError, match="unknown method 'nope'"):
         resolve_methods(["nope"])
+
+
+def test_filter_maps_of_channel_and_position_weights(cases):
+    case = cases["functional"]
+    ex = explain_details(case.model, case.x, methods=["gradcam", "hirescam"])
+    a, g = ex.activations.astype(np.float64), ex.gradients.astype(np.float64)
+    per_position = ex.filter_maps("hirescam", [0, 2])
+    assert_close(per_position, np.moveaxis((g * a)[..., [0, 2]], -1, 1))
+    per_channel = ex.filter_maps("gradcam", [1])
+    assert_close(per_channel, np.moveaxis(a[..., [1]] * g.mean(axis=(1, 2))[:, None, None, [1]], -1, 1))
+    assert_close(ex.filter_maps("hirescam", range(3)).sum(1), (g * a).sum(-1))

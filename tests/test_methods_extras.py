@@ -102,8 +102,8 @@ def test_textual_explanation_numbers_and_sentence():
         assert f.activation.shape == (6, 6)
     assert shares.sum() == pytest.approx(1.0, rel=1e-5)  # every filter's share adds to the map
     assert text.sentence.startswith("For mel at layer conv, ")
-    total = round(abs(sum(f.share for f in text.top)) * 100)
-    assert f"{total} % of the map" in text.sentence
+    total = abs(sum(f.share for f in text.top)) * 100
+    assert (f"{total:.0f} % of the map" if total >= 10 else f"{total:.1f} % of the map") in text.sentence
     for f in text.top + text.bottom:
         assert f"#{f.index}" in text.sentence
     with pytest.raises(ExplainerError, match="needs the Grad-CAM weights"):
