@@ -282,9 +282,16 @@ def _stream(ray: Any, started: bool, paths: Sequence[Path], stems: Sequence[str]
             batch_size=batch_size, batch_format="numpy", compute=pool,
             num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor,
         )
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
-            for text in batch["row"]:
-                yield json.loads(str(text))
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
+                for text in batch["row"]:
+                    yield json.loads(str(text))
+        except Exception as exc:  # noqa: BLE001 - Ray's errors (actors that cannot start, a lost
+            # node) as one line; what was written is kept and a second run resumes from it
+            first = next((line for line in str(exc).splitlines() if line.strip()), "")
+            raise ExplainerError(f"the Ray run stopped ({type(exc).__name__}: {first.strip()[:300]}); "
+                                 "the rows written so far are kept: run the same command again "
+                                 "to resume") from None
     finally:
         if started:
             ray.shutdown()
