@@ -153,8 +153,11 @@ def _start(ray: Any, options: RayOptions) -> bool:
         try:
             ray.init(address=options.address, **kwargs)
         except Exception as exc:  # ConnectionError, RuntimeError, ... all mean: not reachable
-            raise ExplainerError(f"cannot connect to the Ray cluster at {options.address}: "
-                                 f"{' '.join(str(exc).split())[:200]}") from None
+            raise ExplainerError(
+                f"cannot connect to the Ray cluster at {options.address} "
+                f"({' '.join(str(exc).split())[:200]}); check the address, and for a cluster with "
+                "token authentication set RAY_AUTH_MODE=token with its token (see docs/SCALING.md)"
+            ) from None
     else:
         os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # nothing phones home
         ray.init(include_dashboard=False, **kwargs)
@@ -275,11 +278,13 @@ def _stream(ray: Any, started: bool, paths: Sequence[Path], stems: Sequence[str]
         low, high = options.actors
         pool = ActorPoolStrategy(size=low) if low == high else ActorPoolStrategy(min_size=low, max_size=high)
         items = [{"path": str(p), "stem": s} for p, s in zip(paths, stems)]
-        # One block per batch: batches hold the same images as the local engine's.
-        ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / batch_size))
+        # One block per batch: batches hold the same images as the local engine's, except when
+        # there are too few images to give every actor one batch (then they are made smaller).
+        size = max(1, min(batch_size, math.ceil(len(items) / high)))
+        ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / size))
         ds = ds.map_batches(
             ExplainWorker, fn_constructor_kwargs={"spec": spec, "cpus": options.cpus_per_actor},
-            batch_size=batch_size, batch_format="numpy", compute=pool,
+            batch_size=size, batch_format="numpy", compute=pool,
             num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor,
         )
         try:
