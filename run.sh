@@ -41,7 +41,7 @@ case "$cmd" in
         exec "$VENV/bin/python" -m streamlit run app.py "$@"
         ;;
     test)
-        setup requirements.txt requirements-dev.txt
+        setup requirements.txt requirements-dev.txt requirements-scale.txt
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)

@@ -2,7 +2,9 @@
 
     python -m explainers batch --model skin-lesion --images DIR --out DIR \\
         [--method gradcam|gradcam++|all] [--samples N] [--sigma S] [--seed N] \\
-        [--masks DIR] [--metadata CSV] [--batch-size N] [--layer L] [--steps N] [--baselines]
+        [--masks DIR] [--metadata CSV] [--batch-size N] [--layer L] [--steps N] [--baselines] \\
+        [--engine local|ray [--address ADDR] [--actors N|MIN-MAX] [--cpus-per-actor C]
+         [--gpus-per-actor G]]
 
 For every image: `<name>.png` (input | one overlay per method), `<name>.npz` (the raw maps,
 the image the model saw, the deletion / insertion curves) and one row of `results.csv`
@@ -15,7 +17,9 @@ localisation scores. `--baselines` also scores a centred blob and a random map, 
 method has to beat. Run it again with the same --out to resume: images already in
 results.csv are skipped (failed ones are retried). An unreadable image becomes a row with
 its error; the batch goes on. At the end the scores averaged over all images are printed
-and written to summary.csv.
+and written to summary.csv. `--weights none` builds the random weights from `--seed`, so a
+run is reproducible. `--engine ray` spreads the images over a pool of Ray actors (the
+optional `ray[data]`, see requirements-scale.txt and docs/SCALING.md); the rows are the same.
 """
 
 from __future__ import annotations
@@ -226,9 +230,21 @@ class BatchResult:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+def load_batch_model(model: str | os.PathLike, weights: Any, seed: int) -> Any:
+    """`zoo.load_model`, with random weights (`weights=None`) drawn from `seed`: every run, and
+    every Ray actor, then explains with the same model."""
+    from .zoo import _normalise_weights, load_model
+
+    if _normalise_weights(weights) is None:
+        import keras
+
+        keras.utils.set_random_seed(int(seed))
+    return load_model(model, weights=weights)
+
+
 def _settings(bundle: Any, layer: str, vs: Sequence[Variant], sigma: float, seed: int,
               n_steps: int) -> dict[str, Any]:
-    randomised = any(v.n_samples or v.method == "random" for v in vs)
+    randomised = any(v.n_samples or v.method == "random" for v in vs) or bundle.weights == "random"
     return {
         "model": bundle.key,
         "layer": layer,
@@ -261,13 +277,16 @@ def run_batch(
     cmap: str = "jet",
     progress: TextIO | None | bool = None,
     on_image: Callable[[int, int], None] | None = None,
+    engine: str = "local",
+    ray_options: Any = None,
 ) -> BatchResult:
     """Explain and score every image in `images`; write overlays, maps and results to `out`.
 
     `model`: a catalogue name, a model file or a `ModelBundle`. `progress`: the stream
     for the text progress bar (default stderr; False for none). `on_image(done, total)` is
     called after each image. Images go through the model `batch_size` at a time, so memory
-    does not grow with the folder. Raises `ExplainerError` for the user's mistakes (missing
+    does not grow with the folder. `engine="ray"` runs the batches on Ray actors
+    (`ray_engine.RayOptions` in `ray_options`; `model` must then be a name or a file). Raises `ExplainerError` for the user's mistakes (missing
     folders, bad settings, an out folder written with other settings).
     """
     from .metrics import DEFAULT_STEPS
@@ -304,6 +323,12 @@ def run_batch(
         raise ExplainerError(f"sigma must be 0 or more, got {sigma}")
     if not 1 <= n_steps <= 1024:
         raise ExplainerError(f"the number of steps must be between 1 and 1024, got {n_steps}")
+    if engine not in ("local", "ray"):
+        raise ExplainerError(f"unknown engine {engine!r}; choose local or ray")
+    if engine == "ray":
+        from .ray_engine import require_ray
+
+        require_ray()
     files = list_images(images_dir)
     if not files:
         raise ExplainerError(
@@ -320,9 +345,11 @@ def run_batch(
 
     # Heavy imports only now: the CLI's --help must stay fast.
     from . import resolve_layer
-    from .zoo import ModelBundle, load_model
+    from .zoo import ModelBundle
 
-    bundle = model if isinstance(model, ModelBundle) else load_model(model, weights=weights)
+    if engine == "ray" and isinstance(model, ModelBundle):
+        raise ExplainerError("the Ray engine loads the model in every worker: give its name or file")
+    bundle = model if isinstance(model, ModelBundle) else load_batch_model(model, weights, seed)
     layer_info = resolve_layer(bundle.model, layer)
     vs = variants(methods, samples, baselines)
     labels = {v.key: _label(v, sigma) for v in vs}
@@ -361,25 +388,39 @@ def run_batch(
     bar = None if progress is False else Progress(len(files), None if progress in (None, True) else progress)
     stems = _output_stems(files)
     count = result.skipped
-    if bar is not None:
-        bar.update(count, f"({result.skipped} already done)" if result.skipped else "")
     with open(results_path, "a", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            for row in _process_chunk(bundle, chunk, layer_info, vs, labels, sigma, seed, n_steps,
-                                      meta, masks_dir, out_dir, stems, cmap):
-                writer.writerow({k: _fmt(row.get(k)) for k in columns})
-                f.flush()
-                count += 1
-                if row.get("error"):
-                    result.failed += 1
-                else:
-                    result.processed += 1
-                if bar is not None:
-                    bar.update(count, row["image"] + (" (error)" if row.get("error") else ""))
-                if on_image is not None:
-                    on_image(count, len(files))
+        if engine == "ray":
+            from .ray_engine import WorkerSpec, ray_rows
+
+            spec = WorkerSpec(
+                model=str(Path(model).resolve()) if Path(model).is_file() else str(model),
+                weights=weights, seed=seed, layer=layer_info.path, methods=methods, samples=samples,
+                sigma=sigma, n_steps=n_steps, baselines=baselines, meta=meta,
+                masks_dir=None if masks_dir is None else str(masks_dir.resolve()),
+                out_dir=str(out_dir.resolve()), cmap=cmap)
+            del bundle  # each actor loads its own; the driver only writes results.csv
+            rows_in = ray_rows([p.resolve() for p in todo], [stems[p] for p in todo], spec,
+                               ray_options, batch_size)
+        else:
+            rows_in = (row for start in range(0, len(todo), batch_size)
+                       for row in process_images(bundle, todo[start : start + batch_size], layer_info,
+                                                 vs, labels, sigma, seed, n_steps, meta, masks_dir,
+                                                 out_dir, stems, cmap))
+        if bar is not None:
+            bar.update(count, f"({result.skipped} already done)" if result.skipped else "")
+        for row in rows_in:
+            writer.writerow({k: _fmt(row.get(k)) for k in columns})
+            f.flush()
+            count += 1
+            if row.get("error"):
+                result.failed += 1
+            else:
+                result.processed += 1
+            if bar is not None:
+                bar.update(count, row["image"] + (" (error)" if row.get("error") else ""))
+            if on_image is not None:
+                on_image(count, len(files))
     result.summary = summarize(results_path, vs)
     write_summary(out_dir / SUMMARY, result.summary, labels)
     return result
@@ -402,12 +443,13 @@ def _metadata_for(bundle: Any, info: dict[str, str] | None) -> Any:
                                 info.get("localization") or None)
 
 
-def _process_chunk(bundle: Any, files: Sequence[Path], layer_info: Any, vs: Sequence[Variant],
+def process_images(bundle: Any, files: Sequence[Path], layer_info: Any, vs: Sequence[Variant],
                    labels: dict[str, str], sigma: float, seed: int, n_steps: int,
                    meta: dict[str, dict[str, str]], masks_dir: Path | None, out_dir: Path,
                    stems: dict[Path, str], cmap: str) -> Iterator[dict[str, Any]]:
-    """Explain one batch of images; yields a row per image as soon as it is done (an error
-    row for a bad one)."""
+    """Explain one batch of images, writing each one's PNG and NPZ; yields its results.csv
+    row as soon as it is done (an error row for a bad one). Both engines call this: the local
+    one in the process, the Ray one in each actor."""
     import numpy as np
 
     from . import explain_details, predict
@@ -521,15 +563,21 @@ def _score_one(bundle: Any, row: dict[str, Any], path: Path, raw: Any, extra: An
     for k, curves in ev.curves.items():
         arrays[f"deletion:{k}"] = curves["deletion"].probabilities
         arrays[f"insertion:{k}"] = curves["insertion"].probabilities
+    # Written under a temporary name, then renamed: a worker killed mid-write (the Ray engine
+    # retries its batch) or an interrupted run never leaves a half file under the real name.
+    tmp = out_dir / f".{stem}.{os.getpid()}.tmp"
     try:
-        Image.fromarray(side_by_side(panels, captions)).save(out_dir / f"{stem}.png", format="PNG")
-        np.savez_compressed(
-            out_dir / f"{stem}.npz", **arrays, image=shown, target=np.int64(target),
-            class_name=np.str_(bundle.class_names[target]), probabilities=probs,
-            fractions=next(iter(ev.curves.values()))["deletion"].fractions,
-            variants=np.array([v.key for v in vs]), layer=np.str_(row["layer"]),
-            model=np.str_(bundle.key), **({"mask": np.asarray(mask, bool)} if mask is not None else {}),
-        )
+        Image.fromarray(side_by_side(panels, captions)).save(tmp, format="PNG")
+        os.replace(tmp, out_dir / f"{stem}.png")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f, **arrays, image=shown, target=np.int64(target),
+                class_name=np.str_(bundle.class_names[target]), probabilities=probs,
+                fractions=next(iter(ev.curves.values()))["deletion"].fractions,
+                variants=np.array([v.key for v in vs]), layer=np.str_(row["layer"]),
+                model=np.str_(bundle.key), **({"mask": np.asarray(mask, bool)} if mask is not None else {}),
+            )
+        os.replace(tmp, out_dir / f"{stem}.npz")
     except OSError as exc:
         raise ExplainerError(f"cannot write the outputs of {path.name}: {exc.strerror or exc}") from None
 
@@ -633,6 +681,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "blob and random noise): the level a method must beat")
     parser.add_argument("--steps", type=positive_int, default=None, metavar="N",
                         help="deletion / insertion steps (default 16)")
+    from .ray_engine import add_arguments as add_engine_arguments  # imports no Ray
+
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -643,10 +694,13 @@ def run(args: argparse.Namespace) -> int:
     elif weights is None:
         weights = "imagenet"
     methods = METHODS if args.method == "all" else (args.method,)
+    from .ray_engine import options_from_args
+
     result = run_batch(
         args.model, args.images, args.out, methods=methods, samples=args.samples, sigma=args.sigma,
         seed=args.seed, masks=args.masks, metadata=args.metadata, batch_size=args.batch_size,
         layer=args.layer, n_steps=args.steps, baselines=args.baselines, weights=weights,
+        engine=args.engine, ray_options=options_from_args(args),
     )
     print(f"{result.total} images: {result.processed} explained, {result.skipped} already done, "
           f"{result.failed} failed (see the error column of {result.out / RESULTS})")

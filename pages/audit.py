@@ -1,0 +1,308 @@
+"""Audit: a whole batch at once. Open the results folder of `python -m explainers batch` (or run
+one over the bundled samples here), see the scores per diagnosis with their uncertainty, their
+distributions, and a gallery that puts the worst cases first; one click opens a case on
+Explain with the run's settings. Numbers come from ``explainers.audit_stats``."""
+
+import base64
+import io
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard.bootstrap import ensure_navigation
+
+ensure_navigation()  # a first run straight into this file goes back through app.py
+
+import altair as alt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dashboard import loaders, sidebar, state  # noqa: E402
+from dashboard.errors import guard  # noqa: E402
+from explainers import audit_stats as A  # noqa: E402
+from explainers import batch, metrics, zoo  # noqa: E402
+from explainers.core import method_label  # noqa: E402
+
+FOLDER = "audit_folder"  # the results folder shown (page state, not a sidebar setting)
+NOTE = "audit_note"  # why the last "Open on Explain" could not be done
+LABELS = {**metrics.SCORE_LABELS, **metrics.INFO_LABELS}
+GALLERY_MAX = 200  # thumbnails drawn at most (each is a small PNG inlined in the page)
+
+st.title("Audit a dataset")
+st.caption("Does the model look at the lesion across a whole test set, and which cases should a "
+           "person look at first? Every number below comes from the results.csv of one batch run.")
+
+
+# --- where the results come from ---------------------------------------------------------------
+def _samples_out(methods: tuple, steps: int, samples: int) -> Path:
+    """One output folder per setting under the system's temporary folder: running the same
+    batch again resumes it (instantly when complete)."""
+    name = f"samples-{'-'.join(methods)}-steps{steps}-samples{samples}".replace("+", "p")
+    return Path(tempfile.gettempdir()) / "explainers-audit" / name
+
+
+def run_on_samples() -> None:
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox("Methods", ["all", "gradcam", "gradcam++"], key="w:audit_method",
+                          format_func=lambda m: "Grad-CAM and Grad-CAM++" if m == "all" else method_label(m))
+    steps = c2.select_slider("Deletion / insertion steps", [4, 8, 16], value=8, key="w:audit_steps",
+                             help="Each image costs about steps × 8 forward passes of the model.")
+    samples = c3.select_slider("Noise samples (0 = plain maps only)", [0, 8, 16], value=0,
+                               key="w:audit_samples")
+    methods = batch.METHODS if method == "all" else (method,)
+    st.caption(f"The skin-lesion model on the {len(loaders.samples())} bundled HAM10000 samples, "
+               "with their recorded age, sex and site. About 10–30 s per image on a 2-core CPU.")
+    if not st.button("Run the batch", type="primary", key="w:audit_run"):
+        return
+    out = _samples_out(methods, int(steps), int(samples))
+    bar = st.progress(0.0, text="Loading the model ...")
+    with guard("running the batch"):
+        bundle = loaders.catalogue_model(state.DEFAULT_MODEL)
+        batch.run_batch(bundle, zoo.SAMPLES_DIR, out, metadata=zoo.SAMPLES_DIR / "samples.csv",
+                        methods=methods, n_steps=int(steps), samples=int(samples), progress=False,
+                        on_image=lambda done, total: bar.progress(done / max(total, 1),
+                                                                  text=f"{done}/{total} images"))
+        st.session_state[FOLDER] = str(out)
+
+
+source = st.radio("Results", ["folder", "samples"], horizontal=True, key="w:audit_source",
+                  format_func={"folder": "Open a results folder",
+                               "samples": "Run a batch over the bundled samples"}.get)
+if source == "folder":
+    with st.form("audit_open", border=False):
+        path = st.text_input("Results folder: a path on the server (the --out of a batch run)",
+                             key="w:audit_path", placeholder="out/evaluation")
+        if st.form_submit_button("Open"):
+            st.session_state[FOLDER] = path
+else:
+    run_on_samples()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _load(folder: str, stamp: float) -> A.Results:
+    return A.load_results(folder)
+
+
+def load(folder: str) -> A.Results:
+    csv_path = Path(folder.strip()).expanduser() / "results.csv"
+    stamp = csv_path.stat().st_mtime if csv_path.is_file() else 0.0
+    return _load(folder, stamp)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def thumbnail(path: str, stamp: float, height: int = 72) -> str | None:
+    """The overlay strip of one image as a small PNG data URI (None if it is missing)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im.thumbnail((height * 8, height))
+            buf = io.BytesIO()
+            im.save(buf, format="PNG")
+    except (OSError, ValueError):
+        return None
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def variant_label(key: str, settings: dict) -> str:
+    if key in batch.BASELINES:
+        return batch.BASELINES[key]
+    if key.startswith("smooth-"):
+        return method_label(key[len("smooth-"):], int(settings.get("samples") or 0), settings.get("sigma"))
+    return method_label(key)
+
+
+def column_label(column: str) -> str:
+    key, _, score = column.partition(":")
+    return LABELS.get(score, score or key)
+
+
+# --- opening a case on Explain ------------------------------------------------------------------
+def explain_target(row: pd.Series, res: A.Results, variant: str) -> tuple[dict | None, str]:
+    """The Explain settings of one row, or None and the reason it cannot be shown there."""
+    model = str(res.settings.get("model") or "")
+    stem = Path(str(row["image"])).stem
+    if model not in zoo.model_names():
+        name = model.removeprefix("file:") or "(unknown)"
+        return None, (f"The run used the model file {name}: Explain can "
+                      "show it after you upload that file (sidebar → Model), then this image.")
+    if stem not in {s.image_id for s in loaders.samples()}:
+        return None, ("This image is not one of the bundled samples, so Explain cannot open it "
+                      "by itself: download it below and upload it there (sidebar → Image → upload).")
+    smooth = variant.startswith("smooth-")
+    seed = res.settings.get("seed") or 0
+    return {"model": model, "sample": stem, "layer": res.settings.get("layer"),
+            "target": int(row["target"]) if pd.notna(row.get("target")) else None,
+            "n_samples": int(res.settings.get("samples") or 0) if smooth else 0,
+            "sigma": float(res.settings.get("sigma") or 0.15),
+            # the noise seed the batch used for this very image
+            "seed": batch._image_seed(int(seed), str(row["image"]))}, ""
+
+
+def open_on_explain(target: dict) -> None:
+    """Callback: the Explain page's settings for one case (must not raise)."""
+    try:
+        state.set(state.MODEL, target["model"])
+        sidebar.choose_sample(target["sample"])
+        state.set(state.LAYER, target["layer"])
+        state.set(state.TARGET, target["target"])
+        state.set(state.N_SAMPLES, min(target["n_samples"], state.MAX_SAMPLES))
+        state.set(state.SIGMA, target["sigma"])
+        state.set(state.SEED, target["seed"])
+        st.session_state[NOTE] = None
+        st.session_state["audit_go"] = True
+    except Exception as exc:  # noqa: BLE001 - a callback must not raise
+        st.session_state[NOTE] = f"Could not open it on Explain ({type(exc).__name__})."
+
+
+if st.session_state.pop("audit_go", False):
+    st.switch_page("pages/explain.py")
+
+
+# --- the results ---------------------------------------------------------------------------------
+def show(res: A.Results) -> None:
+    frame, ok = res.frame, res.ok
+    errors = frame[~frame.index.isin(ok.index)]
+    s = res.settings
+    c = st.columns(4)
+    c[0].metric("Images explained", len(ok))
+    c[1].metric("Images that failed", len(errors))
+    if "correct" in ok and pd.to_numeric(ok["correct"], errors="coerce").notna().any():
+        mean, low, high = A.bootstrap_interval(pd.to_numeric(ok["correct"], errors="coerce").tolist())
+        c[2].metric("Accuracy (vs recorded diagnosis)", f"{mean:.0%}",
+                    help=f"95 % bootstrap interval {low:.0%} – {high:.0%}" if np.isfinite(low) else None)
+    c[3].metric("Model", str(s.get("model", "?")))
+    st.caption(f"Folder `{res.folder}` · layer `{s.get('layer', '?')}` · "
+               f"{s.get('steps', '?')} deletion / insertion steps · seed {s.get('seed')}")
+    if len(errors):
+        with st.expander(f"{len(errors)} image(s) could not be explained"):
+            st.dataframe(errors[["image", "error"]], hide_index=True, width="stretch")
+    if ok.empty:
+        st.info("No image in this folder was explained: nothing to aggregate.")
+        return
+    if not res.variants:
+        st.info("This results.csv has no score columns.")
+        return
+    variant = st.selectbox("Map", res.variants, key="w:audit_variant",
+                           format_func=lambda k: variant_label(k, s))
+    scores = [c for c in A.numeric_columns(ok) if c.startswith(variant + ":")
+              and c.split(":", 1)[1] in metrics.SCORE_LABELS]
+
+    key, key_label = A.group_column(ok)
+    st.subheader(f"Per {key_label.split(' (')[0].lower()}")
+    st.caption("Mean per group with its 95 % bootstrap interval (percentile method, "
+               f"{A.BOOTSTRAP_RESAMPLES} resamples of the group's images). A group of one image "
+               "has no interval. Higher or lower is better as the column's help says.")
+    table = A.per_group(res, scores)
+    shown = pd.DataFrame({"Group": table["group"], "Images": table["images"]})
+    config = {"Images": st.column_config.NumberColumn("Images", format="%d")}
+    for col in scores:
+        label = column_label(col)
+        better = "higher" if metrics.HIGHER_IS_BETTER.get(col.split(":", 1)[1], True) else "lower"
+        shown[label] = table[col]
+        shown[f"{label} 95 % CI"] = [("" if not np.isfinite(lo) else f"{lo:.3g} – {hi:.3g}")
+                                     for lo, hi in zip(table[f"{col} low"], table[f"{col} high"])]
+        config[label] = st.column_config.NumberColumn(label, format="%.3g", help=f"mean; {better} is better")
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
+
+    st.subheader("Distributions")
+    if scores:
+        score = st.selectbox("Score", scores, format_func=column_label, key="w:audit_dist")
+        data = pd.DataFrame({"group": ok[key].fillna("?").astype(str),
+                             "value": pd.to_numeric(ok[score], errors="coerce"),
+                             "image": ok["image"]}).dropna()
+        label = column_label(score)
+        chart = alt.layer(
+            alt.Chart(data).mark_boxplot(extent="min-max", opacity=0.4).encode(
+                x=alt.X("group:N", title=key_label), y=alt.Y("value:Q", title=label)),
+            alt.Chart(data).mark_circle(size=40, opacity=0.8).encode(
+                x="group:N", y="value:Q", tooltip=["image", alt.Tooltip("value:Q", title=label, format=".3g")]),
+        )
+        st.altair_chart(chart, width="stretch")
+        st.caption(f"One dot per image; the box spans the middle half, the line is the median ({label}).")
+    gallery(res, variant)
+
+
+def gallery(res: A.Results, variant: str) -> None:
+    st.subheader("Gallery: worst cases first")
+    numeric = A.numeric_columns(res.ok)
+    presets = A.orderings(numeric, variant)
+    names = [p.label for p in presets] + ["Any column ..."]
+    choice = st.selectbox("Order", names, key="w:audit_order")
+    preset = next((p for p in presets if p.label == choice), None)
+    if preset is None:
+        c1, c2 = st.columns([3, 1])
+        column = c1.selectbox("Column", numeric, key="w:audit_column",
+                              format_func=lambda c: f"{c} — {column_label(c)}" if ":" in c else c)
+        ascending = c2.radio("Direction", ["lowest first", "highest first"], key="w:audit_dir") == "lowest first"
+        preset = A.Ordering(choice, column, ascending)
+    rows = A.sorted_rows(res, preset.column, preset.ascending, preset.misclassified_only)
+    if rows.empty:
+        st.info("No image matches this ordering (for example: no image is misclassified).")
+        return
+    rows = rows.head(GALLERY_MAX)
+    view = pd.DataFrame({
+        "Maps": [thumbnail(str(res.folder / f"{Path(str(i)).stem}.png"),
+                           _mtime(res.folder / f"{Path(str(i)).stem}.png")) for i in rows["image"]],
+        "Image": rows["image"].astype(str),
+        "Recorded": rows["dx"] if "dx" in rows else "",
+        "Predicted": rows["prediction_name"].astype(str),
+        "Probability": pd.to_numeric(rows["probability"], errors="coerce"),
+        column_label(preset.column): pd.to_numeric(rows[preset.column], errors="coerce"),
+    })
+    event = st.dataframe(
+        view, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+        key="w:audit_gallery", row_height=80,
+        column_config={
+            "Maps": st.column_config.ImageColumn("Input and maps", width="large"),
+            "Probability": st.column_config.NumberColumn("Probability (0–1)", format="%.3f",
+                                                         help="of the predicted class"),
+            column_label(preset.column): st.column_config.NumberColumn(
+                column_label(preset.column), format="%.3g", help=f"the ordering: {preset.column}"),
+        },
+    )
+    picked = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    index = picked[0] if picked and picked[0] < len(rows) else 0
+    row = rows.iloc[index]
+    st.markdown(f"**{row['image']}** — {'selected' if picked else 'first in this order (click a row to pick another)'}")
+    png = res.folder / f"{Path(str(row['image'])).stem}.png"
+    if png.is_file():
+        st.image(str(png), width="stretch")
+    target, why = explain_target(row, res, variant)
+    if target is not None:
+        st.button("Open on Explain", key="w:audit_open_explain", on_click=open_on_explain,
+                  args=(target,), type="primary",
+                  help="The same model, layer, class and noise settings as this run")
+    else:
+        st.info(why)
+        npz = res.folder / f"{Path(str(row['image'])).stem}.npz"
+        with guard("reading the image of this case"):
+            if npz.is_file():
+                with np.load(npz) as data:
+                    picture = loaders.png_bytes(np.asarray(data["image"], dtype=np.uint8))
+                st.download_button("Download the image the model saw (PNG)", picture,
+                                   file_name=f"{Path(str(row['image'])).stem}_input.png",
+                                   mime="image/png", on_click="ignore", key="dl:audit_image")
+    if st.session_state.get(NOTE):
+        st.warning(st.session_state[NOTE])
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+folder = st.session_state.get(FOLDER)
+if folder:
+    res = None
+    with guard("opening the results folder"):
+        res = load(folder)
+    if res is not None:
+        with guard("showing the results"):
+            show(res)
+else:
+    st.info("Open a results folder, or run a batch over the bundled samples, to audit it.")
