@@ -13,7 +13,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image, ImageDraw
 
 from explainers import render
 from explainers.errors import ExplainerError
@@ -402,31 +401,6 @@ def top_filters(weights: np.ndarray, k: int) -> list[int]:
     """Indices of the k largest weights (largest first)."""
     w = np.asarray(weights, dtype=np.float64).ravel()
     return [int(i) for i in np.argsort(-w, kind="stable")[:k]]
-
-
-# --- grid over the image --------------------------------------------------------------------------
-def grid_image(image: np.ndarray, grid: tuple[int, int], cells: np.ndarray | None = None) -> np.ndarray:
-    """The image with the layer's grid drawn over it and the selected cells (bool (h, w))
-    tinted."""
-    h, w = grid
-    im = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGBA")
-    W, H = im.size
-    tint = Image.new("RGBA", im.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(tint)
-    if cells is not None and not cells.all():
-        for r, c in zip(*np.nonzero(cells)):
-            x0, x1 = c * W / w, (c + 1) * W / w
-            y0, y1 = r * H / h, (r + 1) * H / h
-            draw.rectangle([x0, y0, x1, y1], fill=(255, 255, 0, 110), outline=(255, 220, 0, 255))
-    step_r = max(1, h // 32)
-    step_c = max(1, w // 32)
-    for r in range(0, h + 1, step_r):
-        y = min(H - 1, round(r * H / h))
-        draw.line([(0, y), (W, y)], fill=(255, 255, 255, 150), width=1)
-    for c in range(0, w + 1, step_c):
-        x = min(W - 1, round(c * W / w))
-        draw.line([(x, 0), (x, H)], fill=(255, 255, 255, 150), width=1)
-    return np.asarray(Image.alpha_composite(im, tint).convert("RGB"))
 
 
 def show_maps(ex, sel: Selection, captions: dict[str, str], cmap: str, opacity: float,
