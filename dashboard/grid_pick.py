@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 CELL = "cell"  # the point selection's name
 BOX = "box"  # the interval selection's name
 MAX_CELLS = 64 * 64  # above this the cells are too small to click; the sliders remain
-CHART_PX = 420
+CHART_PX = 340
 
 
 def _data_url(image: np.ndarray, max_side: int = 512) -> str:
@@ -117,8 +117,9 @@ def grid_chart(image: np.ndarray, grid: tuple[int, int], chosen: np.ndarray | No
                       .encode(y=alt.Y("v:Q", scale=alt.Scale(domain=[h, 0], nice=False))))
         layers.append(alt.Chart(lines_c).mark_rule(color=color, strokeWidth=size, opacity=opacity)
                       .encode(x=alt.X("v:Q", scale=alt.Scale(domain=[0, w], nice=False))))
-    return alt.layer(*layers).properties(width=width, height=height).configure_axis(
-        labelFontSize=13, titleFontSize=13).configure_view(stroke=None)
+    return alt.layer(*layers).properties(
+        width=width, height=height, autosize=alt.AutoSizeParams(type="pad")).configure_axis(
+        labelFontSize=13, titleFontSize=13, labelOverlap=False).configure_view(stroke=None)
 
 
 def pick(image: np.ndarray, grid: tuple[int, int], chosen: np.ndarray | None, key: str,

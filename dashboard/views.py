@@ -267,7 +267,7 @@ def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cma
         note = f"raw max **{peak:.3g}** {render.RAW_UNIT}"
         if scale != "own" and peak > tops[it.title]:
             note += f" (above the scale's top, {tops[it.title]:.3g}: drawn as the top colour)"
-        col.caption(note, help=RAW_HELP)
+        col.caption(note)
         if it.title in weak:
             top = max(comparable.values())
             ratio = comparable[it.title] / top if top > 0 else 0.0
