@@ -343,6 +343,10 @@ def maps_panel(ex, sel: Selection) -> None:
             f"values run up to {gh * gw / 2:.3g}× larger: compare each with itself.")
         display_controls(default_abs=abs_max)
         downloads(ex, sel, cmap, opacity, drawn)
+        from dashboard.case_report import report_button
+
+        report_button(ex, sel, {it.method: it.title for it in items}, cmap, opacity, scale,
+                      abs_max if scale == "absolute" else None)
 
 
 def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn) -> None:
