@@ -128,7 +128,7 @@ def step_worked(ex, sel) -> None:
                         f"{_n(float(wc.alpha_grid[row, col]))}).")
     with tabs[2]:
         st.markdown(f"$L_{{\\text{{Grad-CAM}}}}({row},{col}) = \\mathrm{{ReLU}}\\big(\\sum_k "
-                    f"w_k A_k({row},{col})\\big)$, the {k} terms largest first:")
+                    f"w_k A_k({row},{col})\\big)$: the largest of the {k} terms, then the rest:")
         st.markdown("\n".join(f"- $w_{{{t.channel}}} \\cdot A_{{{t.channel}}}$ = {_n(t.weight)} × "
                               f"{_n(t.activation)} = {_n(t.product)}" for t in wc.terms_gc))
         st.markdown(f"Sum: {_sum_line(wc.terms_gc, wc.rest_gc, wc.total_gc, k - len(wc.terms_gc))}; "
