@@ -24,11 +24,14 @@ METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 
 
 # --- prediction ---------------------------------------------------------------------------------
-def top_k_table(sel: Selection, k: int = 7) -> pd.DataFrame:
-    """The k most likely classes (all of them for up to 7 classes): short class name,
-    probability in %, pre-softmax score, and the full name last (text may be cut, numbers not)."""
+def top_k_table(sel: Selection, k: int = 5, all_up_to: int = 7) -> pd.DataFrame:
+    """Every class when there are at most ``all_up_to``, else the k most likely: short class
+    name, probability in %, pre-softmax score, and the full name last (text may be cut, numbers
+    not)."""
     probs = sel.prediction.probabilities[0]
     logits = sel.prediction.logits[0]
+    if len(logits) <= all_up_to:
+        k = len(logits)
     order = np.argsort(-np.asarray(logits, dtype=np.float64), kind="stable")[:k]
     names = sel.bundle.class_names if sel.bundle is not None else []
     rows = []
