@@ -134,7 +134,8 @@ def gallery(sel: Selection) -> None:
             with cols[i % 4]:
                 data = loaders.sample_bytes(str(s.path))
                 thumb = loaders.display_image(loaders.digest(data), loaders.decode(loaders.digest(data), data, s.image_id), 160)
-                st.image(thumb, caption=f"{s.image_id}: {s.dx} ({s.dx_name})", width="stretch")
+                st.image(thumb, caption=f"{s.image_id}: {s.dx} ({s.dx_name})", width="stretch",
+                         alt=f"Dermoscopy image {s.image_id}, recorded diagnosis {s.dx_name}.")
                 st.button("Use this image", key=f"gallery:{s.image_id}", on_click=choose_sample,
                           args=(s.image_id,), disabled=(sel.sample is not None and sel.sample.image_id == s.image_id),
                           width="stretch")
