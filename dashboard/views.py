@@ -173,11 +173,22 @@ RAW_HELP = (f"Raw map values are in {render.RAW_UNIT}: the class's pre-softmax s
 
 
 def theme_text_color() -> str:
-    """The page's text colour for drawn figures: light on the dark theme, dark otherwise."""
+    """The page's text colour for drawn figures: light on the dark theme, dark otherwise.
+
+    ``st.context.theme`` reports the browser's theme, but may still say "light" on a session's
+    first run (Streamlit issue #11920); there the configured ``theme.base`` is trusted."""
     try:
         kind = st.context.theme.type
     except Exception:
         kind = None
+    first = not st.session_state.get("_theme_reported", False)
+    st.session_state["_theme_reported"] = True
+    if kind is None or first:
+        try:
+            configured = st.get_option("theme.base")
+        except Exception:
+            configured = None
+        kind = configured if configured in ("dark", "light") else kind
     return "#fafafa" if kind == "dark" else "#31333f"
 
 

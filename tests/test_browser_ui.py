@@ -105,6 +105,18 @@ def test_explain_at_1280x720_honest_scale_and_never_stale(browser, server):
     _no_errors(page, "Explain after the class change")
     print("faded panel seen while computing:", stale_seen)
 
+    # the case report: one PDF, downloaded and read back
+    pypdf = pytest.importorskip("pypdf")
+    with page.expect_download(timeout=120000) as info:
+        page.get_by_role("button", name="Download case report (PDF)").click()
+    path = info.value.path()
+    reader = pypdf.PdfReader(str(path))
+    assert len(reader.pages) >= 2
+    text = " ".join(" ".join(p.extract_text().split()) for p in reader.pages)
+    assert "Research model, not a diagnostic device" in text
+    assert "class explained nv — melanocytic nevus" in text and "raw max" in text
+    assert "SHA-256 of model.keras" in text
+
 
 def test_narrow_screen_starts_with_the_sidebar_closed(browser, server):
     page = browser.new_page(viewport={"width": 420, "height": 900})
@@ -141,4 +153,48 @@ def test_a_click_on_the_grid_chooses_a_neuron(browser, server):
     _wait_idle(page)
     _no_errors(page, "Filters and neurons after a click")
     assert page.get_by_role("radio", name="Individual positions").is_checked()
-    _shot(page, "neurons_click")
+    _shot(page, "filters_neurons")
+
+
+def test_worked_example_tabs(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(server + "how_it_works")
+    page.get_by_text("6 · A worked example: one cell, by hand").wait_for(timeout=PAGE_LIMIT_S * 1000)
+    _wait_idle(page)
+    _no_errors(page, "How it works")
+    page.get_by_role("tab", name="⑤ What this implies").click()
+    page.get_by_text(re.compile("α ≈ ½ everywhere")).wait_for(timeout=30000)
+    page.get_by_role("tab", name="⑤ What this implies").scroll_into_view_if_needed()
+    page.mouse.wheel(0, 250)
+    page.wait_for_timeout(300)
+    # no formula runs past the right edge of the main area
+    overflow = page.evaluate("""() => { const main = document.querySelector('[data-testid="stMain"]')
+        .getBoundingClientRect(); return [...document.querySelectorAll('.katex-display')]
+        .filter(k => k.getBoundingClientRect().right > main.right + 1).length; }""")
+    assert overflow == 0
+    _shot(page, "how_it_works")
+
+
+def test_dark_theme_colour_bar_is_transparent_with_light_text(browser, monkeypatch):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("STREAMLIT_THEME_BASE", "dark")
+    with _streamlit_server() as (url, _):
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(url)
+        _caption(page, "Grad-CAM++").wait_for(timeout=COLD_START_LIMIT_S * 1000)
+        _wait_idle(page)
+        src = page.evaluate("""() => [...document.querySelectorAll('.st-key-maps_panel img')]
+            .find(i => (i.getAttribute('alt') || '').startsWith('Colour bar')).src""")
+        data = page.evaluate("""async (u) => { const b = await (await fetch(u)).arrayBuffer();
+            return btoa(String.fromCharCode(...new Uint8Array(b))); }""", src)
+        bar = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGBA"))
+        Image.fromarray(bar).save(SHOTS / "colourbar_dark.png")
+        assert bar[0, 0, 3] == 0  # transparent background: the dark page shows through
+        text = bar[(bar[..., 3] > 200) & (bar[..., :3].min(axis=-1) > 200)]
+        assert len(text) > 50  # light tick labels, readable on the dark background
+        _shot(page, "explain_dark")
