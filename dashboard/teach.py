@@ -206,7 +206,7 @@ class Implications:
             out.append(f"Hence the Grad-CAM++ map is ≈ {z / 2:.3g} × Σₖ relu(wₖ)·Aₖ: Grad-CAM "
                        "with its negative weights dropped (r = "
                        f"{self.r_pp_positive_gc:.2f}), close to the plain activation sum Σₖ Aₖ "
-                       f"(r = {self.r_pp_activation_sum:.2f}), whatever the class. Its raw "
+                       f"(r = {self.r_pp_activation_sum:.2f}). Its raw "
                        f"values run about {z / 2:.3g}× Grad-CAM's.")
         else:
             out.append(f"α varies here (mean {self.alpha_mean:.3f}, up to "
