@@ -25,6 +25,7 @@ else:
         st.markdown(views.prediction_summary(sel))
     n_samples, sigma, seed = (int(state.get(state.N_SAMPLES)), float(state.get(state.SIGMA)),
                               int(state.get(state.SEED)))
+    st.subheader("Heatmaps")
     # One fixed slot above the maps: the spinner (and the progress bar of noisy samples) goes
     # here, so the previous maps stay in place, faded, until the new ones replace them.
     status = st.empty()
@@ -33,9 +34,8 @@ else:
         with status.container():
             with st.spinner(f"Computing the maps for {sel.class_label(sel.target)} …"):
                 ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed)
-    status.caption("Where in the image does the model find evidence for the class? Grad-CAM "
-                   "and Grad-CAM++ side by side; noise samples turn both into their smoothed "
-                   "versions.")
+    status.caption("Where the model finds evidence for the class: Grad-CAM and Grad-CAM++ side "
+                   "by side (noise samples, below, smooth both).")
     if ex is not None:
         with guard("drawing the heatmaps"):
             views.maps_panel(ex, sel)
