@@ -20,7 +20,7 @@ st.set_page_config(
     page_title="Grad-CAM explorer",
     page_icon=":material/biotech:",
     layout="wide",
-    initial_sidebar_state="expanded",
+    initial_sidebar_state="auto",
 )
 
 from dashboard import sidebar  # noqa: E402

@@ -35,7 +35,7 @@ TARGET         int|None  None        class index to explain; None = top-1 predic
 N_SAMPLES      int   0               noise samples (0 = plain Grad-CAM / Grad-CAM++), 0..50
 SIGMA          float 0.15            noise standard deviation as a fraction of the image range
 SEED           int   0               noise seed (same seed, same smoothed maps)
-CMAP           str   "jet"           colour map of the overlays
+CMAP           str   "viridis"       colour map of the overlays
 OPACITY        float 0.5             overlay opacity, 0..1
 FILTER_MODE    str   "top k"         "top k" (by Grad-CAM++ weight) | "list"
 FILTERS        str   "0-15"          filter indices as typed: "3, 10, 32" or "0-15, 40"
@@ -43,6 +43,8 @@ TOP_K          int   8               k for "top k"
 NEURON_MODE    str   "all"           "all" | "region" | "positions"
 REGION         list|None None        [row0, col0, row1, col1] on the layer's grid (inclusive)
 POSITIONS      list  []              [[row, col], ...] on the layer's grid
+SCALE          str   "own"           map colour scale: "own" (each map ÷ its maximum) | "shared"
+                                     (one maximum for the maps on screen) | "absolute" (raw values)
 
 Per-run (not settings)
 ----------------------
@@ -86,6 +88,7 @@ TOP_K = "top_k"
 NEURON_MODE = "neuron_mode"
 REGION = "region"
 POSITIONS = "positions"
+SCALE = "scale"
 
 SELECTION = "_selection"
 _INITIALISED = "_state_initialised"
@@ -99,6 +102,7 @@ CMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "gray")
 FILTER_MODES = ("top k", "list")
 NEURON_MODES = ("all", "region", "positions")
 MAX_SAMPLES = 50
+SCALES = ("own", "shared", "absolute")
 
 DEFAULTS: dict[str, Any] = {
     MODEL: DEFAULT_MODEL,
@@ -113,7 +117,7 @@ DEFAULTS: dict[str, Any] = {
     N_SAMPLES: 0,
     SIGMA: 0.15,
     SEED: 0,
-    CMAP: "jet",
+    CMAP: "viridis",
     OPACITY: 0.5,
     FILTER_MODE: "top k",
     FILTERS: "0-15",
@@ -121,6 +125,7 @@ DEFAULTS: dict[str, Any] = {
     NEURON_MODE: "all",
     REGION: None,
     POSITIONS: [],
+    SCALE: "own",
 }
 
 
@@ -179,6 +184,7 @@ URL_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     SEED: ("seed", _int_range(0, 2**31 - 1)),
     CMAP: ("cmap", _choice(CMAPS)),
     OPACITY: ("opacity", _float_range(0.0, 1.0)),
+    SCALE: ("scale", _choice(SCALES)),
 }
 
 

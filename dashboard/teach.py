@@ -109,3 +109,140 @@ def argmax_cell(m: np.ndarray) -> tuple[int, int]:
     m = np.asarray(m)
     r, c = np.unravel_index(int(np.argmax(m)), m.shape)
     return int(r), int(c)
+
+
+# --- the worked example: one cell, one filter, term by term --------------------------------------
+@dataclass
+class Term:
+    channel: int
+    weight: float
+    activation: float
+
+    @property
+    def product(self) -> float:
+        return self.weight * self.activation
+
+
+@dataclass
+class WorkedCell:
+    row: int
+    col: int
+    channel: int
+    a_grid: np.ndarray  # A_k over the grid (h, w), float64
+    g_grid: np.ndarray  # g_k over the grid
+    alpha_grid: np.ndarray  # α_k over the grid
+    w_gc: float  # mean of g_k
+    w_pp: float  # Σ α relu(g)
+    terms_gc: list[Term]  # the largest |w_k A_k(i, j)| terms
+    terms_pp: list[Term]
+    rest_gc: float  # the sum of all the other terms
+    rest_pp: float
+    total_gc: float  # Σ_k w_k A_k(i, j)
+    total_pp: float
+    map_gc: float  # the explainer's map at (i, j)
+    map_pp: float
+
+
+def _terms(w: np.ndarray, a_cell: np.ndarray, top: int) -> tuple[list[Term], float, float]:
+    prod = w * a_cell
+    order = np.argsort(-np.abs(prod), kind="stable")[:top]
+    chosen = [Term(int(k), float(w[k]), float(a_cell[k])) for k in order]
+    total = float(prod.sum())
+    return chosen, total - float(prod[order].sum()), total
+
+
+def worked_cell(ex, row: int, col: int, channel: int, top: int = 6) -> WorkedCell:
+    """Everything needed to compute the maps' value at grid cell (row, col) by hand, and one
+    filter's A, g and α grids with both of its weights. Read off ``ex``; the map values are the
+    explainer's, so the page can show that the hand sum agrees with them."""
+    a = ex.activations[0].astype(np.float64)
+    g = ex.gradients[0].astype(np.float64)
+    w_gc = np.asarray(ex.weights["gradcam"][0], dtype=np.float64)
+    w_pp = np.asarray(ex.weights["gradcam++"][0], dtype=np.float64)
+    t_gc, rest_gc, total_gc = _terms(w_gc, a[row, col], top)
+    t_pp, rest_pp, total_pp = _terms(w_pp, a[row, col], top)
+    return WorkedCell(
+        row, col, channel, a[..., channel], g[..., channel],
+        np.asarray(ex.alpha[0, ..., channel], dtype=np.float64),
+        float(w_gc[channel]), float(w_pp[channel]), t_gc, t_pp, rest_gc, rest_pp,
+        total_gc, total_pp, float(ex.maps["gradcam"][0, row, col]),
+        float(ex.maps["gradcam++"][0, row, col]))
+
+
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = np.ravel(x).astype(np.float64), np.ravel(y).astype(np.float64)
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+@dataclass
+class Implications:
+    """What the numbers of this image imply, each figure computed here."""
+
+    cells: int  # Z = h·w
+    alpha_mean: float  # mean α where g > 0 (over the filters with weight > 0)
+    alpha_spread: float  # largest |α − mean α| there
+    gradient_spread: float  # median over filters of std(g)/|mean g|: 0 = constant per channel
+    ratio_pp_gc: float  # median of w++ / ((Z/2)·relu(w_gc)) over filters with w_gc > 0
+    r_pp_activation_sum: float  # correlation of the Grad-CAM++ map with Σ_k A_k
+    r_pp_positive_gc: float  # ... with Σ_k relu(w_gc,k)·A_k
+    r_gc_pp: float  # correlation of the two maps
+
+    def statements(self) -> list[str]:
+        out = []
+        z = self.cells
+        if self.gradient_spread < 0.05:
+            out.append(f"The gradient is (nearly) the same at every cell of a filter (median "
+                       f"spread {self.gradient_spread:.2g} × its mean), as when the layer feeds a "
+                       "global average pooling (then g = w_dense/Z): Grad-CAM's weight is that "
+                       "one gradient, and Grad-CAM equals HiResCAM here.")
+        if abs(self.alpha_mean - 0.5) < 0.05 and self.alpha_spread < 0.1:
+            out.append(f"α ≈ ½ everywhere (mean {self.alpha_mean:.3f}, at most "
+                       f"{self.alpha_spread:.2g} away): the term g·ΣA in α = 1/(2 + g·ΣA) is "
+                       f"tiny. So Grad-CAM++'s weight is ≈ ½·Σ relu(g) = (Z/2)·relu(g) = "
+                       f"{z / 2:.3g}·relu(g) — measured: w++ / ({z / 2:.3g}·relu(w_Grad-CAM)) = "
+                       f"{self.ratio_pp_gc:.3f} (median).")
+            out.append(f"Hence the Grad-CAM++ map is ≈ {z / 2:.3g} × Σₖ relu(wₖ)·Aₖ: Grad-CAM "
+                       "with its negative weights dropped (r = "
+                       f"{self.r_pp_positive_gc:.2f}), close to the plain activation sum Σₖ Aₖ "
+                       f"(r = {self.r_pp_activation_sum:.2f}). Its raw "
+                       f"values run about {z / 2:.3g}× Grad-CAM's.")
+        else:
+            out.append(f"α varies here (mean {self.alpha_mean:.3f}, up to "
+                       f"{self.alpha_spread:.2g} away from it), so Grad-CAM++ weights the "
+                       "cells of a filter unequally rather than scaling Grad-CAM's weights.")
+        out.append(f"The two maps correlate at r = {self.r_gc_pp:.2f}.")
+        return out
+
+
+def implications(ex) -> Implications:
+    a = ex.activations[0].astype(np.float64)
+    g = ex.gradients[0].astype(np.float64)
+    alpha = np.asarray(ex.alpha[0], dtype=np.float64)
+    w_gc = np.asarray(ex.weights["gradcam"][0], dtype=np.float64)
+    w_pp = np.asarray(ex.weights["gradcam++"][0], dtype=np.float64)
+    h, w, k = a.shape
+    z = h * w
+    pos = g > 0
+    alphas = alpha[pos]
+    alpha_mean = float(alphas.mean()) if alphas.size else float("nan")
+    spread = float(np.abs(alphas - alpha_mean).max()) if alphas.size else float("nan")
+    means = g.reshape(z, k).mean(axis=0)
+    stds = g.reshape(z, k).std(axis=0)
+    live = np.abs(means) > 0
+    grad_spread = float(np.median(stds[live] / np.abs(means[live]))) if live.any() else float("nan")
+    up = w_gc > 0
+    ratio = float(np.median(w_pp[up] / (z / 2 * w_gc[up]))) if up.any() else float("nan")
+    m_pp = ex.maps["gradcam++"][0]
+    return Implications(
+        z, alpha_mean, spread, grad_spread, ratio, _corr(m_pp, a.sum(axis=-1)),
+        _corr(m_pp, np.maximum(a @ np.maximum(w_gc, 0.0), 0.0)), _corr(ex.maps["gradcam"][0], m_pp))
+
+
+def window(grid: np.ndarray, row: int, col: int, size: int = 8) -> tuple[np.ndarray, int, int]:
+    """At most size×size cells of ``grid`` around (row, col): (values, first row, first col)."""
+    h, w = grid.shape
+    r0 = int(min(max(0, row - size // 2), max(0, h - size)))
+    c0 = int(min(max(0, col - size // 2), max(0, w - size)))
+    return grid[r0:r0 + size, c0:c0 + size], r0, c0

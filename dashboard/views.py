@@ -1,16 +1,18 @@
 """Pieces of page that several pages draw: the prediction table, the noise controls, the
-side-by-side maps (a fragment: colour map and opacity rerun only it and recompute nothing),
-filter parsing and the layer grid drawn over the image."""
+side-by-side maps with their raw maxima, weak-evidence flags and colour scale (a fragment:
+colour map, opacity and scale rerun only it and recompute nothing), filter parsing and the
+layer grid drawn over the image."""
 
 from __future__ import annotations
 
+import io
 import re
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image, ImageDraw
 
 from explainers import render
 from explainers.errors import ExplainerError
@@ -18,46 +20,84 @@ from explainers.errors import ExplainerError
 from dashboard import loaders, state
 from dashboard.sidebar import RANDOM_NOTE, Selection
 
-SCALE_LABEL = "relative importance: each map ÷ its own maximum"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 
 
 # --- prediction ---------------------------------------------------------------------------------
-def top_k_table(sel: Selection, k: int = 5) -> pd.DataFrame:
-    """The k most likely classes: class, probability in %, pre-softmax score."""
+def top_k_table(sel: Selection, k: int = 5, all_up_to: int = 7) -> pd.DataFrame:
+    """Every class when there are at most ``all_up_to``, else the k most likely: short class
+    name, probability in %, pre-softmax score, and the full name last (text may be cut, numbers
+    not)."""
     probs = sel.prediction.probabilities[0]
     logits = sel.prediction.logits[0]
+    if len(logits) <= all_up_to:
+        k = len(logits)
     order = np.argsort(-np.asarray(logits, dtype=np.float64), kind="stable")[:k]
+    names = sel.bundle.class_names if sel.bundle is not None else []
     rows = []
     for rank, i in enumerate(order, 1):
+        short = names[i] if i < len(names) else str(int(i))
+        full = sel.class_label(int(i))
         rows.append({
             "rank": rank,
-            "class": sel.class_label(int(i)),
+            "class": short,
             "probability (%)": float(probs[i]) * 100.0,
             "score (logit)": float(logits[i]),
+            "full name": full.split(" — ", 1)[1] if " — " in full else full,
         })
     return pd.DataFrame(rows)
 
 
+def class_glossary(sel: Selection, table: pd.DataFrame) -> str:
+    """"akiec = actinic keratosis ..., bcc = ...": the full names for a column's tooltip."""
+    return "; ".join(f"{c} = {n}" for c, n in zip(table["class"], table["full name"]) if c != n)
+
+
+def prediction_table(sel: Selection) -> None:
+    """The table, with widths that never cut a number; full class names in the tooltip of the
+    class column and in the last column."""
+    table = top_k_table(sel)
+    glossary = class_glossary(sel, table)
+    st.dataframe(
+        table, hide_index=True, width="stretch",
+        column_config={
+            "rank": st.column_config.NumberColumn("#", width=40, help="Rank by pre-softmax score."),
+            "class": st.column_config.TextColumn(
+                "class", width=80, help=glossary or "The model's class name."),
+            "probability (%)": st.column_config.ProgressColumn(
+                "probability", format="%.1f %%", min_value=0.0, max_value=100.0, width=150,
+                help="Softmax probability of the class, in per cent."),
+            "score (logit)": st.column_config.NumberColumn(
+                "score (logit)", format="%.3f", width=110,
+                help="Pre-softmax score; the maps explain this score."),
+            "full name": st.column_config.TextColumn("full name", width="large"),
+        },
+    )
+
+
+def prediction_summary(sel: Selection) -> str:
+    """One line for the top of the page: top-1 class and, for a sample, its recorded diagnosis."""
+    top1 = int(np.argmax(sel.prediction.logits[0]))
+    text = f"**Prediction:** {sel.class_label(top1)} ({sel.probability(top1) * 100:.1f} %)"
+    if not sel.meaningful:
+        text += f" — :red[{RANDOM_NOTE}]"
+    s = sel.sample
+    if s is not None and sel.bundle is not None and s.dx in sel.bundle.class_names:
+        agrees = sel.bundle.class_names[top1] == s.dx
+        text += (f" · **recorded diagnosis:** {s.dx} ({s.dx_name}) — "
+                 f"{':green[agrees]' if agrees else ':orange[differs]'}")
+    return text
+
+
 def prediction_block(sel: Selection) -> None:
-    """Top-5 table, and beside it the recorded diagnosis of a sample image."""
+    """The prediction table, and beside it the recorded diagnosis of a sample image."""
     left, right = st.columns([3, 2], gap="large")
     with left:
-        title = "Prediction (top 5)"
+        title = "Prediction"
         if not sel.meaningful:
             title += f" — {RANDOM_NOTE}"
         st.subheader(title)
-        st.dataframe(
-            top_k_table(sel), hide_index=True, width="stretch",
-            column_config={
-                "rank": st.column_config.NumberColumn("rank", width="small"),
-                "probability (%)": st.column_config.ProgressColumn(
-                    "probability (%)", format="%.1f %%", min_value=0.0, max_value=100.0),
-                "score (logit)": st.column_config.NumberColumn(
-                    "score (logit)", format="%.4g",
-                    help="Pre-softmax score; the maps explain this score."),
-            },
-        )
+        prediction_table(sel)
         if not sel.meaningful:
             st.caption(f":red[**{RANDOM_NOTE}**]: this model has no trained weights.")
         elif not sel.prediction.softmax_head:
@@ -70,7 +110,7 @@ def prediction_block(sel: Selection) -> None:
             kind = "malignant" if s.malignant else "benign"
             st.markdown(f"**{s.dx} — {s.dx_name}** ({kind})  \nfrom the HAM10000 record of "
                         f"`{s.image_id}`")
-            if sel.bundle.class_names[: len(sel.bundle.class_names)] and s.dx in sel.bundle.class_names:
+            if s.dx in sel.bundle.class_names:
                 agrees = sel.bundle.class_names[top1] == s.dx
                 mark = ":green[agrees]" if agrees else ":orange[differs]"
                 st.markdown(f"Model's top-1: **{sel.class_label(top1)}** — {mark}"
@@ -81,8 +121,6 @@ def prediction_block(sel: Selection) -> None:
             st.caption("No recorded diagnosis: this image is not one of the bundled samples.")
         if sel.metadata_text:
             st.caption(f"Patient data given to the model: {sel.metadata_text}")
-        st.caption(f"Explaining: **{sel.target_text()}**"
-                   f"{' (the top-1 class)' if sel.target_is_top1 else ''}")
 
 
 def gallery(sel: Selection) -> None:
@@ -96,7 +134,8 @@ def gallery(sel: Selection) -> None:
             with cols[i % 4]:
                 data = loaders.sample_bytes(str(s.path))
                 thumb = loaders.display_image(loaders.digest(data), loaders.decode(loaders.digest(data), data, s.image_id), 160)
-                st.image(thumb, caption=f"{s.image_id}: {s.dx} ({s.dx_name})", width="stretch")
+                st.image(thumb, caption=f"{s.image_id}: {s.dx} ({s.dx_name})", width="stretch",
+                         alt=f"Dermoscopy image {s.image_id}, recorded diagnosis {s.dx_name}.")
                 st.button("Use this image", key=f"gallery:{s.image_id}", on_click=choose_sample,
                           args=(s.image_id,), disabled=(sel.sample is not None and sel.sample.image_id == s.image_id),
                           width="stretch")
@@ -120,12 +159,152 @@ def noise_controls() -> tuple[int, float, int]:
 
 
 # --- the side-by-side maps ----------------------------------------------------------------------
-def display_controls(key_prefix: str = "") -> tuple[str, float]:
-    c1, c2 = st.columns(2)
-    cmap = c1.selectbox("Colour map", list(state.CMAPS), **state.bind(state.CMAP))
-    opacity = c2.slider("Overlay opacity", 0.0, 1.0, step=0.05, format="%.2f",
-                        **state.bind(state.OPACITY, from_widget=lambda v: round(float(v), 2)))
-    return cmap, float(opacity)
+SCALE_NAMES = {"own": "each map's own maximum", "shared": "one scale for the maps on screen",
+               "absolute": "absolute (a fixed raw range)"}
+ABS_MAX = "_abs_max"  # the absolute scale's top value, raw units (session only)
+PANEL_CSS = """<style>
+.st-key-maps_panel [data-stale="true"], .st-key-maps_panel[data-stale="true"] {
+  opacity: 0.35 !important; transition: opacity 0.2s ease-in; }
+.st-key-maps_panel [data-testid="stImageCaption"], .st-key-maps_panel [data-testid="stCaptionContainer"] {
+  font-size: 1rem !important; }
+</style>"""
+RAW_HELP = (f"Raw map values are in {render.RAW_UNIT}: the class's pre-softmax score per "
+            "activation unit (the weight w) times the layer's activation A.")
+
+
+def theme_text_color() -> str:
+    """The page's text colour for drawn figures: light on the dark theme, dark otherwise.
+
+    ``st.context.theme`` reports the browser's theme, but may still say "light" on a session's
+    first run (Streamlit issue #11920); there the configured ``theme.base`` is trusted."""
+    try:
+        kind = st.context.theme.type
+    except Exception:
+        kind = None
+    first = not st.session_state.get("_theme_reported", False)
+    st.session_state["_theme_reported"] = True
+    if kind is None or first:
+        try:
+            configured = st.get_option("theme.base")
+        except Exception:
+            configured = None
+        kind = configured if configured in ("dark", "light") else kind
+    return "#fafafa" if kind == "dark" else "#31333f"
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def colorbar_png(cmap: str, label: str, vmax: float | None, text_color: str) -> bytes:
+    """The colour bar as a PNG with a transparent background (it sits on any theme)."""
+    fig = render.colorbar_figure(cmap, label, vmax=vmax, text_color=text_color)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, transparent=True)
+    return buf.getvalue()
+
+
+def display_controls(default_abs: float = 1.0) -> tuple[str, float, str, float | None]:
+    """Colour map, opacity, colour scale (and the absolute scale's maximum): display only."""
+    c1, c2, c3 = st.columns([2, 2, 3])
+    cmap = c1.selectbox(
+        "Colour map", list(state.CMAPS),
+        help="viridis (default) is perceptually uniform and readable with colour-blindness; "
+             "jet and turbo are not uniform. Display only: nothing is recomputed.",
+        **state.bind(state.CMAP))
+    opacity = c2.slider(
+        "Overlay opacity", 0.0, 1.0, step=0.05, format="%.2f",
+        help="Opacity of the map where it is at the top of its scale. Lower values are more "
+             "transparent (opacity × value), so where the map is near 0 the photo shows "
+             "untinted.", **state.bind(state.OPACITY, from_widget=lambda v: round(float(v), 2)))
+    scale = c3.radio(
+        "Colour scale", list(state.SCALES), horizontal=True, format_func=SCALE_NAMES.get,
+        help="Own maximum: compare shapes. Shared: one raw scale for the maps on screen, so weak "
+             "evidence looks weak. Absolute: a fixed raw range you set, the same for every "
+             "image and class.", **state.bind(state.SCALE))
+    abs_max = None
+    if scale == "absolute":
+        if not st.session_state.get(ABS_MAX):
+            st.session_state[ABS_MAX] = float(default_abs)
+        st.session_state["w:abs_max"] = float(st.session_state[ABS_MAX])
+
+        def changed() -> None:
+            value = st.session_state.get("w:abs_max")
+            if value:
+                st.session_state[ABS_MAX] = float(value)
+
+        abs_max = float(st.number_input(
+            f"Absolute scale: top colour at ({render.RAW_UNIT})", min_value=1e-6, format="%.4g",
+            key="w:abs_max", on_change=changed, help=RAW_HELP))
+    return cmap, float(opacity), scale, abs_max
+
+
+@dataclass
+class MapItem:
+    """One map to draw: its method key (maps of one method share units), its title (from the
+    Explanation it came from) and the raw map (h, w)."""
+
+    method: str
+    title: str
+    cam: np.ndarray
+
+
+@dataclass
+class Drawn:
+    peaks: dict[str, float]
+    tops: dict[str, float]
+    weak: list[str]
+    scale: str
+
+
+def alt_text(item: MapItem, class_text: str, peak: float) -> str:
+    """A short text alternative: method, class, the strongest grid cell and its raw value."""
+    cam = np.asarray(item.cam)
+    r, c = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    return (f"{item.title} heatmap for class {class_text}: strongest at grid cell (row {r}, "
+            f"column {c}) of {cam.shape[0]}×{cam.shape[1]}, raw maximum {peak:.3g} "
+            f"{render.RAW_UNIT}.")
+
+
+def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cmap: str,
+              opacity: float, scale: str, abs_max: float | None, class_text: str,
+              compare: bool = True) -> Drawn:
+    """Each overlay at the chosen scale with its raw maximum printed under it; a map whose
+    evidence is tiny beside the others (``render.weak_maps``) is flagged in words."""
+    peaks = {it.title: render.peak_of(it.cam) for it in items}
+    grid_cells = int(np.prod(np.asarray(items[0].cam).shape)) if items else 0
+    comparable = {it.title: render.comparable_peak(it.method, peaks[it.title], grid_cells)
+                  for it in items}
+    weak = render.weak_maps(comparable) if compare and len(items) > 1 else []
+    tops = render.scale_peaks(peaks, scale, abs_max)
+    for col, it in zip(columns, items):
+        peak = peaks[it.title]
+        pic = render.overlay(disp, it.cam, cmap=cmap, opacity=opacity,
+                             peak=None if scale == "own" else tops[it.title])
+        col.image(pic, caption=it.title, width="stretch", alt=alt_text(it, class_text, peak))
+        note = f"raw max **{peak:.3g}** {render.RAW_UNIT}"
+        if scale != "own" and peak > tops[it.title]:
+            note += f" (above the scale's top, {tops[it.title]:.3g}: drawn as the top colour)"
+        col.caption(note)
+        if it.title in weak:
+            top = max(comparable.values())
+            ratio = comparable[it.title] / top if top > 0 else 0.0
+            col.markdown(f":orange[**Weak evidence:** this map's maximum is {ratio * 100:.2g} % of "
+                         "the strongest map here. Scaled to its own maximum it would look as "
+                         "strong as the others; it is not.]")
+    return Drawn(peaks, tops, weak, scale)
+
+
+def colorbar(drawn: Drawn, cmap: str, container=None) -> None:
+    """The colour bar for the maps just drawn: relative for the own scale, raw values for the
+    shared and absolute scales."""
+    where = container or st
+    if drawn.scale == "own":
+        vmax, label = None, "each map ÷ its own maximum (0 = no evidence, 1 = that map's maximum)"
+    else:
+        vmax = max(drawn.tops.values(), default=0.0) or None
+        label = (f"raw map value ({render.RAW_UNIT}); "
+                 + ("one scale for the maps on screen" if drawn.scale == "shared"
+                    else "fixed absolute scale"))
+    alt = ("Colour bar: " + label + ("" if vmax is None else f", 0 to {vmax:.3g}"))
+    where.image(colorbar_png(cmap, label, vmax, theme_text_color()), width="stretch", alt=alt)
 
 
 def image_stem(sel: Selection) -> str:
@@ -133,42 +312,78 @@ def image_stem(sel: Selection) -> str:
     return stem or "image"
 
 
+def explained_class(ex, sel: Selection) -> str:
+    """The class the Explanation ``ex`` explains, with its score: read from ``ex`` itself, so a
+    caption can never describe another run's choice."""
+    t = int(ex.targets[0])
+    return f"{sel.class_label(t)} (score {float(ex.logits[0, t]):.3g})"
+
+
+def method_titles(ex) -> dict[str, str]:
+    """Captions built from the Explanation's own noise settings."""
+    from explainers import method_label
+
+    return {m: method_label(m, int(ex.n_samples), float(ex.sigma)) for m in ex.maps}
+
+
 @st.fragment
-def maps_panel(ex, sel: Selection, n_samples: int, sigma: float) -> None:
-    """Input | Grad-CAM | Grad-CAM++ with colour bar and downloads. A fragment: changing the
-    colour map or opacity reruns only this, from maps already computed."""
-    cmap, opacity = display_controls()
-    disp = loaders.display_image(sel.image_digest, sel.image)
-    captions = sel.captions(n_samples, sigma)
-    overlays = {m: render.overlay(disp, ex.maps[m][0], cmap=cmap, opacity=opacity)
-                for m in ("gradcam", "gradcam++")}
-    cols = st.columns(3)
-    h, w = sel.bundle.input_size
-    cols[0].image(disp, caption=f"Input ({sel.image.width}×{sel.image.height} px; "
-                                f"the model sees {w}×{h})", width="stretch")
-    for col, m in zip(cols[1:], ("gradcam", "gradcam++")):
-        col.image(overlays[m], caption=captions[m], width="stretch")
-    gh, gw = ex.maps["gradcam"].shape[1:]
-    left, right = st.columns([2, 3], vertical_alignment="center")
-    left.image(loaders.colorbar_png(cmap, SCALE_LABEL), width="stretch")
-    right.caption(
-        f"Class explained: **{sel.target_text()}** · layer `{ex.layer.path}` "
-        f"({gh}×{gw} grid, {ex.activations.shape[-1]} filters) · maps upsampled to the image. "
-        f"Raw map maxima (class score × activation units): Grad-CAM "
-        f"{float(ex.maps['gradcam'].max()):.3g}, Grad-CAM++ {float(ex.maps['gradcam++'].max()):.3g}."
-    )
+def maps_panel(ex, sel: Selection) -> None:
+    """Input | Grad-CAM | Grad-CAM++ with raw maxima, colour bar, and the display controls
+    under them. A fragment: colour map, opacity and scale rerun only this, from maps already
+    computed. Every caption is read from ``ex``; while the page reruns, the whole panel is
+    faded (``PANEL_CSS``) until it is redrawn."""
+    st.markdown(PANEL_CSS, unsafe_allow_html=True)
+    with st.container(key="maps_panel"):
+        cmap, opacity = state.get(state.CMAP), float(state.get(state.OPACITY))
+        scale = state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own"
+        disp = loaders.display_image(sel.image_digest, sel.image)
+        titles = method_titles(ex)
+        items = [MapItem(m, titles[m], ex.maps[m][0]) for m in ("gradcam", "gradcam++") if m in ex.maps]
+        abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
+            max(render.peak_of(it.cam) for it in items))
+        cols = st.columns(3)
+        h, w = sel.bundle.input_size
+        class_text = explained_class(ex, sel)
+        cols[0].image(disp, caption=f"Input ({sel.image.width}×{sel.image.height} px; the model "
+                                    f"sees {w}×{h})", width="stretch",
+                      alt=f"The input image, {sel.image_name or 'image'}.")
+        drawn = draw_maps(disp, items, cols[1:], cmap, opacity, scale, abs_max, class_text)
+        gh, gw = ex.maps[items[0].method].shape[1:]
+        left, right = st.columns([3, 2], vertical_alignment="center")
+        colorbar(drawn, cmap, left)
+        right.caption(
+            f"Class explained: **{class_text}** · layer `{ex.layer.path}` ({gh}×{gw} grid, "
+            f"{ex.activations.shape[-1]} filters) · maps upsampled to the image. Grad-CAM++ "
+            f"sums α·relu(g) over the {gh * gw} cells where Grad-CAM averages g, so its raw "
+            f"values run up to {gh * gw / 2:.3g}× larger: compare each with itself.")
+        display_controls(default_abs=abs_max)
+        downloads(ex, sel, cmap, opacity, drawn)
+        from dashboard.case_report import report_button
+
+        report_button(ex, sel, {it.method: it.title for it in items}, cmap, opacity, scale,
+                      abs_max if scale == "absolute" else None)
+
+
+def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn) -> None:
     stem = image_stem(sel)
+    target = int(ex.targets[0])
+    titles = method_titles(ex)
     d1, d2, d3 = st.columns(3)
+    disp = loaders.display_image(sel.image_digest, sel.image)
     for col, m in zip((d1, d2), ("gradcam", "gradcam++")):
-        col.download_button(f"Download {METHOD_NAMES[m]} overlay (PNG)", loaders.png_bytes(overlays[m]),
+        if m not in ex.maps:
+            continue
+        pic = render.overlay(disp, ex.maps[m][0], cmap=cmap, opacity=opacity,
+                             peak=None if drawn.scale == "own" else drawn.tops[titles[m]])
+        col.download_button(f"Download {METHOD_NAMES[m]} overlay (PNG)", loaders.png_bytes(pic),
                             file_name=f"{stem}_{m.replace('+', 'pp')}.png", mime="image/png",
                             key=f"dl:{m}", on_click="ignore", width="stretch")
     d3.download_button(
         "Download raw maps (NPZ)",
         loaders.npz_bytes(gradcam=ex.maps["gradcam"][0], gradcampp=ex.maps["gradcam++"][0],
-                          target=np.int64(sel.target), layer=np.str_(ex.layer.path),
-                          n_samples=np.int64(n_samples), sigma=np.float64(sigma),
-                          class_name=np.str_(sel.class_label(sel.target))),
+                          target=np.int64(target), layer=np.str_(ex.layer.path),
+                          n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
+                          class_name=np.str_(sel.class_label(target))),
         file_name=f"{stem}_maps.npz", mime="application/octet-stream", key="dl:npz",
         on_click="ignore", width="stretch")
 
@@ -207,37 +422,13 @@ def top_filters(weights: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in np.argsort(-w, kind="stable")[:k]]
 
 
-# --- grid over the image --------------------------------------------------------------------------
-def grid_image(image: np.ndarray, grid: tuple[int, int], cells: np.ndarray | None = None) -> np.ndarray:
-    """The image with the layer's grid drawn over it and the selected cells (bool (h, w))
-    tinted."""
-    h, w = grid
-    im = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGBA")
-    W, H = im.size
-    tint = Image.new("RGBA", im.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(tint)
-    if cells is not None and not cells.all():
-        for r, c in zip(*np.nonzero(cells)):
-            x0, x1 = c * W / w, (c + 1) * W / w
-            y0, y1 = r * H / h, (r + 1) * H / h
-            draw.rectangle([x0, y0, x1, y1], fill=(255, 255, 0, 110), outline=(255, 220, 0, 255))
-    step_r = max(1, h // 32)
-    step_c = max(1, w // 32)
-    for r in range(0, h + 1, step_r):
-        y = min(H - 1, round(r * H / h))
-        draw.line([(0, y), (W, y)], fill=(255, 255, 255, 150), width=1)
-    for c in range(0, w + 1, step_c):
-        x = min(W - 1, round(c * W / w))
-        draw.line([(x, 0), (x, H)], fill=(255, 255, 255, 150), width=1)
-    return np.asarray(Image.alpha_composite(im, tint).convert("RGB"))
-
-
 def show_maps(ex, sel: Selection, captions: dict[str, str], cmap: str, opacity: float,
-              columns: Sequence = None) -> None:
-    """Both methods' overlays in two columns."""
+              columns: Sequence = None, scale: str | None = None) -> Drawn:
+    """Both methods' overlays in two columns, at the page's colour scale, with raw maxima."""
     disp = loaders.display_image(sel.image_digest, sel.image)
     cols = columns or st.columns(2)
-    for col, m in zip(cols, ("gradcam", "gradcam++")):
-        if m in ex.maps:
-            col.image(render.overlay(disp, ex.maps[m][0], cmap=cmap, opacity=opacity),
-                      caption=captions[m], width="stretch")
+    scale = scale or (state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own")
+    items = [MapItem(m, captions[m], ex.maps[m][0]) for m in ("gradcam", "gradcam++") if m in ex.maps]
+    abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
+        max(render.peak_of(it.cam) for it in items))
+    return draw_maps(disp, items, cols, cmap, opacity, scale, abs_max, explained_class(ex, sel))

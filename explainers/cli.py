@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_layers)
     for name in ("batch", "bench"):
         _optional_command(sub, name)
+    from explainers import report  # noqa: PLC0415 - the report subcommand (its own module)
+
+    report.add_parser(sub)
     return parser
 
 

@@ -6,12 +6,14 @@ here works on the raw map so the same map can be shown at any size.
 
 Normalisation divides each map by its own maximum (it does not subtract the minimum): the maps
 are non-negative, so 0 keeps meaning "no evidence for the class" and 1 means "the strongest
-evidence in this map". Maps normalised this way can be compared by shape, not by magnitude.
+evidence in this map". Maps normalised this way can be compared by shape, not by magnitude; the
+shared and absolute scales (``scale_peaks``) compare magnitudes too, and ``weak_maps`` names a
+map whose evidence is tiny beside the others.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -23,6 +25,15 @@ from explainers.errors import ExplainerError
 
 #: Tick labels of the colour bar, stating what the normalised scale means.
 SCALE_TICKS = ((0.0, "0 (none)"), (0.5, "0.5"), (1.0, "1 (map maximum)"))
+#: Perceptually uniform and colour-blind safe; its dark end fades into the photo.
+DEFAULT_CMAP = "viridis"
+#: What one unit of a raw map means: the class's pre-softmax score per activation unit, times
+#: an activation (w_k has units of score per activation unit, A_k of activation).
+RAW_UNIT = "class-score units"
+#: A map whose maximum is below this share of the strongest comparable map is flagged as weak.
+WEAK_RATIO = 0.05
+#: The three colour scales (see ``scale_peaks``).
+SCALES = ("own", "shared", "absolute")
 
 
 def _size(size: Sequence[int]) -> tuple[int, int]:
@@ -96,7 +107,7 @@ def _colormap(cmap: str | Colormap) -> Colormap:
         raise ExplainerError(f"unknown colour map '{cmap}' (try jet, viridis, inferno, turbo)") from None
 
 
-def colorize(map01: np.ndarray, cmap: str | Colormap = "jet") -> np.ndarray:
+def colorize(map01: np.ndarray, cmap: str | Colormap = DEFAULT_CMAP) -> np.ndarray:
     """A [0, 1] map ``(H, W)`` as uint8 RGB ``(H, W, 3)`` through a matplotlib colour map."""
     arr = np.asarray(map01, dtype=np.float64)
     if arr.ndim != 2:
@@ -120,42 +131,162 @@ def _as_rgb_uint8(image: object) -> np.ndarray:
     return arr
 
 
-def overlay(image_uint8: np.ndarray, cam: np.ndarray, cmap: str | Colormap = "jet",
-            opacity: float = 0.5) -> np.ndarray:
-    """The raw map ``cam (h, w)`` upsampled to the image, normalised, coloured and alpha-blended:
-    ``(1 - opacity) * image + opacity * heat``, uint8 ``(H, W, 3)``.
+def peak_of(cam: np.ndarray) -> float:
+    """The largest finite value of a raw map (0 for an empty, all-negative or all-NaN map)."""
+    arr = np.asarray(cam, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(max(arr.max(), 0.0)) if arr.size else 0.0
 
-    ``image_uint8`` may also be a PIL image. A uniform blend (not one weighted by the map) keeps
-    the colour scale honest: every colour in the picture is the colour bar's colour.
+
+def scale_peaks(peaks: Mapping[str, float], scale: str = "own",
+                absolute_max: float | None = None) -> dict[str, float]:
+    """The raw value drawn as the top colour of each map, for one of the three scales.
+
+    ``own``: each map's own maximum (shapes comparable, magnitudes not); ``shared``: the largest
+    maximum of the maps given (the maps on screen), so a weak map looks weak; ``absolute``: a
+    fixed raw value ``absolute_max`` chosen by the user, the same for every image and class.
+    A peak of 0 means an all-zero map (drawn as "no evidence").
+    """
+    clean = {k: (float(v) if np.isfinite(v) and v > 0 else 0.0) for k, v in peaks.items()}
+    if scale == "own":
+        return clean
+    if scale == "shared":
+        top = max(clean.values(), default=0.0)
+        return {k: top for k in clean}
+    if scale == "absolute":
+        try:
+            value = float(absolute_max)
+        except (TypeError, ValueError):
+            raise ExplainerError("the absolute scale needs a maximum in raw map units") from None
+        if not np.isfinite(value) or value <= 0:
+            raise ExplainerError(f"the absolute scale's maximum must be a positive number, got {absolute_max!r}")
+        return {k: value for k in clean}
+    raise ExplainerError(f"unknown scale '{scale}' (own, shared or absolute)")
+
+
+def weak_maps(peaks: Mapping[str, float], ratio: float = WEAK_RATIO) -> list[str]:
+    """Keys of the maps whose maximum is below ``ratio`` times the largest maximum among
+    ``peaks`` (maps in the same units): evidence too small to read as equal to the others."""
+    top = max((float(v) for v in peaks.values() if np.isfinite(v)), default=0.0)
+    if top <= 0:
+        return []
+    return [k for k, v in peaks.items() if not (np.isfinite(v) and float(v) >= ratio * top)]
+
+
+def comparable_peak(method: str, peak: float, grid_cells: int) -> float:
+    """A map's maximum in units comparable across methods, for ``weak_maps``.
+
+    Grad-CAM weights average the gradient over the Z = h·w cells; Grad-CAM++ weights add
+    α·relu(g) over them with α ≤ ½, so its maps run up to Z/2 times larger (exactly that at a
+    layer followed by global average pooling, where α ≈ ½). Its maximum is divided by Z/2;
+    every other method's is kept.
+    """
+    peak = float(peak) if np.isfinite(peak) else 0.0
+    if method == "gradcam++" and grid_cells > 2:
+        return peak / (grid_cells / 2.0)
+    return peak
+
+
+def nice_ceiling(value: float) -> float:
+    """A round number at or above ``value`` (1, 2, 2.5, 5 × a power of ten): a default for the
+    absolute scale."""
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        return 1.0
+    power = 10.0 ** np.floor(np.log10(value))
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if step * power >= value * (1 - 1e-12):
+            return float(step * power)
+    return float(10.0 * power)
+
+
+def overlay(image_uint8: np.ndarray, cam: np.ndarray, cmap: str | Colormap = DEFAULT_CMAP,
+            opacity: float = 0.5, *, peak: float | None = None, fade: str = "value",
+            threshold: float = 0.0) -> np.ndarray:
+    """The raw map ``cam (h, w)`` upsampled to the image, scaled, coloured and alpha-blended,
+    uint8 ``(H, W, 3)``.
+
+    ``peak`` is the raw value drawn as the top colour (``None``: the map's own maximum; see
+    ``scale_peaks``); values above it show as the top colour. With ``fade="value"`` (default)
+    each pixel's opacity is ``opacity × v`` for its scaled value ``v`` in [0, 1], so where the
+    map is near 0 the photo shows through untinted (a ruler, hair, the vignette stay visible);
+    ``fade="none"`` blends uniformly, ``(1 − opacity) · image + opacity · heat``. Pixels whose
+    scaled value is below ``threshold`` are not tinted at all. ``image_uint8`` may be a PIL
+    image.
     """
     try:
         opacity = float(opacity)
+        threshold = float(threshold)
     except (TypeError, ValueError):
         raise ExplainerError(f"opacity must be a number between 0 and 1, got {opacity!r}") from None
     if not 0.0 <= opacity <= 1.0:
         raise ExplainerError(f"opacity must be between 0 and 1, got {opacity}")
+    if fade not in ("value", "none"):
+        raise ExplainerError(f"fade must be 'value' or 'none', got {fade!r}")
     img = _as_rgb_uint8(image_uint8)
     cam = np.asarray(cam)
     if cam.ndim == 3 and cam.shape[0] == 1:
         cam = cam[0]
     if cam.ndim != 2:
         raise ExplainerError(f"overlay takes one (h, w) map, got shape {cam.shape}")
-    heat = colorize(normalize(upsample(cam, img.shape[:2])), cmap)
-    blended = (1.0 - opacity) * img.astype(np.float32) + opacity * heat.astype(np.float32)
+    up = upsample(cam, img.shape[:2])
+    if peak is None:
+        scaled = normalize(up)
+    else:
+        scaled = scale_to(up, peak)
+    heat = colorize(scaled, cmap).astype(np.float32)
+    if fade == "value":
+        alpha = opacity * scaled[..., None]
+    else:
+        alpha = np.full(scaled.shape + (1,), opacity, dtype=np.float32)
+    if threshold > 0:
+        alpha = np.where(scaled[..., None] < threshold, 0.0, alpha)
+    blended = (1.0 - alpha) * img.astype(np.float32) + alpha * heat
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
-def colorbar_figure(cmap: str | Colormap = "jet", label: str = "relative importance") -> Figure:
-    """A small horizontal colour bar whose ticks say what the scale means
-    ("0 (none)" … "1 (map maximum)"), to sit under the overlays."""
-    fig = Figure(figsize=(4.0, 0.75), dpi=100, layout="constrained")
+def scale_to(maps: np.ndarray, peak: float) -> np.ndarray:
+    """``maps / peak`` clipped to [0, 1], float32, always finite; all zero when ``peak`` ≤ 0."""
+    arr = np.asarray(maps, dtype=np.float64)
+    arr = np.nan_to_num(arr, nan=0.0, posinf=np.inf, neginf=0.0)
+    peak = float(peak) if np.isfinite(peak) else 0.0
+    if peak <= 0:
+        return np.zeros(arr.shape, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.where(np.isposinf(arr), 1.0, np.maximum(arr, 0.0) / peak)
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
+
+
+def colorbar_figure(cmap: str | Colormap = DEFAULT_CMAP, label: str = "relative importance",
+                    *, vmax: float | None = None, unit: str = RAW_UNIT,
+                    text_color: str | None = None, fontsize: float = 12.0) -> Figure:
+    """A horizontal colour bar to sit under the overlays, on a transparent background.
+
+    Without ``vmax`` its ticks say what the per-map scale means ("0 (none)" … "1 (map
+    maximum)"); with ``vmax`` (shared or absolute scale) the ticks are raw map values from 0 to
+    ``vmax`` and the label names their ``unit``. ``text_color`` follows the page's theme;
+    ``fontsize`` is large enough to read on a projector.
+    """
+    fig = Figure(figsize=(6.0, 1.25), dpi=100, layout="constrained")
+    fig.patch.set_alpha(0.0)
     ax = fig.add_subplot(1, 1, 1)
-    mappable = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=_colormap(cmap))
+    top = None if vmax is None else float(vmax)
+    if top is not None and not (np.isfinite(top) and top > 0):
+        top = None
+    mappable = ScalarMappable(norm=Normalize(0.0, 1.0 if top is None else top), cmap=_colormap(cmap))
     bar = fig.colorbar(mappable, cax=ax, orientation="horizontal")
-    bar.set_ticks([t for t, _ in SCALE_TICKS], labels=[s for _, s in SCALE_TICKS])
-    bar.ax.tick_params(labelsize=8)
+    if top is None:
+        bar.set_ticks([t for t, _ in SCALE_TICKS], labels=[s for _, s in SCALE_TICKS])
+    else:
+        ticks = np.linspace(0.0, top, 5)
+        bar.set_ticks(list(ticks), labels=[f"{t:.3g}" for t in ticks])
+        if not label:
+            label = f"raw map value ({unit})"
+    color = text_color or "black"
+    bar.ax.tick_params(labelsize=fontsize, colors=color)
+    bar.outline.set_edgecolor(color)
     if label:
-        bar.set_label(label, fontsize=8)
+        bar.set_label(label, fontsize=fontsize, color=color)
     return fig
 
 

@@ -7,7 +7,7 @@ from dashboard.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import loaders, sidebar, state, views
+from dashboard import grid_pick, loaders, sidebar, state, views
 from dashboard.errors import guard
 from explainers import render
 
@@ -53,18 +53,33 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
     weights_gc = base.weights["gradcam"][0]
     st.caption(
         f"{len(channels)} of {k_total} filters. Each picture is one term wₖ·Aₖ of the Grad-CAM++ "
-        "sum, scaled to its own maximum (negative parts shown as 0); wₖ is the filter's weight in "
-        "class-score units per activation unit (Grad-CAM++, with Grad-CAM's in brackets)."
+        "sum (negative parts shown as 0), coloured on the page's colour scale (set on Explain: "
+        f"now {views.SCALE_NAMES.get(state.get(state.SCALE), 'own')}); wₖ is the filter's weight in "
+        "class-score units per activation unit (Grad-CAM++, with Grad-CAM's in brackets); raw "
+        "maxima in class-score units."
         + (f" The first {MAX_DRAWN} are drawn." if len(channels) > MAX_DRAWN else ""))
     small = loaders.display_image(sel.image_digest, sel.image, 192)
-    for i, ch in enumerate(channels[:MAX_DRAWN]):
+    shown = channels[:MAX_DRAWN]
+    peaks = {ch: render.peak_of(per_filter[i]) for i, ch in enumerate(shown)}
+    weak = set(render.weak_maps(peaks))
+    scale = state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own"
+    tops = render.scale_peaks(peaks, scale, st.session_state.get(views.ABS_MAX)
+                              or render.nice_ceiling(max(peaks.values(), default=1.0)))
+    for i, ch in enumerate(shown):
         if i % GRID_COLUMNS == 0:
             cols = st.columns(GRID_COLUMNS)  # one row at a time: reading order = filter order
         with cols[i % GRID_COLUMNS]:
-            st.image(render.overlay(small, per_filter[i], cmap=cmap, opacity=opacity),
+            st.image(render.overlay(small, per_filter[i], cmap=cmap, opacity=opacity,
+                                    peak=None if scale == "own" else tops[ch]),
                      caption=f"filter {ch}: w = {weights_pp[ch]:.3g} ({weights_gc[ch]:.3g})"
                              + ("; inactive here (A = 0)" if not (per_filter[i] > 0).any() else ""),
-                     width="stretch")
+                     width="stretch",
+                     alt=f"Filter {ch}'s term of the Grad-CAM++ map, raw maximum {peaks[ch]:.3g}.")
+            st.caption(f"raw max {peaks[ch]:.3g}" + (" · :orange[weak: under 5 % of the "
+                                                     "strongest filter shown]" if ch in weak else ""))
+    if scale != "own" and peaks:
+        views.colorbar(views.Drawn({}, {k: v for k, v in tops.items()}, [], scale), cmap,
+                       st.columns([2, 3])[0])
     st.subheader("Map from these filters only")
     ex = None
     with guard("computing the map of the chosen filters"):
@@ -72,13 +87,18 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
     if ex is not None:
         label = (f"{len(channels)} filters" if len(channels) > 3
                  else "filters " + ", ".join(map(str, channels)))
-        caps = {m: f"{c} — {label}" for m, c in sel.captions(n_samples, sigma).items()}
-        cols = st.columns(3)
-        views.show_maps(ex, sel, caps, cmap, opacity, columns=cols[:2])
+        titles = views.method_titles(ex)
+        items = [views.MapItem(m, f"{titles[m]} — {label}", ex.maps[m][0])
+                 for m in ("gradcam", "gradcam++")]
+        items.append(views.MapItem("gradcam++", f"{views.method_titles(base)['gradcam++']} — all "
+                                   f"{k_total} filters (for comparison)", base.maps["gradcam++"][0]))
+        scale = state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own"
+        abs_max = st.session_state.get(views.ABS_MAX) or render.nice_ceiling(
+            max(render.peak_of(it.cam) for it in items))
         disp = loaders.display_image(sel.image_digest, sel.image)
-        cols[2].image(render.overlay(disp, base.maps["gradcam++"][0], cmap=cmap, opacity=opacity),
-                      caption=f"{sel.captions(n_samples, sigma)['gradcam++']} — all {k_total} "
-                              "filters (for comparison)", width="stretch")
+        drawn = views.draw_maps(disp, items, st.columns(3), cmap, opacity, scale, abs_max,
+                                views.explained_class(ex, sel))
+        views.colorbar(drawn, cmap, st.columns([2, 3])[0])
 
 
 def neurons_section(base, n_samples, sigma, seed, cmap, opacity):
@@ -148,13 +168,34 @@ def neurons_section(base, n_samples, sigma, seed, cmap, opacity):
     if ex is None:
         return
     disp = loaders.display_image(sel.image_digest, sel.image)
-    cols = st.columns(3)
-    cols[0].image(views.grid_image(disp, (h, w), ex.position_mask),
-                  caption=f"The layer's {h}×{w} grid over the image; chosen: {what}", width="stretch")
-    caps = {m: f"{c} — {what}" for m, c in sel.captions(n_samples, sigma).items()}
-    views.show_maps(ex, sel, caps, cmap, opacity, columns=cols[1:])
+    left, right = st.columns([1, 1])
+    with left:
+        grid_pick.pick(disp, (h, w), ex.position_mask, key="grid_pick", on_cell=toggle_position,
+                       on_box=choose_region)
+        st.caption(f"The layer's {h}×{w} grid over the image; chosen: {what}. Click a cell to "
+                   "add or remove it, drag a box to choose a region; the sliders above set the "
+                   "same exactly.")
+    caps = {m: f"{c} — {what}" for m, c in views.method_titles(ex).items()}
+    views.show_maps(ex, sel, caps, cmap, opacity, columns=right.columns(2))
     st.caption("Activations outside the chosen positions are set to 0 before the weights and "
-               "the map are computed; colours: each map ÷ its own maximum.")
+               "the map are computed; colours on the page's colour scale (set on Explain).")
+
+
+def toggle_position(cell: tuple[int, int]) -> None:
+    """Chart callback: a clicked cell is added to the chosen positions (removed if chosen)."""
+    cur = [list(p) for p in (state.get(state.POSITIONS) or [])]
+    if state.get(state.NEURON_MODE) != "positions":
+        cur = []
+    cell_l = [int(cell[0]), int(cell[1])]
+    cur = [p for p in cur if p != cell_l] if cell_l in cur else cur + [cell_l]
+    st.session_state[state.POSITIONS] = cur
+    state.set(state.NEURON_MODE, "positions")
+
+
+def choose_region(box: tuple[int, int, int, int]) -> None:
+    """Chart callback: a dragged box becomes the region."""
+    st.session_state[state.REGION] = [int(v) for v in box]
+    state.set(state.NEURON_MODE, "region")
 
 
 if sel.bundle is None or sel.image is None or not sel.ready:
@@ -163,12 +204,14 @@ else:
     n_samples, sigma, seed = (int(state.get(state.N_SAMPLES)), float(state.get(state.SIGMA)),
                               int(state.get(state.SEED)))
     cmap, opacity = state.get(state.CMAP), float(state.get(state.OPACITY))
-    st.caption(f"Class explained: **{sel.target_text()}** · layer `{sel.layer.path}` · "
-               + noise_note(n_samples, sigma))
     base = None
     with guard("computing the heatmaps"):
-        base = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed)
+        with st.spinner(f"Computing the maps for {sel.class_label(sel.target)} …"):
+            base = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed)
     if base is not None:
+        # Read from the Explanation itself, so it always describes the maps below it.
+        st.caption(f"Class explained: **{views.explained_class(base, sel)}** · layer "
+                   f"`{base.layer.path}` · " + noise_note(int(base.n_samples), float(base.sigma)))
         with guard("showing the filters"):
             filters_section(base, n_samples, sigma, seed, cmap, opacity)
         with guard("showing the neurons"):

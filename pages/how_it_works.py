@@ -8,6 +8,7 @@ from dashboard.bootstrap import ensure_navigation
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
 from dashboard import sidebar, state, teach, views
+from dashboard import worked_example as worked
 from dashboard.errors import guard
 
 sel = sidebar.selection()
@@ -48,8 +49,8 @@ def step_gradcam(ex):
     st.header("2 · Grad-CAM (Selvaraju et al., 2017)")
     st.markdown("Each filter's weight is its gradient averaged over the grid; the map is the "
                 "weighted sum of the filters, with negative evidence cut off.")
-    st.latex(r"w^c_k = \frac{1}{Z}\sum_{i}\sum_{j} \frac{\partial y^c}{\partial A^k_{ij}}, \qquad "
-             r"L^c_{\text{Grad-CAM}} = \operatorname{ReLU}\Big(\sum_k w^c_k A^k\Big)")
+    st.latex(r"w^c_k = \frac{1}{Z}\sum_{i}\sum_{j} \frac{\partial y^c}{\partial A^k_{ij}}")
+    st.latex(r"L^c_{\text{Grad-CAM}} = \operatorname{ReLU}\Big(\sum_k w^c_k A^k\Big)")
     top = views.top_filters(ex.weights["gradcam"][0], 3)
     w = ex.weights["gradcam"][0]
     m = teach.summary(ex.maps["gradcam"][0])
@@ -67,14 +68,16 @@ def step_gradcampp(ex):
     st.markdown("Only positive gradients count, each weighted by $\\alpha$, so that a filter "
                 "active in a small region is not drowned by the average (Eq. 19 of the paper, "
                 "with $Y^c = \\exp(y^c)$ so that the higher derivatives are powers of $g$):")
+    # One formula per line: each fits a narrow screen (the long ones used to run off the edge).
     st.latex(r"w^c_k = \sum_i\sum_j \alpha^{kc}_{ij}\,\operatorname{ReLU}\!\Big(\frac{\partial Y^c}"
-             r"{\partial A^k_{ij}}\Big), \qquad \alpha^{kc}_{ij} = \frac{\dfrac{\partial^2 Y^c}"
+             r"{\partial A^k_{ij}}\Big)")
+    st.latex(r"\alpha^{kc}_{ij} = \frac{\dfrac{\partial^2 Y^c}"
              r"{(\partial A^k_{ij})^2}}{2\dfrac{\partial^2 Y^c}{(\partial A^k_{ij})^2} + "
              r"\sum_a\sum_b A^k_{ab}\dfrac{\partial^3 Y^c}{(\partial A^k_{ij})^3}}")
     st.latex(r"\text{with } Y^c = e^{y^c}: \quad \alpha^{kc}_{ij} = \frac{(g^{kc}_{ij})^2}"
-             r"{2\,(g^{kc}_{ij})^2 + \sum_{a,b} A^k_{ab}\,(g^{kc}_{ij})^3} = "
-             r"\frac{1}{2 + g^{kc}_{ij}\sum_{a,b} A^k_{ab}}, \qquad "
-             r"L^c_{\text{Grad-CAM++}} = \operatorname{ReLU}\Big(\sum_k w^c_k A^k\Big)")
+             r"{2\,(g^{kc}_{ij})^2 + \sum_{a,b} A^k_{ab}\,(g^{kc}_{ij})^3}")
+    st.latex(r"\alpha^{kc}_{ij} = \frac{1}{2 + g^{kc}_{ij}\sum_{a,b} A^k_{ab}}")
+    st.latex(r"L^c_{\text{Grad-CAM++}} = \operatorname{ReLU}\Big(\sum_k w^c_k A^k\Big)")
     ae = teach.alpha_example(ex)
     text = (f"**One α term, worked out.** Filter {ae.channel} (the largest Grad-CAM++ weight), at "
             f"grid cell ({ae.row}, {ae.col}) where its gradient is largest: $g$ = {fmt(ae.g)}, "
@@ -109,11 +112,12 @@ def step_smooth(ex, n_samples, sigma):
                 "(and the activations) over the noisy copies before the Grad-CAM++ formulas; "
                 "the noise level σ is a fraction of the image's value range.")
     st.latex(r"x_m = x + \varepsilon_m,\ \ \varepsilon_m \sim \mathcal{N}\big(0,\ (\sigma\,"
-             r"(\max x - \min x))^2\big), \qquad D^{(p)} = \frac{1}{n}\sum_{m=1}^{n}"
+             r"(\max x - \min x))^2\big)")
+    st.latex(r"D^{(p)} = \frac{1}{n}\sum_{m=1}^{n}"
              r"\Big(\frac{\partial y^c(x_m)}{\partial A^k_{ij}}\Big)^p,\ p = 1, 2, 3")
     st.latex(r"\alpha^{kc}_{ij} = \frac{D^{(2)}_{ij}}{2 D^{(2)}_{ij} + \sum_{a,b}\bar A^k_{ab}"
-             r"\,D^{(3)}_{ij}}, \qquad w^c_k = \sum_{i,j}\alpha^{kc}_{ij}\operatorname{ReLU}"
-             r"(D^{(1)}_{ij})")
+             r"\,D^{(3)}_{ij}}")
+    st.latex(r"w^c_k = \sum_{i,j}\alpha^{kc}_{ij}\operatorname{ReLU}(D^{(1)}_{ij})")
     if n_samples > 0:
         st.markdown(f"Now: **{n_samples} noisy copies, σ = {sigma:.2f}** of the image range, so "
                     "every number on this page is already such an average.")
@@ -139,9 +143,9 @@ def step_differences(ex, n_samples, sigma):
         f"cells {r_gc} (Grad-CAM) and {r_pp} (Grad-CAM++).\n"
         "- **Smoothing** averages out gradients that flip with tiny changes of the input, so the "
         "smoothed maps are less speckled and more stable; it costs one backward pass per sample.")
-    views.show_maps(ex, sel, sel.captions(n_samples, sigma), state.get(state.CMAP),
-                    float(state.get(state.OPACITY)))
-    st.caption("Colours: each map ÷ its own maximum (0 = no evidence, 1 = the map's maximum).")
+    drawn = views.show_maps(ex, sel, views.method_titles(ex), state.get(state.CMAP),
+                            float(state.get(state.OPACITY)))
+    views.colorbar(drawn, state.get(state.CMAP), st.columns([2, 3])[0])
 
 
 if sel.bundle is None or sel.image is None or not sel.ready:
@@ -160,3 +164,5 @@ else:
             step_smooth(ex, n_samples, sigma)
         with guard("comparing the methods"):
             step_differences(ex, n_samples, sigma)
+        with guard("working one cell out by hand"):
+            worked.step_worked(ex, sel)

@@ -54,11 +54,12 @@ def test_default_view_shows_prediction_diagnosis_and_both_heatmaps(default_app):
     sample = at.selectbox(key="w:sample").value
     first = zoo.list_samples()[0]
     assert sample == first.image_id
-    # the top-5 table: class names and probabilities in %
+    # the prediction table: every class (7), short names, probabilities in %, full names last
     table = at.dataframe[0].value
-    assert list(table.columns) == ["rank", "class", "probability (%)", "score (logit)"]
-    assert len(table) == 5
-    assert set(table["class"]).issubset({f"{c} — {zoo.SKIN_CLASS_NAMES[c]}" for c in zoo.SKIN_CLASSES})
+    assert list(table.columns) == ["rank", "class", "probability (%)", "score (logit)", "full name"]
+    assert len(table) == 7
+    assert set(table["class"]) == set(zoo.SKIN_CLASSES)
+    assert set(table["full name"]) == {zoo.SKIN_CLASS_NAMES[c] for c in zoo.SKIN_CLASSES}
     assert 0 < table["probability (%)"].iloc[0] <= 100
     assert (table["probability (%)"].diff().dropna() <= 0).all()
     # the recorded diagnosis beside the prediction
@@ -83,7 +84,7 @@ def test_default_view_shows_prediction_diagnosis_and_both_heatmaps(default_app):
     assert (samples.value, samples.min, samples.max) == (0, 0, 50)
     assert (sigma.value, sigma.min, sigma.max) == (0.15, 0.0, 1.0)
     # colour bar, downloads
-    assert any("Raw map maxima" in c.value for c in at.caption)
+    assert sum(c.value.startswith("raw max **") for c in at.caption) == 2
     labels = [b.label for b in at.get("download_button")]
     assert "Download Grad-CAM overlay (PNG)" in labels
     assert "Download Grad-CAM++ overlay (PNG)" in labels
@@ -150,7 +151,6 @@ def test_change_image_layer_and_target():
 
     at.selectbox(key="w:target").set_value(5)
     run(at)
-    assert any("Explaining: **nv — melanocytic nevus" in c.value for c in at.caption)
     assert any("Class explained: **nv — melanocytic nevus" in c.value for c in at.caption)
     assert not errors(at)
 
@@ -165,7 +165,7 @@ def test_metadata_changes_the_prediction_input():
     run(at)
     assert any("Patient data given to the model: age unknown, unknown, unknown" in c.value
                for c in at.caption)
-    assert len(at.dataframe[0].value) == 5 and not errors(at)
+    assert len(at.dataframe[0].value) == 7 and not errors(at)
 
 
 def test_settings_come_from_the_url():
@@ -198,7 +198,7 @@ def test_unexpected_errors_become_a_plain_message(monkeypatch):
     assert any(m.startswith("Something went wrong while computing the heatmaps") for m in msgs)
     assert not any("internal detail" in m for m in msgs)
     assert_page_works(at)
-    assert len(at.dataframe[0].value) == 5  # the prediction still shows
+    assert len(at.dataframe[0].value) == 7  # the prediction still shows (every class)
 
 
 # --- Keras Applications: offline, then random weights ---------------------------------------------

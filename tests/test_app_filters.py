@@ -21,6 +21,10 @@ def filter_captions(at: AppTest) -> list[str]:
     return [c for c in captions(at) if c.startswith("filter ")]
 
 
+def caption_texts(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
 def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
@@ -37,7 +41,16 @@ def test_default_top_k_filters_with_weights_and_their_map():
     assert weights == sorted(weights, reverse=True)
     assert "Grad-CAM — 8 filters" in captions(at) and "Grad-CAM++ — 8 filters" in captions(at)
     # the neurons part: all positions on the 8x8 grid by default
-    assert "The layer's 8×8 grid over the image; chosen: all positions" in captions(at)
+    assert "The layer's 8×8 grid over the image; chosen: all positions." in caption_texts(at)
+    # every filter picture has its raw maximum under it; filters far below the strongest are flagged
+    raw = [c.value for c in at.caption if c.value.startswith("raw max ") and "**" not in c.value]
+    assert len(raw) == 8
+    peaks = [float(c.split()[2]) for c in raw]
+    flagged = [p for p, c in zip(peaks, raw) if "weak: under 5 % of the strongest filter" in c]
+    assert flagged == [p for p in peaks if p < 0.05 * max(peaks)]
+    # the grid to click on is an Altair chart with the two selections
+    chart = at.get("vega_lite_chart")
+    assert chart and '"name": "cell"' in chart[0].proto.spec and '"name": "box"' in chart[0].proto.spec
     assert "Grad-CAM++ — all positions" in captions(at)
     assert [h.value for h in at.header] == ["Model", "Image", "Explain", "Filters", "Neurons"] or \
         {"Filters", "Neurons"} <= {h.value for h in at.header}
@@ -89,7 +102,7 @@ def test_region_of_neurons():
     at.slider(key="w:region_cols").set_value((4, 7))
     run(at)
     caps = captions(at)
-    assert "The layer's 8×8 grid over the image; chosen: rows 1–3, columns 4–7" in caps
+    assert "The layer's 8×8 grid over the image; chosen: rows 1–3, columns 4–7." in caption_texts(at)
     assert "Grad-CAM — rows 1–3, columns 4–7" in caps
     assert "Grad-CAM++ — rows 1–3, columns 4–7" in caps
     assert at.session_state["region"] == [1, 4, 3, 7]
@@ -137,6 +150,6 @@ def test_smoothed_settings_carry_over_from_the_explain_page():
 def test_another_layer_has_another_grid():
     at = open_page(layer="xception/block4_sepconv2_act")
     assert not errors(at)
-    grid = [c for c in captions(at) if c.startswith("The layer's")]
+    grid = [c.value for c in at.caption if c.value.startswith("The layer's")]
     assert grid and grid[0].startswith("The layer's 31×31 grid")
     assert "filter 0 does not exist" not in " ".join(errors(at))

@@ -77,3 +77,50 @@ def test_layer_choice_shows_in_the_numbers():
     at = open_page(layer="xception/block13_sepconv2_act")
     assert "Layer `xception/block13_sepconv2_act` gives $A$ of shape 16×16×728" in markdown(at)
     assert not at.error
+
+
+def test_worked_example_computes_one_cell_by_hand(skin_lesion_model):
+    at = open_page()
+    assert "6 · A worked example: one cell, by hand" in [h.value for h in at.header]
+    assert [t.label for t in at.tabs][:5] == [
+        f"① A and g of filter {at.number_input(key='w:teach_filter').value}", "② its two weights",
+        "③ Grad-CAM at the cell", "④ Grad-CAM++ at the cell", "⑤ What this implies"]
+    text = markdown(at)
+    # the default cell is the Grad-CAM++ peak; the hand sum equals the explainer's map there
+    sums = re.findall(r"= \*\*([-0-9.e+]+)\*\*; ReLU → \*\*([-0-9.e+]+)\*\*\. The explainer's map at "
+                      r"this cell: \*\*([-0-9.e+]+)\*\*", text)
+    assert len(sums) == 2
+    for total, relu, explainer in sums:
+        assert float(relu) == pytest.approx(max(float(total), 0.0))
+        assert float(relu) == pytest.approx(float(explainer), rel=2e-3)
+    # this layer feeds global average pooling: the page draws the conclusion from its numbers
+    assert "α ≈ ½ everywhere" in text and "32·relu(g)" in text
+    m = re.search(r"w\+\+ / \(32·relu\(w_Grad-CAM\)\) = ([0-9.]+) \(median\)", text)
+    assert m and float(m.group(1)) == pytest.approx(1.0, abs=0.05)
+    assert "Grad-CAM equals HiResCAM here" in text
+    # the A and g grids of the chosen filter, labelled by grid row and column
+    grids = [d.value for d in at.dataframe if list(d.value.columns)[:2] == ["0", "1"]]
+    assert len(grids) == 2 and grids[0].shape == (8, 8) and list(grids[0].index)[0] == "row 0"
+
+    # the exact fallback: another cell and another filter by number
+    at.number_input(key="w:teach_row").set_value(0)
+    at.run()
+    at.number_input(key="w:teach_filter").set_value(7)
+    at.run()
+    assert not at.exception and not at.error
+    text = markdown(at)
+    assert "Now: cell **(0," in text and "$w_{7} = \\frac{1}{Z}" in text
+    sample = zoo.list_samples()[0]
+    bundle = zoo.load_model("skin-lesion")
+    x = zoo.prepare(bundle, load_image(sample.path))
+    ex = explain_details(skin_lesion_model, x, extra_inputs=[sample.metadata()])
+    w_gc = float(ex.weights["gradcam"][0][7])
+    m = re.search(r"\$w_\{7\} = \\frac\{1\}\{Z\}\\sum_\{ij\} g_\{ij\}\$ = [-0-9.e+]+ / 64 = \*\*([-0-9.e+]+)\*\*", text)
+    assert m and float(m.group(1)) == pytest.approx(w_gc, rel=1e-3)
+
+
+def test_long_formulas_are_split_so_they_wrap():
+    at = open_page()
+    # no single formula is longer than the ones that fit a 1280 px page (the old two-in-one
+    # Grad-CAM++ line was 330 characters)
+    assert max(len(l.value) for l in at.latex) < 260

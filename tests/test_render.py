@@ -8,7 +8,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from explainers.errors import ExplainerError
-from explainers.render import colorbar_figure, colorize, normalize, overlay, side_by_side, upsample
+from explainers.render import (colorbar_figure, colorize, comparable_peak, nice_ceiling, normalize,
+                               overlay, peak_of, scale_peaks, scale_to, side_by_side, upsample,
+                               weak_maps)
 
 
 def test_upsample_matches_tensorflow_bilinear_for_a_stack():
@@ -71,10 +73,10 @@ def test_overlay_blends_the_upsampled_map_at_the_chosen_opacity():
     image = np.full((20, 30, 3), 100, dtype=np.uint8)
     cam = np.array([[0.0, 0.0], [0.0, 8.0]], dtype=np.float32)  # raw, not normalised
     np.testing.assert_array_equal(overlay(image, cam, opacity=0.0), image)
-    full = overlay(image, cam, "jet", opacity=1.0)
+    full = overlay(image, cam, "jet", opacity=1.0, fade="none")
     heat = colorize(normalize(upsample(cam, (20, 30))), "jet")
     np.testing.assert_array_equal(full, heat)
-    half = overlay(image, cam, "jet", opacity=0.5)
+    half = overlay(image, cam, "jet", opacity=0.5, fade="none")
     assert half.shape == (20, 30, 3) and half.dtype == np.uint8
     np.testing.assert_allclose(half.astype(float), 0.5 * image + 0.5 * heat, atol=1)
     # the hot corner is redder than the cold one
@@ -89,6 +91,97 @@ def test_overlay_rejects_bad_opacity_and_shapes():
         overlay(image, np.ones((2, 2, 2)))
     with pytest.raises(ExplainerError):
         overlay(np.zeros((8, 8, 5)), np.ones((2, 2)))
+
+
+def test_overlay_fades_with_the_map_value_so_the_photo_shows_where_there_is_no_evidence():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    cam = np.zeros((4, 4), dtype=np.float32)
+    cam[3, 3] = 5.0
+    out = overlay(image, cam, "viridis", opacity=0.6)  # default: opacity x value
+    v = normalize(upsample(cam, (16, 16)))
+    heat = colorize(v, "viridis").astype(float)
+    alpha = 0.6 * v[..., None]
+    np.testing.assert_allclose(out.astype(float), (1 - alpha) * image + alpha * heat, atol=1)
+    cold = v == 0
+    assert cold.any()
+    np.testing.assert_array_equal(out[cold], image[cold])  # untinted where the map is 0
+    # a threshold leaves every pixel below it untinted too
+    thr = overlay(image, cam, "viridis", opacity=0.6, threshold=0.5)
+    np.testing.assert_array_equal(thr[v < 0.5], image[v < 0.5])
+    with pytest.raises(ExplainerError, match="fade"):
+        overlay(image, cam, fade="sometimes")
+
+
+def test_overlay_at_a_shared_peak_draws_a_weak_map_faintly():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    strong = np.full((2, 2), 10.0)
+    weak = np.full((2, 2), 0.5)
+    own = overlay(image, weak, "gray", opacity=1.0, fade="none")
+    shared = overlay(image, weak, "gray", opacity=1.0, fade="none", peak=10.0)
+    assert own.max() == 255  # on its own scale a weak map looks as strong as any
+    assert abs(int(shared.max()) - 255 * 0.05) <= 1  # shared scale: 1/20 of the strong one
+    np.testing.assert_array_equal(overlay(image, strong, "gray", opacity=1.0, fade="none", peak=10.0),
+                                  own)
+
+
+def test_scale_peaks_own_shared_absolute():
+    peaks = {"a": 2.0, "b": 0.5, "c": 0.0}
+    assert scale_peaks(peaks, "own") == peaks
+    assert scale_peaks(peaks, "shared") == {"a": 2.0, "b": 2.0, "c": 2.0}
+    assert scale_peaks(peaks, "absolute", 5) == {"a": 5.0, "b": 5.0, "c": 5.0}
+    assert scale_peaks({"a": float("nan"), "b": 1.0}, "shared") == {"a": 1.0, "b": 1.0}
+    for bad in (None, 0, -1, float("inf")):
+        with pytest.raises(ExplainerError, match="absolute"):
+            scale_peaks(peaks, "absolute", bad)
+    with pytest.raises(ExplainerError, match="unknown scale"):
+        scale_peaks(peaks, "log")
+
+
+def test_scale_to_and_peak_of_are_finite():
+    m = np.array([[np.nan, -1.0], [np.inf, 4.0]])
+    np.testing.assert_allclose(scale_to(m, 8.0), [[0, 0], [1, 0.5]])
+    np.testing.assert_array_equal(scale_to(m, 0.0), np.zeros((2, 2)))
+    assert peak_of(m) == 4.0 and peak_of(np.full((2, 2), -3.0)) == 0.0
+    assert peak_of(np.full((2, 2), np.nan)) == 0.0
+
+
+def test_weak_maps_flags_tiny_evidence_in_comparable_units():
+    # the case: smoothed Grad-CAM 0.00225 beside smoothed Grad-CAM++ 6.61 on an 8x8 grid
+    z = 64
+    peaks = {"gc": comparable_peak("gradcam", 0.00225, z), "pp": comparable_peak("gradcam++", 6.61, z)}
+    assert peaks["pp"] == pytest.approx(6.61 / 32)
+    assert weak_maps(peaks) == ["gc"]
+    # a healthy pair (measured on the bundled melanoma: 0.284 and 12) is not flagged
+    assert weak_maps({"gc": comparable_peak("gradcam", 0.284, z),
+                      "pp": comparable_peak("gradcam++", 12.0, z)}) == []
+    # same-method maps compare directly; the threshold is 5 %
+    assert weak_maps({"f1": 1.0, "f2": 0.049, "f3": 0.05}) == ["f2"]
+    assert weak_maps({"a": 0.0, "b": 0.0}) == [] and weak_maps({}) == []
+    assert weak_maps({"a": 1.0, "b": float("nan")}) == ["b"]
+
+
+def test_nice_ceiling():
+    assert [nice_ceiling(v) for v in (0.284, 12.0, 1.0, 0.0021, 7.0)] == [0.5, 20.0, 1.0, 0.0025, 10.0]
+    assert nice_ceiling(0) == 1.0 and nice_ceiling(float("nan")) == 1.0
+
+
+def test_colorbar_in_raw_values_on_a_transparent_background():
+    fig = colorbar_figure("viridis", "", vmax=12.0, text_color="#fafafa")
+    ax = fig.axes[0]
+    ticks = [float(t.get_text()) for t in ax.get_xticklabels()]
+    assert ticks[0] == 0 and ticks[-1] == 12.0 and len(ticks) == 5
+    assert ax.get_xlabel() == "raw map value (class-score units)"
+    assert ax.xaxis.label.get_color() == "#fafafa"
+    assert all(t.get_color() == "#fafafa" for t in ax.get_xticklabels())
+    assert fig.patch.get_alpha() == 0.0
+    assert min(t.get_fontsize() for t in ax.get_xticklabels()) >= 12  # readable on a projector
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", transparent=True)
+    from PIL import Image
+
+    corner = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGBA"))[0, 0]
+    assert corner[3] == 0  # the background is see-through: the page's theme shows
 
 
 def test_colorbar_states_the_scale():
