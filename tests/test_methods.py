@@ -213,6 +213,20 @@ def test_guided_backprop_leaves_the_model_as_it_was(cases):
                                keras.Model(model.inputs, model.outputs).predict(case.x, verbose=0))
 
 
+def test_guided_backprop_through_keras_ops_relu():
+    inp = keras.Input((5, 5, 1))
+    pre = keras.layers.Conv2D(2, 3, name="c")(inp)
+    out = keras.layers.Dense(2)(keras.layers.Flatten()(keras.ops.relu(pre)))
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).normal(0, 1, (1, 5, 5, 1)).astype("float32")
+    kc, bc = (v.numpy().astype(np.float64) for v in model.get_layer("c").weights)
+    p = ref.conv(x[0].astype(np.float64), kc, bc, same=False)
+    d = ref.relu(model.layers[-1].kernel.numpy()[:, 1].reshape(p.shape)) * (p > 0)
+    want = ref.conv_input_grad(d, kc, x.shape[1:], same=False)
+    got = explain(model, x, methods="guided-backprop", target=1)["guided-backprop"][0]
+    assert_close(got, want)
+
+
 def test_guided_backprop_on_a_model_without_relu_is_a_clear_error():
     inp = keras.Input((5, 5, 1))
     x = keras.layers.Conv2D(2, 3, activation="tanh")(inp)
