@@ -261,3 +261,25 @@ def test_filter_maps_of_channel_and_position_weights(cases):
     per_channel = ex.filter_maps("gradcam", [1])
     assert_close(per_channel, np.moveaxis(a[..., [1]] * g.mean(axis=(1, 2))[:, None, None, [1]], -1, 1))
     assert_close(ex.filter_maps("hirescam", range(3)).sum(1), (g * a).sum(-1))
+
+
+@pytest.mark.slow
+def test_every_method_on_the_skin_lesion_model(skin_lesion_model):
+    """The real model: nested Xception (Activation("relu") layers), metadata input, softmax."""
+    from PIL import Image
+
+    from tests.conftest import ROOT
+
+    path = sorted((ROOT / "explainers" / "data" / "samples").glob("*.jpg"))[0]
+    img = np.asarray(Image.open(path).convert("RGB").resize((254, 254)), np.float32)[None]
+    meta = np.zeros((1, 10), np.float32)
+    meta[0, [2, 7, 9]] = 1
+    weights = [v.numpy().copy() for v in skin_lesion_model.weights[:5]]
+    ex = explain_details(skin_lesion_model, img, extra_inputs=[meta], methods="all", max_channels=8)
+    for key in method_keys():
+        m = ex.maps[key]
+        assert np.isfinite(m).all() and np.abs(m).max() > 0 or key == "counterfactual", key
+        assert m.shape == ((1, 8, 8) if REGISTRY[key].cam else (1, 254, 254, 3)), key
+    assert_close(ex.maps["hirescam"], ex.maps["gradcam"])  # block14_sepconv2_act -> global pooling
+    assert (ex.weights["scorecam"] > 0).sum() == 8
+    assert all(np.array_equal(w, v.numpy()) for w, v in zip(weights, skin_lesion_model.weights[:5]))
