@@ -14,7 +14,7 @@ from explainers import explain_details, zoo
 from explainers.capture import get_runner
 
 
-@st.cache_data(show_spinner=False, max_entries=24)
+@st.cache_data(show_spinner=False, max_entries=12)  # ~5 MB each for the skin-lesion model
 def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: str, target: int,
                 methods: tuple[str, ...], n_samples: int, sigma: float, seed: int,
                 max_channels: int | None, *, _bundle: zoo.ModelBundle, _x: np.ndarray,

@@ -1,7 +1,7 @@
 """explain a folder of images: overlays, maps and faithfulness scores in results.csv
 
     python -m explainers batch --model skin-lesion --images DIR --out DIR \\
-        [--method gradcam|gradcam++|all] [--samples N] [--sigma S] [--seed N] \\
+        [--method KEY|all] [--samples N] [--sigma S] [--seed N] \\
         [--masks DIR] [--metadata CSV] [--batch-size N] [--layer L] [--steps N] [--baselines] \\
         [--engine local|ray [--address ADDR] [--actors N|MIN-MAX] [--cpus-per-actor C]
          [--gpus-per-actor G]]
@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from .argtypes import nonneg_float, nonneg_int, positive_int
 from .errors import ExplainerError
+from .methods import DEFAULT_METHODS, method_keys
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 MASK_SUFFIXES = ("", "_segmentation", "_mask", "_Segmentation")
@@ -45,7 +46,9 @@ RESULTS = "results.csv"
 SUMMARY = "summary.csv"
 SETTINGS = "batch.json"
 DEFAULT_BATCH_SIZE = 8
-METHODS = ("gradcam", "gradcam++")
+METHODS = DEFAULT_METHODS
+#: What --method takes: the gradient CAM methods of the registry (one shared pass each batch).
+CHOICES = method_keys(needs="tape", family="cam")
 
 #: results.csv columns before the per-method scores.
 BASE_COLUMNS = ("image", "error", "prediction", "prediction_name", "probability", "target",
@@ -302,10 +305,10 @@ def run_batch(
         raise ExplainerError(f"masks folder not found: {masks_dir}")
     meta = read_metadata(Path(metadata)) if metadata is not None else {}
     methods = tuple(dict.fromkeys([methods] if isinstance(methods, str) else methods))
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if m not in CHOICES]
     if bad or not methods:
         raise ExplainerError(
-            f"unknown method {bad[0] if bad else '(none)'!r}; choose from {', '.join(METHODS)} or all"
+            f"unknown method {bad[0] if bad else '(none)'!r}; choose from {', '.join(CHOICES)} or all"
         )
     try:
         samples, batch_size, seed = int(samples), int(batch_size), int(seed)
@@ -486,11 +489,11 @@ def process_images(bundle: Any, files: Sequence[Path], layer_info: Any, vs: Sequ
         pred = predict(bundle.model, x, extra)
         targets = np.argmax(pred.probabilities, axis=1)
         maps: dict[str, np.ndarray] = {}
-        methods = tuple(dict.fromkeys(v.method for v in vs if v.method in METHODS))
+        methods = tuple(dict.fromkeys(v.method for v in vs if v.method in CHOICES))
         plain = explain_details(bundle.model, x, layer=layer_info, target=targets, extra_inputs=extra,
                                 methods=methods)
         for v in vs:
-            if v.n_samples == 0 and v.method in METHODS:
+            if v.n_samples == 0 and v.method in CHOICES:
                 maps[v.key] = plain.maps[v.method]
         grid = next(iter(plain.maps.values())).shape[1:]
         for v in vs:
@@ -662,7 +665,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, metavar="DIR", help="folder of images to explain")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (created; run again with the same folder to resume)")
-    parser.add_argument("--method", default="all", choices=("gradcam", "gradcam++", "all"))
+    parser.add_argument("--method", default=None, choices=CHOICES + ("all",),
+                        help="one gradient CAM method, or all of them (default: Grad-CAM and Grad-CAM++)")
     parser.add_argument("--samples", type=nonneg_int, default=0, metavar="N",
                         help="also compute the smoothed methods with N noisy copies (0: plain only)")
     parser.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S",
@@ -693,7 +697,7 @@ def run(args: argparse.Namespace) -> int:
         weights = None
     elif weights is None:
         weights = "imagenet"
-    methods = METHODS if args.method == "all" else (args.method,)
+    methods = {None: METHODS, "all": CHOICES}.get(args.method, (args.method,))
     from .ray_engine import options_from_args
 
     result = run_batch(

@@ -308,6 +308,7 @@ def explain_details(
     stats = terms = clean = None
     acts = position_mask = None
     tape_seconds = 0.0
+    guided_gradient = guided_seconds = None
 
     if needs & {"tape", "forward"}:
         t0 = time.perf_counter()
@@ -345,20 +346,19 @@ def explain_details(
             maps[method.key] = weighted_map(clean, wk).astype(np.float32)
             seconds[method.key] = tape_seconds + time.perf_counter() - t0
         else:  # guided: the input gradient through guided ReLUs, computed once
-            if "_guided" not in seconds:
+            if guided_gradient is None:
                 from .guided import get_guided
 
                 inputs = _model_inputs(model, arr, extra)
                 guided_gradient, chosen = get_guided(model)(inputs, targets)
                 if stats is None:
                     targets = chosen.astype(np.int32)
-                seconds["_guided"] = time.perf_counter() - t0
+                guided_seconds = time.perf_counter() - t0
                 t0 = time.perf_counter()
             built_from = [maps[u] for u in method.uses]
             maps[method.key] = method.compute(guided_gradient, *built_from)
-            seconds[method.key] = (seconds["_guided"] + time.perf_counter() - t0
+            seconds[method.key] = (guided_seconds + time.perf_counter() - t0
                                    + sum(seconds[u] for u in method.uses))
-    seconds.pop("_guided", None)
     for key in needed:  # computed only as a building block
         maps.pop(key, None)
         weights.pop(key, None)

@@ -25,7 +25,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from .adapter import iter_layers, run_graph
+from .adapter import run_graph
 from .capture import ProgressFn, _input_specs, get_runner
 from .errors import ExplainerError
 
@@ -50,9 +50,17 @@ def is_relu(op: Any) -> bool:
     return _activation_name(getattr(op, "activation", None)) in RELU_NAMES
 
 
+def _operations(model: keras.Model):
+    """Every layer and ``keras.ops`` operation of the model's graph, nested models included."""
+    for op in getattr(model, "operations", None) or model.layers:
+        yield op
+        if isinstance(op, keras.Model):
+            yield from _operations(op)
+
+
 def count_relus(model: keras.Model) -> int:
-    """How many layers of the model (nested ones included) end in a ReLU."""
-    return sum(1 for _, layer in iter_layers(model) if is_relu(layer))
+    """How many operations of the model (nested ones included) end in a ReLU."""
+    return sum(1 for op in _operations(model) if is_relu(op))
 
 
 @tf.custom_gradient

@@ -213,6 +213,20 @@ def test_guided_backprop_leaves_the_model_as_it_was(cases):
                                keras.Model(model.inputs, model.outputs).predict(case.x, verbose=0))
 
 
+def test_guided_backprop_through_keras_ops_relu():
+    inp = keras.Input((5, 5, 1))
+    pre = keras.layers.Conv2D(2, 3, name="c")(inp)
+    out = keras.layers.Dense(2)(keras.layers.Flatten()(keras.ops.relu(pre)))
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).normal(0, 1, (1, 5, 5, 1)).astype("float32")
+    kc, bc = (v.numpy().astype(np.float64) for v in model.get_layer("c").weights)
+    p = ref.conv(x[0].astype(np.float64), kc, bc, same=False)
+    d = ref.relu(model.layers[-1].kernel.numpy()[:, 1].reshape(p.shape)) * (p > 0)
+    want = ref.conv_input_grad(d, kc, x.shape[1:], same=False)
+    got = explain(model, x, methods="guided-backprop", target=1)["guided-backprop"][0]
+    assert_close(got, want)
+
+
 def test_guided_backprop_on_a_model_without_relu_is_a_clear_error():
     inp = keras.Input((5, 5, 1))
     x = keras.layers.Conv2D(2, 3, activation="tanh")(inp)
@@ -247,3 +261,25 @@ def test_filter_maps_of_channel_and_position_weights(cases):
     per_channel = ex.filter_maps("gradcam", [1])
     assert_close(per_channel, np.moveaxis(a[..., [1]] * g.mean(axis=(1, 2))[:, None, None, [1]], -1, 1))
     assert_close(ex.filter_maps("hirescam", range(3)).sum(1), (g * a).sum(-1))
+
+
+@pytest.mark.slow
+def test_every_method_on_the_skin_lesion_model(skin_lesion_model):
+    """The real model: nested Xception (Activation("relu") layers), metadata input, softmax."""
+    from PIL import Image
+
+    from tests.conftest import ROOT
+
+    path = sorted((ROOT / "explainers" / "data" / "samples").glob("*.jpg"))[0]
+    img = np.asarray(Image.open(path).convert("RGB").resize((254, 254)), np.float32)[None]
+    meta = np.zeros((1, 10), np.float32)
+    meta[0, [2, 7, 9]] = 1
+    weights = [v.numpy().copy() for v in skin_lesion_model.weights[:5]]
+    ex = explain_details(skin_lesion_model, img, extra_inputs=[meta], methods="all", max_channels=8)
+    for key in method_keys():
+        m = ex.maps[key]
+        assert np.isfinite(m).all() and np.abs(m).max() > 0 or key == "counterfactual", key
+        assert m.shape == ((1, 8, 8) if REGISTRY[key].cam else (1, 254, 254, 3)), key
+    assert_close(ex.maps["hirescam"], ex.maps["gradcam"])  # block14_sepconv2_act -> global pooling
+    assert (ex.weights["scorecam"] > 0).sum() == 8
+    assert all(np.array_equal(w, v.numpy()) for w, v in zip(weights, skin_lesion_model.weights[:5]))

@@ -85,3 +85,21 @@ def test_unknown_method_in_a_list_is_one_error_line(files, capfd):
     err = capfd.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1
     assert err.startswith("error: argument --method: unknown method in 'gradcam,lime'")
+
+
+def test_batch_takes_every_gradient_cam_method(files, tmp_path, capfd):
+    import csv
+
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.png").write_bytes((files / "img.png").read_bytes())
+    out = tmp_path / "out"
+    rc = cli.main(["batch", "--model", str(files / "tiny.keras"), "--images", str(images),
+                   "--out", str(out), "--method", "all", "--steps", "4"])
+    assert rc == 0, capfd.readouterr().err
+    with open(out / "results.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    for key in method_keys(needs="tape", family="cam"):
+        assert float(row[f"{key}:deletion_auc"]) >= 0, key
+    data = np.load(out / "a.npz")
+    assert data["map:hirescam"].shape == (28, 28)
