@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 
-def _cpu_seconds(actors: bool) -> float:
-    """CPU time (user + system) of this process and (with `actors`) of every live Ray actor
-    running ExplainWorker: run nothing else with Ray meanwhile."""
+def _cpu_seconds(actors: bool, seen: dict[int, float]) -> float:
+    """CPU time (user + system) of this process and (with `actors`) of every Ray actor running
+    ExplainWorker seen so far (`seen`: its last reading, kept after it exits, so an actor the
+    pool retires still counts): run nothing else with Ray meanwhile."""
     import resource
 
     me = resource.getrusage(resource.RUSAGE_SELF)
@@ -39,10 +40,10 @@ def _cpu_seconds(actors: bool) -> float:
             if b"ExplainWorker" not in cmd:
                 continue
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            seen[int(entry)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return total + sum(seen.values())
 
 
 def _rss_by_pid() -> dict[int, tuple[str, int]]:
@@ -64,9 +65,10 @@ def _rss_by_pid() -> dict[int, tuple[str, int]]:
 class MemorySampler(threading.Thread):
     """Peak RSS of this process and of every Ray actor running ExplainWorker."""
 
-    def __init__(self, actors: bool) -> None:
+    def __init__(self, actors: bool, seen: dict[int, float]) -> None:
         super().__init__(daemon=True)
         self.with_actors = actors
+        self.seen = seen
         self.stop = threading.Event()
         self.driver = 0
         self.actors: dict[int, int] = {}
@@ -79,6 +81,8 @@ class MemorySampler(threading.Thread):
                     self.driver = max(self.driver, rss)
                 elif self.with_actors and "ExplainWorker" in cmd:
                     self.actors[pid] = max(self.actors.get(pid, 0), rss)
+            if self.with_actors:
+                _cpu_seconds(True, self.seen)  # the last reading of an actor before it exits
             self.stop.wait(0.5)
 
 
@@ -91,11 +95,12 @@ def measure(name: str, model: str, images: Path, out: Path, steps: int, **kwargs
 
     def on_image(done: int, total: int) -> None:
         times.append(time.perf_counter() - start)
-        cpu.append(_cpu_seconds(ray))
+        cpu.append(_cpu_seconds(ray, seen))
 
     load_before = os.getloadavg()[0]
     ray = kwargs.get("engine") == "ray"
-    sampler = MemorySampler(ray)
+    seen: dict[int, float] = {}
+    sampler = MemorySampler(ray, seen)
     sampler.start()
     start = time.perf_counter()
     result = run_batch(model, images, out, batch_size=1, n_steps=steps, progress=False,

@@ -73,7 +73,7 @@ if source == "folder":
     with st.form("audit_open", border=False):
         path = st.text_input("Results folder: a path on the server (the --out of a batch run)",
                              key="w:audit_path", placeholder="out/evaluation")
-        if st.form_submit_button("Open"):
+        if st.form_submit_button("Open the folder"):
             st.session_state[FOLDER] = path
 else:
     run_on_samples()
@@ -174,8 +174,9 @@ def show(res: A.Results) -> None:
         c[2].metric("Accuracy (vs recorded diagnosis)", f"{mean:.0%}",
                     help=f"95 % bootstrap interval {low:.0%} – {high:.0%}" if np.isfinite(low) else None)
     c[3].metric("Model", str(s.get("model", "?")))
+    seed = f" · seed {s['seed']}" if s.get("seed") is not None else ""
     st.caption(f"Folder `{res.folder}` · layer `{s.get('layer', '?')}` · "
-               f"{s.get('steps', '?')} deletion / insertion steps · seed {s.get('seed')}")
+               f"{s.get('steps', '?')} deletion / insertion steps{seed}")
     if len(errors):
         with st.expander(f"{len(errors)} image(s) could not be explained"):
             st.dataframe(errors[["image", "error"]], hide_index=True, width="stretch")
