@@ -33,3 +33,11 @@ def nonneg_float(text: str) -> float:
     if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a finite number 0 or more, got {text}")
     return value
+
+
+def fraction(text: str) -> float:
+    """A number between 0 and 1 (opacity, box threshold)."""
+    value = nonneg_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value

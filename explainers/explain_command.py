@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from explainers.argtypes import nonneg_float, nonneg_int
+from explainers.argtypes import fraction, nonneg_float, nonneg_int
 from explainers.errors import ExplainerError
 
 #: Longest side of the PNG overlays: full-resolution photos would make huge files.
@@ -22,13 +22,6 @@ PNG_MAX_SIDE = 512
 DEFAULT_MAX_CHANNELS = 64
 
 from explainers import cli  # noqa: E402  (cli's shared steps; cli imports this module lazily)
-
-
-def _opacity(text: str) -> float:
-    value = nonneg_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
 
 
 def _methods(text: str) -> tuple[str, ...]:
@@ -98,7 +91,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-channels", type=_max_channels, default=DEFAULT_MAX_CHANNELS,
                    metavar="K|all", help="Score-CAM: the K channels of largest activation "
                    f"variance, one forward pass each (default {DEFAULT_MAX_CHANNELS}; all: every channel)")
-    p.add_argument("--box-threshold", type=_opacity, default=0.15, metavar="F",
+    p.add_argument("--box-threshold", type=fraction, default=0.15, metavar="F",
                    help="localisation box: keep the map at or above this fraction of its maximum "
                         "(default 0.15)")
     p.add_argument("--age", type=float, default=None, help="skin-lesion model: patient age in years")
@@ -109,7 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE.npz|FILE.png",
                    help=".npz: the raw maps and what they explain; .png: the overlays")
     p.add_argument("--cmap", default="jet", help="colour map of the PNG overlay (default jet)")
-    p.add_argument("--opacity", type=_opacity, default=0.5, help="overlay opacity 0..1 (default 0.5)")
+    p.add_argument("--opacity", type=fraction, default=0.5, help="overlay opacity 0..1 (default 0.5)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (prediction, per-method shape, maximum, box, "
                         "seconds, top and bottom filters, textual explanation) and nothing else")

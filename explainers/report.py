@@ -265,7 +265,8 @@ def write_report(case: CaseData, out: str | Path | io.BytesIO | None = None) -> 
 def case_from_files(args: argparse.Namespace) -> CaseData:
     """Load the model and the image, explain the target, and gather the report's contents."""
     from explainers import explain_details, predict
-    from explainers.cli import _extra_inputs, _load_bundle, _target, _display_image
+    from explainers.cli import _extra_inputs, _load_bundle, _target
+    from explainers.explain_command import _display_image
     from explainers.core import method_label
     from explainers.images import load_image
     from explainers.zoo import prepare, skin_lesion_model_path
@@ -307,8 +308,8 @@ def case_from_files(args: argparse.Namespace) -> CaseData:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """``python -m explainers report``: register the subcommand on ``subparsers``."""
-    from explainers.argtypes import nonneg_float, nonneg_int
-    from explainers.cli import _add_model_arguments, _opacity
+    from explainers.argtypes import fraction, nonneg_float, nonneg_int
+    from explainers.cli import _add_model_arguments
 
     p = subparsers.add_parser("report", help="write a one-file PDF case report",
                               description=__doc__,
@@ -325,7 +326,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--sex", default=None, help="skin-lesion model: female, male or unknown")
     p.add_argument("--site", default=None, help="skin-lesion model: body site")
     p.add_argument("--cmap", default=render.DEFAULT_CMAP, help="colour map (default viridis)")
-    p.add_argument("--opacity", type=_opacity, default=0.5, help="overlay opacity 0..1")
+    p.add_argument("--opacity", type=fraction, default=0.5, help="overlay opacity 0..1")
     p.add_argument("--scale", default="own", choices=render.SCALES,
                    help="colour scale: own maximum, shared by the maps, or absolute")
     p.add_argument("--absolute-max", type=nonneg_float, default=None, metavar="V",

@@ -37,7 +37,7 @@ st.caption("One image, every method, the same layer, class and noise. Each map i
 
 def settings():
     n_samples, sigma, seed = views.noise_controls()
-    cmap, opacity = views.display_controls()
+    cmap, opacity, scale, abs_max = views.display_controls()
     c1, c2 = st.columns(2)
     threshold = c1.slider("Box threshold (fraction of each map's maximum)", 0.05, 0.9,
                           DEFAULT_THRESHOLD, 0.05, key="w:compare_box")
@@ -45,7 +45,7 @@ def settings():
     k = int(c2.number_input(f"Score-CAM channels K (of {k_total})", 1, k_total,
                             min(DEFAULT_MAX_CHANNELS, k_total), key="w:compare_k",
                             help="The K channels whose activations vary most: one forward pass each."))
-    return n_samples, sigma, seed, cmap, opacity, threshold, min(k, k_total)
+    return n_samples, sigma, seed, (cmap, opacity, scale, abs_max), threshold, min(k, k_total)
 
 
 def scorecam_wanted(k: int, token: tuple) -> bool:
@@ -102,9 +102,12 @@ def mask_upload():
     return mask, (digest if mask is not None else None)
 
 
-def grid(maps, seconds, n_samples, sigma, cmap, opacity, threshold, mask):
+def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
+    cmap, opacity, scale, abs_max = display
     disp = loaders.display_image(sel.image_digest, sel.image)
     size = (sel.image.height, sel.image.width)
+    peaks = {m: render.peak_of(maps[m]) for m in maps if REGISTRY[m].cam}
+    tops = render.scale_peaks(peaks, scale, abs_max)
     cols = st.columns(3)
     for i, m in enumerate(k for k in method_keys() if k in maps):
         col = cols[i % 3]
@@ -112,8 +115,10 @@ def grid(maps, seconds, n_samples, sigma, cmap, opacity, threshold, mask):
         if REGISTRY[m].cam:
             box = cam_box(maps[m], size, threshold)
             shown = cam_box(maps[m], disp.shape[:2], threshold)
-            col.image(render.draw_box(render.overlay(disp, maps[m], cmap=cmap, opacity=opacity), shown),
-                      width="stretch")
+            pic = render.overlay(disp, maps[m], cmap=cmap, opacity=opacity,
+                                 peak=None if scale == "own" else tops[m])
+            col.image(render.draw_box(pic, shown), width="stretch")
+            lines.append(f"raw max {peaks[m]:.3g} {render.RAW_UNIT}")
             lines.append("box [x0, y0, x1, y1] = " + (f"{list(box)} px" if box else "none (all-zero map)"))
             if mask is not None:
                 scores = box_scores(maps[m], mask, threshold)
@@ -124,6 +129,8 @@ def grid(maps, seconds, n_samples, sigma, cmap, opacity, threshold, mask):
             col.image(to_image(maps[m]), width="stretch")
             lines.append("input gradient: grey = 0, bright = positive, dark = negative")
         col.markdown("  \n".join(lines))
+    if peaks:
+        views.colorbar(views.Drawn(peaks, tops, [], scale), cmap)
 
 
 def textual(tape, mask):
@@ -167,7 +174,7 @@ elif sel.image is None:
 elif not sel.ready:
     st.info("The model could not be run on this image; see the message above.")
 else:
-    n_samples, sigma, seed, cmap, opacity, threshold, k = settings()
+    n_samples, sigma, seed, display, threshold, k = settings()
     token = (sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
              int(n_samples), round(float(sigma), 4), int(seed))
     with_scorecam = scorecam_wanted(k, token)
@@ -177,7 +184,7 @@ else:
                "include the passes each method needs (shared passes count for each).")
     coincidences(maps, tape)
     with guard("drawing the maps"):
-        grid(maps, seconds, n_samples, sigma, cmap, opacity, threshold, mask)
+        grid(maps, seconds, n_samples, sigma, display, threshold, mask)
     with guard("writing the textual explanation"):
         textual(tape, mask)
     if maps:
