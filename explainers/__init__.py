@@ -1,75 +1,62 @@
-"""Grad-CAM, Grad-CAM++ and Smooth Grad-CAM++ for Keras image classifiers.
+"""Grad-CAM, Grad-CAM++, Smooth Grad-CAM++ and the other CAM methods for Keras classifiers.
 
     from explainers import explain
-    maps = explain(model, images)        # {"gradcam": (N,h,w), "gradcam++": (N,h,w)}
+    maps = explain(model, images)        # {method key: (N, h, w)}; see explainers.methods
+
+Importing the package does nothing: TensorFlow and Keras are imported by the first name that
+needs them (module ``__getattr__`` below), so ``import explainers`` is cheap and has no side
+effects. The command line (``python -m explainers``) keeps TensorFlow's start-up noise off
+stderr itself (``cli.main``).
 """
 
-import os as _os
-import sys as _sys
+from __future__ import annotations
 
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if "tensorflow" not in _sys.modules and not _os.environ.get("EXPLAINERS_DEBUG"):
-    # TensorFlow 2.21 writes its start-up lines straight to fd 2, ignoring TF_CPP_MIN_LOG_LEVEL;
-    # hold them back so the CLI's stderr is only its own message (shown again if the import fails).
-    import tempfile as _tempfile
+import importlib
+from typing import Any
 
-    _saved = _os.dup(2)
-    with _tempfile.TemporaryFile() as _log:
-        _os.dup2(_log.fileno(), 2)
-        try:
-            import tensorflow as _tf  # noqa: F401
-        except BaseException:
-            _os.dup2(_saved, 2)
-            _log.seek(0)
-            _sys.stderr.write(_log.read().decode("utf-8", "replace"))
-            raise
-        finally:
-            _os.dup2(_saved, 2)
-            _os.close(_saved)
-
-from .adapter import LayerInfo, candidate_layers, resolve_layer
-from .capture import GradientCapture, get_capture
-from .core import METHODS, Explanation, Prediction, explain, explain_details, method_label, predict
 from .errors import ExplainerError
-from .metrics import (
-    aggregate,
-    average_drop,
-    deletion,
-    energy_in_mask,
-    evaluate,
-    increase_in_confidence,
-    insertion,
-    iou_at,
-    pointing_game,
-)
-from .render import colorbar_figure, colorize, normalize, overlay, upsample
 
-__all__ = [
-    "METHODS",
-    "aggregate",
-    "average_drop",
-    "deletion",
-    "energy_in_mask",
-    "evaluate",
-    "increase_in_confidence",
-    "insertion",
-    "iou_at",
-    "pointing_game",
-    "ExplainerError",
-    "Explanation",
-    "GradientCapture",
-    "LayerInfo",
-    "Prediction",
-    "candidate_layers",
-    "colorbar_figure",
-    "colorize",
-    "explain",
-    "explain_details",
-    "get_capture",
-    "method_label",
-    "normalize",
-    "overlay",
-    "predict",
-    "resolve_layer",
-    "upsample",
-]
+#: public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "LayerInfo": "adapter",
+    "candidate_layers": "adapter",
+    "resolve_layer": "adapter",
+    "GradientCapture": "capture",
+    "get_capture": "capture",
+    "METHODS": "core",
+    "Explanation": "core",
+    "Prediction": "core",
+    "explain": "core",
+    "explain_details": "core",
+    "method_label": "core",
+    "predict": "core",
+    "aggregate": "metrics",
+    "average_drop": "metrics",
+    "deletion": "metrics",
+    "energy_in_mask": "metrics",
+    "evaluate": "metrics",
+    "increase_in_confidence": "metrics",
+    "insertion": "metrics",
+    "iou_at": "metrics",
+    "pointing_game": "metrics",
+    "colorbar_figure": "render",
+    "colorize": "render",
+    "normalize": "render",
+    "overlay": "render",
+    "upsample": "render",
+}
+
+__all__ = ["ExplainerError", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'explainers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

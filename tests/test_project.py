@@ -49,3 +49,19 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert np.isfinite(scope["maps"]["gradcam"]).all()
     picture = scope["picture"]
     assert picture.dtype == np.uint8 and picture.shape == (254, 254, 3)
+
+
+def test_importing_the_package_has_no_side_effects():
+    """``import explainers`` imports neither TensorFlow nor Keras and leaves stderr alone; the
+    public names still resolve (lazily)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys, explainers; fd = os.fstat(2).st_ino; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+            "assert callable(explainers.explain) and explainers.ExplainerError; "
+            "assert os.fstat(2).st_ino == fd; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
