@@ -7,3 +7,9 @@ class ExplainerError(ValueError):
     The CLI prints it as ``error: <message>`` and exits with status 2; the dashboard shows it
     with ``st.error``. Anything else escaping is a bug.
     """
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """The exception's message on one line, at most ``limit`` characters (for ``error:`` lines)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
