@@ -233,9 +233,9 @@ class BatchResult:
 def load_batch_model(model: str | os.PathLike, weights: Any, seed: int) -> Any:
     """`zoo.load_model`, with random weights (`weights=None`) drawn from `seed`: every run, and
     every Ray actor, then explains with the same model."""
-    from .zoo import _normalise_weights, load_model
+    from .zoo import load_model
 
-    if _normalise_weights(weights) is None:
+    if weights is None or str(weights).strip().lower() in ("none", "random", ""):
         import keras
 
         keras.utils.set_random_seed(int(seed))
@@ -286,8 +286,9 @@ def run_batch(
     for the text progress bar (default stderr; False for none). `on_image(done, total)` is
     called after each image. Images go through the model `batch_size` at a time, so memory
     does not grow with the folder. `engine="ray"` runs the batches on Ray actors
-    (`ray_engine.RayOptions` in `ray_options`; `model` must then be a name or a file). Raises `ExplainerError` for the user's mistakes (missing
-    folders, bad settings, an out folder written with other settings).
+    (`ray_engine.RayOptions` in `ray_options`; `model` must then be a name or a file).
+    Raises `ExplainerError` for the user's mistakes (missing folders, bad settings, an out
+    folder written with other settings).
     """
     from .metrics import DEFAULT_STEPS
 
@@ -394,7 +395,7 @@ def run_batch(
             from .ray_engine import WorkerSpec, ray_rows
 
             spec = WorkerSpec(
-                model=str(Path(model).resolve()) if Path(model).is_file() else str(model),
+                model=str(Path(model).resolve()) if bundle.key.startswith("file:") else str(model),
                 weights=weights, seed=seed, layer=layer_info.path, methods=methods, samples=samples,
                 sigma=sigma, n_steps=n_steps, baselines=baselines, meta=meta,
                 masks_dir=None if masks_dir is None else str(masks_dir.resolve()),
