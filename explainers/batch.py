@@ -668,7 +668,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also compute the smoothed methods with N noisy copies (0: plain only)")
     parser.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S",
                         help="noise standard deviation as a fraction of the image's range (default 0.15)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise seed, and the seed of --weights none's random weights (default 0)")
     parser.add_argument("--masks", metavar="DIR",
                         help="binary masks named like the images (X.png, X_segmentation.png, X_mask.png)")
     parser.add_argument("--metadata", metavar="CSV",
