@@ -236,9 +236,9 @@ class BatchResult:
 def load_batch_model(model: str | os.PathLike, weights: Any, seed: int) -> Any:
     """`zoo.load_model`, with random weights (`weights=None`) drawn from `seed`: every run, and
     every Ray actor, then explains with the same model."""
-    from .zoo import _normalise_weights, load_model
+    from .zoo import load_model
 
-    if _normalise_weights(weights) is None:
+    if weights is None or str(weights).strip().lower() in ("none", "random", ""):
         import keras
 
         keras.utils.set_random_seed(int(seed))
@@ -289,8 +289,9 @@ def run_batch(
     for the text progress bar (default stderr; False for none). `on_image(done, total)` is
     called after each image. Images go through the model `batch_size` at a time, so memory
     does not grow with the folder. `engine="ray"` runs the batches on Ray actors
-    (`ray_engine.RayOptions` in `ray_options`; `model` must then be a name or a file). Raises `ExplainerError` for the user's mistakes (missing
-    folders, bad settings, an out folder written with other settings).
+    (`ray_engine.RayOptions` in `ray_options`; `model` must then be a name or a file).
+    Raises `ExplainerError` for the user's mistakes (missing folders, bad settings, an out
+    folder written with other settings).
     """
     from .metrics import DEFAULT_STEPS
 
@@ -397,7 +398,7 @@ def run_batch(
             from .ray_engine import WorkerSpec, ray_rows
 
             spec = WorkerSpec(
-                model=str(Path(model).resolve()) if Path(model).is_file() else str(model),
+                model=str(Path(model).resolve()) if bundle.key.startswith("file:") else str(model),
                 weights=weights, seed=seed, layer=layer_info.path, methods=methods, samples=samples,
                 sigma=sigma, n_steps=n_steps, baselines=baselines, meta=meta,
                 masks_dir=None if masks_dir is None else str(masks_dir.resolve()),
@@ -671,7 +672,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also compute the smoothed methods with N noisy copies (0: plain only)")
     parser.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S",
                         help="noise standard deviation as a fraction of the image's range (default 0.15)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise seed, and the seed of --weights none's random weights (default 0)")
     parser.add_argument("--masks", metavar="DIR",
                         help="binary masks named like the images (X.png, X_segmentation.png, X_mask.png)")
     parser.add_argument("--metadata", metavar="CSV",

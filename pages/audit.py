@@ -219,7 +219,8 @@ def show(res: A.Results) -> None:
             alt.Chart(data).mark_boxplot(extent="min-max", opacity=0.4).encode(
                 x=alt.X("group:N", title=key_label), y=alt.Y("value:Q", title=label)),
             alt.Chart(data).mark_circle(size=40, opacity=0.8).encode(
-                x="group:N", y="value:Q", tooltip=["image", alt.Tooltip("value:Q", title=label, format=".3g")]),
+                x="group:N", y="value:Q",
+                tooltip=["image", alt.Tooltip("value:Q", title=label, format=".3g")]),
         )
         st.altair_chart(chart, width="stretch")
         st.caption(f"One dot per image; the box spans the middle half, the line is the median ({label}).")
@@ -237,7 +238,8 @@ def gallery(res: A.Results, variant: str) -> None:
         c1, c2 = st.columns([3, 1])
         column = c1.selectbox("Column", numeric, key="w:audit_column",
                               format_func=lambda c: f"{c} — {column_label(c)}" if ":" in c else c)
-        ascending = c2.radio("Direction", ["lowest first", "highest first"], key="w:audit_dir") == "lowest first"
+        direction = c2.radio("Direction", ["lowest first", "highest first"], key="w:audit_dir")
+        ascending = direction == "lowest first"
         preset = A.Ordering(choice, column, ascending)
     rows = A.sorted_rows(res, preset.column, preset.ascending, preset.misclassified_only)
     if rows.empty:
@@ -267,7 +269,8 @@ def gallery(res: A.Results, variant: str) -> None:
     picked = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     index = picked[0] if picked and picked[0] < len(rows) else 0
     row = rows.iloc[index]
-    st.markdown(f"**{row['image']}** — {'selected' if picked else 'first in this order (click a row to pick another)'}")
+    how = "selected" if picked else "first in this order (click a row to pick another)"
+    st.markdown(f"**{row['image']}** — {how}")
     png = res.folder / f"{Path(str(row['image'])).stem}.png"
     if png.is_file():
         st.image(str(png), width="stretch")

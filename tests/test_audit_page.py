@@ -156,3 +156,27 @@ def test_open_on_explain_sets_the_runs_settings(folder, tmp_path):
     assert at.session_state["target"] == 4
     assert at.session_state["seed"] == B._image_seed(3, first)
     assert at.title[0].value == "Explain a prediction"
+
+
+@pytest.mark.slow  # the real skin-lesion model on the 8 bundled samples (cheap settings)
+def test_batch_over_the_bundled_samples_from_the_page():
+    at = AppTest.from_file(PAGE, default_timeout=600)
+    run(at)
+    at.radio(key="w:audit_source").set_value("samples")
+    run(at)
+    at.selectbox(key="w:audit_method").set_value("gradcam")
+    at.select_slider(key="w:audit_steps").set_value(4)
+    run(at)
+    next(b for b in at.button if b.key == "w:audit_run").click()
+    run(at)
+    assert not at.error, [e.value for e in at.error]
+    assert {m.label: m.value for m in at.metric}["Images explained"] == "8"
+    folder = Path(at.session_state["audit_folder"])
+    rows = results(folder)
+    assert sorted(r["image"] for r in rows) == sorted(f"{s}.jpg" for s in
+                                                      [p.stem for p in folder.glob("*.npz")])
+    # Per diagnosis, the recorded dx of the bundled samples: 8 images in the "all images" row.
+    groups = frame_with(at, "Group").set_index("Group")
+    assert groups.loc["all images", "Images"] == 8 and "mel" in groups.index
+    # Every case is a bundled sample of the bundled model: it can be opened on Explain.
+    assert [b for b in at.button if b.key == "w:audit_open_explain"]

@@ -6,6 +6,7 @@ Ray is installed by the test command (run.sh includes requirements-scale.txt).""
 
 import csv
 import json
+import os
 import sys
 
 import keras
@@ -47,6 +48,7 @@ def setup(tmp_path_factory):
     meta.write_text("image_id,dx,age,sex,localization\nim1,nv,40,female,back\n")
 
     fault = root / "fault.json"  # armed by the killed-worker test only
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by the cluster ray.init starts
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {FAULT_ENV: str(fault), "RAY_USAGE_STATS_ENABLED": "0"}})
     local = root / "local"
