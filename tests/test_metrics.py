@@ -265,6 +265,10 @@ def test_evaluate_through_a_keras_model_by_hand(pixel_model):
     assert good["insertion_auc"] == pytest.approx(fr * ((half + y) / 2 + 3 * y), rel=1e-4)
     assert good["pointing_game_pct"] == 100.0 and bad["pointing_game_pct"] == 0.0
     assert good["iou"] == pytest.approx(1 / 3)
+    # The weakly-supervised box (>= 15 % of the max: all four pixels) is the whole 2x2 image;
+    # the mask's box is the top-left pixel: box IoU 1/4, a localisation error (IoU < 0.5).
+    assert good["box_iou"] == pytest.approx(1 / 4)
+    assert good["localisation_error_pct"] == 100.0
     np.testing.assert_allclose(ev.curves["bad"]["deletion"].probabilities, [y, y, y, y, half], rtol=1e-5)
     # target None: the top class of the full image (class 0 here); no mask: no localisation keys
     plain = M.evaluate(pixel_model, WHITE, maps, n_steps=4)
