@@ -20,8 +20,8 @@ from explainers.images import load_image
 DEFAULT_SMOOTH_SAMPLES = 16
 STEP_CHOICES = (8, 16, 32)
 #: Line colours per variant, the same in every figure.
-COLOURS = {"gradcam": "#1f77b4", "gradcam++": "#d62728", "smooth-gradcam": "#17becf",
-           "smooth-gradcam++": "#ff7f0e"}
+COLOURS = dict(zip((key for key, _, _ in metrics.VARIANTS),
+                   ("#1f77b4", "#d62728", "#17becf", "#ff7f0e")))
 
 
 def smooth_samples(n_samples: int) -> int:

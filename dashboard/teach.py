@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from explainers.methods import GRADCAM, GRADCAMPP
+
 
 @dataclass
 class Summary:
@@ -35,8 +37,8 @@ def top_filter_table(ex, k: int = 5) -> pd.DataFrame:
     a = ex.activations[0].astype(np.float64)  # (h, w, K)
     g = ex.gradients[0].astype(np.float64)
     alpha = ex.alpha[0]
-    w_pp = ex.weights["gradcam++"][0]
-    w_gc = ex.weights["gradcam"][0]
+    w_pp = ex.weights[GRADCAMPP][0]
+    w_gc = ex.weights[GRADCAM][0]
     order = np.argsort(-w_pp, kind="stable")[:k]
     rows = []
     for ch in order:
@@ -66,7 +68,7 @@ class AlphaExample:
 
 def alpha_example(ex) -> AlphaExample:
     """One α term of the top Grad-CAM++ filter, at its largest gradient."""
-    w_pp = ex.weights["gradcam++"][0]
+    w_pp = ex.weights[GRADCAMPP][0]
     ch = int(np.argmax(w_pp))
     g = ex.gradients[0, ..., ch].astype(np.float64)
     r, c = np.unravel_index(int(np.argmax(g)), g.shape)
@@ -80,8 +82,8 @@ def alpha_example(ex) -> AlphaExample:
 
 def weight_facts(ex) -> dict[str, float]:
     """How the two weightings differ on this image."""
-    w_gc = np.asarray(ex.weights["gradcam"][0], dtype=np.float64)
-    w_pp = np.asarray(ex.weights["gradcam++"][0], dtype=np.float64)
+    w_gc = np.asarray(ex.weights[GRADCAM][0], dtype=np.float64)
+    w_pp = np.asarray(ex.weights[GRADCAMPP][0], dtype=np.float64)
     k = len(w_gc)
 
     def top_share(w):
@@ -91,8 +93,8 @@ def weight_facts(ex) -> dict[str, float]:
 
     top_gc = set(np.argsort(-w_gc)[:10].tolist())
     top_pp = set(np.argsort(-w_pp)[:10].tolist())
-    m_gc = np.asarray(ex.maps["gradcam"][0], dtype=np.float64).ravel()
-    m_pp = np.asarray(ex.maps["gradcam++"][0], dtype=np.float64).ravel()
+    m_gc = np.asarray(ex.maps[GRADCAM][0], dtype=np.float64).ravel()
+    m_pp = np.asarray(ex.maps[GRADCAMPP][0], dtype=np.float64).ravel()
     corr = float(np.corrcoef(m_gc, m_pp)[0, 1]) if m_gc.std() > 0 and m_pp.std() > 0 else float("nan")
     return {
         "filters": k,
@@ -157,16 +159,16 @@ def worked_cell(ex, row: int, col: int, channel: int, top: int = 6) -> WorkedCel
     explainer's, so the page can show that the hand sum agrees with them."""
     a = ex.activations[0].astype(np.float64)
     g = ex.gradients[0].astype(np.float64)
-    w_gc = np.asarray(ex.weights["gradcam"][0], dtype=np.float64)
-    w_pp = np.asarray(ex.weights["gradcam++"][0], dtype=np.float64)
+    w_gc = np.asarray(ex.weights[GRADCAM][0], dtype=np.float64)
+    w_pp = np.asarray(ex.weights[GRADCAMPP][0], dtype=np.float64)
     t_gc, rest_gc, total_gc = _terms(w_gc, a[row, col], top)
     t_pp, rest_pp, total_pp = _terms(w_pp, a[row, col], top)
     return WorkedCell(
         row, col, channel, a[..., channel], g[..., channel],
         np.asarray(ex.alpha[0, ..., channel], dtype=np.float64),
         float(w_gc[channel]), float(w_pp[channel]), t_gc, t_pp, rest_gc, rest_pp,
-        total_gc, total_pp, float(ex.maps["gradcam"][0, row, col]),
-        float(ex.maps["gradcam++"][0, row, col]))
+        total_gc, total_pp, float(ex.maps[GRADCAM][0, row, col]),
+        float(ex.maps[GRADCAMPP][0, row, col]))
 
 
 def _corr(x: np.ndarray, y: np.ndarray) -> float:
@@ -220,8 +222,8 @@ def implications(ex) -> Implications:
     a = ex.activations[0].astype(np.float64)
     g = ex.gradients[0].astype(np.float64)
     alpha = np.asarray(ex.alpha[0], dtype=np.float64)
-    w_gc = np.asarray(ex.weights["gradcam"][0], dtype=np.float64)
-    w_pp = np.asarray(ex.weights["gradcam++"][0], dtype=np.float64)
+    w_gc = np.asarray(ex.weights[GRADCAM][0], dtype=np.float64)
+    w_pp = np.asarray(ex.weights[GRADCAMPP][0], dtype=np.float64)
     h, w, k = a.shape
     z = h * w
     pos = g > 0
@@ -234,10 +236,10 @@ def implications(ex) -> Implications:
     grad_spread = float(np.median(stds[live] / np.abs(means[live]))) if live.any() else float("nan")
     up = w_gc > 0
     ratio = float(np.median(w_pp[up] / (z / 2 * w_gc[up]))) if up.any() else float("nan")
-    m_pp = ex.maps["gradcam++"][0]
+    m_pp = ex.maps[GRADCAMPP][0]
     return Implications(
         z, alpha_mean, spread, grad_spread, ratio, _corr(m_pp, a.sum(axis=-1)),
-        _corr(m_pp, np.maximum(a @ np.maximum(w_gc, 0.0), 0.0)), _corr(ex.maps["gradcam"][0], m_pp))
+        _corr(m_pp, np.maximum(a @ np.maximum(w_gc, 0.0), 0.0)), _corr(ex.maps[GRADCAM][0], m_pp))
 
 
 def window(grid: np.ndarray, row: int, col: int, size: int = 8) -> tuple[np.ndarray, int, int]:

@@ -15,12 +15,12 @@ import pandas as pd
 import streamlit as st
 
 from explainers import render
+from explainers.methods import DEFAULT_METHODS, method_label
 from explainers.errors import ExplainerError
 
 from dashboard import loaders, state
 from dashboard.sidebar import RANDOM_NOTE, Selection
 
-METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 
 
 # --- prediction ---------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def maps_panel(ex, sel: Selection) -> None:
         scale = state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own"
         disp = loaders.display_image(sel.image_digest, sel.image)
         titles = method_titles(ex)
-        items = [MapItem(m, titles[m], ex.maps[m][0]) for m in ("gradcam", "gradcam++") if m in ex.maps]
+        items = [MapItem(m, titles[m], ex.maps[m][0]) for m in DEFAULT_METHODS if m in ex.maps]
         abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
             max(render.peak_of(it.cam) for it in items))
         cols = st.columns(3)
@@ -370,17 +370,17 @@ def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn) -> No
     titles = method_titles(ex)
     d1, d2, d3 = st.columns(3)
     disp = loaders.display_image(sel.image_digest, sel.image)
-    for col, m in zip((d1, d2), ("gradcam", "gradcam++")):
+    for col, m in zip((d1, d2), DEFAULT_METHODS):
         if m not in ex.maps:
             continue
         pic = render.overlay(disp, ex.maps[m][0], cmap=cmap, opacity=opacity,
                              peak=None if drawn.scale == "own" else drawn.tops[titles[m]])
-        col.download_button(f"Download {METHOD_NAMES[m]} overlay (PNG)", loaders.png_bytes(pic),
+        col.download_button(f"Download {method_label(m)} overlay (PNG)", loaders.png_bytes(pic),
                             file_name=f"{stem}_{m.replace('+', 'pp')}.png", mime="image/png",
                             key=f"dl:{m}", on_click="ignore", width="stretch")
     d3.download_button(
         "Download raw maps (NPZ)",
-        loaders.npz_bytes(gradcam=ex.maps["gradcam"][0], gradcampp=ex.maps["gradcam++"][0],
+        loaders.npz_bytes(**{m: ex.maps[m][0] for m in ex.maps},  # one array per method key
                           target=np.int64(target), layer=np.str_(ex.layer.path),
                           n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
                           class_name=np.str_(sel.class_label(target))),
@@ -428,7 +428,7 @@ def show_maps(ex, sel: Selection, captions: dict[str, str], cmap: str, opacity: 
     disp = loaders.display_image(sel.image_digest, sel.image)
     cols = columns or st.columns(2)
     scale = scale or (state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own")
-    items = [MapItem(m, captions[m], ex.maps[m][0]) for m in ("gradcam", "gradcam++") if m in ex.maps]
+    items = [MapItem(m, captions[m], ex.maps[m][0]) for m in DEFAULT_METHODS if m in ex.maps]
     abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
         max(render.peak_of(it.cam) for it in items))
     return draw_maps(disp, items, cols, cmap, opacity, scale, abs_max, explained_class(ex, sel))

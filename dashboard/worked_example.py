@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import grid_pick, loaders, teach
+from explainers.methods import GRADCAMPP
 
 CELL = "_teach_cell"  # [row, col] (session only)
 FILTER = "_teach_filter"  # filter index (session only)
@@ -49,7 +50,7 @@ def _sum_line(terms, rest: float, total: float, others: int) -> str:
 def step_worked(ex, sel) -> None:
     st.header("6 · A worked example: one cell, by hand")
     h, w, k = ex.activations.shape[1:]
-    peak = teach.argmax_cell(ex.maps["gradcam++"][0])
+    peak = teach.argmax_cell(ex.maps[GRADCAMPP][0])
     cell = st.session_state.get(CELL) or list(peak)
     row, col = min(max(0, int(cell[0])), h - 1), min(max(0, int(cell[1])), w - 1)
     st.markdown(f"Click a cell of the {h}×{w} grid, then a filter in the table: the tabs below "

@@ -35,6 +35,7 @@ import numpy as np
 
 from .errors import ExplainerError
 from .localisation import box_scores
+from .methods import DEFAULT_METHODS
 from .scores import (  # noqa: F401  (re-exported: explainers.metrics is the public entry)
     DEFAULT_BLUR_SIGMA, DEFAULT_STEPS, Curve, Preprocess, ScoreFn, _check_steps, _one_map,
     _preprocess, _raw_image, _scores, as_mask, auc, average_drop, deletion, draw_outline,
@@ -280,8 +281,8 @@ def best_methods(scores: Mapping[str, Mapping[str, float]]) -> dict[str, list[st
 
 
 #: The four maps compared everywhere: (key, method, smoothed?).
-VARIANTS = (("gradcam", "gradcam", False), ("gradcam++", "gradcam++", False),
-            ("smooth-gradcam", "gradcam", True), ("smooth-gradcam++", "gradcam++", True))
+VARIANTS = (tuple((m, m, False) for m in DEFAULT_METHODS)
+            + tuple((f"smooth-{m}", m, True) for m in DEFAULT_METHODS))
 
 
 def variant_labels(n_samples: int, sigma: float | None) -> dict[str, str]:
@@ -312,7 +313,7 @@ def explain_and_evaluate(bundle: Any, image: Any, *, extra_inputs: Any = None, l
         from .core import predict
 
         target = int(np.argmax(predict(model, x, extra).logits[0]))
-    methods = ("gradcam", "gradcam++")
+    methods = DEFAULT_METHODS
     plain = explain(model, x, layer=layer, target=target, extra_inputs=extra, methods=methods)
     smooth = explain(model, x, layer=layer, target=target, extra_inputs=extra, methods=methods,
                      n_samples=n_samples, sigma=sigma, seed=seed)

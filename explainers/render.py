@@ -181,8 +181,11 @@ def comparable_peak(method: str, peak: float, grid_cells: int) -> float:
     layer followed by global average pooling, where α ≈ ½). Its maximum is divided by Z/2;
     every other method's is kept.
     """
+    from .methods import REGISTRY  # here, not at the top: the methods import render
+
     peak = float(peak) if np.isfinite(peak) else 0.0
-    if method == "gradcam++" and grid_cells > 2:
+    registered = REGISTRY.get(method)
+    if registered is not None and registered.sums_over_cells and grid_cells > 2:
         return peak / (grid_cells / 2.0)
     return peak
 

@@ -44,13 +44,14 @@ def _samples_out(methods: tuple, steps: int, samples: int) -> Path:
 
 def run_on_samples() -> None:
     c1, c2, c3 = st.columns(3)
-    method = c1.selectbox("Methods", ["all", "gradcam", "gradcam++"], key="w:audit_method",
-                          format_func=lambda m: "Grad-CAM and Grad-CAM++" if m == "all" else method_label(m))
+    method = c1.selectbox("Methods", ["default", *batch.CHOICES], key="w:audit_method",
+                          format_func=lambda m: (" and ".join(method_label(k) for k in batch.METHODS)
+                                                 if m == "default" else method_label(m)))
     steps = c2.select_slider("Deletion / insertion steps", [4, 8, 16], value=8, key="w:audit_steps",
                              help="Each image costs about steps × 8 forward passes of the model.")
     samples = c3.select_slider("Noise samples (0 = plain maps only)", [0, 8, 16], value=0,
                                key="w:audit_samples")
-    methods = batch.METHODS if method == "all" else (method,)
+    methods = batch.METHODS if method == "default" else (method,)
     st.caption(f"The skin-lesion model on the {len(loaders.samples())} bundled HAM10000 samples, "
                "with their recorded age, sex and site. About 10–30 s per image on a 2-core CPU.")
     if not st.button("Run the batch", type="primary", key="w:audit_run"):

@@ -10,6 +10,7 @@ ensure_navigation()  # a first run straight into this file goes back through app
 from dashboard import grid_pick, loaders, sidebar, state, views
 from dashboard.errors import guard
 from explainers import render
+from explainers.methods import GRADCAM, GRADCAMPP
 
 GRID_COLUMNS = 6
 MAX_DRAWN = 48
@@ -40,7 +41,7 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
         if state.get(state.TOP_K) > min(64, k_total):
             state.set(state.TOP_K, min(64, k_total))
         k = st.slider("k (number of filters)", 1, min(64, k_total), step=1, **state.bind(state.TOP_K))
-        channels = views.top_filters(base.weights["gradcam++"][0], k)
+        channels = views.top_filters(base.weights[GRADCAMPP][0], k)
     else:
         text = st.text_input(f"Filter indices (0 to {k_total - 1})", placeholder="e.g. 10, 32, 3 or 0-15",
                              **state.bind(state.FILTERS))
@@ -48,9 +49,9 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
             channels = views.parse_indices(text, k_total)
     if not channels:
         return
-    per_filter = base.filter_maps("gradcam++", channels)[0]  # (n, h, w): w_k * A_k
-    weights_pp = base.weights["gradcam++"][0]
-    weights_gc = base.weights["gradcam"][0]
+    per_filter = base.filter_maps(GRADCAMPP, channels)[0]  # (n, h, w): w_k * A_k
+    weights_pp = base.weights[GRADCAMPP][0]
+    weights_gc = base.weights[GRADCAM][0]
     st.caption(
         f"{len(channels)} of {k_total} filters. Each picture is one term wₖ·Aₖ of the Grad-CAM++ "
         "sum (negative parts shown as 0), coloured on the page's colour scale (set on Explain: "
@@ -89,9 +90,9 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
                  else "filters " + ", ".join(map(str, channels)))
         titles = views.method_titles(ex)
         items = [views.MapItem(m, f"{titles[m]} — {label}", ex.maps[m][0])
-                 for m in ("gradcam", "gradcam++")]
-        items.append(views.MapItem("gradcam++", f"{views.method_titles(base)['gradcam++']} — all "
-                                   f"{k_total} filters (for comparison)", base.maps["gradcam++"][0]))
+                 for m in (GRADCAM, GRADCAMPP)]
+        items.append(views.MapItem(GRADCAMPP, f"{views.method_titles(base)['gradcam++']} — all "
+                                   f"{k_total} filters (for comparison)", base.maps[GRADCAMPP][0]))
         scale = state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own"
         abs_max = st.session_state.get(views.ABS_MAX) or render.nice_ceiling(
             max(render.peak_of(it.cam) for it in items))

@@ -10,6 +10,7 @@ ensure_navigation()  # a first run straight into this file goes back through app
 from dashboard import sidebar, state, teach, views
 from dashboard import worked_example as worked
 from dashboard.errors import guard
+from explainers.methods import GRADCAM, GRADCAMPP
 
 sel = sidebar.selection()
 st.title("How it works")
@@ -51,10 +52,10 @@ def step_gradcam(ex):
                 "weighted sum of the filters, with negative evidence cut off.")
     st.latex(r"w^c_k = \frac{1}{Z}\sum_{i}\sum_{j} \frac{\partial y^c}{\partial A^k_{ij}}")
     st.latex(r"L^c_{\text{Grad-CAM}} = \operatorname{ReLU}\Big(\sum_k w^c_k A^k\Big)")
-    top = views.top_filters(ex.weights["gradcam"][0], 3)
-    w = ex.weights["gradcam"][0]
-    m = teach.summary(ex.maps["gradcam"][0])
-    peak = teach.argmax_cell(ex.maps["gradcam"][0])
+    top = views.top_filters(ex.weights[GRADCAM][0], 3)
+    w = ex.weights[GRADCAM][0]
+    m = teach.summary(ex.maps[GRADCAM][0])
+    peak = teach.argmax_cell(ex.maps[GRADCAM][0])
     st.markdown(
         "Here the three largest Grad-CAM weights are "
         + ", ".join(f"$w_{{{k}}}$ = {fmt(w[k])}" for k in top)
@@ -129,8 +130,8 @@ def step_smooth(ex, n_samples, sigma):
 def step_differences(ex, n_samples, sigma):
     st.header("5 · The differences, on this image")
     f = teach.weight_facts(ex)
-    r_gc = teach.argmax_cell(ex.maps["gradcam"][0])
-    r_pp = teach.argmax_cell(ex.maps["gradcam++"][0])
+    r_gc = teach.argmax_cell(ex.maps[GRADCAM][0])
+    r_pp = teach.argmax_cell(ex.maps[GRADCAMPP][0])
     st.markdown(
         f"- **Negative weights.** Grad-CAM gives {f['negative_gc']} of {f['filters']} filters a "
         f"negative weight (their average gradient is negative); Grad-CAM++ keeps only positive "

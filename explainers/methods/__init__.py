@@ -41,8 +41,12 @@ def _load() -> dict[str, Method]:
 
 
 REGISTRY: dict[str, Method] = _load()
+#: The two methods the teaching pages take apart formula by formula, by their modules' keys.
+from .gradcam import KEY as GRADCAM  # noqa: E402
+from .gradcampp import KEY as GRADCAMPP  # noqa: E402
+
 #: What ``explain`` computes when no method is named: Grad-CAM and Grad-CAM++.
-DEFAULT_METHODS: tuple[str, ...] = tuple(REGISTRY)[:2]
+DEFAULT_METHODS: tuple[str, ...] = (GRADCAM, GRADCAMPP)
 
 
 def method_keys(needs: str | None = None, family: str | None = None) -> tuple[str, ...]:
@@ -85,5 +89,5 @@ def method_label(key: str, n_samples: int = 0, sigma: float | None = None) -> st
     return name
 
 
-__all__ = ["DEFAULT_METHODS", "Method", "REGISTRY", "TapeTerms", "get_method", "method_keys", "method_label",
+__all__ = ["DEFAULT_METHODS", "GRADCAM", "GRADCAMPP", "Method", "REGISTRY", "TapeTerms", "get_method", "method_keys", "method_label",
            "resolve_methods"]

@@ -22,6 +22,9 @@ class Method:
     reference: str = ""  # the paper
     smoothed: bool = True  # computed from terms averaged over noisy copies when n_samples > 0
     uses: tuple[str, ...] = ()  # maps of other methods it is built from
+    #: Its weights add a term over the h·w grid cells where Grad-CAM averages one, so its raw
+    #: values run up to h·w/2 times larger (Grad-CAM++: α ≤ ½); ``render.comparable_peak``.
+    sums_over_cells: bool = False
 
     @property
     def cam(self) -> bool:

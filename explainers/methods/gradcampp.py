@@ -14,4 +14,5 @@ def compute(terms: TapeTerms) -> np.ndarray:
 
 
 ORDER = 20  # place in the lists of methods
-METHOD = Method(KEY, "Grad-CAM++", ("tape",), "cam", compute, "Chattopadhay et al. 2018")
+METHOD = Method(KEY, "Grad-CAM++", ("tape",), "cam", compute, "Chattopadhay et al. 2018",
+                sums_over_cells=True)
