@@ -23,7 +23,7 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 
-from dashboard import sidebar  # noqa: E402
+from dashboard import sidebar, state  # noqa: E402
 from dashboard.errors import guard  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -48,3 +48,4 @@ with guard("drawing the sidebar"):
     sidebar.render()
 with guard(f"showing the page {page.title}"):
     page.run()
+state.sync_url()  # settings the page changed (a region, positions) reach the link too

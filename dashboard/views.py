@@ -75,6 +75,12 @@ def prediction_block(sel: Selection) -> None:
                 mark = ":green[agrees]" if agrees else ":orange[differs]"
                 st.markdown(f"Model's top-1: **{sel.class_label(top1)}** — {mark}"
                             f"{' (' + RANDOM_NOTE + ')' if not sel.meaningful else ''}")
+                recorded = sel.bundle.class_names.index(s.dx)
+                if not agrees and sel.target != recorded:
+                    from dashboard.sidebar import explain_class
+
+                    st.button(f"Explain the recorded diagnosis ({s.dx})", key="w:explain_recorded",
+                              on_click=explain_class, args=(recorded,), icon=":material/target:")
             else:
                 st.caption("This model's classes are not the HAM10000 diagnoses.")
         else:
@@ -122,7 +128,8 @@ def noise_controls() -> tuple[int, float, int]:
 # --- the side-by-side maps ----------------------------------------------------------------------
 def display_controls(key_prefix: str = "") -> tuple[str, float]:
     c1, c2 = st.columns(2)
-    cmap = c1.selectbox("Colour map", list(state.CMAPS), **state.bind(state.CMAP))
+    cmap = c1.selectbox("Colour map", list(state.CMAPS),
+                        **state.bind(state.CMAP, options=state.CMAPS, labels=str))
     opacity = c2.slider("Overlay opacity", 0.0, 1.0, step=0.05, format="%.2f",
                         **state.bind(state.OPACITY, from_widget=lambda v: round(float(v), 2)))
     return cmap, float(opacity)

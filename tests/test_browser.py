@@ -165,7 +165,7 @@ def test_every_page_in_a_real_browser(browser, server):
     before = _image_src(page, "Grad-CAM")
     assert before
     page.get_by_test_id("stSelectbox").filter(has_text="Colour map").click()
-    page.get_by_role("option", name="viridis", exact=True).click()
+    page.get_by_role("option", name="inferno", exact=True).click()
     t0 = time.monotonic()
     page.wait_for_function(
         """(old) => { const c = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
