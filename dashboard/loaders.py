@@ -7,11 +7,18 @@ bytes, the metadata, the layer path, target, methods, samples, sigma, seed, filt
 Large objects (the bundle, the preprocessed array) are passed as ``_``-prefixed arguments,
 which Streamlit does not hash, so a cache lookup costs microseconds.
 
+Memory: every cache has a bound (``max_entries``, and ``ttl`` for per-image data) and the
+cached explanations hold float32 arrays only. After a new explanation the C heap is trimmed
+(``release_memory``): TensorFlow's large, short-lived buffers otherwise stay in glibc's arenas
+and the server's resident memory only grows.
+
 No math here: everything is a call into ``explainers``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import hashlib
 import io
 from dataclasses import dataclass
@@ -25,6 +32,18 @@ from explainers import LayerInfo, candidate_layers, explain_details, predict
 from explainers import render, zoo
 from explainers.errors import ExplainerError
 from explainers.images import load_image
+
+
+_DATA_TTL = 3600  # seconds an image's decoded pixels, input, prediction or maps stay cached
+
+
+def release_memory() -> None:
+    """Hand freed C-heap memory back to the operating system (glibc ``malloc_trim``); a no-op
+    where that does not exist."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def digest(data: bytes) -> str:
@@ -56,18 +75,18 @@ def layers(model_token: str, _model: Any) -> list[LayerInfo]:
 
 
 # --- images -------------------------------------------------------------------------------------
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=1)
 def samples() -> list[zoo.Sample]:
     return zoo.list_samples()
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=16)
 def sample_bytes(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=8, ttl=_DATA_TTL)
 def decode(image_digest: str, _data: bytes, name: str = "the image") -> Image.Image:
     """Bytes → RGB PIL image, with the decompression-bomb and truncation checks of
     ``explainers.images.load_image``. Kept in memory only: nothing is written to disk."""
@@ -76,7 +95,7 @@ def decode(image_digest: str, _data: bytes, name: str = "the image") -> Image.Im
     return load_image(buf)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=24, ttl=_DATA_TTL)
 def display_image(image_digest: str, _image: Image.Image, max_side: int = 512) -> np.ndarray:
     """The image as uint8 RGB, at most ``max_side`` pixels on its longer side (aspect kept):
     what the overlays are drawn on."""
@@ -88,7 +107,7 @@ def display_image(image_digest: str, _image: Image.Image, max_side: int = 512) -
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16, ttl=_DATA_TTL)
 def model_input(model_token: str, image_digest: str, _bundle: zoo.ModelBundle,
                 _image: Image.Image) -> np.ndarray:
     """The image resized and preprocessed for the model: float32 (1, H, W, C)."""
@@ -96,7 +115,7 @@ def model_input(model_token: str, image_digest: str, _bundle: zoo.ModelBundle,
 
 
 # --- predictions and explanations ---------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32, ttl=_DATA_TTL)
 def prediction(model_token: str, image_digest: str, extra_token: tuple, _bundle: zoo.ModelBundle,
                _x: np.ndarray, _extra: Sequence[np.ndarray] | None):
     """``explainers.predict``: pre-softmax scores and probabilities."""
@@ -115,17 +134,29 @@ def _explanation_uncached(bundle, x, extra, layer, target, methods, n_samples, s
                          text=f"Computing noisy samples: {done} of {total}")
 
     try:
-        return explain_details(
+        ex = explain_details(
             bundle.model, x, layer=layer, target=target, extra_inputs=extra,
             methods=methods, n_samples=n_samples, sigma=sigma, seed=seed,
             filters=filters, neurons=neurons, region=region, progress=progress,
         )
+        return _compact(ex)
     finally:
         if bar is not None:
             bar.empty()
+        release_memory()
 
 
-@st.cache_data(show_spinner=False, max_entries=48)
+def _compact(ex):
+    """The explanation with float32 arrays only (what is cached): the float64 alpha of an
+    early layer is megabytes per entry, and nothing shown needs more than float32."""
+    _ = ex.logits  # materialised, so the cached object holds no reference to the model
+    small = {f.name: getattr(ex, f.name).astype(np.float32)
+             for f in dataclasses.fields(ex)
+             if isinstance(getattr(ex, f.name), np.ndarray) and getattr(ex, f.name).dtype == np.float64}
+    return dataclasses.replace(ex, **small)
+
+
+@st.cache_data(show_spinner=False, max_entries=24, ttl=_DATA_TTL)
 def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: str,
                 target: int | None, methods: tuple[str, ...] = ("gradcam", "gradcam++"),
                 n_samples: int = 0, sigma: float = 0.15, seed: int = 0,

@@ -206,18 +206,25 @@ def cold_start(n_sessions: int = 1) -> list[float]:
         return results
 
 
-LAYERS = ("block14_sepconv1_act", "block13_sepconv2_act", "block14_sepconv2_act")
+LAYERS = ("block14_sepconv1_act", "block4_sepconv2_act", "block13_sepconv2_act",
+          "block7_sepconv3_act", "block2_sepconv2_act", "block10_sepconv1_act", "block14_sepconv2_act")
 CLASSES = ("bcc", "nv", "bkl", "mel")
 SAMPLES = ("ISIC_0024338", "ISIC_0024550", "ISIC_0024669", "ISIC_0024793", "ISIC_0025319",
            "ISIC_0026154", "ISIC_0028410", "ISIC_0024367")
 CMAPS = ("inferno", "jet", "magma", "viridis")
 
 
-def many_changes(page, n_changes: int, on_change=None) -> None:
-    """``n_changes`` ordinary changes in one session, each waited for: noise samples, σ, layer,
-    class, sample, colour map, in turn."""
+def many_changes(page, n_changes: int, on_change=None, max_samples: int = 16) -> None:
+    """``n_changes`` ordinary changes in one session, each waited for: noise samples (up to
+    ``max_samples`` and back), σ, layer, class, sample, colour map, in turn."""
+    step = max(1, max_samples // 2)
+
+    def samples(k: int) -> None:
+        up = (k // 2) % 2 == 0
+        slider_keys(page, "Noise samples", "ArrowRight" if up else "ArrowLeft", step)
+
     actions = [
-        lambda k: slider_keys(page, "Noise samples", "ArrowRight" if k % 2 == 0 else "ArrowLeft", 2),
+        samples,
         lambda k: slider_keys(page, "Noise σ", "ArrowRight", 1),
         lambda k: selectbox(page, "Layer", LAYERS[k % len(LAYERS)]),
         lambda k: selectbox(page, "Class to explain", CLASSES[k % len(CLASSES)]),
@@ -231,7 +238,7 @@ def many_changes(page, n_changes: int, on_change=None) -> None:
             on_change(k)
 
 
-def memory_run(n_sessions: int = 1, n_changes: int = 40) -> dict:
+def memory_run(n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16) -> dict:
     """Server RSS after the first view and after ``n_changes`` changes in each of
     ``n_sessions`` sessions (driven one after another, all kept open)."""
     with streamlit_server("bench_memory.log") as (url, started, proc), chromium() as b:
@@ -244,7 +251,8 @@ def memory_run(n_sessions: int = 1, n_changes: int = 40) -> dict:
         first = rss_mb(proc.pid)
         trace = []
         for s, page in enumerate(pages):
-            many_changes(page, n_changes, lambda k: trace.append(round(rss_mb(proc.pid))))
+            many_changes(page, n_changes, lambda k: trace.append(round(rss_mb(proc.pid))),
+                         max_samples)
         last = rss_mb(proc.pid)
         for page in pages:
             page.close()
@@ -263,4 +271,5 @@ if __name__ == "__main__":
     elif what == "memory":
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 1
         changes = int(sys.argv[3]) if len(sys.argv) > 3 else 40
-        print(json.dumps(memory_run(n, changes)))
+        top = int(sys.argv[4]) if len(sys.argv) > 4 else 16
+        print(json.dumps(memory_run(n, changes, top)))
