@@ -49,13 +49,14 @@ page = st.navigation(pages)  # its own list is hidden (.streamlit/config.toml): 
 with st.sidebar:
     for p in pages:
         st.page_link(p)
+    share_box = st.container()
 
 status = st.empty()
 if not warmup.done():
     status.info("**Grad-CAM explorer** is starting: loading TensorFlow and the skin-lesion "
                 "model (about 10 s after a server start) ...", icon=":material/hourglass_top:")
 
-from dashboard import sidebar, state  # noqa: E402  (imports TensorFlow)
+from dashboard import share, sidebar, state  # noqa: E402  (imports TensorFlow)
 from dashboard.errors import guard  # noqa: E402
 
 with guard("drawing the sidebar"):
@@ -64,3 +65,5 @@ status.empty()
 with guard(f"showing the page {page.title}"):
     page.run()
 state.sync_url()  # settings the page changed (a region, positions) reach the link too
+with guard("making the link to this view"):
+    share.share_link(share_box)

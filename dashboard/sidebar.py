@@ -346,14 +346,17 @@ def _metadata_section(sel: Selection) -> None:
             from_widget=lambda u: None if u else int(st.session_state.get(_AGE_LAST, 50))))
     # A second widget on the same setting: its own key.
     wk = "w:age_years"
+    stale_key = "_age_years_stale"
     if st.session_state.get(wk) != _age_to_widget(state.get(state.AGE)):  # see state.bind
+        st.session_state[stale_key] = st.session_state.get(wk)
         st.session_state[wk] = _age_to_widget(state.get(state.AGE))
 
     @state.safe
     def age_changed() -> None:
         years = st.session_state.get(wk)
-        if years is None:  # the box was emptied: keep the setting as it was
-            return
+        stale = st.session_state.pop(stale_key, None)
+        if years is None or years == stale:  # emptied, or the browser's echo of the age this
+            return                              # run replaced (it had not seen the new one)
         st.session_state[state.AGE] = int(years)
         st.session_state[_AGE_LAST] = int(years)
         st.session_state[state.widget_key(state.AGE)] = False

@@ -323,39 +323,58 @@ def set(key: str, value: Any) -> None:  # noqa: A001 - the natural name here
     wk = widget_key(key)
     if wk in st.session_state:
         try:
-            del st.session_state[wk]  # bind() seeds it again from the setting
-        except Exception:  # the widget was already drawn this run: it catches up next run
+            shown = _convert(_meta(key).get("to_widget"), value)
+            if not _same(st.session_state[wk], shown):
+                _meta(key)["stale"] = st.session_state[wk]  # see _commit
+                st.session_state[wk] = shown
+        except Exception:  # noqa: BLE001 - drawn this run already: bind() catches up next run
             pass
 
 
 def _meta(key: str) -> dict:
-    return st.session_state.setdefault(f"_bind:{key}", {"options": None, "labels": {}})
+    return st.session_state.setdefault(f"_bind:{key}", {"options": None, "labels": {}, "stale": _MISSING})
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays and the like
+        return False
 
 
 def _convert(convert: Callable[[Any], Any] | None, value: Any) -> Any:
     return convert(value) if convert else value
 
 
-def _commit(key: str, convert: Callable[[Any], Any] | None) -> None:
-    """Copy a widget's value into its setting. A value that fits none of the options the widget
-    offered (a stale label, None) is mapped back through the labels shown, else the setting
-    falls back to its default with a notice. Never raises."""
+def _commit(key: str, convert: Callable[[Any], Any] | None) -> bool:
+    """Copy a widget's value into its setting; False when there was nothing to copy. A value
+    that fits none of the options the widget offered (a stale label) is mapped back through the
+    labels shown, else the setting falls back to its default with a notice; an emptied box
+    (None, while typing in it) leaves the setting as it was. Never raises."""
     meta = _meta(key)
     raw = st.session_state.get(widget_key(key))
+    stale, meta["stale"] = meta.get("stale", _MISSING), _MISSING
+    if stale is not _MISSING and _same(raw, stale):
+        # The browser sent back the value this run replaced (it had not yet seen the
+        # replacement, e.g. the age of the previous sample): an echo, not the user's choice.
+        return False
     options = meta["options"]
     if options is not None and raw not in options:
+        if raw is None:
+            return False
         if isinstance(raw, str) and raw in meta["labels"]:
             raw = meta["labels"][raw]
         else:
             st.session_state[key] = _copy(DEFAULTS.get(key))
             notice(f"That choice no longer fits the options; {key.replace('_', ' ')} is back "
                    "at its default.")
-            return
+            return True
     try:
         st.session_state[key] = _convert(convert, raw)
     except Exception:  # noqa: BLE001 - a converter must not be able to break the page
         st.session_state[key] = _copy(DEFAULTS.get(key))
         notice(f"That value could not be used; {key.replace('_', ' ')} is back at its default.")
+    return True
 
 
 def bind(key: str, *, options: Sequence[Any] | None = None,
@@ -374,6 +393,7 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
     ss = st.session_state
     wk = widget_key(key)
     value = get(key)
+    _meta(key)["to_widget"] = to_widget
     try:
         seeded = _convert(to_widget, value)
     except Exception:  # noqa: BLE001
@@ -408,11 +428,12 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
     except Exception:  # noqa: BLE001
         shows = False
     if not shows or ss.get(_RUNS, 0) <= 2:
+        if current is not _MISSING and not _same(current, seeded):
+            _meta(key)["stale"] = current  # what the browser may still send back once
         ss[wk] = seeded
 
     def changed() -> None:
-        _commit(key, from_widget)
-        if on_change is not None:
+        if _commit(key, from_widget) and on_change is not None:
             on_change()
 
     return {"key": wk, "on_change": safe(changed)}

@@ -140,6 +140,15 @@ def selectbox(page, label: str, text: str, where=None) -> None:
     field.press("Enter")
 
 
+def selectbox_text(page, label: str) -> str:
+    """What the select box labelled ``label`` shows."""
+    label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
+    box = page.get_by_test_id("stSelectbox").filter(has=label_el).first
+    field = box.locator("input")
+    shown = field.input_value() if field.count() else ""
+    return shown or box.inner_text()
+
+
 def slider_keys(page, label: str, key: str = "ArrowRight", times: int = 1, delay_ms: int = 0) -> None:
     """Press ``key`` on the slider labelled ``label``."""
     thumb = _slider(page, label)
@@ -150,13 +159,18 @@ def slider_keys(page, label: str, key: str = "ArrowRight", times: int = 1, delay
             page.wait_for_timeout(delay_ms)
 
 
-def _slider(page, label: str):
+def _slider_box(page, label: str):
     label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
-    return page.get_by_test_id("stSlider").filter(has=label_el).first.get_by_role("slider")
+    return page.get_by_test_id("stSlider").filter(has=label_el).first
+
+
+def _slider(page, label: str):
+    return _slider_box(page, label).get_by_role("slider")
 
 
 def slider_value(page, label: str) -> str:
-    return _slider(page, label).get_attribute("aria-valuenow") or ""
+    """The value the slider labelled ``label`` shows above its thumb."""
+    return _slider_box(page, label).get_by_test_id("stSliderThumbValue").first.inner_text().strip()
 
 
 def query(page) -> dict[str, str]:
@@ -238,10 +252,13 @@ def many_changes(page, n_changes: int, on_change=None, max_samples: int = 16) ->
             on_change(k)
 
 
-def memory_run(n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16) -> dict:
+def memory_run(n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16,
+               browser=None) -> dict:
     """Server RSS after the first view and after ``n_changes`` changes in each of
-    ``n_sessions`` sessions (driven one after another, all kept open)."""
-    with streamlit_server("bench_memory.log") as (url, started, proc), chromium() as b:
+    ``n_sessions`` sessions (driven one after another, all kept open) on a fresh server."""
+    with contextlib.ExitStack() as stack:
+        url, _started, proc = stack.enter_context(streamlit_server("bench_memory.log"))
+        b = browser or stack.enter_context(chromium())
         pages = []
         for _ in range(n_sessions):
             page = b.new_page(viewport={"width": 1280, "height": 900})
@@ -249,10 +266,14 @@ def memory_run(n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16) 
             wait_maps(page)
             pages.append(page)
         first = rss_mb(proc.pid)
-        trace = []
-        for s, page in enumerate(pages):
-            many_changes(page, n_changes, lambda k: trace.append(round(rss_mb(proc.pid))),
-                         max_samples)
+        trace: list = []
+        error = None
+        try:
+            for page in pages:
+                many_changes(page, n_changes, lambda k: trace.append(round(rss_mb(proc.pid))),
+                             max_samples)
+        except Exception as exc:  # noqa: BLE001 - reported with the partial trace
+            error = f"{type(exc).__name__} after {len(trace)} changes: {str(exc)[:200]}"
         last = rss_mb(proc.pid)
         for page in pages:
             page.close()
@@ -260,7 +281,7 @@ def memory_run(n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16) 
         closed = rss_mb(proc.pid)
         return {"sessions": n_sessions, "changes": n_changes, "rss_first_mb": round(first),
                 "rss_last_mb": round(last), "rss_peak_mb": max(trace or [last]),
-                "rss_after_close_mb": round(closed), "trace": trace}
+                "rss_after_close_mb": round(closed), "trace": trace, "error": error}
 
 
 if __name__ == "__main__":
