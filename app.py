@@ -67,3 +67,4 @@ with guard(f"showing the page {page.title}"):
 state.sync_url()  # settings the page changed (a region, positions) reach the link too
 with guard("making the link to this view"):
     share.share_link(share_box)
+state.end_of_run()

@@ -439,6 +439,21 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
     return {"key": wk, "on_change": safe(changed)}
 
 
+STALE_KEYS = ["_age_years_stale"]  # other widgets' "value this run replaced" (see _commit)
+
+
+def end_of_run() -> None:
+    """Call last in a run that completed: the browser now has every value this run set, so no
+    later message can be an echo of a replaced value. (A run cut short by the user's next click
+    never gets here, and that click's echo is still recognised.)"""
+    ss = st.session_state
+    for name in list(ss.keys()):
+        if str(name).startswith("_bind:"):
+            ss[name]["stale"] = _MISSING
+    for name in STALE_KEYS:
+        ss.pop(name, None)
+
+
 def sync_url() -> None:
     """Write ``URL_KEYS`` into ``st.query_params`` (only the ones that differ from the URL).
     Settings at their default are left out, so the plain URL opens the default view."""
