@@ -123,7 +123,7 @@ URL_GIVEN = "_url_given"  # the persistent keys a valid URL parameter set in thi
 _INITIALISED = "_state_initialised"
 _NOTICES = "_notices"
 _NOTICE_BOX = "_notice_box"
-_RUNS = "_runs"  # script runs of this session (widget ids settle after the second)
+_RUNS = "_runs"  # script runs since the page last changed (widget ids settle after the second)
 _MISSING = object()
 
 DEFAULT_MODEL = "skin-lesion"
@@ -224,6 +224,16 @@ def _run_id() -> object | None:
         return None
 
 
+def _page_id() -> str | None:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return ctx.page_script_hash if ctx is not None else None
+    except Exception:
+        return None
+
+
 def notice(text: str, kind: str = "info") -> None:
     """Show a one-line notice (``kind`` "info" or "error") at the top of the main area: now if
     this run has its notice area, else at the start of the next run (from a callback)."""
@@ -275,6 +285,9 @@ def init() -> None:
     run = _run_id()
     if run is None or ss.get("_counted_run") is not run:
         ss["_counted_run"] = run
+        page = _page_id()
+        if ss.get("_page") != page:  # another page: its widgets have other ids
+            ss["_page"], ss[_RUNS] = page, 0
         ss[_RUNS] = ss.get(_RUNS, 0) + 1
     first = not ss.get(_INITIALISED, False)
     from_url: dict[str, Any] = {}
@@ -419,9 +432,10 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
         seeded = DEFAULTS.get(key)
     # Write the widget's value only when it does not already show the setting (first draw,
     # another page in between, a change by code). Writing it on every run re-sends the value to
-    # the browser and undoes a change the user made meanwhile (a lost slider step). In a
-    # session's first two runs it is always written: Streamlit gives a multipage app's widgets
-    # new ids after the first run, which would otherwise reset them to their first option.
+    # the browser and undoes a change the user made meanwhile (a lost slider step). In the
+    # first two runs of a session and after each page switch it is always written: a widget on
+    # another page, or in a multipage app's first run, has another id, and would otherwise
+    # start at its first option or minimum.
     current = ss.get(wk, _MISSING) if wk in ss else _MISSING
     try:
         shows = current is not _MISSING and _convert(from_widget, current) == get(key)

@@ -250,7 +250,6 @@ def chunk_noise(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 # --- caches: one runner per model, one capture per (model, layer) ----------------------------
 
-MAX_LAYERS_PER_MODEL = 4  # captures (traced steps) kept per model; the least recent goes
 _lock = threading.RLock()
 _runners: "weakref.WeakKeyDictionary[keras.Model, ModelRunner]" = weakref.WeakKeyDictionary()
 _captures: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
@@ -271,10 +270,8 @@ def get_capture(model: keras.Model, layer: LayerInfo | str | None = None) -> Gra
     info = resolve_layer(model, layer)
     with _lock:
         per_model = _captures.setdefault(model, {})
-        capture = per_model.pop(info.path, None)
+        capture = per_model.get(info.path)
         if capture is None:
             capture = GradientCapture(model, info)
-        per_model[info.path] = capture  # most recently used last
-        while len(per_model) > MAX_LAYERS_PER_MODEL:  # each holds compiled graphs: bounded
-            per_model.pop(next(iter(per_model)))
+            per_model[info.path] = capture
         return capture
