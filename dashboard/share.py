@@ -9,7 +9,6 @@ at the last full run could be out of date.
 from __future__ import annotations
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from dashboard import state
 
@@ -42,7 +41,7 @@ def share_link(container) -> None:
     """Draw the copy-link button (and, for an upload, the note that it cannot travel)."""
     primary = st.get_option("theme.primaryColor") or "#b4235a"
     with container:
-        components.html(_BUTTON % {"primary": primary}, height=96)
+        st.iframe(_BUTTON % {"primary": primary}, height=96)
         if state.get(state.IMAGE_SOURCE) != "sample" or state.get(state.MODEL) == state.UPLOAD_MODEL:
             st.caption("An uploaded image or model cannot travel in a link: the link opens the "
                        "default sample or model instead.")

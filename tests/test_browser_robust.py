@@ -181,6 +181,7 @@ def test_a_copied_link_reproduces_the_view_in_a_new_session(browser, page):
     bs.selectbox(page, "Colour map", "inferno")
     bs.wait_maps(page)
     bs.slider_keys(page, "Overlay opacity", "ArrowRight", 4)
+    page.wait_for_url(re.compile(r"opacity=0\.70"))  # the address follows every change
     bs.wait_maps(page)
     shown = {m: _overlay_src(page, m) for m in ("Smooth Grad-CAM (2 samples, σ=0.15)",
                                                  "Smooth Grad-CAM++ (2 samples, σ=0.15)")}
