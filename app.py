@@ -3,6 +3,10 @@
 Pages: Explain (the start page), Filters and neurons, How it works, and Evaluate. The sidebar
 (model, image, patient data, layer, class) is drawn here, once, so every page shows and uses
 the same current selection. No math here or in ``pages/``: they call ``explainers``.
+
+Order matters for the first visit after a server start: the page list and a status line are
+drawn before TensorFlow is imported, and the default model is loaded and traced in a background
+thread (``dashboard.bootstrap.start_warmup``) while the page draws.
 """
 
 import os
@@ -12,9 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st  # noqa: E402
 
-from dashboard.bootstrap import ensure_navigation  # noqa: E402
+from dashboard.bootstrap import ensure_navigation, start_warmup  # noqa: E402
 
 ensure_navigation()  # before anything is drawn: see dashboard/bootstrap.py
+warmup = start_warmup()  # once per server process; returns at once
 
 st.set_page_config(
     page_title="Grad-CAM explorer",
@@ -22,9 +27,6 @@ st.set_page_config(
     layout="wide",
     initial_sidebar_state="auto",
 )
-
-from dashboard import sidebar  # noqa: E402
-from dashboard.errors import guard  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,8 +50,26 @@ if (HERE / "pages" / "evaluate.py").is_file():  # written separately; the app ru
 pages.append(st.Page(str(HERE / "pages" / "audit.py"), title="Audit a dataset",
                      icon=":material/checklist:", url_path="audit"))
 
-page = st.navigation(pages)
+page = st.navigation(pages)  # its own list is hidden (.streamlit/config.toml): the links below
+with st.sidebar:
+    for p in pages:
+        st.page_link(p)
+    share_box = st.container()
+
+status = st.empty()
+if not warmup.done():
+    status.info("**Grad-CAM explorer** is starting: loading TensorFlow and the skin-lesion "
+                "model (about 10 s after a server start) ...", icon=":material/hourglass_top:")
+
+from dashboard import share, sidebar, state  # noqa: E402  (imports TensorFlow)
+from dashboard.errors import guard  # noqa: E402
+
 with guard("drawing the sidebar"):
     sidebar.render()
+status.empty()
 with guard(f"showing the page {page.title}"):
     page.run()
+state.sync_url()  # settings the page changed (a region, positions) reach the link too
+with guard("making the link to this view"):
+    share.share_link(share_box)
+state.end_of_run()

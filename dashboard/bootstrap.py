@@ -35,3 +35,52 @@ def ensure_navigation() -> None:
         first, _corrected = not _corrected, True
     if first:
         st.rerun()
+
+
+# --- warm-up: the default model loaded and traced while the first page draws -------------------
+class Warmup:
+    """The background warm-up of one server process: loads the default model into the shared
+    model cache, decodes the first sample and compiles the gradient step for the default layer
+    with the fixed chunk shape, so the first visitor's maps need no trace of their own. A
+    failure is only logged: the page then loads the same things itself and shows any error."""
+
+    def __init__(self) -> None:
+        self.finished = threading.Event()
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, name="dashboard-warmup", daemon=True)
+        self.thread.start()
+
+    def done(self) -> bool:
+        return self.finished.is_set()
+
+    def _run(self) -> None:
+        import logging
+
+        try:
+            import numpy as np
+
+            from dashboard import loaders
+            from explainers import explain_details, zoo
+
+            bundle = loaders.catalogue_model(zoo.SKIN_LESION, False)
+            # The compiled gradient step is traced once per model and layer with the fixed chunk
+            # shape; target 0 on a blank image traces exactly what the default view runs.
+            x = np.zeros((1, *bundle.input_size, 3), np.float32)
+            explain_details(bundle.model, x, target=0,
+                            extra_inputs=zoo.default_extra_inputs(bundle))
+            loaders.release_memory()
+        except Exception as exc:  # noqa: BLE001 - never take the server down
+            self.error = f"{type(exc).__name__}: {exc}"
+            logging.getLogger("dashboard").warning("warm-up failed: %s", self.error)
+        finally:
+            self.finished.set()
+
+
+def start_warmup() -> Warmup:
+    """Start the warm-up once per server process (later calls return the same one)."""
+    return _warmup()
+
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _warmup() -> Warmup:
+    return Warmup()

@@ -7,15 +7,26 @@ bytes, the metadata, the layer path, target, methods, samples, sigma, seed, filt
 Large objects (the bundle, the preprocessed array) are passed as ``_``-prefixed arguments,
 which Streamlit does not hash, so a cache lookup costs microseconds.
 
+Memory: every cache has a bound (``max_entries``, and ``ttl`` for per-image data); the
+explanations, whose size depends on the layer, are held within a byte budget
+(``ByteBudgetCache``) and hold float32 arrays only. After a new explanation the C heap is trimmed
+(``release_memory``): TensorFlow's large, short-lived buffers otherwise stay in glibc's arenas
+and the server's resident memory only grows.
+
 No math here: everything is a call into ``explainers``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import hashlib
 import io
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import streamlit as st
@@ -25,6 +36,43 @@ from explainers import LayerInfo, candidate_layers, explain_details, predict
 from explainers import render, zoo
 from explainers.errors import ExplainerError
 from explainers.images import load_image
+
+
+_DATA_TTL = 3600  # seconds an image's decoded pixels, input, prediction or maps stay cached
+
+
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return None
+
+
+def limit_malloc_arenas(n: int = 2) -> None:
+    """At most ``n`` glibc malloc arenas from now on. Streamlit runs each script run in a new
+    thread and glibc gives threads their own arenas (up to 8 per core), each keeping the peak
+    of a gradient pass of 16 images through the model (hundreds of MB) after it is freed: the
+    server's resident memory grew with every run in a new thread."""
+    libc = _libc()
+    if libc is not None:
+        try:
+            libc.mallopt(-8, int(n))  # M_ARENA_MAX
+        except AttributeError:
+            pass
+
+
+def release_memory() -> None:
+    """Hand freed C-heap memory back to the operating system (glibc ``malloc_trim``); a no-op
+    where that does not exist."""
+    libc = _libc()
+    if libc is not None:
+        try:
+            libc.malloc_trim(0)
+        except AttributeError:
+            pass
+
+
+limit_malloc_arenas()  # at import: before TensorFlow's first pass in this process
 
 
 def digest(data: bytes) -> str:
@@ -56,18 +104,18 @@ def layers(model_token: str, _model: Any) -> list[LayerInfo]:
 
 
 # --- images -------------------------------------------------------------------------------------
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=1)
 def samples() -> list[zoo.Sample]:
     return zoo.list_samples()
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=16)
 def sample_bytes(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=8, ttl=_DATA_TTL)
 def decode(image_digest: str, _data: bytes, name: str = "the image") -> Image.Image:
     """Bytes → RGB PIL image, with the decompression-bomb and truncation checks of
     ``explainers.images.load_image``. Kept in memory only: nothing is written to disk."""
@@ -76,7 +124,7 @@ def decode(image_digest: str, _data: bytes, name: str = "the image") -> Image.Im
     return load_image(buf)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=24, ttl=_DATA_TTL)
 def display_image(image_digest: str, _image: Image.Image, max_side: int = 512) -> np.ndarray:
     """The image as uint8 RGB, at most ``max_side`` pixels on its longer side (aspect kept):
     what the overlays are drawn on."""
@@ -88,7 +136,7 @@ def display_image(image_digest: str, _image: Image.Image, max_side: int = 512) -
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16, ttl=_DATA_TTL)
 def model_input(model_token: str, image_digest: str, _bundle: zoo.ModelBundle,
                 _image: Image.Image) -> np.ndarray:
     """The image resized and preprocessed for the model: float32 (1, H, W, C)."""
@@ -96,7 +144,7 @@ def model_input(model_token: str, image_digest: str, _bundle: zoo.ModelBundle,
 
 
 # --- predictions and explanations ---------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32, ttl=_DATA_TTL)
 def prediction(model_token: str, image_digest: str, extra_token: tuple, _bundle: zoo.ModelBundle,
                _x: np.ndarray, _extra: Sequence[np.ndarray] | None):
     """``explainers.predict``: pre-softmax scores and probabilities."""
@@ -115,17 +163,99 @@ def _explanation_uncached(bundle, x, extra, layer, target, methods, n_samples, s
                          text=f"Computing noisy samples: {done} of {total}")
 
     try:
-        return explain_details(
+        ex = explain_details(
             bundle.model, x, layer=layer, target=target, extra_inputs=extra,
             methods=methods, n_samples=n_samples, sigma=sigma, seed=seed,
             filters=filters, neurons=neurons, region=region, progress=progress,
         )
+        return _compact(ex)
     finally:
         if bar is not None:
             bar.empty()
+        release_memory()
 
 
-@st.cache_data(show_spinner=False, max_entries=48)
+def _compact(ex):
+    """The explanation with float32 arrays only (what is cached): the float64 alpha of an
+    early layer is megabytes per entry, and nothing shown needs more than float32."""
+    _ = ex.logits  # materialised, so the cached object holds no reference to the model
+    small = {f.name: getattr(ex, f.name).astype(np.float32)
+             for f in dataclasses.fields(ex)
+             if isinstance(getattr(ex, f.name), np.ndarray) and getattr(ex, f.name).dtype == np.float64}
+    return dataclasses.replace(ex, **small)
+
+
+class ByteBudgetCache:
+    """A process-wide LRU cache bounded by the bytes of the NumPy arrays it holds (and by age):
+    an explanation at an early layer is tens of MB, at the last layer a few hundred kB, so a
+    count of entries is no bound on memory. One computation per key at a time: sessions asking
+    for the same maps at once (a cold server) wait for the first instead of repeating it."""
+
+    def __init__(self, budget_bytes: int, ttl_s: float) -> None:
+        self.budget_bytes = budget_bytes
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._items: OrderedDict = OrderedDict()  # key -> (time stored, bytes, value)
+        self._computing: dict = {}  # key -> lock held while it is computed
+
+    @staticmethod
+    def nbytes(value: Any) -> int:
+        total = 0
+        for item in vars(value).values() if hasattr(value, "__dict__") else ():
+            if isinstance(item, np.ndarray):
+                total += item.nbytes
+            elif isinstance(item, dict):
+                total += sum(v.nbytes for v in item.values() if isinstance(v, np.ndarray))
+        return total
+
+    @property
+    def bytes_held(self) -> int:
+        with self._lock:
+            return sum(size for _, size, _ in self._items.values())
+
+    def _lookup(self, key: Any) -> Any:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if time.monotonic() - item[0] > self.ttl_s:
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return item[2]
+
+    def get_or_compute(self, key: Any, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            hit = self._lookup(key)
+            if hit is not None:
+                return hit
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                hit = self._lookup(key)
+            if hit is not None:
+                return hit
+            try:
+                value = compute()
+            finally:
+                with self._lock:
+                    self._computing.pop(key, None)
+            with self._lock:
+                self._items[key] = (time.monotonic(), self.nbytes(value), value)
+                total = sum(size for _, size, _ in self._items.values())
+                while total > self.budget_bytes and len(self._items) > 1:
+                    _, (_, size, _) = self._items.popitem(last=False)
+                    total -= size
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+#: The explanations of all sessions: at most 256 MB of arrays, none older than an hour.
+EXPLANATIONS = ByteBudgetCache(256 * 2**20, _DATA_TTL)
+
+
 def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: str,
                 target: int | None, methods: tuple[str, ...] = ("gradcam", "gradcam++"),
                 n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
@@ -134,11 +264,14 @@ def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: 
                 *, _bundle: zoo.ModelBundle, _x: np.ndarray,
                 _extra: Sequence[np.ndarray] | None, show_progress: bool = True):
     """``explainers.explain_details`` for one image: an ``Explanation`` (maps, weights,
-    activations, gradients, alpha, logits). While noisy samples are computed a progress bar is
-    shown; it is created and removed inside this function, so a cache hit replays nothing
-    visible."""
-    return _explanation_uncached(_bundle, _x, _extra, layer, target, methods, n_samples, sigma,
-                                 seed, filters, neurons, region, show_progress)
+    activations, gradients, alpha, logits), cached in ``EXPLANATIONS`` by the small tokens
+    (shared, never to be modified). While noisy samples are computed a progress bar is shown;
+    it is created and removed inside the computation, so a cache hit shows nothing."""
+    key = (model_token, image_digest, extra_token, layer, target, tuple(methods), int(n_samples),
+           float(sigma), int(seed), filters, neurons, bool(region))
+    return EXPLANATIONS.get_or_compute(key, lambda: _explanation_uncached(
+        _bundle, _x, _extra, layer, target, methods, n_samples, sigma, seed, filters, neurons,
+        region, show_progress))
 
 
 # --- rendering (display only: never recomputes a map) -------------------------------------------

@@ -36,6 +36,7 @@ SITE_LABELS = {
 }
 _FAILURES = "_model_failures"  # {model key: message} of failed ImageNet loads, this session
 _AGE_LAST = "_age_last"
+_META_FILLED = "_metadata_filled"  # the first sample's recorded patient data was filled in
 TOP1 = -1  # the target select box's "top-1 class" entry
 
 
@@ -137,18 +138,22 @@ def _image_changed() -> None:
     state.set(state.TARGET, None)
 
 
-def prefill_metadata(sample: zoo.Sample) -> None:
-    """Set age, sex and site to a sample's recorded values."""
-    state.set(state.AGE, None if sample.age is None else int(round(sample.age)))
-    state.set(state.SEX, sample.sex if sample.sex in state.SEXES else "unknown")
+def prefill_metadata(sample: zoo.Sample, keep: Sequence[str] = ()) -> None:
+    """Set age, sex and site to a sample's recorded values (except the settings in ``keep``:
+    values a link gave explicitly)."""
     try:
-        state.set(state.SITE, zoo.site_for_localization(sample.localization))
+        site = zoo.site_for_localization(sample.localization)
     except ExplainerError:
-        state.set(state.SITE, "unknown")
+        site = "unknown"
+    recorded = {state.AGE: None if sample.age is None else int(round(sample.age)),
+                state.SEX: sample.sex if sample.sex in state.SEXES else "unknown",
+                state.SITE: site}
+    for key, value in recorded.items():
+        if key not in keep:
+            state.set(key, value)
 
 
-def choose_sample(image_id: str) -> None:
-    """Callback: switch to a bundled sample (from the sidebar or the gallery)."""
+def _choose_sample(image_id: str) -> None:
     state.set(state.IMAGE_SOURCE, "sample")
     state.set(state.SAMPLE, image_id)
     for s in loaders.samples():
@@ -157,29 +162,45 @@ def choose_sample(image_id: str) -> None:
     _image_changed()
 
 
+#: Callback: switch to a bundled sample (from the sidebar or the gallery).
+choose_sample = state.safe(_choose_sample, "switching the sample")
+
+
 def _sample_changed() -> None:
-    choose_sample(state.get(state.SAMPLE))
+    _choose_sample(state.get(state.SAMPLE))
 
 
-def _accept_random(key: str) -> None:
+def _explain_class(index: int) -> None:
+    state.set(state.TARGET, int(index))
+
+
+#: Callback: explain class ``index`` (the "explain the recorded diagnosis" button).
+explain_class = state.safe(_explain_class, "choosing the class")
+
+
+def _accept_random_unsafe(key: str) -> None:
     ok = list(state.get(state.RANDOM_OK) or [])
     if key not in ok:
         ok.append(key)
     st.session_state[state.RANDOM_OK] = ok
 
 
-def _retry_download(key: str) -> None:
+def _retry_download_unsafe(key: str) -> None:
     st.session_state.get(_FAILURES, {}).pop(key, None)
+
+
+_accept_random = state.safe(_accept_random_unsafe)
+_retry_download = state.safe(_retry_download_unsafe)
+_image_changed_cb = state.safe(_image_changed)
 
 
 # --- sections -----------------------------------------------------------------------------------
 def _model_section(sel: Selection, notices) -> None:
     choices = loaders.model_choices()
     labels = {c.key: c.label for c in choices}
-    if state.get(state.MODEL) not in labels:
-        state.set(state.MODEL, state.DEFAULT_MODEL)
     key = st.selectbox("Model", list(labels), format_func=labels.get,
-                       **state.bind(state.MODEL, on_change=_model_changed))
+                       **state.bind(state.MODEL, options=list(labels), labels=labels.get,
+                                    on_change=_model_changed))
     if key == state.UPLOAD_MODEL:
         _uploaded_model(sel)
         return
@@ -235,7 +256,7 @@ def _uploaded_model(sel: Selection) -> None:
                           help="Loaded with safe_mode=True: a file that would run code is refused. "
                                "It is held in memory and a private temporary copy is deleted at once.")
     names_up = st.file_uploader("Class names (optional, one per line)", type=["txt", "csv"],
-                                key="w:class_names")
+                                key="w:class_names", on_change=_image_changed_cb)
     preprocess = st.selectbox("Input scaling", list(zoo.PREPROCESS_CHOICES),
                               format_func=lambda k: f"{k}: {zoo.PREPROCESS_HELP.get(k, '')}",
                               key="w:preprocess")
@@ -256,34 +277,47 @@ def _uploaded_model(sel: Selection) -> None:
 
 def _image_section(sel: Selection) -> None:
     source = st.radio("Source", list(state.IMAGE_SOURCES), format_func=SOURCE_LABELS.get,
-                      horizontal=True, **state.bind(state.IMAGE_SOURCE, on_change=_image_changed))
+                      horizontal=True,
+                      **state.bind(state.IMAGE_SOURCE, options=state.IMAGE_SOURCES,
+                                   labels=SOURCE_LABELS.get, on_change=_image_changed))
     data, name = None, ""
     if source == "sample":
         samples = loaders.samples()
         by_id = {s.image_id: s for s in samples}
-        if state.get(state.SAMPLE) not in by_id:
-            fresh = state.get(state.SAMPLE) is None
+        asked = state.get(state.SAMPLE)
+        if asked not in by_id:
+            if asked is not None:
+                state.notice(f"There is no bundled sample {str(asked)[:40]!r}; "
+                             f"{samples[0].image_id} is shown instead.")
             state.set(state.SAMPLE, samples[0].image_id)
-            if fresh and not any(k in st.query_params for k in ("age", "sex", "site")):
-                prefill_metadata(samples[0])
+        if not st.session_state.get(_META_FILLED):
+            # The first sample of a session brings its recorded patient data, as choosing it
+            # does, except what the link itself says (a valid age, sex or site).
+            keep = [k for k in (state.AGE, state.SEX, state.SITE) if state.from_url(k)]
+            prefill_metadata(by_id[state.get(state.SAMPLE)], keep)
+            st.session_state[_META_FILLED] = True
+
+        def sample_label(i: str) -> str:
+            return f"{i} — recorded: {by_id[i].dx_name}"
+
         image_id = st.selectbox(
-            "Sample dermoscopy image", list(by_id),
-            format_func=lambda i: f"{i} — recorded: {by_id[i].dx_name}",
-            **state.bind(state.SAMPLE, on_change=_sample_changed))
+            "Sample dermoscopy image", list(by_id), format_func=sample_label,
+            **state.bind(state.SAMPLE, options=list(by_id), labels=sample_label,
+                         on_change=_sample_changed))
         sel.sample = by_id[image_id]
         data = loaders.sample_bytes(str(sel.sample.path))
         name = f"{image_id}.jpg"
         st.caption("HAM10000 images, CC BY-NC-SA 4.0 (see explainers/data/samples/LICENSE.md)")
     elif source == "upload":
         up = st.file_uploader("Your image (JPEG, PNG, ...; any size)", type=IMAGE_TYPES,
-                              key="w:image_file", on_change=_image_changed,
+                              key="w:image_file", on_change=_image_changed_cb,
                               help="Held in memory only; never written to disk.")
         if up is None:
             st.info("Upload an image to explain it.")
         else:
             data, name = up.getvalue(), up.name
     else:
-        shot = st.camera_input("Take a photo", key="w:camera", on_change=_image_changed)
+        shot = st.camera_input("Take a photo", key="w:camera", on_change=_image_changed_cb)
         if shot is None:
             st.info("Take a photo to explain it.")
         else:
@@ -312,19 +346,28 @@ def _metadata_section(sel: Selection) -> None:
             from_widget=lambda u: None if u else int(st.session_state.get(_AGE_LAST, 50))))
     # A second widget on the same setting: its own key.
     wk = "w:age_years"
-    st.session_state[wk] = _age_to_widget(state.get(state.AGE))
+    stale_key = "_age_years_stale"
+    if st.session_state.get(wk) != _age_to_widget(state.get(state.AGE)):  # see state.bind
+        st.session_state[stale_key] = st.session_state.get(wk)
+        st.session_state[wk] = _age_to_widget(state.get(state.AGE))
 
+    @state.safe
     def age_changed() -> None:
-        st.session_state[state.AGE] = int(st.session_state[wk])
-        st.session_state[_AGE_LAST] = int(st.session_state[wk])
+        years = st.session_state.get(wk)
+        stale = st.session_state.pop(stale_key, None)
+        if years is None or years == stale:  # emptied, or the browser's echo of the age this
+            return                              # run replaced (it had not seen the new one)
+        st.session_state[state.AGE] = int(years)
+        st.session_state[_AGE_LAST] = int(years)
         st.session_state[state.widget_key(state.AGE)] = False
 
     with c1:
         st.number_input("Age (years)", min_value=0, max_value=120, step=1, key=wk,
                         disabled=unknown, on_change=age_changed)
-    sex = st.selectbox("Sex", list(state.SEXES), format_func=SEX_LABELS.get, **state.bind(state.SEX))
+    sex = st.selectbox("Sex", list(state.SEXES), format_func=SEX_LABELS.get,
+                       **state.bind(state.SEX, options=state.SEXES, labels=SEX_LABELS.get))
     site = st.selectbox("Body site", list(state.SITES), format_func=SITE_LABELS.get,
-                        **state.bind(state.SITE))
+                        **state.bind(state.SITE, options=state.SITES, labels=SITE_LABELS.get))
     age = state.get(state.AGE)
     with guard("encoding the patient data"):
         sel.extra = [zoo.skin_lesion_metadata(age, sex, site)]
@@ -340,9 +383,6 @@ def _layer_section(sel: Selection) -> None:
         return
     by_path = {l.path: l for l in sel.layers}
     last = sel.layers[-1].path
-    if state.get(state.LAYER) is not None and state.get(state.LAYER) not in by_path:
-        state.set(state.LAYER, None)
-
     def label(path: str) -> str:
         shape = by_path[path].output_shape
         dims = "×".join("?" if d is None else str(d) for d in shape[1:])
@@ -352,7 +392,8 @@ def _layer_section(sel: Selection) -> None:
         f"Layer ({len(sel.layers)} with a spatial output)", list(by_path), format_func=label,
         help="Every layer whose output is a grid (height × width × channels), inside nested "
              "backbones too. The default is the last one, as in the Grad-CAM paper.",
-        **state.bind(state.LAYER, to_widget=lambda v: last if v is None else v,
+        **state.bind(state.LAYER, options=list(by_path), labels=label,
+                     to_widget=lambda v: last if v is None else v,
                      from_widget=lambda p: None if p == last else p))
     sel.layer = by_path[path]
 
@@ -361,23 +402,25 @@ def _target_section(sel: Selection) -> None:
     pred = sel.prediction
     n = pred.logits.shape[-1]
     top1 = int(np.argmax(pred.logits[0]))  # the top class by pre-softmax score
-    names = sel.bundle.class_names
-    if len(names) != n:
-        names = [f"class {i}" for i in range(n)]
-    requested = state.get(state.TARGET)
-    if requested is not None and not 0 <= int(requested) < n:
-        state.set(state.TARGET, None)
+    named = len(sel.bundle.class_names) == n
 
-    def label(i):
+    def name(i: int) -> str:
+        return sel.class_label(i) if named else f"class {i}"
+
+    def label(i: int) -> str:
         if i == TOP1:
-            return f"top-1: {names[top1]} ({pred.probabilities[0, top1] * 100:.1f} %)"
-        return f"{i}: {names[i]} ({pred.probabilities[0, i] * 100:.1f} %)"
+            return f"top-1: {name(top1)} ({pred.probabilities[0, top1] * 100:.1f} %)"
+        return f"{name(i)} ({pred.probabilities[0, i] * 100:.1f} %)"
 
-    # TOP1 (-1), not None, stands for "the top-1 class": a select box shows None as empty.
-    choice = st.selectbox("Class to explain", [TOP1, *range(n)], format_func=label,
+    # Options are class indices (TOP1 = -1 for "the top-1 class": a select box shows None as
+    # empty), most probable first; the labels carry the full names and probabilities.
+    order = [int(i) for i in np.argsort(-np.asarray(pred.logits[0], dtype=np.float64), kind="stable")]
+    options = [TOP1, *order]
+    choice = st.selectbox("Class to explain", options, format_func=label,
                           help="Default: the top-1 prediction (by the pre-softmax score). Any "
-                               "class can be explained.",
-                          **state.bind(state.TARGET, to_widget=lambda v: TOP1 if v is None else int(v),
+                               "class can be explained; the list is sorted by probability.",
+                          **state.bind(state.TARGET, options=options, labels=label,
+                                       to_widget=lambda v: TOP1 if v is None else int(v),
                                        from_widget=lambda v: None if v == TOP1 else int(v)))
     sel.target = top1 if choice == TOP1 else int(choice)
     sel.target_is_top1 = choice == TOP1
@@ -393,6 +436,7 @@ def render() -> Selection:
     st.session_state[state.SELECTION] = sel
     st.session_state["_selection_run"] = _run_marker()
     notices = st.container()
+    state.notices_here(notices)
     with st.sidebar:
         st.header("Model")
         _model_section(sel, notices)

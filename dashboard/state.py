@@ -35,16 +35,21 @@ TARGET         int|None  None        class index to explain; None = top-1 predic
 N_SAMPLES      int   0               noise samples (0 = plain Grad-CAM / Grad-CAM++), 0..50
 SIGMA          float 0.15            noise standard deviation as a fraction of the image range
 SEED           int   0               noise seed (same seed, same smoothed maps)
-CMAP           str   "viridis"       colour map of the overlays
+CMAP           str   "viridis"       colour map of the overlays (one of CMAPS)
 OPACITY        float 0.5             overlay opacity, 0..1
+SCALE          str   "own"           how maps are scaled for display: "own" (each map's own
+                                     maximum) | "shared" (one scale for the maps on screen) |
+                                     "absolute" (raw values)
 FILTER_MODE    str   "top k"         "top k" (by Grad-CAM++ weight) | "list"
 FILTERS        str   "0-15"          filter indices as typed: "3, 10, 32" or "0-15, 40"
 TOP_K          int   8               k for "top k"
 NEURON_MODE    str   "all"           "all" | "region" | "positions"
 REGION         list|None None        [row0, col0, row1, col1] on the layer's grid (inclusive)
 POSITIONS      list  []              [[row, col], ...] on the layer's grid
-SCALE          str   "own"           map colour scale: "own" (each map ÷ its maximum) | "shared"
-                                     (one maximum for the maps on screen) | "absolute" (raw values)
+EVAL_MODE      str   "this"          Evaluate: "this" (the current image) | "several"
+EVAL_SOURCE    str   "samples"       Evaluate, several images: "samples" | "upload"
+EVAL_SAMPLES   list|None None        Evaluate: sample ids to score; None = the first four
+EVAL_STEPS     int   16              Evaluate: deletion / insertion steps (8, 16 or 32)
 
 Per-run (not settings)
 ----------------------
@@ -54,18 +59,37 @@ SELECTION      the ``dashboard.sidebar.Selection`` built by the sidebar in the c
 
 URL
 ---
-``URL_KEYS`` are mirrored in ``st.query_params`` (``?model=skin-lesion&sample=...&samples=8``)
-so a reload or a shared link restores them; ``init()`` reads them once per session and
-``sync_url()`` (called by the sidebar each run) writes them back. Values from the URL are
-validated leniently: anything unparsable falls back to the default.
+``URL_KEYS`` are mirrored in ``st.query_params`` (``?sample=...&samples=8&cmap=inferno``): every
+setting that changes the picture, so a reload or a shared link reproduces the view (an uploaded
+file cannot travel in a link). ``init()`` reads them on a session's first run; a value that does
+not parse falls back to its default with a one-line notice. ``sync_url()`` writes them back
+after every change (widget callbacks) and at the end of every run.
+
+Why widgets cannot crash a page
+-------------------------------
+Streamlit runs widget callbacks before the script, so an exception there would replace the
+whole page. Every callback made here (``bind``, ``safe``) catches everything and turns it into
+a notice. A select box's value travels as its *label*; when the labels change under it (a class
+box whose probabilities change with the image) Streamlit hands back the old label string
+instead of an option. ``bind`` therefore takes the ``options`` (values, never labels) and their
+``labels``, remembers which label meant which value, and any value that fits no option falls
+back to the default with a notice. Notices go to the top of the main area (``notices_here``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+import logging
+from typing import Any, Callable, Sequence
 
 import streamlit as st
+
+from dashboard.url_values import (choice as _choice, float_range as _float_range, fmt_positions,
+                                   fmt_region, ids as _ids, int_range as _int_range,
+                                   nonempty as _nonempty, opt_int as _opt_int, opt_str as _opt_str,
+                                   positions as _positions, region as _region)
+
+log = logging.getLogger("dashboard")
 
 # --- persistent keys -------------------------------------------------------------------------
 MODEL = "model"
@@ -82,27 +106,39 @@ SIGMA = "sigma"
 SEED = "seed"
 CMAP = "cmap"
 OPACITY = "opacity"
+SCALE = "scale"
 FILTER_MODE = "filter_mode"
 FILTERS = "filters"
 TOP_K = "top_k"
 NEURON_MODE = "neuron_mode"
 REGION = "region"
 POSITIONS = "positions"
-SCALE = "scale"
+EVAL_MODE = "eval_mode"
+EVAL_SOURCE = "eval_source"
+EVAL_SAMPLES = "eval_samples"
+EVAL_STEPS = "eval_steps"
 
 SELECTION = "_selection"
+URL_GIVEN = "_url_given"  # the persistent keys a valid URL parameter set in this session
 _INITIALISED = "_state_initialised"
+_NOTICES = "_notices"
+_NOTICE_BOX = "_notice_box"
+_RUNS = "_runs"  # script runs since the page last changed (widget ids settle after the second)
+_MISSING = object()
 
 DEFAULT_MODEL = "skin-lesion"
 UPLOAD_MODEL = "upload"
 IMAGE_SOURCES = ("sample", "upload", "camera")
 SEXES = ("female", "male", "unknown")
 SITES = ("arm", "head-or-neck", "leg-or-genital", "trunk", "unknown")
-CMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "gray")
+CMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "jet", "hot", "gray")
+SCALES = ("own", "shared", "absolute")
 FILTER_MODES = ("top k", "list")
 NEURON_MODES = ("all", "region", "positions")
+EVAL_MODES = ("this", "several")
+EVAL_SOURCES = ("samples", "upload")
+EVAL_STEP_CHOICES = (8, 16, 32)
 MAX_SAMPLES = 50
-SCALES = ("own", "shared", "absolute")
 
 DEFAULTS: dict[str, Any] = {
     MODEL: DEFAULT_MODEL,
@@ -119,55 +155,18 @@ DEFAULTS: dict[str, Any] = {
     SEED: 0,
     CMAP: "viridis",
     OPACITY: 0.5,
+    SCALE: "own",
     FILTER_MODE: "top k",
     FILTERS: "0-15",
     TOP_K: 8,
     NEURON_MODE: "all",
     REGION: None,
     POSITIONS: [],
-    SCALE: "own",
+    EVAL_MODE: "this",
+    EVAL_SOURCE: "samples",
+    EVAL_SAMPLES: None,
+    EVAL_STEPS: 16,
 }
-
-
-# --- URL parsing: str -> value, or raise ValueError ---------------------------------------------
-def _opt_int(text: str) -> int | None:
-    return None if text in ("", "none", "top1") else int(text)
-
-
-def _int_range(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not lo <= value <= hi:
-            raise ValueError(text)
-        return value
-    return parse
-
-
-def _float_range(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = round(float(text), 2)
-        if not lo <= value <= hi:
-            raise ValueError(text)
-        return value
-    return parse
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in options:
-            raise ValueError(text)
-        return text
-    return parse
-
-
-def _nonempty(text: str) -> str:
-    if not text or len(text) > 200:
-        raise ValueError(text)
-    return text
-
-
-def _opt_str(text: str) -> str | None:
-    return None if text in ("", "none", "last") else _nonempty(text)
 
 
 URL_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -185,15 +184,97 @@ URL_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     CMAP: ("cmap", _choice(CMAPS)),
     OPACITY: ("opacity", _float_range(0.0, 1.0)),
     SCALE: ("scale", _choice(SCALES)),
+    FILTER_MODE: ("filter_mode", _choice(FILTER_MODES)),
+    FILTERS: ("filters", _nonempty),
+    TOP_K: ("top_k", _int_range(1, 64)),
+    NEURON_MODE: ("neurons", _choice(NEURON_MODES)),
+    REGION: ("region", _region),
+    POSITIONS: ("positions", _positions),
+    EVAL_MODE: ("evaluate", _choice(EVAL_MODES)),
+    EVAL_SOURCE: ("eval_images", _choice(EVAL_SOURCES)),
+    EVAL_SAMPLES: ("eval_samples", _ids),
+    EVAL_STEPS: ("eval_steps", _choice(EVAL_STEP_CHOICES)),
 }
+_URL_FORMAT: dict[str, Callable[[Any], str]] = {
+    REGION: fmt_region, POSITIONS: fmt_positions, EVAL_SAMPLES: ",".join}
 
 
-def _url_text(value: Any) -> str | None:
+def _url_text(key: str, value: Any) -> str | None:
     if value is None:
         return None
+    if key in _URL_FORMAT:
+        return _URL_FORMAT[key](value)
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
+
+
+def _copy(value: Any) -> Any:
+    return json.loads(json.dumps(value))  # a fresh copy of lists
+
+
+# --- notices: one line each, at the top of the main area ----------------------------------------
+def _run_id() -> object | None:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return ctx.cursors if ctx is not None else None
+    except Exception:
+        return None
+
+
+def _page_id() -> str | None:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return ctx.page_script_hash if ctx is not None else None
+    except Exception:
+        return None
+
+
+def notice(text: str, kind: str = "info") -> None:
+    """Show a one-line notice (``kind`` "info" or "error") at the top of the main area: now if
+    this run has its notice area, else at the start of the next run (from a callback)."""
+    box = st.session_state.get(_NOTICE_BOX)
+    if box is not None and box[0] is not None and box[0] is _run_id():
+        _draw(box[1], kind, text)
+        return
+    queued = st.session_state.setdefault(_NOTICES, [])
+    if (kind, text) not in queued:
+        queued.append((kind, text))
+    del queued[:-8]
+
+
+def _draw(container, kind: str, text: str) -> None:
+    if kind == "error":
+        container.error(text, icon=":material/error:")
+    else:
+        container.info(text, icon=":material/info:")
+
+
+def notices_here(container) -> None:
+    """Make ``container`` this run's notice area and show the notices queued for it."""
+    st.session_state[_NOTICE_BOX] = (_run_id(), container)
+    for kind, text in st.session_state.pop(_NOTICES, []):
+        _draw(container, kind, text)
+
+
+def safe(callback: Callable[..., None], what: str = "applying your change") -> Callable[..., None]:
+    """``callback`` wrapped so that it cannot raise (Streamlit runs callbacks before the script,
+    outside every guard): an exception becomes a plain error notice, and the URL is synced."""
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            callback(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a callback must never raise
+            from dashboard.errors import message
+
+            if exc.__class__.__name__ not in ("ExplainerError",):
+                log.exception("error in a widget callback while %s", what)
+            notice(message(exc, what), "error")
+        sync_url()
+    return run
 
 
 # --- API ----------------------------------------------------------------------------------------
@@ -201,6 +282,13 @@ def init() -> None:
     """Fill in every missing setting: from the URL on a session's first run, else the default.
     Safe to call on every run and from every page."""
     ss = st.session_state
+    run = _run_id()
+    if run is None or ss.get("_counted_run") is not run:
+        ss["_counted_run"] = run
+        page = _page_id()
+        if ss.get("_page") != page:  # another page: its widgets have other ids
+            ss["_page"], ss[_RUNS] = page, 0
+        ss[_RUNS] = ss.get(_RUNS, 0) + 1
     first = not ss.get(_INITIALISED, False)
     from_url: dict[str, Any] = {}
     if first:
@@ -208,18 +296,28 @@ def init() -> None:
             params = st.query_params.to_dict()
         except Exception:  # no URL (bare script run)
             params = {}
+        bad = []
         for key, (name, parse) in URL_KEYS.items():
             if name in params:
                 try:
                     from_url[key] = parse(str(params[name]))
                 except (TypeError, ValueError):
-                    pass  # a bad value in a hand-edited link: keep the default
+                    bad.append(f"{name}={str(params[name])[:40]}")
         ss[_INITIALISED] = True
+        ss[URL_GIVEN] = sorted(from_url)
+        if bad:
+            notice(f"The link's {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not valid; "
+                   "the default is used instead.")
     for key, default in DEFAULTS.items():
         if key in from_url:
             ss[key] = from_url[key]
         elif key not in ss:
-            ss[key] = json.loads(json.dumps(default))  # a fresh copy of lists
+            ss[key] = _copy(default)
+
+
+def from_url(key: str) -> bool:
+    """Whether a valid URL parameter set ``key`` in this session."""
+    return key in (st.session_state.get(URL_GIVEN) or ())
 
 
 def get(key: str) -> Any:
@@ -238,40 +336,136 @@ def set(key: str, value: Any) -> None:  # noqa: A001 - the natural name here
     wk = widget_key(key)
     if wk in st.session_state:
         try:
-            st.session_state[wk] = value
-        except Exception:  # the widget was already drawn this run: it catches up next run
+            shown = _convert(_meta(key).get("to_widget"), value)
+            if not _same(st.session_state[wk], shown):
+                _meta(key)["stale"] = st.session_state[wk]  # see _commit
+                st.session_state[wk] = shown
+        except Exception:  # noqa: BLE001 - drawn this run already: bind() catches up next run
             pass
 
 
-def _commit(key: str, convert: Callable[[Any], Any] | None) -> None:
-    value = st.session_state.get(widget_key(key))
-    st.session_state[key] = convert(value) if convert else value
+def _meta(key: str) -> dict:
+    return st.session_state.setdefault(f"_bind:{key}", {"options": None, "labels": {}, "stale": _MISSING})
 
 
-def bind(key: str, *, to_widget: Callable[[Any], Any] | None = None,
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays and the like
+        return False
+
+
+def _convert(convert: Callable[[Any], Any] | None, value: Any) -> Any:
+    return convert(value) if convert else value
+
+
+def _commit(key: str, convert: Callable[[Any], Any] | None) -> bool:
+    """Copy a widget's value into its setting; False when there was nothing to copy. A value
+    that fits none of the options the widget offered (a stale label) is mapped back through the
+    labels shown, else the setting falls back to its default with a notice; an emptied box
+    (None, while typing in it) leaves the setting as it was. Never raises."""
+    meta = _meta(key)
+    raw = st.session_state.get(widget_key(key))
+    stale, meta["stale"] = meta.get("stale", _MISSING), _MISSING
+    if stale is not _MISSING and _same(raw, stale):
+        # The browser sent back the value this run replaced (it had not yet seen the
+        # replacement, e.g. the age of the previous sample): an echo, not the user's choice.
+        return False
+    options = meta["options"]
+    if options is not None and raw not in options:
+        if raw is None:
+            return False
+        if isinstance(raw, str) and raw in meta["labels"]:
+            raw = meta["labels"][raw]
+        else:
+            st.session_state[key] = _copy(DEFAULTS.get(key))
+            notice(f"That choice no longer fits the options; {key.replace('_', ' ')} is back "
+                   "at its default.")
+            return True
+    try:
+        st.session_state[key] = _convert(convert, raw)
+    except Exception:  # noqa: BLE001 - a converter must not be able to break the page
+        st.session_state[key] = _copy(DEFAULTS.get(key))
+        notice(f"That value could not be used; {key.replace('_', ' ')} is back at its default.")
+    return True
+
+
+def bind(key: str, *, options: Sequence[Any] | None = None,
+         labels: Callable[[Any], str] | None = None,
+         to_widget: Callable[[Any], Any] | None = None,
          from_widget: Callable[[Any], Any] | None = None,
          on_change: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Keyword arguments for a widget showing setting ``key``: ``st.slider(..., **bind(KEY))``.
+    """Keyword arguments for a widget showing setting ``key``: ``st.slider(..., **bind(KEY))``,
+    ``st.selectbox(label, opts, format_func=f, **bind(KEY, options=opts, labels=f))``.
 
-    Seeds the widget from the persistent value (converted by ``to_widget``, e.g. ``None`` to a
-    label) and copies the widget's value back (through ``from_widget``) when the user changes
-    it; ``on_change`` runs afterwards. Do not also pass ``value=``/``index=`` to the widget.
+    Seeds the widget from the setting (through ``to_widget``, e.g. ``None`` to a sentinel) and
+    copies the widget's value back (through ``from_widget``) when the user changes it;
+    ``on_change`` runs afterwards. With ``options`` a setting that fits none of them falls back
+    to the default (or the first option) with a notice. Do not also pass ``value=``/``index=``.
     """
+    ss = st.session_state
     wk = widget_key(key)
     value = get(key)
-    seeded = to_widget(value) if to_widget else value
-    # Always re-assert the widget's value from the setting (Streamlit's documented way to keep
-    # widget state): the widget may not have been drawn in the last run (another page), the
-    # setting may have been changed by code, and a widget's internal id can change between the
-    # first and the second run of a multipage app, which would otherwise reset it.
-    st.session_state[wk] = seeded
+    _meta(key)["to_widget"] = to_widget
+    try:
+        seeded = _convert(to_widget, value)
+    except Exception:  # noqa: BLE001
+        seeded = _MISSING
+    if options is not None:
+        opts = list(options)
+        meta = _meta(key)
+        meta["options"] = opts
+        if labels is not None:
+            known = {**meta["labels"], **{str(labels(o)): o for o in opts}}
+            meta["labels"] = dict(list(known.items())[-256:])  # bounded: recent labels only
+        if seeded is _MISSING or seeded not in opts:
+            default = DEFAULTS.get(key)
+            fallback = _convert(to_widget, default)
+            if fallback not in opts:
+                fallback = opts[0] if opts else None
+            if value is not None and value != default:
+                notice(f"{key.replace('_', ' ').capitalize()} {value!r} is not available here; "
+                       f"{labels(fallback) if labels and fallback is not None else fallback} is used.")
+            seeded = fallback
+            ss[key] = _convert(from_widget, seeded) if seeded is not None else _copy(default)
+    elif seeded is _MISSING:
+        seeded = DEFAULTS.get(key)
+    # Write the widget's value only when it does not already show the setting (first draw,
+    # another page in between, a change by code). Writing it on every run re-sends the value to
+    # the browser and undoes a change the user made meanwhile (a lost slider step). In the
+    # first two runs of a session and after each page switch it is always written: a widget on
+    # another page, or in a multipage app's first run, has another id, and would otherwise
+    # start at its first option or minimum.
+    current = ss.get(wk, _MISSING) if wk in ss else _MISSING
+    try:
+        shows = current is not _MISSING and _convert(from_widget, current) == get(key)
+    except Exception:  # noqa: BLE001
+        shows = False
+    if not shows or ss.get(_RUNS, 0) <= 2:
+        if current is not _MISSING and not _same(current, seeded):
+            _meta(key)["stale"] = current  # what the browser may still send back once
+        ss[wk] = seeded
 
     def changed() -> None:
-        _commit(key, from_widget)
-        if on_change is not None:
+        if _commit(key, from_widget) and on_change is not None:
             on_change()
 
-    return {"key": wk, "on_change": changed}
+    return {"key": wk, "on_change": safe(changed)}
+
+
+STALE_KEYS = ["_age_years_stale"]  # other widgets' "value this run replaced" (see _commit)
+
+
+def end_of_run() -> None:
+    """Call last in a run that completed: the browser now has every value this run set, so no
+    later message can be an echo of a replaced value. (A run cut short by the user's next click
+    never gets here, and that click's echo is still recognised.)"""
+    ss = st.session_state
+    for name in list(ss.keys()):
+        if str(name).startswith("_bind:"):
+            ss[name]["stale"] = _MISSING
+    for name in STALE_KEYS:
+        ss.pop(name, None)
 
 
 def sync_url() -> None:
@@ -283,7 +477,7 @@ def sync_url() -> None:
         return
     for key, (name, _parse) in URL_KEYS.items():
         value = get(key)
-        text = None if value == DEFAULTS.get(key) else _url_text(value)
+        text = None if value == DEFAULTS.get(key) else _url_text(key, value)
         if key == MODEL and value == UPLOAD_MODEL:
             text = None  # an uploaded file cannot be restored from a link
         try:

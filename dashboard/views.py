@@ -115,6 +115,12 @@ def prediction_block(sel: Selection) -> None:
                 mark = ":green[agrees]" if agrees else ":orange[differs]"
                 st.markdown(f"Model's top-1: **{sel.class_label(top1)}** — {mark}"
                             f"{' (' + RANDOM_NOTE + ')' if not sel.meaningful else ''}")
+                recorded = sel.bundle.class_names.index(s.dx)
+                if not agrees and sel.target != recorded:
+                    from dashboard.sidebar import explain_class
+
+                    st.button(f"Explain the recorded diagnosis ({s.dx})", key="w:explain_recorded",
+                              on_click=explain_class, args=(recorded,), icon=":material/target:")
             else:
                 st.caption("This model's classes are not the HAM10000 diagnoses.")
         else:
@@ -208,7 +214,7 @@ def display_controls(default_abs: float = 1.0) -> tuple[str, float, str, float |
         "Colour map", list(state.CMAPS),
         help="viridis (default) is perceptually uniform and readable with colour-blindness; "
              "jet and turbo are not uniform. Display only: nothing is recomputed.",
-        **state.bind(state.CMAP))
+        **state.bind(state.CMAP, options=state.CMAPS, labels=str))
     opacity = c2.slider(
         "Overlay opacity", 0.0, 1.0, step=0.05, format="%.2f",
         help="Opacity of the map where it is at the top of its scale. Lower values are more "
@@ -218,7 +224,7 @@ def display_controls(default_abs: float = 1.0) -> tuple[str, float, str, float |
         "Colour scale", list(state.SCALES), horizontal=True, format_func=SCALE_NAMES.get,
         help="Own maximum: compare shapes. Shared: one raw scale for the maps on screen, so weak "
              "evidence looks weak. Absolute: a fixed raw range you set, the same for every "
-             "image and class.", **state.bind(state.SCALE))
+             "image and class.", **state.bind(state.SCALE, options=state.SCALES, labels=SCALE_NAMES.get))
     abs_max = None
     if scale == "absolute":
         if not st.session_state.get(ABS_MAX):

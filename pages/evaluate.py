@@ -42,8 +42,8 @@ def settings_row():
     """Noise settings (shared with the other pages) and the number of deletion steps."""
     n_samples, sigma, seed = views.noise_controls()
     smooth = eh.smooth_samples(n_samples)
-    steps = st.select_slider("Deletion / insertion steps", options=list(eh.STEP_CHOICES), value=16,
-                             key="w:eval_steps",
+    steps = st.select_slider("Deletion / insertion steps", options=list(eh.STEP_CHOICES),
+                             **state.bind(state.EVAL_STEPS, options=eh.STEP_CHOICES, labels=str),
                              help="Each curve is one batched pass of steps + 1 images.")
     if n_samples == 0:
         st.caption(f"Noise samples is 0, so the smoothed maps use {smooth} samples.")
@@ -108,14 +108,21 @@ def single_image(smooth: int, sigma: float, seed: int, steps: int) -> None:
 
 
 def several_images(smooth: int, sigma: float, seed: int, steps: int) -> None:
-    source = st.radio("Images", ["Sample gallery", "Upload several images"], horizontal=True,
-                      key="w:eval_many_source")
+    source_labels = {"samples": "Sample gallery", "upload": "Upload several images"}
+    source = st.radio("Images", list(state.EVAL_SOURCES), horizontal=True,
+                      format_func=source_labels.get,
+                      **state.bind(state.EVAL_SOURCE, options=state.EVAL_SOURCES,
+                                   labels=source_labels.get))
     items = []
-    if source == "Sample gallery":
+    if source == "samples":
         samples = loaders.samples()
         by_id = {s.image_id: s for s in samples}
-        chosen = st.multiselect("Samples", list(by_id), default=list(by_id)[:4], key="w:eval_samples",
-                                format_func=lambda i: f"{i} ({by_id[i].dx})")
+        first = list(by_id)[:4]
+        chosen = st.multiselect(
+            "Samples", list(by_id), format_func=lambda i: f"{i} ({by_id[i].dx})",
+            **state.bind(state.EVAL_SAMPLES,
+                         to_widget=lambda v: first if v is None else [i for i in v if i in by_id],
+                         from_widget=lambda v: None if list(v) == first else list(v)))
         for i in chosen:
             s = by_id[i]
             extra = [s.metadata()] if sel.bundle.metadata_input else None
@@ -192,9 +199,10 @@ else:
     if not sel.meaningful:
         st.warning("This model has random weights: its scores say nothing about real maps.")
     smooth, sigma, seed, steps = settings_row()
-    mode = st.radio("Evaluate", ["This image", "Several images"], horizontal=True,
-                    key="w:eval_mode")
-    if mode == "This image":
+    mode_labels = {"this": "This image", "several": "Several images"}
+    mode = st.radio("Evaluate", list(state.EVAL_MODES), horizontal=True, format_func=mode_labels.get,
+                    **state.bind(state.EVAL_MODE, options=state.EVAL_MODES, labels=mode_labels.get))
+    if mode == "this":
         if sel.image is None:
             st.info("Choose an image in the sidebar: a sample, your upload or a camera photo.")
         elif not sel.ready:

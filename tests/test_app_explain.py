@@ -121,12 +121,15 @@ def test_colormap_and_opacity_recompute_nothing(monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(loaders, "explain_details", counting)
-    at.selectbox(key="w:cmap").set_value("viridis")
+    assert at.selectbox(key="w:cmap").value == "viridis"  # the default: perceptually uniform
+    at.selectbox(key="w:cmap").set_value("inferno")
     run(at)
     at.slider(key="w:opacity").set_value(0.8)
     run(at)
     assert calls == []
-    assert at.selectbox(key="w:cmap").value == "viridis" and at.slider(key="w:opacity").value == 0.8
+    assert at.query_params["cmap"] in ("inferno", ["inferno"])
+    assert at.query_params["opacity"] in ("0.80", ["0.80"])
+    assert at.selectbox(key="w:cmap").value == "inferno" and at.slider(key="w:opacity").value == 0.8
     assert "Grad-CAM" in captions(at)
     # changing the noise recomputes the maps (and only them: the model is cached)
     at.slider(key="w:n_samples").set_value(2)
@@ -149,7 +152,12 @@ def test_change_image_layer_and_target():
     assert any("layer `xception/block13_sepconv2_act`" in c.value for c in at.caption)
     assert "Grad-CAM" in captions(at) and "Grad-CAM++" in captions(at)
 
-    at.selectbox(key="w:target").set_value(5)
+    target = at.selectbox(key="w:target")
+    assert target.options[0].startswith("top-1: ")
+    probs = [float(o.rsplit("(", 1)[1].split(" %")[0]) for o in target.options[1:]]
+    assert probs == sorted(probs, reverse=True)  # most probable first, full names
+    assert any(o.startswith("nv — melanocytic nevus (") for o in target.options)
+    target.set_value(5)
     run(at)
     assert any("Class explained: **nv — melanocytic nevus" in c.value for c in at.caption)
     assert not errors(at)
@@ -178,7 +186,11 @@ def test_settings_come_from_the_url():
 
 
 def test_bad_url_values_fall_back_to_defaults():
-    at = run(new_app(samples="many", sigma="7", model="NoSuchNet", layer="nope"))
+    at = run(new_app(samples="many", sigma="7", model="NoSuchNet", layer="nope", sex="x"))
+    notes = [i.value for i in at.info]
+    assert any(n.startswith("The link's sex=x, samples=many, sigma=7 are not valid") for n in notes), notes
+    assert any("NoSuchNet" in n for n in notes) and any("nope" in n for n in notes), notes
+    assert at.selectbox(key="w:sex").value == "female"  # the sample's recorded data instead
     assert at.slider(key="w:n_samples").value == 0
     assert at.slider(key="w:sigma").value == 0.15
     assert at.selectbox(key="w:model").value == "skin-lesion"

@@ -104,9 +104,9 @@ def test_mask_adds_localisation_scores_and_bad_mask_is_a_plain_error(app, files)
 def test_several_images_aggregates_with_a_download(app, files):
     _, image_bytes, _, photo_bytes = files
     _by_key(app.file_uploader, "w:eval_mask").clear()
-    _by_key(app.radio, "w:eval_mode").set_value("Several images")
+    _by_key(app.radio, "w:eval_mode").set_value("several")
     app.run()
-    _by_key(app.radio, "w:eval_many_source").set_value("Upload several images")
+    _by_key(app.radio, "w:eval_source").set_value("upload")
     app.run()
     _by_key(app.file_uploader, "w:eval_uploads").set_value(
         [("a.png", image_bytes, "image/png"), ("b.png", photo_bytes, "image/png"),

@@ -1,0 +1,296 @@
+"""Driving the real dashboard: ``streamlit run app.py`` in a subprocess, headless Chromium
+(Debian's ``/usr/bin/chromium`` through Playwright), and the small actions the browser tests
+and the dashboard benchmark share (wait for the maps, change a slider or a select box, read the
+server's resident memory).
+
+Not a test module; ``tests/test_browser*.py`` and ``python tests/browser_support.py bench``
+use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PAGE_LIMIT_S = 240
+ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        return f"no Chromium at {CHROMIUM}: install Debian's chromium package (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is not installed (requirements-dev.txt)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(log_name: str = "streamlit.log", cwd: Path | None = None) -> Iterator[tuple[str, float, subprocess.Popen]]:
+    """A fresh ``streamlit run app.py``; yields (url, start time (monotonic), process)."""
+    cwd = cwd or Path(os.environ.get("DASHBOARD_DIR", ROOT))  # another checkout, to compare
+    port = free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    log = open(ROOT / "artifacts" / log_name, "w")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with status {proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("streamlit did not open its port within 60 s")
+        yield url, started, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@contextlib.contextmanager
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (``ps -o rss``)."""
+    out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True)
+    return int(out.stdout.strip() or 0) / 1024.0
+
+
+# --- page actions -------------------------------------------------------------------------------
+def caption(page, text: str):
+    return page.get_by_test_id("stImageCaption").filter(has_text=re.compile(f"^{re.escape(text)}$"))
+
+
+def wait_idle(page, timeout_s: float = PAGE_LIMIT_S) -> None:
+    """Until the script run has finished (Streamlit's running indicator is gone)."""
+    page.wait_for_timeout(400)
+    page.wait_for_function(
+        """() => { const app = document.querySelector('[data-testid="stApp"]');
+                   return app && app.getAttribute('data-test-script-state') === 'notRunning'; }""",
+        timeout=timeout_s * 1000)
+    page.wait_for_timeout(200)
+
+
+def wait_maps(page, timeout_s: float = PAGE_LIMIT_S) -> None:
+    """Both heatmaps of the Explain page are shown and the run is over."""
+    page.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"Grad-CAM\+\+")).first.wait_for(
+        timeout=timeout_s * 1000)
+    wait_idle(page, timeout_s)
+
+
+def errors(page) -> list[str]:
+    found = page.locator(ERROR_SELECTOR)
+    return [found.nth(i).inner_text() for i in range(found.count())]
+
+
+def selectbox(page, label: str, text: str, where=None) -> None:
+    """Choose, in the select box labelled ``label``, the first option containing ``text``
+    (typed into the box's search field, then Enter: works for long, virtualised lists too)."""
+    label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
+    box = (where or page).get_by_test_id("stSelectbox").filter(has=label_el).first
+    field = box.locator("input")
+    field.click()
+    field.fill(text)
+    page.wait_for_timeout(150)
+    field.press("Enter")
+
+
+def selectbox_text(page, label: str) -> str:
+    """What the select box labelled ``label`` shows."""
+    label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
+    box = page.get_by_test_id("stSelectbox").filter(has=label_el).first
+    field = box.locator("input")
+    shown = field.input_value() if field.count() else ""
+    return shown or box.inner_text()
+
+
+def slider_keys(page, label: str, key: str = "ArrowRight", times: int = 1, delay_ms: int = 0) -> None:
+    """Press ``key`` on the slider labelled ``label``."""
+    thumb = _slider(page, label)
+    thumb.focus()
+    for _ in range(times):
+        thumb.press(key)
+        if delay_ms:
+            page.wait_for_timeout(delay_ms)
+
+
+def _slider_box(page, label: str):
+    label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
+    return page.get_by_test_id("stSlider").filter(has=label_el).first
+
+
+def _slider(page, label: str):
+    return _slider_box(page, label).get_by_role("slider")
+
+
+def slider_value(page, label: str) -> str:
+    """The value the slider labelled ``label`` shows above its thumb."""
+    return _slider_box(page, label).get_by_test_id("stSliderThumbValue").first.inner_text().strip()
+
+
+def query(page) -> dict[str, str]:
+    """The page URL's query parameters."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    return dict(parse_qsl(urlsplit(page.url).query))
+
+
+def explained_text(page) -> str:
+    """The "Explaining: ..." line of the prediction block."""
+    loc = page.get_by_text(re.compile(r"^Explaining:"))
+    return loc.first.inner_text() if loc.count() else ""
+
+
+# --- the benchmark: cold start, concurrency, memory over many changes ---------------------------
+def _time_to_maps(browser, url: str, started: float, results: list, i: int) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    caption(page, "Grad-CAM++").wait_for(timeout=PAGE_LIMIT_S * 1000)
+    results[i] = round(time.monotonic() - started, 1)
+    page.close()
+
+
+def cold_start(n_sessions: int = 1) -> list[float]:
+    """Seconds from ``streamlit run`` to both heatmaps, for ``n_sessions`` opened at once."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    with streamlit_server("bench_streamlit.log") as (url, started, _proc):
+        results: list = [None] * n_sessions
+
+        def one(i: int) -> None:
+            with sync_playwright() as p:
+                b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                try:
+                    _time_to_maps(b, url, started, results, i)
+                finally:
+                    b.close()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n_sessions)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+
+LAYERS = ("block14_sepconv1_act", "block4_sepconv2_act", "block13_sepconv2_act",
+          "block7_sepconv3_act", "block2_sepconv2_act", "block10_sepconv1_act", "block14_sepconv2_act")
+CLASSES = ("bcc", "nv", "bkl", "mel")
+SAMPLES = ("ISIC_0024338", "ISIC_0024550", "ISIC_0024669", "ISIC_0024793", "ISIC_0025319",
+           "ISIC_0026154", "ISIC_0028410", "ISIC_0024367")
+CMAPS = ("inferno", "jet", "magma", "viridis")
+
+
+def many_changes(page, n_changes: int, on_change=None, max_samples: int = 16) -> None:
+    """``n_changes`` ordinary changes in one session, each waited for: noise samples (up to
+    ``max_samples`` and back), σ, layer, class, sample, colour map, in turn."""
+    step = max(1, max_samples // 2)
+
+    def samples(k: int) -> None:
+        up = (k // 2) % 2 == 0
+        slider_keys(page, "Noise samples", "ArrowRight" if up else "ArrowLeft", step)
+
+    actions = [
+        samples,
+        lambda k: slider_keys(page, "Noise σ", "ArrowRight", 1),
+        lambda k: selectbox(page, "Layer", LAYERS[k % len(LAYERS)]),
+        lambda k: selectbox(page, "Class to explain", CLASSES[k % len(CLASSES)]),
+        lambda k: selectbox(page, "Sample dermoscopy image", SAMPLES[k % len(SAMPLES)]),
+        lambda k: selectbox(page, "Colour map", CMAPS[k % len(CMAPS)]),
+    ]
+    for k in range(n_changes):
+        actions[k % len(actions)](k // len(actions))
+        wait_maps(page)
+        if on_change is not None:
+            on_change(k)
+
+
+def memory_run(n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16,
+               browser=None) -> dict:
+    """Server RSS after the first view and after ``n_changes`` changes in each of
+    ``n_sessions`` sessions (driven one after another, all kept open) on a fresh server."""
+    with contextlib.ExitStack() as stack:
+        url, _started, proc = stack.enter_context(streamlit_server("bench_memory.log"))
+        b = browser or stack.enter_context(chromium())
+        pages = []
+        for _ in range(n_sessions):
+            page = b.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            wait_maps(page)
+            pages.append(page)
+        first = rss_mb(proc.pid)
+        trace: list = []
+        error = None
+        try:
+            for page in pages:
+                many_changes(page, n_changes, lambda k: trace.append(round(rss_mb(proc.pid))),
+                             max_samples)
+        except Exception as exc:  # noqa: BLE001 - reported with the partial trace
+            error = f"{type(exc).__name__} after {len(trace)} changes: {str(exc)[:200]}"
+        last = rss_mb(proc.pid)
+        for page in pages:
+            page.close()
+        time.sleep(3)
+        closed = rss_mb(proc.pid)
+        return {"sessions": n_sessions, "changes": n_changes, "rss_first_mb": round(first),
+                "rss_last_mb": round(last), "rss_peak_mb": max(trace or [last]),
+                "rss_after_close_mb": round(closed), "trace": trace, "error": error}
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "cold"
+    if what == "cold":
+        n = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+        print(json.dumps({"sessions": n, "seconds_to_maps": cold_start(n)}))
+    elif what == "memory":
+        n = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+        changes = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+        top = int(sys.argv[4]) if len(sys.argv) > 4 else 16
+        print(json.dumps(memory_run(n, changes, top)))
