@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 import streamlit as st
-from PIL import Image, ImageDraw
+from PIL import Image
 
 CELL = "cell"  # the point selection's name
 BOX = "box"  # the interval selection's name

@@ -35,6 +35,7 @@ from PIL import Image
 from explainers import LayerInfo, candidate_layers, explain_details, predict
 from explainers import render, zoo
 from explainers.errors import ExplainerError
+from explainers.methods import DEFAULT_METHODS
 from explainers.images import load_image
 
 
@@ -257,7 +258,7 @@ EXPLANATIONS = ByteBudgetCache(256 * 2**20, _DATA_TTL)
 
 
 def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: str,
-                target: int | None, methods: tuple[str, ...] = ("gradcam", "gradcam++"),
+                target: int | None, methods: tuple[str, ...] = DEFAULT_METHODS,
                 n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
                 filters: tuple[int, ...] | None = None,
                 neurons: tuple[tuple[int, int], ...] | None = None, region: bool = False,

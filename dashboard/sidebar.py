@@ -18,6 +18,7 @@ from PIL import Image
 from explainers import LayerInfo, method_label
 from explainers import zoo
 from explainers.errors import ExplainerError
+from explainers.methods import DEFAULT_METHODS
 
 from dashboard import loaders, state
 from dashboard.errors import guard
@@ -80,7 +81,7 @@ class Selection:
         return float(self.prediction.logits[0, index])
 
     def explain(self, *, n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
-                methods: Sequence[str] = ("gradcam", "gradcam++"),
+                methods: Sequence[str] = DEFAULT_METHODS,
                 filters: Sequence[int] | None = None,
                 neurons: Sequence[Sequence[int]] | None = None, region: bool = False,
                 show_progress: bool = True):
@@ -93,9 +94,6 @@ class Selection:
             bool(region),
             _bundle=self.bundle, _x=self.x, _extra=self.extra, show_progress=show_progress,
         )
-
-    def captions(self, n_samples: int, sigma: float) -> dict[str, str]:
-        return {m: method_label(m, n_samples, sigma) for m in ("gradcam", "gradcam++")}
 
     def target_text(self) -> str:
         if self.target is None:

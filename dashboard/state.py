@@ -40,6 +40,9 @@ OPACITY        float 0.5             overlay opacity, 0..1
 SCALE          str   "own"           how maps are scaled for display: "own" (each map's own
                                      maximum) | "shared" (one scale for the maps on screen) |
                                      "absolute" (raw values)
+METHODS        list  [gradcam, gradcam++]  Explain: the methods drawn (registry keys; Score-CAM is
+                                     on Compare, where its cost is shown first)
+BOX            bool  False           Explain: draw each map's localisation box
 FILTER_MODE    str   "top k"         "top k" (by Grad-CAM++ weight) | "list"
 FILTERS        str   "0-15"          filter indices as typed: "3, 10, 32" or "0-15, 40"
 TOP_K          int   8               k for "top k"
@@ -84,7 +87,9 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-from dashboard.url_values import (choice as _choice, float_range as _float_range, fmt_positions,
+from explainers.methods import DEFAULT_METHODS
+
+from dashboard.url_values import (choice as _choice, flag, method_list, float_range as _float_range, fmt_positions,
                                    fmt_region, ids as _ids, int_range as _int_range,
                                    nonempty as _nonempty, opt_int as _opt_int, opt_str as _opt_str,
                                    positions as _positions, region as _region)
@@ -107,6 +112,8 @@ SEED = "seed"
 CMAP = "cmap"
 OPACITY = "opacity"
 SCALE = "scale"
+METHODS = "methods"
+BOX = "box"
 FILTER_MODE = "filter_mode"
 FILTERS = "filters"
 TOP_K = "top_k"
@@ -156,6 +163,8 @@ DEFAULTS: dict[str, Any] = {
     CMAP: "viridis",
     OPACITY: 0.5,
     SCALE: "own",
+    METHODS: list(DEFAULT_METHODS),
+    BOX: False,
     FILTER_MODE: "top k",
     FILTERS: "0-15",
     TOP_K: 8,
@@ -184,6 +193,8 @@ URL_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     CMAP: ("cmap", _choice(CMAPS)),
     OPACITY: ("opacity", _float_range(0.0, 1.0)),
     SCALE: ("scale", _choice(SCALES)),
+    METHODS: ("methods", method_list),
+    BOX: ("box", flag),
     FILTER_MODE: ("filter_mode", _choice(FILTER_MODES)),
     FILTERS: ("filters", _nonempty),
     TOP_K: ("top_k", _int_range(1, 64)),
@@ -196,7 +207,8 @@ URL_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     EVAL_STEPS: ("eval_steps", _choice(EVAL_STEP_CHOICES)),
 }
 _URL_FORMAT: dict[str, Callable[[Any], str]] = {
-    REGION: fmt_region, POSITIONS: fmt_positions, EVAL_SAMPLES: ",".join}
+    REGION: fmt_region, POSITIONS: fmt_positions, EVAL_SAMPLES: ",".join, METHODS: ",".join,
+    BOX: lambda v: "1" if v else "0"}
 
 
 def _url_text(key: str, value: Any) -> str | None:

@@ -83,6 +83,27 @@ def ids(text: str) -> list[str] | None:
     return ids
 
 
+def flag(text: str) -> bool:
+    """``1``/``0`` (also true/false, yes/no, on/off) → bool."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def method_list(text: str) -> list[str]:
+    """Comma-separated method keys of the registry (``gradcam,hirescam``), each known, at least
+    one; unknown keys make the whole value invalid (the link falls back with a notice)."""
+    from explainers.methods import REGISTRY
+
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    if not keys or any(k not in REGISTRY for k in keys) or len(keys) > len(REGISTRY):
+        raise ValueError(text)
+    return list(dict.fromkeys(keys))
+
+
 def fmt_region(value: Any) -> str:
     return ",".join(str(int(v)) for v in value)
 

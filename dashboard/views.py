@@ -15,10 +15,12 @@ import pandas as pd
 import streamlit as st
 
 from explainers import render
-from explainers.methods import DEFAULT_METHODS, method_label
+from explainers.localisation import cam_box
+from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
 from explainers.errors import ExplainerError
 
 from dashboard import loaders, state
+from dashboard.method_views import draw_pixel_maps
 from dashboard.sidebar import RANDOM_NOTE, Selection
 
 
@@ -271,9 +273,10 @@ def alt_text(item: MapItem, class_text: str, peak: float) -> str:
 
 def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cmap: str,
               opacity: float, scale: str, abs_max: float | None, class_text: str,
-              compare: bool = True) -> Drawn:
+              compare: bool = True, boxes: bool = False) -> Drawn:
     """Each overlay at the chosen scale with its raw maximum printed under it; a map whose
-    evidence is tiny beside the others (``render.weak_maps``) is flagged in words."""
+    evidence is tiny beside the others (``render.weak_maps``) is flagged in words; with
+    ``boxes`` each map's weakly-supervised localisation box is drawn."""
     peaks = {it.title: render.peak_of(it.cam) for it in items}
     grid_cells = int(np.prod(np.asarray(items[0].cam).shape)) if items else 0
     comparable = {it.title: render.comparable_peak(it.method, peaks[it.title], grid_cells)
@@ -284,6 +287,8 @@ def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cma
         peak = peaks[it.title]
         pic = render.overlay(disp, it.cam, cmap=cmap, opacity=opacity,
                              peak=None if scale == "own" else tops[it.title])
+        if boxes:
+            pic = render.draw_box(pic, cam_box(it.cam, pic.shape[:2]))
         col.image(pic, caption=it.title, width="stretch", alt=alt_text(it, class_text, peak))
         note = f"raw max **{peak:.3g}** {render.RAW_UNIT}"
         if scale != "own" and peak > tops[it.title]:
@@ -333,7 +338,7 @@ def method_titles(ex) -> dict[str, str]:
 
 
 @st.fragment
-def maps_panel(ex, sel: Selection) -> None:
+def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False) -> None:
     """Input | Grad-CAM | Grad-CAM++ with raw maxima, colour bar, and the display controls
     under them. A fragment: colour map, opacity and scale rerun only this, from maps already
     computed. Every caption is read from ``ex``; while the page reruns, the whole panel is
@@ -344,16 +349,22 @@ def maps_panel(ex, sel: Selection) -> None:
         scale = state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own"
         disp = loaders.display_image(sel.image_digest, sel.image)
         titles = method_titles(ex)
-        items = [MapItem(m, titles[m], ex.maps[m][0]) for m in DEFAULT_METHODS if m in ex.maps]
+        items = [MapItem(m, titles[m], ex.maps[m][0]) for m in ex.maps if REGISTRY[m].cam]
         abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
             max(render.peak_of(it.cam) for it in items))
-        cols = st.columns(3)
+        n_pixel = len(pixel_ex.maps) if pixel_ex is not None else 0
+        per_row = 3 if len(items) + n_pixel <= 2 else 4
+        cols = [c for row in range(-(-(1 + len(items) + n_pixel) // per_row))
+                for c in st.columns(per_row)]
         h, w = sel.bundle.input_size
         class_text = explained_class(ex, sel)
         cols[0].image(disp, caption=f"Input ({sel.image.width}×{sel.image.height} px; the model "
                                     f"sees {w}×{h})", width="stretch",
                       alt=f"The input image, {sel.image_name or 'image'}.")
-        drawn = draw_maps(disp, items, cols[1:], cmap, opacity, scale, abs_max, class_text)
+        drawn = draw_maps(disp, items, cols[1:], cmap, opacity, scale, abs_max, class_text,
+                          boxes=boxes)
+        if pixel_ex is not None:
+            draw_pixel_maps(pixel_ex, cols[1 + len(items):])
         gh, gw = ex.maps[items[0].method].shape[1:]
         left, right = st.columns([3, 2], vertical_alignment="center")
         colorbar(drawn, cmap, left)

@@ -280,10 +280,14 @@ def format_result(r: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", nargs="?", default="basic", choices=("basic", "extended"),
+    parser.add_argument("what", nargs="?", default="basic", choices=("basic", "extended", "evaluation"),
                         help="basic: explaining vs one forward + backward pass; extended: the "
-                             "method registry (all gradient CAMs, guided backprop, Score-CAM)")
-    parser.add_argument("--model", default="MobileNetV2", help="a Keras Applications name")
+                             "method registry (all gradient CAMs, guided backprop, Score-CAM); "
+                             "evaluation: batch evaluation vs the passes it needs")
+    parser.add_argument("--model", default=None,
+                        help="a Keras Applications name (default MobileNetV2; evaluation: skin-lesion)")
+    parser.add_argument("--images", type=int, default=2, help="evaluation: bundled samples per round")
+    parser.add_argument("--steps", type=int, default=16, help="evaluation: deletion/insertion steps")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-nested", action="store_true", help="leave out the slow baseline")
@@ -294,6 +298,15 @@ def run(args: argparse.Namespace) -> int:
 
     from .errors import ExplainerError
 
+    if args.what == "evaluation":
+        from .bench_evaluation import format_evaluation, run_evaluation
+
+        if min(args.samples, args.repeats, args.images, args.steps) < 1:
+            raise ExplainerError("--samples, --repeats, --images and --steps must be at least 1")
+        print(format_evaluation(run_evaluation(args.model or "skin-lesion", args.images,
+                                               args.samples, args.steps, args.repeats)))
+        return 0
+    args.model = args.model or "MobileNetV2"
     if not hasattr(keras.applications, args.model):
         raise ExplainerError(f"unknown Keras Applications model '{args.model}'")
     if args.samples < 1 or args.repeats < 1:

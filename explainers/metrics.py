@@ -37,7 +37,7 @@ from .errors import ExplainerError
 from .localisation import box_scores
 from .methods import DEFAULT_METHODS
 from .scores import (  # noqa: F401  (re-exported: explainers.metrics is the public entry)
-    DEFAULT_BLUR_SIGMA, DEFAULT_STEPS, Curve, Preprocess, ScoreFn, _check_steps, _one_map,
+    DEFAULT_BLUR_SIGMA, DEFAULT_STEPS, Curve, Preprocess, ScoreFn, _baseline, _check_steps, _one_map,
     _preprocess, _raw_image, _scores, as_mask, auc, average_drop, deletion, draw_outline,
     energy_in_mask, gaussian_blur, increase_in_confidence, insertion, iou_at, load_mask,
     map_at, mask_outline, masked_image, perturbation_curve, perturbation_stack, pixel_order,
@@ -155,15 +155,26 @@ def evaluate_details(bundle_or_model: Any, image: Any, maps: Mapping[str, Any], 
         score_fn = score_function(model, target, extra_inputs)
     region = as_mask(mask, raw.shape[:2]) if mask is not None else None
 
-    # One batched call for the full image and the image × map of every method.
-    masked = np.concatenate([full_input] + [masked_image(raw, m, preprocess) for m in maps.values()])
-    first = _scores(score_fn, masked, len(masked))
-    y = float(first[0])
+    # One batched call for every image this evaluation needs: the full image, the image × map
+    # of every method, and the points of every deletion and insertion curve. The model's
+    # compiled forward takes them in fixed-size chunks, so the cost is the passes themselves.
+    bases = {"deletion": _baseline(deletion_baseline, raw, blur_sigma),  # once per image
+             "insertion": _baseline(insertion_baseline, raw, blur_sigma)}
+    kinds = ("deletion", "insertion")
+    stacks = [perturbation_stack(raw, cam, kind, n_steps, bases[kind], blur_sigma)
+              for cam in maps.values() for kind in kinds]
+    batch = np.concatenate([full_input] + [masked_image(raw, m, preprocess) for m in maps.values()]
+                           + [_preprocess(stack, preprocess) for stack in stacks])
+    del stacks
+    probs = _scores(score_fn, batch, len(batch))
+    del batch
+    y = float(probs[0])
+    first, points = probs[: 1 + len(maps)], probs[1 + len(maps):].reshape(len(maps), 2, n_steps + 1)
+    fractions = np.linspace(0.0, 1.0, n_steps + 1)
     scores: dict[str, dict[str, float]] = {}
     curves: dict[str, dict[str, Curve]] = {}
-    for (name, cam), o in zip(maps.items(), first[1:]):
-        dele = deletion(score_fn, raw, cam, n_steps, preprocess, deletion_baseline, blur_sigma)
-        ins = insertion(score_fn, raw, cam, n_steps, preprocess, insertion_baseline, blur_sigma)
+    for (name, cam), o, curve_points in zip(maps.items(), first[1:], points):
+        dele, ins = (Curve(kind, fractions, p, auc(fractions, p)) for kind, p in zip(kinds, curve_points))
         row = {
             "average_drop_pct": average_drop([y], [o]),
             "increase_in_confidence_pct": increase_in_confidence([y], [o]),
@@ -202,8 +213,8 @@ def evaluate(bundle_or_model: Any, image: Any, maps: Mapping[str, Any], target: 
     ``{method: (h, w) raw map}`` from ``explain``. ``target``: the class (default: the top
     class of the full image). Options: ``preprocess``, ``extra_inputs``, ``mask`` (binary,
     any size, adds the localisation scores), ``n_steps``, ``deletion_baseline`` ("zeros"),
-    ``insertion_baseline`` ("blur"), ``blur_sigma``. Cost: 1 + 2 x len(maps) batched
-    forward passes of ``n_steps + 1`` images.
+    ``insertion_baseline`` ("blur"), ``blur_sigma``. Cost: forward passes of
+    1 + len(maps) × (1 + 2 × (n_steps + 1)) images, in one batched call.
     """
     return evaluate_details(bundle_or_model, image, maps, target, **options).scores
 

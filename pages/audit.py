@@ -4,6 +4,7 @@ distributions, and a gallery that puts the worst cases first; one click opens a 
 Explain with the run's settings. Numbers come from ``explainers.audit_stats``."""
 
 import base64
+import hashlib
 import io
 import tempfile
 from pathlib import Path
@@ -36,9 +37,12 @@ st.caption("Does the model look at the lesion across a whole test set, and which
 
 # --- where the results come from ---------------------------------------------------------------
 def _samples_out(methods: tuple, steps: int, samples: int) -> Path:
-    """One output folder per setting under the system's temporary folder: running the same
-    batch again resumes it (instantly when complete)."""
-    name = f"samples-{'-'.join(methods)}-steps{steps}-samples{samples}".replace("+", "p")
+    """One output folder per setting (and per version of the results' columns) under the
+    system's temporary folder: running the same batch again resumes it (instantly when
+    complete); a newer version of the package never tries to resume an older one's table."""
+    columns = batch.score_columns(batch.variants(methods, samples))
+    version = hashlib.sha1("|".join(columns).encode()).hexdigest()[:8]
+    name = f"samples-{'-'.join(methods)}-steps{steps}-samples{samples}-{version}".replace("+", "p")
     return Path(tempfile.gettempdir()) / "explainers-audit" / name
 
 

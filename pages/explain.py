@@ -1,5 +1,6 @@
-"""Explain: the input beside its Grad-CAM and Grad-CAM++ maps (first, so they are above the
-fold), then the noise controls, the prediction table and the recorded diagnosis."""
+"""Explain: the input beside its maps (Grad-CAM and Grad-CAM++ by default, any method of the
+registry on request; first, so they are above the fold), then the methods and noise controls,
+the prediction table and the recorded diagnosis."""
 
 import streamlit as st
 
@@ -7,7 +8,7 @@ from dashboard.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import sidebar, state, views
+from dashboard import method_views, sidebar, state, views
 from dashboard.errors import guard
 
 sel = sidebar.selection()
@@ -29,17 +30,22 @@ else:
     # One fixed slot above the maps: the spinner (and the progress bar of noisy samples) goes
     # here, so the previous maps stay in place, faded, until the new ones replace them.
     status = st.empty()
-    ex = None
+    cams, pixels = method_views.split(state.get(state.METHODS) or ())
+    ex = pixel_ex = None
     with guard("computing the heatmaps"):
         with status.container():
             with st.spinner(f"Computing the maps for {sel.class_label(sel.target)} …"):
-                ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed)
-    status.caption("Where the model finds evidence for the class: Grad-CAM and Grad-CAM++ side "
-                   "by side (noise samples, below, smooth both).")
+                ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, methods=cams)
+    if pixels and ex is not None:
+        with guard("computing the guided maps"), status.container(), st.spinner("Guided backprop …"):
+            pixel_ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, methods=pixels)
+    status.caption("Where the model finds evidence for the class, one map per method (methods "
+                   "and noise samples, below, change them).")
     if ex is not None:
         with guard("drawing the heatmaps"):
-            views.maps_panel(ex, sel)
-    st.subheader("Noise")
+            views.maps_panel(ex, sel, pixel_ex, boxes=bool(state.get(state.BOX)))
+    st.subheader("Methods and noise")
+    method_views.method_controls()
     views.noise_controls()
     with guard("showing the prediction"):
         views.prediction_block(sel)
