@@ -191,14 +191,14 @@ class ExplainWorker:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:  # TensorFlow already running in this process: keep its pools
             pass
-        from . import resolve_layer
-        from .batch import _label, load_batch_model, variants
+        from .batch import BatchJob, load_batch_model
 
         self.spec = spec
         self.bundle = load_batch_model(spec.model, spec.weights, spec.seed)
-        self.layer_info = resolve_layer(self.bundle.model, spec.layer)
-        self.variants = variants(spec.methods, spec.samples, spec.baselines)
-        self.labels = {v.key: _label(v, spec.sigma) for v in self.variants}
+        self.job = BatchJob.create(
+            self.bundle, spec.layer, spec.methods, spec.samples, spec.sigma, spec.seed,
+            spec.n_steps, spec.baselines, spec.meta,
+            None if spec.masks_dir is None else Path(spec.masks_dir), Path(spec.out_dir), spec.cmap)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
@@ -208,20 +208,14 @@ class ExplainWorker:
         paths = [Path(str(p)) for p in batch["path"]]
         stems = {p: str(s) for p, s in zip(paths, batch["stem"])}
         _maybe_fault([p.name for p in paths])
-        spec = self.spec
         rows: dict[str, dict[str, Any]] = {}
         try:
-            for row in process_images(
-                self.bundle, paths, self.layer_info, self.variants, self.labels, spec.sigma,
-                spec.seed, spec.n_steps, spec.meta,
-                None if spec.masks_dir is None else Path(spec.masks_dir), Path(spec.out_dir),
-                stems, spec.cmap,
-            ):
+            for row in process_images(self.bundle, paths, self.job, stems):
                 rows[row["image"]] = row
         except Exception as exc:  # noqa: BLE001 - a batch that fails is error rows, not a dead run
             text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
             for p in paths:
-                rows.setdefault(p.name, {"image": p.name, "layer": self.layer_info.path,
+                rows.setdefault(p.name, {"image": p.name, "layer": self.job.layer.path,
                                          "error": f"could not explain it: {text}"})
         names = [p.name for p in paths]
         return {"image": np.array(names, dtype=object),

@@ -143,7 +143,7 @@ def explain_target(row: pd.Series, res: A.Results, variant: str) -> tuple[dict |
             "n_samples": int(res.settings.get("samples") or 0) if smooth else 0,
             "sigma": float(res.settings.get("sigma") or 0.15),
             # the noise seed the batch used for this very image
-            "seed": batch._image_seed(int(seed), str(row["image"]))}, ""
+            "seed": batch.image_seed(int(seed), str(row["image"]))}, ""
 
 
 def open_on_explain(target: dict) -> None:

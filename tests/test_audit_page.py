@@ -154,7 +154,7 @@ def test_open_on_explain_sets_the_runs_settings(folder, tmp_path):
     assert at.session_state["sample"] == Path(first).stem
     assert at.session_state["layer"] == "xception/block14_sepconv2_act"
     assert at.session_state["target"] == 4
-    assert at.session_state["seed"] == B._image_seed(3, first)
+    assert at.session_state["seed"] == B.image_seed(3, first)
     assert at.title[0].value == "Explain a prediction"
 
 

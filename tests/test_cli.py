@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explainers import cli
+from explainers import cli, explain_command
 from explainers.errors import ExplainerError
 from tests.conftest import ROOT
 
@@ -125,7 +125,7 @@ def test_mobilenet_random_weights_png_side_by_side(tmp_path, capfd):
     assert "layer out_relu (7x7x1280)" in captured.out
     picture = Image.open(out)
     shown = Image.open(MEL)
-    scale = cli.PNG_MAX_SIDE / max(shown.size)
+    scale = explain_command.PNG_MAX_SIDE / max(shown.size)
     assert picture.width == 3 * round(shown.width * scale) + 2 * 6  # input | Grad-CAM | Grad-CAM++
     assert picture.height > round(shown.height * scale)  # plus the captions
 
