@@ -84,6 +84,7 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
+from dashboard.notices import _page_id, _run_id, notice, notices_here  # noqa: F401 - re-exported
 from dashboard.url_values import (choice as _choice, float_range as _float_range, fmt_positions,
                                    fmt_region, ids as _ids, int_range as _int_range,
                                    nonempty as _nonempty, opt_int as _opt_int, opt_str as _opt_str,
@@ -121,8 +122,6 @@ EVAL_STEPS = "eval_steps"
 SELECTION = "_selection"
 URL_GIVEN = "_url_given"  # the persistent keys a valid URL parameter set in this session
 _INITIALISED = "_state_initialised"
-_NOTICES = "_notices"
-_NOTICE_BOX = "_notice_box"
 _RUNS = "_runs"  # script runs since the page last changed (widget ids settle after the second)
 _MISSING = object()
 
@@ -213,54 +212,7 @@ def _copy(value: Any) -> Any:
     return json.loads(json.dumps(value))  # a fresh copy of lists
 
 
-# --- notices: one line each, at the top of the main area ----------------------------------------
-def _run_id() -> object | None:
-    try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        return ctx.cursors if ctx is not None else None
-    except Exception:
-        return None
-
-
-def _page_id() -> str | None:
-    try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        return ctx.page_script_hash if ctx is not None else None
-    except Exception:
-        return None
-
-
-def notice(text: str, kind: str = "info") -> None:
-    """Show a one-line notice (``kind`` "info" or "error") at the top of the main area: now if
-    this run has its notice area, else at the start of the next run (from a callback)."""
-    box = st.session_state.get(_NOTICE_BOX)
-    if box is not None and box[0] is not None and box[0] is _run_id():
-        _draw(box[1], kind, text)
-        return
-    queued = st.session_state.setdefault(_NOTICES, [])
-    if (kind, text) not in queued:
-        queued.append((kind, text))
-    del queued[:-8]
-
-
-def _draw(container, kind: str, text: str) -> None:
-    if kind == "error":
-        container.error(text, icon=":material/error:")
-    else:
-        container.info(text, icon=":material/info:")
-
-
-def notices_here(container) -> None:
-    """Make ``container`` this run's notice area and show the notices queued for it."""
-    st.session_state[_NOTICE_BOX] = (_run_id(), container)
-    for kind, text in st.session_state.pop(_NOTICES, []):
-        _draw(container, kind, text)
-
-
+# --- notices (dashboard/notices.py) -------------------------------------------------------------
 def safe(callback: Callable[..., None], what: str = "applying your change") -> Callable[..., None]:
     """``callback`` wrapped so that it cannot raise (Streamlit runs callbacks before the script,
     outside every guard): an exception becomes a plain error notice, and the URL is synced."""
