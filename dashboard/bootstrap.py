@@ -16,19 +16,28 @@ _lock = threading.Lock()
 _corrected = False
 
 
+def under_test_harness() -> bool:
+    """Whether this run is Streamlit's test harness (``AppTest``), whose first run of a
+    multipage app gives widgets other ids than its later runs."""
+    try:
+        from streamlit.runtime import Runtime
+    except ImportError:
+        return False
+    return type(getattr(Runtime, "_instance", None)).__name__ == "MagicMock"
+
+
 def ensure_navigation() -> None:
     """Rerun once per server process, on its very first run (no widget has been touched yet,
     so nothing of the user's is lost). Not under Streamlit's test harness (``AppTest``), which
     runs each script run on its own and resets this mode before every run."""
     global _corrected
     try:
-        from streamlit.runtime import Runtime
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # another Streamlit: nothing to correct
         return
     if not PagesManager.uses_pages_directory:
         return
-    if type(getattr(Runtime, "_instance", None)).__name__ == "MagicMock":  # AppTest's runtime
+    if under_test_harness():
         return
     PagesManager.uses_pages_directory = False
     with _lock:

@@ -112,16 +112,9 @@ def selection() -> Selection:
     return render()
 
 
-def _run_marker() -> object | None:
-    """An object unique to the current script run (Streamlit gives each run a fresh cursor
-    table), so ``selection()`` knows whether the sidebar was already drawn in this run."""
-    try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        return ctx.cursors if ctx is not None else None
-    except Exception:
-        return None
+#: An object unique to the current script run, so ``selection()`` knows whether the sidebar
+#: was already drawn in this run.
+_run_marker = state._run_id
 
 
 # --- callbacks (run before the next script run; may change any widget's value) -------------------
@@ -176,19 +169,19 @@ def _explain_class(index: int) -> None:
 explain_class = state.safe(_explain_class, "choosing the class")
 
 
-def _accept_random_unsafe(key: str) -> None:
+@state.safe
+def _accept_random(key: str) -> None:
     ok = list(state.get(state.RANDOM_OK) or [])
     if key not in ok:
         ok.append(key)
     st.session_state[state.RANDOM_OK] = ok
 
 
-def _retry_download_unsafe(key: str) -> None:
+@state.safe
+def _retry_download(key: str) -> None:
     st.session_state.get(_FAILURES, {}).pop(key, None)
 
 
-_accept_random = state.safe(_accept_random_unsafe)
-_retry_download = state.safe(_retry_download_unsafe)
 _image_changed_cb = state.safe(_image_changed)
 
 

@@ -89,8 +89,9 @@ import streamlit as st
 
 from explainers.methods import DEFAULT_METHODS
 
-from dashboard.url_values import (choice as _choice, flag, method_list, float_range as _float_range, fmt_positions,
-                                   fmt_region, ids as _ids, int_range as _int_range,
+from dashboard.notices import _page_id, _run_id, notice, notices_here  # noqa: F401 - re-exported
+from dashboard.url_values import (choice as _choice, flag, float_range as _float_range, fmt_positions,
+                                   fmt_region, ids as _ids, int_range as _int_range, method_list,
                                    nonempty as _nonempty, opt_int as _opt_int, opt_str as _opt_str,
                                    positions as _positions, region as _region)
 
@@ -128,8 +129,6 @@ EVAL_STEPS = "eval_steps"
 SELECTION = "_selection"
 URL_GIVEN = "_url_given"  # the persistent keys a valid URL parameter set in this session
 _INITIALISED = "_state_initialised"
-_NOTICES = "_notices"
-_NOTICE_BOX = "_notice_box"
 _RUNS = "_runs"  # script runs since the page last changed (widget ids settle after the second)
 _MISSING = object()
 
@@ -225,54 +224,7 @@ def _copy(value: Any) -> Any:
     return json.loads(json.dumps(value))  # a fresh copy of lists
 
 
-# --- notices: one line each, at the top of the main area ----------------------------------------
-def _run_id() -> object | None:
-    try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        return ctx.cursors if ctx is not None else None
-    except Exception:
-        return None
-
-
-def _page_id() -> str | None:
-    try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        return ctx.page_script_hash if ctx is not None else None
-    except Exception:
-        return None
-
-
-def notice(text: str, kind: str = "info") -> None:
-    """Show a one-line notice (``kind`` "info" or "error") at the top of the main area: now if
-    this run has its notice area, else at the start of the next run (from a callback)."""
-    box = st.session_state.get(_NOTICE_BOX)
-    if box is not None and box[0] is not None and box[0] is _run_id():
-        _draw(box[1], kind, text)
-        return
-    queued = st.session_state.setdefault(_NOTICES, [])
-    if (kind, text) not in queued:
-        queued.append((kind, text))
-    del queued[:-8]
-
-
-def _draw(container, kind: str, text: str) -> None:
-    if kind == "error":
-        container.error(text, icon=":material/error:")
-    else:
-        container.info(text, icon=":material/info:")
-
-
-def notices_here(container) -> None:
-    """Make ``container`` this run's notice area and show the notices queued for it."""
-    st.session_state[_NOTICE_BOX] = (_run_id(), container)
-    for kind, text in st.session_state.pop(_NOTICES, []):
-        _draw(container, kind, text)
-
-
+# --- notices (dashboard/notices.py) -------------------------------------------------------------
 def safe(callback: Callable[..., None], what: str = "applying your change") -> Callable[..., None]:
     """``callback`` wrapped so that it cannot raise (Streamlit runs callbacks before the script,
     outside every guard): an exception becomes a plain error notice, and the URL is synced."""
@@ -354,6 +306,12 @@ def set(key: str, value: Any) -> None:  # noqa: A001 - the natural name here
                 st.session_state[wk] = shown
         except Exception:  # noqa: BLE001 - drawn this run already: bind() catches up next run
             pass
+
+
+def _forced_runs() -> int:
+    from dashboard.bootstrap import under_test_harness
+
+    return 2 if under_test_harness() else 1
 
 
 def _meta(key: str) -> dict:
@@ -445,15 +403,15 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
     # Write the widget's value only when it does not already show the setting (first draw,
     # another page in between, a change by code). Writing it on every run re-sends the value to
     # the browser and undoes a change the user made meanwhile (a lost slider step). In the
-    # first two runs of a session and after each page switch it is always written: a widget on
-    # another page, or in a multipage app's first run, has another id, and would otherwise
-    # start at its first option or minimum.
+    # first run of a session and after each page switch it is always written: a widget on
+    # another page has another id, and would otherwise start at its first option or minimum
+    # (under AppTest also in the second run: its first run of a multipage app uses other ids).
     current = ss.get(wk, _MISSING) if wk in ss else _MISSING
     try:
         shows = current is not _MISSING and _convert(from_widget, current) == get(key)
     except Exception:  # noqa: BLE001
         shows = False
-    if not shows or ss.get(_RUNS, 0) <= 2:
+    if not shows or ss.get(_RUNS, 0) <= _forced_runs():
         if current is not _MISSING and not _same(current, seeded):
             _meta(key)["stale"] = current  # what the browser may still send back once
         ss[wk] = seeded

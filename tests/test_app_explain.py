@@ -409,3 +409,23 @@ def test_progress_bar_while_noisy_samples_compute(monkeypatch):
     assert updates[-1] == (1.0, "Computing noisy samples: 5 of 5")
     assert "Smooth Grad-CAM++ (5 samples, σ=0.37)" in captions(at)
     assert not at.get("progress")  # removed once the maps are there
+
+
+def test_explain_the_recorded_diagnosis_when_the_model_differs():
+    """Issue 11 item 4: beside "differs", one click explains the recorded diagnosis."""
+    at = run(new_app())
+    for sample in zoo.list_samples():
+        at.selectbox(key="w:sample").set_value(sample.image_id)
+        run(at)
+        if any("— :orange[differs]" in m.value for m in at.markdown):
+            break
+    else:
+        pytest.skip("the model agrees with every bundled sample's recorded diagnosis")
+    button = at.button(key="w:explain_recorded")
+    assert button.label == f"Explain the recorded diagnosis ({sample.dx})"
+    button.click()
+    run(at)
+    assert any(c.value.startswith(f"Explaining: **{sample.dx} — ") for c in at.caption)
+    assert at.query_params["target"] in (str(zoo.SKIN_CLASSES.index(sample.dx)),
+                                         [str(zoo.SKIN_CLASSES.index(sample.dx))])
+    assert not [b for b in at.button if b.key == "w:explain_recorded"]  # done: no second click

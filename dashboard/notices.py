@@ -1,0 +1,57 @@
+"""One-line notices at the top of the main area: a value that fell back to its default, a bad
+link, an error in a widget callback. A callback runs before the script, so its notices wait in
+the session for the run's notice area (``notices_here``); during a run they are drawn at once."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+_NOTICES = "_notices"
+_NOTICE_BOX = "_notice_box"
+
+
+def _run_id() -> object | None:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return ctx.cursors if ctx is not None else None
+    except Exception:
+        return None
+
+
+def _page_id() -> str | None:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return ctx.page_script_hash if ctx is not None else None
+    except Exception:
+        return None
+
+
+def notice(text: str, kind: str = "info") -> None:
+    """Show a one-line notice (``kind`` "info" or "error") at the top of the main area: now if
+    this run has its notice area, else at the start of the next run (from a callback)."""
+    box = st.session_state.get(_NOTICE_BOX)
+    if box is not None and box[0] is not None and box[0] is _run_id():
+        _draw(box[1], kind, text)
+        return
+    queued = st.session_state.setdefault(_NOTICES, [])
+    if (kind, text) not in queued:
+        queued.append((kind, text))
+    del queued[:-8]
+
+
+def _draw(container, kind: str, text: str) -> None:
+    if kind == "error":
+        container.error(text, icon=":material/error:")
+    else:
+        container.info(text, icon=":material/info:")
+
+
+def notices_here(container) -> None:
+    """Make ``container`` this run's notice area and show the notices queued for it."""
+    st.session_state[_NOTICE_BOX] = (_run_id(), container)
+    for kind, text in st.session_state.pop(_NOTICES, []):
+        _draw(container, kind, text)
