@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explainers import LayerInfo, method_label
+from explainers import LayerInfo
 from explainers import zoo
 from explainers.errors import ExplainerError
 from explainers.methods import DEFAULT_METHODS
