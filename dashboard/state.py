@@ -43,7 +43,8 @@ SCALE          str   "own"           how maps are scaled for display: "own" (eac
 METHODS        list  [gradcam, gradcam++]  Explain: the methods drawn (registry keys; Score-CAM is
                                      on Compare, where its cost is shown first)
 BOX            bool  False           Explain: draw each map's localisation box
-FILTER_MODE    str   "top k"         "top k" (by Grad-CAM++ weight) | "list"
+FILTER_METHOD  str   "gradcam++"     Filters and neurons: the method whose filter terms are shown
+FILTER_MODE    str   "top k"         "top k" (by that method's weight) | "list"
 FILTERS        str   "0-15"          filter indices as typed: "3, 10, 32" or "0-15, 40"
 TOP_K          int   8               k for "top k"
 NEURON_MODE    str   "all"           "all" | "region" | "positions"
@@ -87,7 +88,7 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-from explainers.methods import DEFAULT_METHODS
+from explainers.methods import DEFAULT_METHODS, GRADCAMPP, method_keys
 
 from dashboard.notices import _page_id, _run_id, notice, notices_here  # noqa: F401 - re-exported
 from dashboard.url_values import (choice as _choice, flag, float_range as _float_range, fmt_positions,
@@ -115,6 +116,7 @@ OPACITY = "opacity"
 SCALE = "scale"
 METHODS = "methods"
 BOX = "box"
+FILTER_METHOD = "filter_method"
 FILTER_MODE = "filter_mode"
 FILTERS = "filters"
 TOP_K = "top_k"
@@ -164,6 +166,7 @@ DEFAULTS: dict[str, Any] = {
     SCALE: "own",
     METHODS: list(DEFAULT_METHODS),
     BOX: False,
+    FILTER_METHOD: GRADCAMPP,
     FILTER_MODE: "top k",
     FILTERS: "0-15",
     TOP_K: 8,
@@ -194,6 +197,7 @@ URL_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     SCALE: ("scale", _choice(SCALES)),
     METHODS: ("methods", method_list),
     BOX: ("box", flag),
+    FILTER_METHOD: ("filter_method", _choice(method_keys(needs="tape", family="cam"))),
     FILTER_MODE: ("filter_mode", _choice(FILTER_MODES)),
     FILTERS: ("filters", _nonempty),
     TOP_K: ("top_k", _int_range(1, 64)),

@@ -441,11 +441,12 @@ def top_filters(weights: np.ndarray, k: int) -> list[int]:
 
 def show_maps(ex, sel: Selection, captions: dict[str, str], cmap: str, opacity: float,
               columns: Sequence = None, scale: str | None = None) -> Drawn:
-    """Both methods' overlays in two columns, at the page's colour scale, with raw maxima."""
+    """Every heatmap of ``ex`` in the given columns, at the page's colour scale, with raw
+    maxima."""
     disp = loaders.display_image(sel.image_digest, sel.image)
-    cols = columns or st.columns(2)
+    items = [MapItem(m, captions[m], ex.maps[m][0]) for m in ex.maps if REGISTRY[m].cam]
+    cols = columns or st.columns(max(2, len(items)))
     scale = scale or (state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own")
-    items = [MapItem(m, captions[m], ex.maps[m][0]) for m in DEFAULT_METHODS if m in ex.maps]
     abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
         max(render.peak_of(it.cam) for it in items))
     return draw_maps(disp, items, cols, cmap, opacity, scale, abs_max, explained_class(ex, sel))

@@ -7,10 +7,10 @@ from dashboard.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import grid_pick, loaders, sidebar, state, views
+from dashboard import grid_pick, loaders, method_views, sidebar, state, views
 from dashboard.errors import guard
 from explainers import render
-from explainers.methods import GRADCAM, GRADCAMPP
+from explainers.methods import REGISTRY, method_label
 
 GRID_COLUMNS = 6
 MAX_DRAWN = 48
@@ -32,16 +32,24 @@ def noise_note(n_samples: int, sigma: float) -> str:
 def filters_section(base, n_samples, sigma, seed, cmap, opacity):
     st.header("Filters")
     k_total = base.activations.shape[-1]
+    offered = [m for m in base.maps if REGISTRY[m].cam]
+    method = st.selectbox(
+        "Method of the filter terms", offered, format_func=method_label,
+        help="The methods chosen on the Explain page. Each picture below is one filter's term "
+             "of this method's sum (HiResCAM and LayerCAM weigh every position: wᵢⱼₖ·Aᵢⱼₖ).",
+        **state.bind(state.FILTER_METHOD, options=offered, labels=method_label))
+    name = method_label(method)
+    weights = filter_weights(base, method)
     mode = st.radio(
         "Choose filters", list(state.FILTER_MODES), horizontal=True,
-        format_func={"top k": "Top k by Grad-CAM++ weight", "list": "By index (list or ranges)"}.get,
+        format_func={"top k": f"Top k by {name} weight", "list": "By index (list or ranges)"}.get,
         **state.bind(state.FILTER_MODE))
     channels = None
     if mode == "top k":
         if state.get(state.TOP_K) > min(64, k_total):
             state.set(state.TOP_K, min(64, k_total))
         k = st.slider("k (number of filters)", 1, min(64, k_total), step=1, **state.bind(state.TOP_K))
-        channels = views.top_filters(base.weights[GRADCAMPP][0], k)
+        channels = views.top_filters(weights, k)
     else:
         text = st.text_input(f"Filter indices (0 to {k_total - 1})", placeholder="e.g. 10, 32, 3 or 0-15",
                              **state.bind(state.FILTERS))
@@ -49,15 +57,13 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
             channels = views.parse_indices(text, k_total)
     if not channels:
         return
-    per_filter = base.filter_maps(GRADCAMPP, channels)[0]  # (n, h, w): w_k * A_k
-    weights_pp = base.weights[GRADCAMPP][0]
-    weights_gc = base.weights[GRADCAM][0]
+    per_filter = base.filter_maps(method, channels)[0]  # (n, h, w): w_k * A_k
     st.caption(
-        f"{len(channels)} of {k_total} filters. Each picture is one term wₖ·Aₖ of the Grad-CAM++ "
+        f"{len(channels)} of {k_total} filters. Each picture is one term wₖ·Aₖ of the {name} "
         "sum (negative parts shown as 0), coloured on the page's colour scale (set on Explain: "
         f"now {views.SCALE_NAMES.get(state.get(state.SCALE), 'own')}); wₖ is the filter's weight in "
-        "class-score units per activation unit (Grad-CAM++, with Grad-CAM's in brackets); raw "
-        "maxima in class-score units."
+        f"class-score units per activation unit ({name}; the mean over positions for the "
+        "per-position methods); raw maxima in class-score units."
         + (f" The first {MAX_DRAWN} are drawn." if len(channels) > MAX_DRAWN else ""))
     small = loaders.display_image(sel.image_digest, sel.image, 192)
     shown = channels[:MAX_DRAWN]
@@ -72,10 +78,10 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
         with cols[i % GRID_COLUMNS]:
             st.image(render.overlay(small, per_filter[i], cmap=cmap, opacity=opacity,
                                     peak=None if scale == "own" else tops[ch]),
-                     caption=f"filter {ch}: w = {weights_pp[ch]:.3g} ({weights_gc[ch]:.3g})"
+                     caption=f"filter {ch}: w = {weights[ch]:.3g}"
                              + ("; inactive here (A = 0)" if not (per_filter[i] > 0).any() else ""),
                      width="stretch",
-                     alt=f"Filter {ch}'s term of the Grad-CAM++ map, raw maximum {peaks[ch]:.3g}.")
+                     alt=f"Filter {ch}'s term of the {name} map, raw maximum {peaks[ch]:.3g}.")
             st.caption(f"raw max {peaks[ch]:.3g}" + (" · :orange[weak: under 5 % of the "
                                                      "strongest filter shown]" if ch in weak else ""))
     if scale != "own" and peaks:
@@ -84,20 +90,21 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
     st.subheader("Map from these filters only")
     ex = None
     with guard("computing the map of the chosen filters"):
-        ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, filters=channels)
+        ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, filters=channels,
+                         methods=tuple(offered))
     if ex is not None:
         label = (f"{len(channels)} filters" if len(channels) > 3
                  else "filters " + ", ".join(map(str, channels)))
         titles = views.method_titles(ex)
-        items = [views.MapItem(m, f"{titles[m]} — {label}", ex.maps[m][0])
-                 for m in (GRADCAM, GRADCAMPP)]
-        items.append(views.MapItem(GRADCAMPP, f"{views.method_titles(base)['gradcam++']} — all "
-                                   f"{k_total} filters (for comparison)", base.maps[GRADCAMPP][0]))
+        items = [views.MapItem(m, f"{titles[m]} — {label}", ex.maps[m][0]) for m in ex.maps]
+        items.append(views.MapItem(method, f"{views.method_titles(base)[method]} — all "
+                                   f"{k_total} filters (for comparison)", base.maps[method][0]))
         scale = state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own"
         abs_max = st.session_state.get(views.ABS_MAX) or render.nice_ceiling(
             max(render.peak_of(it.cam) for it in items))
         disp = loaders.display_image(sel.image_digest, sel.image)
-        drawn = views.draw_maps(disp, items, st.columns(3), cmap, opacity, scale, abs_max,
+        drawn = views.draw_maps(disp, items, st.columns(max(3, len(items))), cmap, opacity,
+                                scale, abs_max,
                                 views.explained_class(ex, sel))
         views.colorbar(drawn, cmap, st.columns([2, 3])[0])
 
@@ -165,7 +172,8 @@ def neurons_section(base, n_samples, sigma, seed, cmap, opacity):
     if neurons is not None:
         ex = None
         with guard("computing the map of the chosen positions"):
-            ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, neurons=neurons, region=region)
+            ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, neurons=neurons,
+                             region=region, methods=tuple(m for m in base.maps if REGISTRY[m].cam))
     if ex is None:
         return
     disp = loaders.display_image(sel.image_digest, sel.image)
@@ -177,9 +185,18 @@ def neurons_section(base, n_samples, sigma, seed, cmap, opacity):
                    "add or remove it, drag a box to choose a region; the sliders above set the "
                    "same exactly.")
     caps = {m: f"{c} — {what}" for m, c in views.method_titles(ex).items()}
-    views.show_maps(ex, sel, caps, cmap, opacity, columns=right.columns(2))
+    views.show_maps(ex, sel, caps, cmap, opacity,
+                    columns=right.columns(max(2, sum(REGISTRY[m].cam for m in ex.maps))))
     st.caption("Activations outside the chosen positions are set to 0 before the weights and "
                "the map are computed; colours on the page's colour scale (set on Explain).")
+
+
+def filter_weights(ex, method: str):
+    """The method's weight per filter, (K,): its channel weights, or for the per-position
+    methods their mean over the grid."""
+    if method in ex.weights:
+        return ex.weights[method][0]
+    return ex.position_weights[method][0].mean(axis=(0, 1))
 
 
 def toggle_position(cell: tuple[int, int]) -> None:
@@ -208,7 +225,8 @@ else:
     base = None
     with guard("computing the heatmaps"):
         with st.spinner(f"Computing the maps for {sel.class_label(sel.target)} …"):
-            base = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed)
+            base = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed,
+                               methods=method_views.split(state.get(state.METHODS) or ())[0])
     if base is not None:
         # Read from the Explanation itself, so it always describes the maps below it.
         st.caption(f"Class explained: **{views.explained_class(base, sel)}** · layer "

@@ -425,7 +425,7 @@ def test_explain_the_recorded_diagnosis_when_the_model_differs():
     assert button.label == f"Explain the recorded diagnosis ({sample.dx})"
     button.click()
     run(at)
-    assert any(c.value.startswith(f"Explaining: **{sample.dx} — ") for c in at.caption)
+    assert any(c.value.startswith(f"Class explained: **{sample.dx} — ") for c in at.caption)
     assert at.query_params["target"] in (str(zoo.SKIN_CLASSES.index(sample.dx)),
                                          [str(zoo.SKIN_CLASSES.index(sample.dx))])
     assert not [b for b in at.button if b.key == "w:explain_recorded"]  # done: no second click

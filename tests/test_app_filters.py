@@ -153,3 +153,24 @@ def test_another_layer_has_another_grid():
     grid = [c.value for c in at.caption if c.value.startswith("The layer's")]
     assert grid and grid[0].startswith("The layer's 31×31 grid")
     assert "filter 0 does not exist" not in " ".join(errors(at))
+
+
+def test_the_filter_terms_follow_the_chosen_method():
+    """Every CAM method chosen on Explain can be taken apart filter by filter: the top k and
+    their weights are that method's, and the maps of the chosen filters are drawn for each."""
+    from explainers import explain_details, zoo
+
+    at = open_page(methods="gradcam,gradcam++,xgradcam", filter_method="xgradcam")
+    assert not errors(at)
+    assert at.selectbox(key="w:filter_method").value == "xgradcam"
+    caps = filter_captions(at)
+    weights = [float(c.split("w = ")[1].split(" ")[0].rstrip(";")) for c in caps]
+    # The same numbers from the explainer itself: XGrad-CAM's 8 largest channel weights.
+    bundle = zoo.load_model("skin-lesion")
+    sample = zoo.list_samples()[0]
+    ex = explain_details(bundle.model, zoo.prepare(bundle, sample.path),
+                         extra_inputs=[sample.metadata()], methods=("xgradcam",))
+    expected = sorted(ex.weights["xgradcam"][0], reverse=True)[:8]
+    assert weights == pytest.approx(expected, rel=6e-3)  # printed to 3 significant digits
+    assert "XGrad-CAM — 8 filters" in captions(at)
+    assert any(c.startswith("XGrad-CAM — all") for c in captions(at))
