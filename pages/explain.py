@@ -6,7 +6,7 @@ from dashboard.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import sidebar, views
+from dashboard import sidebar, trust_views, views
 from dashboard.errors import guard
 
 sel = sidebar.selection()
@@ -32,4 +32,6 @@ else:
     if ex is not None:
         with guard("drawing the heatmaps"):
             views.maps_panel(ex, sel, n_samples, sigma)
+        with guard("checking how far to trust the maps"):
+            trust_views.explain_trust_section(sel, ex, n_samples, sigma, seed)
     views.gallery(sel)

@@ -1,0 +1,62 @@
+"""The trust card: class sensitivity flags a class-insensitive map, centre-prior likeness,
+seed agreement with smoothing, lesion figures beside the centre prior's, the JSON shape."""
+
+import numpy as np
+import pytest
+
+from explainers import explain, predict
+from explainers.metrics import centre_prior, energy_in_mask
+from explainers.similarity import spearman
+from explainers.trust import CLASS_FLAG, centre_likeness, runner_up, trust_figures, trust_json
+from tests.test_sanity import images, tiny_model
+
+
+def _card(model, **kw):
+    x = images(1)
+    probs = predict(model, x).probabilities[0]
+    target = int(np.argmax(probs))
+    maps = explain(model, x, layer="block2_conv", methods=("gradcam", "gradcam++"), target=target,
+                   n_samples=kw.get("n_samples", 0), seed=kw.get("seed", 0))
+    return x, target, probs, maps, trust_figures(model, x, maps, target, probs, layer="block2_conv", **kw)
+
+
+def test_class_insensitive_map_is_flagged():
+    model = tiny_model(same_head=True)
+    *_, figures = _card(model)
+    assert figures["gradcam"].class_sensitivity == pytest.approx(1.0)
+    assert figures["gradcam"].flags["class_sensitivity"]
+
+
+def test_class_sensitivity_is_the_spearman_with_the_runner_up_map():
+    model = tiny_model()
+    x, target, probs, maps, figures = _card(model)
+    second = runner_up(probs, target)
+    assert second != target and probs[second] == max(p for i, p in enumerate(probs) if i != target)
+    other = explain(model, x, layer="block2_conv", methods=("gradcam",), target=second)["gradcam"][0]
+    fig = figures["gradcam"]
+    assert fig.runner_up == second
+    assert fig.class_sensitivity == pytest.approx(spearman(maps["gradcam"][0], other), abs=1e-6)
+    assert fig.flags["class_sensitivity"] == (fig.class_sensitivity >= CLASS_FLAG)
+    assert fig.seed_agreement is None and fig.lesion_energy is None
+    assert trust_json(figures)["gradcam"] == {"class_sensitivity": round(fig.class_sensitivity, 4),
+                                              "centre_prior": round(fig.centre_prior, 4),
+                                              "seed_agreement": None}
+
+
+def test_centre_likeness():
+    prior = centre_prior((8, 8))
+    assert centre_likeness(prior) == pytest.approx(1.0)
+    assert centre_likeness(prior.max() - prior) == pytest.approx(-1.0)
+
+
+def test_seed_agreement_with_smoothing_and_lesion_figures():
+    model = tiny_model()
+    mask = np.zeros((24, 24), bool)
+    mask[6:18, 6:18] = True
+    x, target, probs, maps, figures = _card(model, n_samples=4, seed=3, mask=mask)
+    fig = figures["gradcam"]
+    assert -1 <= fig.seed_agreement <= 1 and fig.seed_std.shape == maps["gradcam"].shape[1:]
+    assert np.isfinite(fig.seed_std).all()
+    assert fig.lesion_energy == pytest.approx(energy_in_mask(maps["gradcam"][0], mask))
+    assert fig.prior_energy == pytest.approx(energy_in_mask(centre_prior((20, 20)), mask))
+    assert fig.prior_pointing is True
