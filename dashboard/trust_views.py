@@ -78,8 +78,17 @@ def trust_card(fig: trust.TrustFigures, class_label, container=st) -> None:
 def _figures(model_token, image_digest, extra_token, layer, target, keys, n_samples, sigma, seed,
              _sel, _maps) -> dict:
     probs = np.asarray(_sel.prediction.probabilities[0])
+    mask = None
+    if _sel.bundle.metadata_input:  # dermoscopy: the automatic lesion outline
+        from explainers.errors import ExplainerError
+        from explainers.segmentation import segment_lesion
+
+        try:
+            mask = segment_lesion(_sel.image)
+        except ExplainerError:
+            mask = None
     return trust.trust_figures(_sel.bundle.model, _sel.x, _maps, target, probs, extra_inputs=_sel.extra,
-                               layer=layer, n_samples=n_samples, sigma=sigma, seed=seed)
+                               layer=layer, n_samples=n_samples, sigma=sigma, seed=seed, mask=mask)
 
 
 def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int,
@@ -96,3 +105,30 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int,
         for col, m in zip(st.columns(len(methods)), methods):
             col.markdown(f"**{method_label(m, n_samples, sigma)}**")
             trust_card(figures[m], sel.class_label, col)
+            if figures[m].seed_std is not None:
+                from explainers import render
+
+                col.image(render.overlay(np.asarray(sel.image.convert("RGB")), figures[m].seed_std, opacity=0.6),
+                          caption=f"Uncertainty: per-pixel standard deviation across {trust.SEEDS} noise "
+                                  "draws (red = the draws disagree most)", width="stretch")
+        _two_sided(sel, n_samples, sigma, seed)
+        if sel.bundle.metadata_input:
+            st.caption("Lesion figures use the automatic outline (a classical segmentation, not "
+                       "checked against expert masks); upload your own mask on the Trust page.")
+
+
+def _two_sided(sel, n_samples: int, sigma: float, seed: int) -> None:
+    """Grad-CAM (for the class) against the counterfactual map (against it), one shared scale."""
+    from explainers import render
+
+    ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, methods=("gradcam", "counterfactual"),
+                     show_progress=False)
+    pro, con = ex.maps["gradcam"][0], ex.maps["counterfactual"][0]
+    _, peak = render.two_sided(pro, con)
+    left, right = st.columns([1, 2])
+    left.image(render.diverging_overlay(np.asarray(sel.image.convert("RGB")), pro, con), width="stretch",
+               caption="Evidence for (red) and against (blue) the class")
+    right.caption(f"Two-sided map: Grad-CAM (evidence for {sel.class_label(sel.target)}) minus the "
+                  "counterfactual map (evidence against it), both divided by the larger of their "
+                  f"maxima ({peak:.3g}, class score × activation units): −1 blue … 0 white … +1 red. "
+                  "One shared scale, so a faint side stays faint.")

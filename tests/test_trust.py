@@ -60,3 +60,18 @@ def test_seed_agreement_with_smoothing_and_lesion_figures():
     assert fig.lesion_energy == pytest.approx(energy_in_mask(maps["gradcam"][0], mask))
     assert fig.prior_energy == pytest.approx(energy_in_mask(centre_prior((20, 20)), mask))
     assert fig.prior_pointing is True
+
+
+def test_two_sided_map_uses_one_shared_scale():
+    from explainers.render import diverging_overlay, two_sided
+
+    pro = np.array([[4.0, 0.0], [1.0, 0.0]])
+    con = np.array([[0.0, 2.0], [1.0, 0.0]])
+    signed, peak = two_sided(pro, con)
+    assert peak == 4.0
+    np.testing.assert_allclose(signed, [[1.0, -0.5], [0.0, 0.0]])
+    assert two_sided(np.zeros((2, 2)), np.zeros((2, 2)))[1] == 0.0
+    img = np.full((8, 8, 3), 128, np.uint8)
+    out = diverging_overlay(img, pro, con, opacity=1.0)
+    assert out[0, 0, 0] > out[0, 0, 2]  # for: red
+    assert out[0, -1, 2] > out[0, -1, 0]  # against: blue

@@ -65,4 +65,9 @@ def test_cached_verdicts_show_on_trust_and_explain(cache):
 
 def test_explain_says_not_checked_when_nothing_is_cached(cache):
     at = open_page("pages/explain.py")
-    assert "not checked yet — run it on the Trust page" in texts(at)
+    shown = texts(at)
+    assert "not checked yet — run it on the Trust page" in shown
+    assert "Energy in the lesion" in shown and "the centre prior alone gets" in shown  # automatic outline
+    assert "Two-sided map: Grad-CAM" in shown
+    assert "Evidence for (red) and against (blue) the class" in [c for img in at.image for c in img.captions]
+    assert not list(cache.glob("*.json"))
