@@ -66,9 +66,10 @@ def _show_results(results: dict, n_images: int) -> None:
         st.subheader(method_label(key, 0, 0.15))
         trust_views.verdict_badge(r)
         steps = ["trained"] + [s.step for s in r.cascade]
-        table = pd.DataFrame({"randomised": steps[1:], "Spearman (rank correlation, -1..1)":
-                              [s.spearman for s in r.cascade],
-                              "SSIM (structural similarity, -1..1)": [s.ssim for s in r.cascade]})
+        # Numbered so the chart keeps the cascade's order (its axis sorts the labels).
+        table = pd.DataFrame({"randomised": [f"{i}. {name}" for i, name in enumerate(steps[1:], 1)],
+                              "Spearman (rank correlation, -1..1)": [round(s.spearman, 2) for s in r.cascade],
+                              "SSIM (structural similarity, -1..1)": [round(s.ssim, 2) for s in r.cascade]})
         left, right = st.columns([3, 2])
         left.line_chart(table.set_index("randomised"), height=240)
         right.dataframe(table, hide_index=True)
@@ -116,13 +117,17 @@ def _audit_section() -> None:
     left.image(render.overlay(shown, ex.maps[method][0], opacity=0.45), width="stretch",
                caption=f"{REGISTRY[method].label} with the lesion outline ({result.mask_source} mask)")
     right.dataframe(pd.DataFrame({"region": list(REGIONS),
-                                  "share of the map's energy (%)": [100 * result.energy[k] for k in REGIONS],
-                                  "share of the image (%)": [100 * result.regions[k].mean() for k in REGIONS]}),
+                                  "share of the map's energy (%)": [round(100 * result.energy[k], 1) for k in REGIONS],
+                                  "share of the image (%)": [round(100 * result.regions[k].mean(), 1) for k in REGIONS]}),
                     hide_index=True)
     right.caption("A region's energy share above its share of the image means the map dwells on it. "
                   "The automatic mask is a classical pipeline, not checked against expert outlines.")
     for e in result.edits:
         st.markdown(f"- {e.sentence(sel.class_label(t))}")
+    if result.mask_source == "auto":
+        st.caption("The high-map area outside an automatic outline often holds lesion tissue the outline "
+                   "missed, and a large fill is itself unlike any training image: a drop there is not by "
+                   "itself a shortcut. Upload an expert mask for a fair test.")
 
 
 if sel.bundle is None:

@@ -45,7 +45,7 @@ def test_nothing_is_computed_without_the_button_and_the_audit_runs(cache):
     assert "hiding the high-map area outside the lesion moves P(" in shown
     frame = at.dataframe[0].value
     assert list(frame["region"]) == ["lesion", "border", "skin", "corners"]
-    assert frame["share of the map's energy (%)"].sum() == pytest.approx(100, abs=0.01)
+    assert frame["share of the map's energy (%)"].sum() == pytest.approx(100, abs=0.2)
 
 
 def test_cached_verdicts_show_on_trust_and_explain(cache):
