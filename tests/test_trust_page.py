@@ -71,3 +71,21 @@ def test_explain_says_not_checked_when_nothing_is_cached(cache):
     assert "Two-sided map: Grad-CAM" in shown
     assert "Evidence for (red) and against (blue) the class" in [c for img in at.image for c in img.captions]
     assert not list(cache.glob("*.json"))
+
+
+def test_sanity_check_runs_on_an_uploaded_model(cache, tmp_path):
+    from tests.helpers import small_cnn
+    from tests.test_app_explain import _upload_model
+
+    small_cnn().save(tmp_path / "cnn.keras")
+    at = _upload_model(open_page(PAGE), "cnn.keras", (tmp_path / "cnn.keras").read_bytes())
+    assert "Not checked yet" in texts(at)
+    at.multiselect(key="trust:methods").set_value(["gradcam"])
+    at.slider(key="trust:images").set_value(2)
+    run(at)
+    next(b for b in at.button if b.key == "trust:run").click()
+    run(at)
+    shown = texts(at)
+    assert ("passes the sanity checks" in shown) or ("fails" in shown)
+    assert len(list(cache.glob("*.json"))) == 1
+    assert "trained" in [c for img in at.image for c in img.captions]
