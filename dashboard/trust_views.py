@@ -76,7 +76,7 @@ def trust_card(fig: trust.TrustFigures, class_label, container=st) -> None:
 
 @st.cache_data(show_spinner="Computing the trust card…", max_entries=16)
 def _figures(model_token, image_digest, extra_token, layer, target, keys, n_samples, sigma, seed,
-             _sel, _maps) -> dict:
+             with_seeds, _sel, _maps) -> dict:
     probs = np.asarray(_sel.prediction.probabilities[0])
     mask = None
     if _sel.bundle.metadata_input:  # dermoscopy: the automatic lesion outline
@@ -88,7 +88,8 @@ def _figures(model_token, image_digest, extra_token, layer, target, keys, n_samp
         except ExplainerError:
             mask = None
     return trust.trust_figures(_sel.bundle.model, _sel.x, _maps, target, probs, extra_inputs=_sel.extra,
-                               layer=layer, n_samples=n_samples, sigma=sigma, seed=seed, mask=mask)
+                               layer=layer, n_samples=n_samples, sigma=sigma, seed=seed, mask=mask,
+                               with_seeds=with_seeds)
 
 
 def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int,
@@ -99,8 +100,12 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int,
     for col, m in zip(cols[1:], methods):
         verdict_badge(cached_result(sel, m, n_samples, sigma), col)
     maps = {m: ex.maps[m][0] for m in methods}
+    with_seeds = n_samples > 0 and st.checkbox(
+        f"Also check the agreement between {trust.SEEDS} noise draws (about twice the smoothing time)",
+        key="trust:seeds")
     figures = _figures(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
-                       tuple(methods), int(n_samples), round(float(sigma), 4), int(seed), _sel=sel, _maps=maps)
+                       tuple(methods), int(n_samples), round(float(sigma), 4), int(seed), bool(with_seeds),
+                       _sel=sel, _maps=maps)
     with st.expander("Trust card: can these maps be read as evidence?", expanded=True):
         for col, m in zip(st.columns(len(methods)), methods):
             col.markdown(f"**{method_label(m, n_samples, sigma)}**")

@@ -10,8 +10,9 @@
 * with a lesion mask — the map's energy inside the lesion and whether its maximum falls in
   it (pointing game), beside the same figures for the centre prior.
 
-The extra maps (runner-up class, seeds) come from ONE ``explain`` call over the image
-repeated, with a target per copy, so the card costs one batched pass.
+The extra maps (runner-up class, the extra seeds) come from ONE ``explain`` call over the
+image repeated, with a target per copy, so the card costs one batched pass (the seeds only
+on request: with smoothing they cost about twice the smoothed maps).
 """
 
 from __future__ import annotations
@@ -86,16 +87,18 @@ def lesion_figures(cam: np.ndarray, mask: np.ndarray) -> tuple[float, bool, floa
 def trust_figures(model, x: np.ndarray, maps: dict[str, np.ndarray], target: int, probabilities: np.ndarray,
                   *, extra_inputs: Sequence[np.ndarray] | None = None, layer: str | None = None,
                   n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
-                  mask: np.ndarray | None = None) -> dict[str, TrustFigures]:
+                  mask: np.ndarray | None = None, with_seeds: bool = True) -> dict[str, TrustFigures]:
     """The card for each CAM map in ``maps`` (``{key: (h, w) or (1, h, w)}``, the maps the page
-    already shows for ``target``) of the single preprocessed image ``x`` (1, H, W, C)."""
+    already shows for ``target``) of the single preprocessed image ``x`` (1, H, W, C).
+    With smoothing and ``with_seeds``, the given map is the first of the ``SEEDS`` draws and
+    the others come from the same batched call (each copy gets its own noise)."""
     from . import explain
 
     x = np.asarray(x, dtype=np.float32)
     x = x[None] if x.ndim == 3 else x[:1]
     keys = tuple(maps)
     second = runner_up(probabilities, target)
-    copies = 1 + (SEEDS if n_samples > 0 else 0)
+    copies = 1 + (SEEDS - 1 if n_samples > 0 and with_seeds else 0)
     targets = [second] + [int(target)] * (copies - 1)
     rep = np.repeat(x, copies, axis=0)
     rep_extra = None if extra_inputs is None else [np.repeat(np.asarray(e)[:1], copies, axis=0)
@@ -108,7 +111,7 @@ def trust_figures(model, x: np.ndarray, maps: dict[str, np.ndarray], target: int
         cam = cam[0] if cam.ndim == 3 else cam
         fig = TrustFigures(k, spearman(cam, extra_maps[k][0]), second, centre_likeness(cam))
         if copies > 1:
-            seeds = extra_maps[k][1:]
+            seeds = np.concatenate([cam[None], extra_maps[k][1:]]).astype(np.float64)
             fig.seed_agreement = mean_pairwise_spearman(seeds)
             fig.seed_std = np.std(seeds / max(float(seeds.max()), 1e-12), axis=0).astype(np.float32)
         if mask is not None:

@@ -75,3 +75,17 @@ def test_two_sided_map_uses_one_shared_scale():
     out = diverging_overlay(img, pro, con, opacity=1.0)
     assert out[0, 0, 0] > out[0, 0, 2]  # for: red
     assert out[0, -1, 2] > out[0, -1, 0]  # against: blue
+
+
+def test_seed_draws_only_on_request_and_the_shown_map_is_the_first():
+    model = tiny_model()
+    x = images(1)
+    probs = predict(model, x).probabilities[0]
+    t = int(np.argmax(probs))
+    maps = explain(model, x, layer="block2_conv", methods=("gradcam",), target=t, n_samples=4, seed=0)
+    off = trust_figures(model, x, maps, t, probs, layer="block2_conv", n_samples=4, seed=0, with_seeds=False)
+    assert off["gradcam"].seed_agreement is None
+    flat = {"gradcam": np.ones_like(maps["gradcam"])}  # a constant "shown" map has no order
+    on = trust_figures(model, x, flat, t, probs, layer="block2_conv", n_samples=4, seed=0)
+    # pairs with the constant map score 0: the mean is the one remaining pair over 3
+    assert on["gradcam"].seed_agreement < 0.34
