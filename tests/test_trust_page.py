@@ -89,3 +89,16 @@ def test_sanity_check_runs_on_an_uploaded_model(cache, tmp_path):
     assert ("passes the sanity checks" in shown) or ("fails" in shown)
     assert len(list(cache.glob("*.json"))) == 1
     assert "trained" in [c for img in at.image for c in img.captions]
+
+
+def test_seed_agreement_and_uncertainty_overlay_on_request(cache):
+    at = open_page("pages/explain.py")
+    at.slider(key="w:n_samples").set_value(2)
+    run(at)
+    assert "Seed agreement" not in texts(at)  # the heavier part waits for the box
+    at.checkbox(key="trust:seeds").check()
+    run(at)
+    assert "Seed agreement" in texts(at)
+    assert any(c.startswith("Uncertainty: per-pixel standard deviation across 3 noise draws")
+               for img in at.image for c in img.captions)
+    assert not at.error
