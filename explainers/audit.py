@@ -121,7 +121,13 @@ def audit(bundle, image: Image.Image, cam: np.ndarray, target: int, *, extra_inp
     image = image.convert("RGB")
     size = (image.height, image.width)
     source = "upload" if mask is not None else "auto"
-    lesion = segment_lesion(image) if mask is None else np.asarray(mask, bool)
+    if mask is not None:
+        lesion = np.asarray(mask, bool)
+    else:
+        try:
+            lesion = segment_lesion(image)
+        except ExplainerError:  # a uniform image: no lesion, every other figure still holds
+            lesion = np.zeros(size, bool)
     if lesion.shape != size:
         lesion = np.asarray(Image.fromarray(lesion.astype(np.uint8) * 255).resize(image.size, Image.NEAREST)) > 127
     regions = region_masks(image, lesion)

@@ -61,3 +61,13 @@ def test_box_edit_and_modes():
     assert filled[60:120, 100:140].std(axis=(0, 1)).max() == 0  # one skin colour
     with pytest.raises(Exception):
         box_mask((10, 10), (5, 5, 5, 9))
+
+
+def test_a_uniform_image_has_no_lesion_but_still_an_audit():
+    from PIL import Image
+
+    bundle = brightness_bundle()
+    image = Image.new("RGB", (64, 48), (200, 160, 140))
+    result = audit(bundle, image, np.ones((8, 8)), 0)
+    assert not result.lesion.any() and result.energy["lesion"] == 0.0
+    assert result.energy["skin"] == pytest.approx(1.0)
