@@ -116,6 +116,8 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int,
                 col.image(render.overlay(np.asarray(sel.image.convert("RGB")), figures[m].seed_std, opacity=0.6),
                           caption=f"Uncertainty: per-pixel standard deviation across {trust.SEEDS} noise "
                                   "draws (red = the draws disagree most)", width="stretch")
+        if sel.bundle.n_classes <= 50 and st.checkbox("Compare with the maps of every class", key="trust:all_classes"):
+            _every_class(sel, maps, n_samples, sigma, seed)
         _two_sided(sel, n_samples, sigma, seed)
         if sel.bundle.metadata_input:
             st.caption("Lesion figures use the automatic outline (a classical segmentation, not "
@@ -137,3 +139,27 @@ def _two_sided(sel, n_samples: int, sigma: float, seed: int) -> None:
                   "counterfactual map (evidence against it), both divided by the larger of their "
                   f"maxima ({peak:.3g}, class score × activation units): −1 blue … 0 white … +1 red. "
                   "One shared scale, so a faint side stays faint.")
+
+
+@st.cache_data(show_spinner="Computing the maps of every class…", max_entries=8)
+def _every_class_table(model_token, image_digest, extra_token, layer, target, keys, n_samples, sigma, seed,
+                       _sel, _maps) -> dict:
+    return trust.every_class_spearman(_sel.bundle.model, _sel.x, _maps, target, _sel.bundle.n_classes,
+                                      extra_inputs=_sel.extra, layer=layer, n_samples=n_samples,
+                                      sigma=sigma, seed=seed)
+
+
+def _every_class(sel, maps: dict, n_samples: int, sigma: float, seed: int) -> None:
+    """Spearman with each other class's map: which classes the map cannot tell apart."""
+    import pandas as pd
+
+    table = _every_class_table(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path,
+                               int(sel.target), tuple(maps), int(n_samples), round(float(sigma), 4), int(seed),
+                               _sel=sel, _maps=maps)
+    classes = list(next(iter(table.values())).keys()) if table else []
+    frame = pd.DataFrame({"class": [sel.class_label(c) for c in classes],
+                          **{method_label(k, n_samples, sigma): [round(v[c], 2) for c in classes]
+                             for k, v in table.items()}})
+    st.dataframe(frame, hide_index=True)
+    st.caption(f"Spearman rank correlation (−1..1) of each map with the same method's map for another "
+               f"class; from {trust.CLASS_FLAG} up the two classes get the same map.")

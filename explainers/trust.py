@@ -121,6 +121,31 @@ def trust_figures(model, x: np.ndarray, maps: dict[str, np.ndarray], target: int
     return out
 
 
+def every_class_spearman(model, x: np.ndarray, maps: dict[str, np.ndarray], target: int, n_classes: int,
+                         *, extra_inputs: Sequence[np.ndarray] | None = None, layer: str | None = None,
+                         n_samples: int = 0, sigma: float = 0.15, seed: int = 0) -> dict[str, dict[int, float]]:
+    """Spearman of each shown map with the same method's map for every other class (one
+    batched call over the image repeated): ``{key: {class: rho}}``."""
+    from . import explain
+
+    x = np.asarray(x, dtype=np.float32)
+    x = x[None] if x.ndim == 3 else x[:1]
+    others = [c for c in range(int(n_classes)) if c != int(target)]
+    if not others:
+        return {k: {} for k in maps}
+    rep = np.repeat(x, len(others), axis=0)
+    rep_extra = None if extra_inputs is None else [np.repeat(np.asarray(e)[:1], len(others), axis=0)
+                                                   for e in extra_inputs]
+    other_maps = explain(model, rep, layer=layer, target=others, extra_inputs=rep_extra, methods=tuple(maps),
+                         n_samples=n_samples, sigma=sigma, seed=int(seed) + 1)
+    out = {}
+    for k, cam in maps.items():
+        cam = np.asarray(cam)
+        cam = cam[0] if cam.ndim == 3 else cam
+        out[k] = {c: spearman(cam, other_maps[k][i]) for i, c in enumerate(others)}
+    return out
+
+
 def trust_json(figures: dict[str, TrustFigures]) -> dict:
     """``{key: {"class_sensitivity", "centre_prior", "seed_agreement"}}`` for ``explain --json``."""
     return {k: f.to_json() for k, f in figures.items()}

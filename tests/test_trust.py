@@ -89,3 +89,16 @@ def test_seed_draws_only_on_request_and_the_shown_map_is_the_first():
     on = trust_figures(model, x, flat, t, probs, layer="block2_conv", n_samples=4, seed=0)
     # pairs with the constant map score 0: the mean is the one remaining pair over 3
     assert on["gradcam"].seed_agreement < 0.34
+
+
+def test_every_class_spearman_matches_one_map_per_class():
+    from explainers.trust import every_class_spearman
+
+    model = tiny_model(classes=4)
+    x = images(1)
+    maps = explain(model, x, layer="block2_conv", methods=("gradcam",), target=1)
+    table = every_class_spearman(model, x, maps, 1, 4, layer="block2_conv")["gradcam"]
+    assert list(table) == [0, 2, 3]
+    for c in (0, 2, 3):
+        other = explain(model, x, layer="block2_conv", methods=("gradcam",), target=c)["gradcam"][0]
+        assert table[c] == pytest.approx(spearman(maps["gradcam"][0], other), abs=1e-6)
