@@ -17,7 +17,7 @@ depend on the class it explains. Two tests, per model x layer x method x noise s
 Verdict (stated in docs/TRUST.md): **pass** when the mean Spearman has fallen below
 ``CASCADE_PASS`` (0.5) once the head and the last block are random, AND the random-logit
 Spearman is below ``LOGIT_PASS`` (0.9); else **fail**. Results are cached on disk
-(``cache.py``-free JSON files, at most ``CACHE_ENTRIES``) keyed by the model's file hash.
+(one JSON file per method, at most ``CACHE_ENTRIES`` files) keyed by the model's file hash.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -213,10 +212,10 @@ def run_sanity(model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | N
     extra = None if extra_inputs is None else [np.asarray(e) for e in extra_inputs]
     noise = dict(n_samples=n_samples, sigma=sigma, seed=seed)
     say = progress or (lambda fraction, text: None)
-    n_classes = predict(model, images[:1], extra_inputs=None if extra is None else [e[:1] for e in extra]).logits.shape[-1]
 
     say(0.0, "maps of the trained model")
     logits = predict(model, images, extra_inputs=extra).logits
+    n_classes = logits.shape[-1]
     targets = np.argmax(logits, axis=1)
     trained = explain(model, images, layer=info.path, target=targets, extra_inputs=extra,
                       methods=methods, **noise)
@@ -224,7 +223,6 @@ def run_sanity(model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | N
     rng = np.random.default_rng(seed)
     logit_scores: dict[str, list[float]] = {m: [] for m in methods}
     n = len(images)
-    steps_total = 6
     for i in range(n):
         say(0.05 + 0.35 * i / n, f"random logit: image {i + 1} of {n}")
         others = _other_classes(int(targets[i]), n_classes, rng)
@@ -374,11 +372,9 @@ def sanity_for_bundle(bundle, *, layer: str | None = None, methods: Sequence[str
     results = {m: f[1] for m, f in found.items() if f is not None}
     missing = [m for m in methods if m not in results]
     if missing:
-        started = time.perf_counter()
         report = run_sanity(bundle.model, images, extra, layer=info.path, methods=missing,
                             n_samples=n_samples, sigma=sigma, seed=seed, model_name=bundle.key,
                             image_ids=ids, progress=progress)
-        report.seconds = time.perf_counter() - started
         for m in missing:
             save_cached(keys[m], report, m)
             results[m] = report.methods[m]
