@@ -124,13 +124,22 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int,
                        "checked against expert masks); upload your own mask on the Trust page.")
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _against(model_token, image_digest, extra_token, layer, target, n_samples, sigma, seed, _sel) -> np.ndarray:
+    """The counterfactual map (evidence against the class), same settings as the shown maps."""
+    from explainers import explain
+
+    return explain(_sel.bundle.model, _sel.x, layer=layer, target=target, extra_inputs=_sel.extra,
+                   methods=("counterfactual",), n_samples=n_samples, sigma=sigma, seed=seed)["counterfactual"][0]
+
+
 def _two_sided(sel, n_samples: int, sigma: float, seed: int) -> None:
     """Grad-CAM (for the class) against the counterfactual map (against it), one shared scale."""
     from explainers import render
 
-    ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, methods=("gradcam", "counterfactual"),
-                     show_progress=False)
-    pro, con = ex.maps["gradcam"][0], ex.maps["counterfactual"][0]
+    pro = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed).maps["gradcam"][0]  # the shown map
+    con = _against(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
+                   int(n_samples), round(float(sigma), 4), int(seed), _sel=sel)
     _, peak = render.two_sided(pro, con)
     left, right = st.columns([1, 2])
     left.image(render.diverging_overlay(np.asarray(sel.image.convert("RGB")), pro, con), width="stretch",
