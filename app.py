@@ -47,6 +47,7 @@ if (HERE / "pages" / "evaluate.py").is_file():  # written separately; the app ru
     pages.append(st.Page(str(HERE / "pages" / "evaluate.py"), title="Evaluate",
                          icon=":material/fact_check:", url_path="evaluate"))
 
+pages.append(st.Page(str(HERE / "pages" / "trust.py"), title="Trust", icon=":material/verified:", url_path="trust"))
 pages.append(st.Page(str(HERE / "pages" / "audit.py"), title="Audit a dataset",
                      icon=":material/checklist:", url_path="audit"))
 

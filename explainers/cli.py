@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     from explainers import explain_command
 
     explain_command.add_parser(sub)
+    from explainers import sanity_command, segment_command
+
+    sanity_command.add_parser(sub)
+    segment_command.add_parser(sub)
     p = sub.add_parser("layers", help="list the layers a map can be computed at")
     _add_model_arguments(p)
     p.set_defaults(func=cmd_layers)

@@ -181,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
     labels = {m: method_label(m, args.samples, args.sigma) for m in methods}
 
     if args.json:
-        print(json.dumps(_json_report(args, bundle, pred, ex, methods, boxes, text), allow_nan=False))
+        report = _json_report(args, bundle, pred, ex, methods, boxes, text)
+        report.update(_trust_report(bundle, image, x, extra, ex, methods, pred))
+        print(json.dumps(report, allow_nan=False))
     else:
         print(f"explained: class [{t}] {bundle.class_label(t)} ({score}) at layer {ex.layer.path} "
               f"({cli._shape_text(ex.layer.output_shape)}) in {total_seconds:.2f} s")
@@ -235,6 +237,24 @@ def _json_report(args, bundle, pred, ex, methods, boxes, text) -> dict:
         },
         "text": text.sentence,
     }
+
+
+def _trust_report(bundle, image, x, extra, ex, methods, pred) -> dict:
+    """``"trust"`` (per CAM method) and ``"audit"`` (of the first CAM method's map), see
+    ``explainers.trust`` and ``explainers.audit``."""
+    from explainers.audit import audit, audit_json
+    from explainers.methods import REGISTRY
+    from explainers.trust import trust_figures, trust_json
+
+    cams = [m for m in methods if REGISTRY[m].cam]
+    if not cams:
+        return {}
+    t = int(ex.targets[0])
+    maps = {m: ex.maps[m][0] for m in cams}
+    figures = trust_figures(bundle.model, x, maps, t, pred.probabilities[0], extra_inputs=extra,
+                            layer=ex.layer.path, n_samples=ex.n_samples, sigma=ex.sigma)
+    return {"trust": trust_json(figures),
+            "audit": audit_json(audit(bundle, image, maps[cams[0]], t, extra_inputs=extra))}
 
 
 def _write_npz(out: Path, bundle, ex, methods, image, target: int, args) -> None:

@@ -341,3 +341,28 @@ def draw_box(image: np.ndarray, box: Sequence[int] | None, color: Sequence[int] 
     img[y0:y1, x0 : min(x1, x0 + t)] = c
     img[y0:y1, max(x0, x1 - t) : x1] = c
     return img
+
+
+def two_sided(for_map: np.ndarray, against_map: np.ndarray) -> tuple[np.ndarray, float]:
+    """Evidence for the class minus evidence against it (e.g. Grad-CAM and the counterfactual
+    map), both non-negative, on ONE shared scale: ``(for - against) / m`` in [-1, 1] with
+    ``m`` the larger of the two raw maxima, returned with ``m`` (0 when both maps are zero)."""
+    pro = np.maximum(np.nan_to_num(np.asarray(for_map, dtype=np.float64)), 0.0)
+    con = np.maximum(np.nan_to_num(np.asarray(against_map, dtype=np.float64)), 0.0)
+    if pro.shape != con.shape:
+        raise ExplainerError(f"the two maps differ in shape: {pro.shape} and {con.shape}")
+    peak = float(max(pro.max(initial=0.0), con.max(initial=0.0)))
+    if peak <= 0 or not np.isfinite(peak):
+        return np.zeros(pro.shape, np.float32), 0.0
+    return np.clip((pro - con) / peak, -1.0, 1.0).astype(np.float32), peak
+
+
+def diverging_overlay(image_uint8: np.ndarray, for_map: np.ndarray, against_map: np.ndarray,
+                      cmap: str | Colormap = "RdBu_r", opacity: float = 0.55) -> np.ndarray:
+    """The two-sided map over the image: red = evidence for, blue = against, white = neither
+    (0 at the colour map's centre). Uniform blend, as ``overlay``."""
+    img = _as_rgb_uint8(image_uint8)
+    signed, _ = two_sided(for_map, against_map)
+    heat = colorize((upsample(signed, img.shape[:2]) + 1.0) / 2.0, cmap)
+    blended = (1.0 - float(opacity)) * img.astype(np.float32) + float(opacity) * heat.astype(np.float32)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

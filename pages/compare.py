@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 
 from dashboard import compare_loaders as cl  # noqa: E402
 from dashboard import evaluate_helpers as eh  # noqa: E402
-from dashboard import loaders, sidebar, views  # noqa: E402
+from dashboard import loaders, sidebar, trust_views, views  # noqa: E402
 from dashboard.errors import guard  # noqa: E402
 from explainers import metrics, render  # noqa: E402
 from explainers.localisation import DEFAULT_THRESHOLD, box_scores, cam_box  # noqa: E402
@@ -129,6 +129,8 @@ def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
             col.image(to_image(maps[m]), width="stretch")
             lines.append("input gradient: grey = 0, bright = positive, dark = negative")
         col.markdown("  \n".join(lines))
+        if REGISTRY[m].cam:
+            trust_views.verdict_badge(trust_views.cached_result(sel, m, n_samples, sigma), col)
     if peaks:
         views.colorbar(views.Drawn(peaks, tops, [], scale), cmap)
 

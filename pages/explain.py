@@ -8,7 +8,7 @@ from dashboard.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import method_views, sidebar, state, views
+from dashboard import method_views, sidebar, state, trust_views, views
 from dashboard.errors import guard
 
 sel = sidebar.selection()
@@ -44,6 +44,8 @@ else:
     if ex is not None:
         with guard("drawing the heatmaps"):
             views.maps_panel(ex, sel, pixel_ex, boxes=bool(state.get(state.BOX)))
+        with guard("checking how far to trust the maps"):
+            trust_views.explain_trust_section(sel, ex, n_samples, sigma, seed)
     st.subheader("Methods and noise")
     method_views.method_controls()
     views.noise_controls()

@@ -38,7 +38,7 @@ def test_json_is_one_object_with_the_documented_fields(files, tmp_path, capfd):
     report = json.loads(captured.out)  # the whole of stdout is one JSON object
     assert captured.out.count("\n") == 1
     assert set(report) == {"model", "image", "layer", "target", "probabilities", "methods",
-                           "filters", "text"}
+                           "filters", "text", "trust", "audit"}
     assert report["layer"] == "conv_b" and report["image"] == str(files / "img.png")
     probs = report["probabilities"]
     assert list(probs) == ["cat", "dog", "bird", "fish"] and abs(sum(probs.values()) - 1) < 1e-5

@@ -1,0 +1,139 @@
+"""Trust: the sanity checks of Adebayo et al. (2018) for the current model and layer, with the
+cascade strip of maps and the curves, and the artefact audit of the current image."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard.bootstrap import ensure_navigation
+
+ensure_navigation()  # a first run straight into this file goes back through app.py
+
+from dashboard import loaders, sidebar, trust_views  # noqa: E402
+from dashboard.errors import guard  # noqa: E402
+from explainers import render, sanity  # noqa: E402
+from explainers.audit import REGIONS, audit  # noqa: E402
+from explainers.methods import REGISTRY, method_label  # noqa: E402
+from explainers.metrics import draw_outline, load_mask  # noqa: E402
+
+CAM_METHODS = [k for k in REGISTRY if REGISTRY[k].cam and k != "scorecam"]
+
+sel = sidebar.selection()
+st.title("Can these maps be trusted?")
+st.caption(
+    "Two sanity checks (Adebayo et al. 2018). **Model randomisation**: the weights of a copy of "
+    "the model are re-drawn from the top down; a map that explains the model must change. "
+    "**Random logit**: the map for another class must differ from the map for the predicted one. "
+    f"Verdict: pass when the Spearman rank correlation with the trained map is below "
+    f"{sanity.CASCADE_PASS} once the head and the last block are random, and the random-logit "
+    f"Spearman is below {sanity.LOGIT_PASS}.")
+
+
+def _sanity_section() -> None:
+    methods = st.multiselect("Methods to check", CAM_METHODS, default=["gradcam", "gradcam++"],
+                             format_func=lambda k: REGISTRY[k].label, key="trust:methods")
+    n_images = st.slider("Bundled images", 2, 8, sanity.DEFAULT_SAMPLES, key="trust:images",
+                         help="The same images for every step; 8 takes about a minute on 2 CPU cores.")
+    if not methods:
+        st.info("Choose at least one method.")
+        return
+    cached = {m: trust_views.cached_result(sel, m, 0, 0.15) if n_images == sanity.DEFAULT_SAMPLES else None
+              for m in methods}
+    report = None
+    if all(cached.values()):
+        results = cached
+    elif st.button("Run the sanity check", type="primary", key="trust:run"):
+        bar = st.progress(0.0, text="starting")
+        report = sanity.sanity_for_bundle(
+            sel.bundle, layer=sel.layer.path, methods=methods, n_images=n_images,
+            progress=lambda f, text: bar.progress(min(1.0, max(0.0, f)), text=text))
+        bar.empty()
+        results = report.methods
+    else:
+        missing = ", ".join(REGISTRY[m].label for m in methods if not cached[m])
+        st.info(f"Not checked yet for this model and layer: {missing}. The check re-draws the weights "
+                "of a copy of the model about 6 times and recomputes the maps of the bundled images.")
+        return
+    _show_results(results, n_images)
+
+
+def _show_results(results: dict, n_images: int) -> None:
+    from explainers.images import load_image
+    from explainers.zoo import list_samples
+
+    samples = list_samples()[:n_images]
+    for key, r in results.items():
+        st.subheader(method_label(key, 0, 0.15))
+        trust_views.verdict_badge(r)
+        steps = ["trained"] + [s.step for s in r.cascade]
+        # Numbered so the chart keeps the cascade's order (its axis sorts the labels).
+        table = pd.DataFrame({"randomised": [f"{i}. {name}" for i, name in enumerate(steps[1:], 1)],
+                              "Spearman (rank correlation, -1..1)": [round(s.spearman, 2) for s in r.cascade],
+                              "SSIM (structural similarity, -1..1)": [round(s.ssim, 2) for s in r.cascade]})
+        left, right = st.columns([3, 2])
+        left.line_chart(table.set_index("randomised"), height=240)
+        right.dataframe(table, hide_index=True)
+        right.caption(f"Random logit: Spearman {r.random_logit_spearman:.2f} between the map for the "
+                      f"predicted class and the maps for other classes (below {sanity.LOGIT_PASS}: class-sensitive).")
+        pick = st.selectbox("Image of the cascade strip", range(min(len(samples), r.maps.shape[1])),
+                            format_func=lambda i: f"{samples[i].image_id} ({samples[i].dx_name})",
+                            key=f"trust:strip:{key}")
+        picture = loaders.display_image(f"sample:{samples[pick].image_id}", load_image(samples[pick].path))
+        cols = st.columns(len(steps))
+        for col, name, cam in zip(cols, steps, r.maps[:, pick]):
+            col.image(render.overlay(picture, cam, opacity=0.5), caption=name, width="stretch")
+        st.caption("Each map is scaled to its own maximum (0 = blue, max = red).")
+
+
+def _audit_section() -> None:
+    st.header("Artefact audit of this image")
+    if sel.image is None or not sel.ready:
+        st.info("Choose an image in the sidebar to audit its map.")
+        return
+    ex = sel.explain(methods=("gradcam", "gradcam++"))
+    method = st.radio("Map", ("gradcam", "gradcam++"), format_func=lambda k: REGISTRY[k].label,
+                      horizontal=True, key="trust:audit_method")
+    upload = st.file_uploader("Lesion mask (PNG, white lesion on black); automatic when none",
+                              type=["png"], key="trust:mask")
+    mode = st.radio("Hide a region by", ("fill", "blur"), horizontal=True, key="trust:mode",
+                    format_func=lambda m: {"fill": "skin-colour fill", "blur": "strong blur"}[m])
+    box = None
+    if st.checkbox("Also hide a box of my own", key="trust:use_box"):
+        w, h = sel.image.size
+        c = st.columns(4)
+        box = (c[0].number_input("x0 (px)", 0, w, 0, key="trust:x0"),
+               c[1].number_input("y0 (px)", 0, h, 0, key="trust:y0"),
+               c[2].number_input("x1 (px)", 0, w, w // 4, key="trust:x1"),
+               c[3].number_input("y1 (px)", 0, h, h // 4, key="trust:y1"))
+    mask = None
+    if upload is not None:
+        with guard("reading the mask"):
+            mask = load_mask(upload.getvalue(), (sel.image.height, sel.image.width))
+    t = int(sel.target)
+    result = audit(sel.bundle, sel.image, ex.maps[method][0], t, extra_inputs=sel.extra, mask=mask,
+                   box=box, mode=mode)
+    shown = draw_outline(np.asarray(sel.image.convert("RGB")), result.lesion, (255, 255, 255), 3)
+    left, right = st.columns(2)
+    left.image(render.overlay(shown, ex.maps[method][0], opacity=0.45), width="stretch",
+               caption=f"{REGISTRY[method].label} with the lesion outline ({result.mask_source} mask)")
+    right.dataframe(pd.DataFrame({"region": list(REGIONS),
+                                  "share of the map's energy (%)": [round(100 * result.energy[k], 1) for k in REGIONS],
+                                  "share of the image (%)": [round(100 * result.regions[k].mean(), 1) for k in REGIONS]}),
+                    hide_index=True)
+    right.caption("A region's energy share above its share of the image means the map dwells on it. "
+                  "The automatic mask is a classical pipeline, not checked against expert outlines.")
+    for e in result.edits:
+        st.markdown(f"- {e.sentence(sel.class_label(t))}")
+    if result.mask_source == "auto":
+        st.caption("The high-map area outside an automatic outline often holds lesion tissue the outline "
+                   "missed, and a large fill is itself unlike any training image: a drop there is not by "
+                   "itself a shortcut. Upload an expert mask for a fair test.")
+
+
+if sel.bundle is None:
+    st.info("No model is loaded: see the message above, or choose another model in the sidebar.")
+else:
+    with guard("running the sanity check"):
+        _sanity_section()
+    with guard("auditing the image"):
+        _audit_section()

@@ -1,0 +1,108 @@
+"""The Trust page and the trust section of Explain, driven with AppTest on the default model:
+verdicts read from the disk cache only, the cascade strip, the audit panel and its edits."""
+
+import numpy as np
+import pytest
+
+from explainers import sanity, zoo
+from tests.helpers import open_page, run
+
+pytestmark = pytest.mark.slow
+PAGE = "pages/trust.py"
+
+
+def texts(at) -> str:
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption]
+                     + [i.value for i in at.info])
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLAINERS_SANITY_CACHE", str(tmp_path / "sanity"))
+    return tmp_path / "sanity"
+
+
+def _seed_cache(bundle, verdicts):
+    """Cache entries as the check writes them (figures chosen to give each verdict)."""
+    ids = [s.image_id for s in zoo.list_samples()[:sanity.DEFAULT_SAMPLES]]
+    layer = "xception/block14_sepconv2_act"
+    fp = sanity.model_fingerprint(bundle)
+    results = {}
+    for key, (head, logit) in verdicts.items():
+        steps = [sanity.Step("head", head, 0.3), sanity.Step("head + block14", head, 0.2)]
+        results[key] = sanity.MethodSanity(key, steps, logit, np.random.default_rng(0).random((3, 8, 8, 8)))
+    report = sanity.SanityReport("skin-lesion", layer, ids, results)
+    for key in verdicts:
+        sanity.save_cached(sanity.cache_key(fp, layer, key, 0, 0.15, 0, ids), report, key)
+
+
+def test_nothing_is_computed_without_the_button_and_the_audit_runs(cache):
+    at = open_page(PAGE)
+    assert at.title[0].value == "Can these maps be trusted?"
+    assert "Not checked yet" in texts(at)
+    assert not list(cache.glob("*.json"))  # never computed implicitly
+    shown = texts(at)
+    assert "hiding the high-map area outside the lesion moves P(" in shown
+    frame = at.dataframe[0].value
+    assert list(frame["region"]) == ["lesion", "border", "skin", "corners"]
+    assert frame["share of the map's energy (%)"].sum() == pytest.approx(100, abs=0.2)
+
+
+def test_cached_verdicts_show_on_trust_and_explain(cache):
+    bundle = zoo.load_model("skin-lesion")
+    _seed_cache(bundle, {"gradcam": (0.1, 0.3), "gradcam++": (0.95, 0.97)})
+    at = open_page(PAGE)
+    shown = texts(at)
+    assert "passes the sanity checks" in shown
+    assert "fails randomisation: this map barely changes when the model's weights are random" in shown
+    assert "trained" in [c for img in at.image for c in img.captions]  # the strip is drawn
+    at.switch_page("pages/explain.py")
+    run(at)
+    shown = texts(at)
+    assert "passes the sanity checks" in shown and "fails randomisation" in shown
+    assert "Class sensitivity" in shown and "Centre-prior likeness" in shown
+
+
+def test_explain_says_not_checked_when_nothing_is_cached(cache):
+    at = open_page("pages/explain.py")
+    shown = texts(at)
+    assert "not checked yet — run it on the Trust page" in shown
+    at.checkbox(key="trust:all_classes").check()
+    run(at)
+    frame = at.dataframe[-1].value
+    assert len(frame) == 6 and "nv — melanocytic nevus" in list(frame["class"])
+    assert "Energy in the lesion" in shown and "the centre prior alone gets" in shown  # automatic outline
+    assert "Two-sided map: Grad-CAM" in shown
+    assert "Evidence for (red) and against (blue) the class" in [c for img in at.image for c in img.captions]
+    assert not list(cache.glob("*.json"))
+
+
+def test_sanity_check_runs_on_an_uploaded_model(cache, tmp_path):
+    from tests.helpers import small_cnn
+    from tests.test_app_explain import _upload_model
+
+    small_cnn().save(tmp_path / "cnn.keras")
+    at = _upload_model(open_page(PAGE), "cnn.keras", (tmp_path / "cnn.keras").read_bytes())
+    assert "Not checked yet" in texts(at)
+    at.multiselect(key="trust:methods").set_value(["gradcam"])
+    at.slider(key="trust:images").set_value(2)
+    run(at)
+    next(b for b in at.button if b.key == "trust:run").click()
+    run(at)
+    shown = texts(at)
+    assert ("passes the sanity checks" in shown) or ("fails" in shown)
+    assert len(list(cache.glob("*.json"))) == 1
+    assert "trained" in [c for img in at.image for c in img.captions]
+
+
+def test_seed_agreement_and_uncertainty_overlay_on_request(cache):
+    at = open_page("pages/explain.py")
+    at.slider(key="w:n_samples").set_value(2)
+    run(at)
+    assert "Seed agreement" not in texts(at)  # the heavier part waits for the box
+    at.checkbox(key="trust:seeds").check()
+    run(at)
+    assert "Seed agreement" in texts(at)
+    assert any(c.startswith("Uncertainty: per-pixel standard deviation across 3 noise draws")
+               for img in at.image for c in img.captions)
+    assert not at.error
