@@ -11,6 +11,9 @@ way. Nothing is built or mutated on the shared model, so this is safe from sever
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -136,6 +139,57 @@ def image_input_index(model: keras.Model) -> int:
     raise ExplainerError(
         "the model has no image input (none of its inputs is 4-D: batch, height, width, channels)"
     )
+
+
+# --- the model's facts, worked out once ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the explainer needs to know about a model's inputs and output, worked out once per
+    model (``model_facts``) and carried by ``core`` and ``capture`` instead of being re-derived
+    by every helper: which input is the image, the other inputs, the head's kind, the classes."""
+
+    image_index: int
+    image_shape: tuple  # (H, W, C) of the image input, None where the model leaves it open
+    extra_inputs: tuple  # the other inputs' Keras tensors, in ``model.inputs`` order
+    head: str  # ``head_kind(model)``
+    n_classes: int | None
+
+    @property
+    def softmax_head(self) -> bool:
+        return self.head != "linear"
+
+    def inputs(self, images: Any, extra: Sequence[Any]) -> list:
+        """The model's inputs in ``model.inputs`` order: the extra inputs with the images at
+        the image input's place."""
+        out = list(extra)
+        out.insert(self.image_index, images)
+        return out
+
+
+_facts: "weakref.WeakKeyDictionary[keras.Model, ModelFacts]" = weakref.WeakKeyDictionary()
+_facts_lock = threading.Lock()
+
+
+def model_facts(model: keras.Model) -> ModelFacts:
+    """The model's ``ModelFacts`` (cached for as long as the model lives)."""
+    with _facts_lock:
+        found = _facts.get(model)
+    if found is not None:
+        return found
+    index = image_input_index(model)
+    outputs = getattr(model, "outputs", None) or []
+    found = ModelFacts(
+        image_index=index,
+        image_shape=tuple(model.inputs[index].shape[1:]),
+        extra_inputs=tuple(t for i, t in enumerate(model.inputs) if i != index),
+        head=head_kind(model),
+        n_classes=int(outputs[0].shape[-1]) if outputs and outputs[0].shape[-1] else None,
+    )
+    with _facts_lock:
+        _facts[model] = found
+    return found
 
 
 # --- the softmax head -----------------------------------------------------------------------

@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .adapter import LayerInfo, head_kind, image_input_index, resolve_layer, run_graph  # noqa: E402
+from .adapter import LayerInfo, model_facts, resolve_layer, run_graph  # noqa: E402
 from .errors import ExplainerError  # noqa: E402
 
 ProgressFn = Callable[[int, int], None]
@@ -66,8 +66,9 @@ class ModelRunner:
     def __init__(self, model: keras.Model, chunk_size: int = FORWARD_CHUNK_SIZE):
         self.model = model
         self.chunk_size = chunk_size
-        self.image_index = image_input_index(model)
-        self.softmax_head = head_kind(model) != "linear"
+        facts = model_facts(model)
+        self.image_index = facts.image_index
+        self.softmax_head = facts.softmax_head
         specs = _input_specs(model)
 
         def forward(*inputs: tf.Tensor) -> tf.Tensor:
@@ -94,7 +95,7 @@ class GradientCapture:
         self.chunk_size = int(chunk_size)
         self.runner = get_runner(model)
         self.image_index = self.runner.image_index
-        self.n_classes = int(model.outputs[0].shape[-1]) if model.outputs else None
+        self.n_classes = model_facts(model).n_classes
         path = self.layer.parts
         specs = _input_specs(model) + [tf.TensorSpec([None], tf.int32)]
 

@@ -18,7 +18,7 @@ import numpy as np
 
 import keras
 
-from .adapter import LayerInfo, image_input_index
+from .adapter import LayerInfo, ModelFacts, model_facts
 from .capture import ProgressFn, get_capture, get_runner
 from .errors import ExplainerError
 from .methods import DEFAULT_METHODS, REGISTRY, TapeTerms, method_label, resolve_methods
@@ -110,7 +110,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _as_images(images: np.ndarray, model: keras.Model) -> np.ndarray:
+def _as_images(images: np.ndarray, facts: ModelFacts) -> np.ndarray:
     try:
         arr = np.asarray(images, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -121,7 +121,7 @@ def _as_images(images: np.ndarray, model: keras.Model) -> np.ndarray:
         raise ExplainerError(f"images must have shape (N, height, width, channels), got {arr.shape}")
     if arr.shape[0] == 0:
         raise ExplainerError("no images given")
-    expected = tuple(model.inputs[image_input_index(model)].shape[1:])
+    expected = facts.image_shape
     for got, want in zip(arr.shape[1:], expected):
         if want is not None and got != want:
             raise ExplainerError(
@@ -133,9 +133,8 @@ def _as_images(images: np.ndarray, model: keras.Model) -> np.ndarray:
     return arr
 
 
-def _as_extra_inputs(model: keras.Model, extra_inputs: Sequence[np.ndarray] | None, n: int) -> list:
-    image_index = image_input_index(model)
-    others = [t for i, t in enumerate(model.inputs) if i != image_index]
+def _as_extra_inputs(facts: ModelFacts, extra_inputs: Sequence[np.ndarray] | None, n: int) -> list:
+    others = facts.extra_inputs
     if extra_inputs is None:
         extra_inputs = []
     elif isinstance(extra_inputs, np.ndarray):
@@ -223,18 +222,13 @@ def _position_mask(neurons: Sequence[Sequence[int]] | None, region: bool, h: int
     return mask
 
 
-def _model_inputs(model: keras.Model, images: np.ndarray, extra: Sequence[np.ndarray]) -> list:
-    inputs = list(extra)
-    inputs.insert(image_input_index(model), images)
-    return inputs
-
-
 def predict(model: keras.Model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | None = None) -> Prediction:
     """Pre-softmax scores and probabilities for preprocessed images."""
-    arr = _as_images(images, model)
-    extra = _as_extra_inputs(model, extra_inputs, len(arr))
+    facts = model_facts(model)
+    arr = _as_images(images, facts)
+    extra = _as_extra_inputs(facts, extra_inputs, len(arr))
     runner = get_runner(model)
-    logits = runner.logits(_model_inputs(model, arr, extra))
+    logits = runner.logits(facts.inputs(arr, extra))
     if runner.softmax_head:
         probs = _softmax(logits)
     else:
@@ -295,9 +289,10 @@ def explain_details(
     needs = {n for m in run for n in m.needs}
 
     capture = get_capture(model, layer)
-    arr = _as_images(images, model)
+    facts = model_facts(model)
+    arr = _as_images(images, facts)
     n = len(arr)
-    extra = _as_extra_inputs(model, extra_inputs, n)
+    extra = _as_extra_inputs(facts, extra_inputs, n)
     targets = _as_targets(target, n, capture.n_classes)
     _, h, w, k = capture.layer.output_shape
     channel_mask = _channel_mask(filters, k) if k is not None else None
@@ -349,7 +344,7 @@ def explain_details(
             if guided_gradient is None:
                 from .guided import get_guided
 
-                inputs = _model_inputs(model, arr, extra)
+                inputs = facts.inputs(arr, extra)
                 guided_gradient, chosen = get_guided(model)(inputs, targets)
                 if stats is None:
                     targets = chosen.astype(np.int32)
@@ -375,7 +370,7 @@ def explain_details(
         alpha=None if terms is None else terms.alpha,
         targets=np.asarray(targets, dtype=int),
         clean_logits=None if stats is None or stats.logits is None else np.asarray(stats.logits, np.float32),
-        logits_source=lambda: get_runner(model).logits(_model_inputs(model, arr, extra)),
+        logits_source=lambda: get_runner(model).logits(facts.inputs(arr, extra)),
         layer=capture.layer,
         channel_mask=channel_mask,
         position_mask=position_mask,
@@ -389,11 +384,11 @@ def explain_details(
 
 def _forward_scores(model: keras.Model, extra: Sequence[np.ndarray]) -> Callable:
     """(masked inputs of image i) -> their pre-softmax scores, through the compiled forward."""
-    runner = get_runner(model)
+    runner, facts = get_runner(model), model_facts(model)
 
     def score(batch: np.ndarray, i: int) -> np.ndarray:
         rows = np.full(len(batch), i)
-        return runner.logits(_model_inputs(model, batch, [x[rows] for x in extra]))
+        return runner.logits(facts.inputs(batch, [x[rows] for x in extra]))
 
     return score
 
