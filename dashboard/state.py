@@ -43,7 +43,7 @@ SCALE          str   "own"           how maps are scaled for display: "own" (eac
 METHODS        list  [gradcam, gradcam++]  Explain: the methods drawn (registry keys; Score-CAM is
                                      on Compare, where its cost is shown first)
 BOX            bool  False           Explain: draw each map's localisation box
-FILTER_METHOD  str   "gradcam++"     Filters and neurons: the method whose filter terms are shown
+FILTER_METHOD  str   GRADCAMPP       Filters and neurons: the method whose filter terms are shown
 FILTER_MODE    str   "top k"         "top k" (by that method's weight) | "list"
 FILTERS        str   "0-15"          filter indices as typed: "3, 10, 32" or "0-15, 40"
 TOP_K          int   8               k for "top k"

@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from explainers import sanity, trust
-from explainers.methods import method_label
+from explainers.methods import COUNTERFACTUAL, GRADCAM, REGISTRY, method_label
 
 NOT_CHECKED = "not checked yet — run it on the Trust page"
 
@@ -92,9 +92,11 @@ def _figures(model_token, image_digest, extra_token, layer, target, keys, n_samp
                                with_seeds=with_seeds)
 
 
-def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int,
-                          methods=("gradcam", "gradcam++")) -> None:
-    """Verdict badges in the maps' columns, then the trust card per method (Explain page)."""
+def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, methods=None) -> None:
+    """Verdict badges in the maps' columns, then the trust card per method (Explain page):
+    every heatmap ``ex`` holds, unless ``methods`` names some."""
+    if methods is None:
+        methods = tuple(m for m in ex.maps if REGISTRY[m].cam)
     cols = st.columns(1 + len(methods))
     cols[0].caption("How far to trust each map:")
     for col, m in zip(cols[1:], methods):
@@ -130,14 +132,14 @@ def _against(model_token, image_digest, extra_token, layer, target, n_samples, s
     from explainers import explain
 
     return explain(_sel.bundle.model, _sel.x, layer=layer, target=target, extra_inputs=_sel.extra,
-                   methods=("counterfactual",), n_samples=n_samples, sigma=sigma, seed=seed)["counterfactual"][0]
+                   methods=(COUNTERFACTUAL,), n_samples=n_samples, sigma=sigma, seed=seed)[COUNTERFACTUAL][0]
 
 
 def _two_sided(sel, n_samples: int, sigma: float, seed: int) -> None:
     """Grad-CAM (for the class) against the counterfactual map (against it), one shared scale."""
     from explainers import render
 
-    pro = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed).maps["gradcam"][0]  # the shown map
+    pro = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed).maps[GRADCAM][0]  # the shown map
     con = _against(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
                    int(n_samples), round(float(sigma), 4), int(seed), _sel=sel)
     _, peak = render.two_sided(pro, con)

@@ -34,7 +34,7 @@ BASE_COLUMNS = ("image", "error", "prediction", "prediction_name", "probability"
 class Variant:
     """One map to compute: a method, plain (0 samples) or smoothed."""
 
-    key: str  # "gradcam", "smooth-gradcam++", ...
+    key: str  # the method key, or "smooth-" + the key, or a baseline
     method: str
     n_samples: int
 

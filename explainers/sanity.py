@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import ExplainerError
+from .methods import DEFAULT_METHODS
 from .similarity import spearman, ssim
 
 CASCADE_PASS = 0.5
@@ -43,7 +44,6 @@ MAX_OTHER_CLASSES = 6
 CACHE_ENTRIES = 64
 CACHE_VERSION = 1
 DEFAULT_SAMPLES = 8
-DEFAULT_METHODS = ("gradcam", "gradcam++")
 
 ProgressFn = Callable[[float, str], None]
 

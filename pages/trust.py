@@ -13,10 +13,10 @@ from dashboard import loaders, sidebar, trust_views  # noqa: E402
 from dashboard.errors import guard  # noqa: E402
 from explainers import render, sanity  # noqa: E402
 from explainers.audit import REGIONS, audit  # noqa: E402
-from explainers.methods import REGISTRY, method_label  # noqa: E402
+from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label  # noqa: E402
 from explainers.metrics import draw_outline, load_mask  # noqa: E402
 
-CAM_METHODS = [k for k in REGISTRY if REGISTRY[k].cam and k != "scorecam"]
+CAM_METHODS = [k for k in REGISTRY if REGISTRY[k].cam and "forward" not in REGISTRY[k].needs]
 
 sel = sidebar.selection()
 st.title("Can these maps be trusted?")
@@ -30,7 +30,7 @@ st.caption(
 
 
 def _sanity_section() -> None:
-    methods = st.multiselect("Methods to check", CAM_METHODS, default=["gradcam", "gradcam++"],
+    methods = st.multiselect("Methods to check", CAM_METHODS, default=list(DEFAULT_METHODS),
                              format_func=lambda k: REGISTRY[k].label, key="trust:methods")
     n_images = st.slider("Bundled images", 2, 8, sanity.DEFAULT_SAMPLES, key="trust:images",
                          help="The same images for every step; 8 takes about a minute on 2 CPU cores.")
@@ -90,8 +90,8 @@ def _audit_section() -> None:
     if sel.image is None or not sel.ready:
         st.info("Choose an image in the sidebar to audit its map.")
         return
-    ex = sel.explain(methods=("gradcam", "gradcam++"))
-    method = st.radio("Map", ("gradcam", "gradcam++"), format_func=lambda k: REGISTRY[k].label,
+    ex = sel.explain(methods=DEFAULT_METHODS)
+    method = st.radio("Map", DEFAULT_METHODS, format_func=lambda k: REGISTRY[k].label,
                       horizontal=True, key="trust:audit_method")
     upload = st.file_uploader("Lesion mask (PNG, white lesion on black); automatic when none",
                               type=["png"], key="trust:mask")

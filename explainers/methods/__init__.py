@@ -44,6 +44,10 @@ REGISTRY: dict[str, Method] = _load()
 #: The two methods the teaching pages take apart formula by formula, by their modules' keys.
 from .gradcam import KEY as GRADCAM  # noqa: E402
 from .gradcampp import KEY as GRADCAMPP  # noqa: E402
+#: The map of evidence against the class (the two-sided view and the trust card use it).
+from .counterfactual import METHOD as _COUNTERFACTUAL  # noqa: E402
+
+COUNTERFACTUAL = _COUNTERFACTUAL.key
 
 #: What ``explain`` computes when no method is named: Grad-CAM and Grad-CAM++.
 DEFAULT_METHODS: tuple[str, ...] = (GRADCAM, GRADCAMPP)
@@ -89,5 +93,5 @@ def method_label(key: str, n_samples: int = 0, sigma: float | None = None) -> st
     return name
 
 
-__all__ = ["DEFAULT_METHODS", "GRADCAM", "GRADCAMPP", "Method", "REGISTRY", "TapeTerms", "get_method", "method_keys", "method_label",
+__all__ = ["COUNTERFACTUAL", "DEFAULT_METHODS", "GRADCAM", "GRADCAMPP", "Method", "REGISTRY", "TapeTerms", "get_method", "method_keys", "method_label",
            "resolve_methods"]
