@@ -21,6 +21,9 @@ def verdict_words(result: sanity.MethodSanity | None) -> tuple[str, str]:
         return "green", (f"passes the sanity checks: the map changes when the model's weights are random "
                          f"(Spearman {decisive.spearman:.2f}) and differs between classes "
                          f"({result.random_logit_spearman:.2f})")
+    if result.empty_share >= sanity.EMPTY_FAIL:
+        return "red", (f"cannot be checked: {result.empty_share * 100:.0f} % of its maps on the "
+                       "check's images are empty, so there is nothing to compare")
     if decisive.spearman >= sanity.CASCADE_PASS:
         return "red", (f"fails randomisation: this map barely changes when the model's weights are random "
                        f"(Spearman {decisive.spearman:.2f} with the trained map)")

@@ -16,7 +16,10 @@ depend on the class it explains. Two tests, per model x layer x method x noise s
 
 Verdict (stated in docs/TRUST.md): **pass** when the mean Spearman has fallen below
 ``CASCADE_PASS`` (0.5) once the head and the last block are random, AND the random-logit
-Spearman is below ``LOGIT_PASS`` (0.9); else **fail**. Results are cached on disk
+Spearman is below ``LOGIT_PASS`` (0.9), AND fewer than ``EMPTY_FAIL`` (half) of the trained
+maps are empty (constant: a rank correlation of an empty map is 0 by convention, so a method
+whose maps are mostly empty would "pass" without anything being tested); else **fail**.
+Results are cached on disk
 (one JSON file per method, at most ``CACHE_ENTRIES`` files) keyed by the model's file hash.
 """
 
@@ -38,6 +41,7 @@ from .similarity import spearman, ssim
 
 CASCADE_PASS = 0.5
 LOGIT_PASS = 0.9
+EMPTY_FAIL = 0.5
 #: The step whose correlation decides the verdict: head + last block random.
 VERDICT_STEP = 1
 MAX_OTHER_CLASSES = 6
@@ -66,8 +70,17 @@ class MethodSanity:
     maps: np.ndarray = field(repr=False)
 
     @property
+    def empty_share(self) -> float:
+        """Share of the trained maps that are constant (nothing to rank)."""
+        trained = np.asarray(self.maps[0]) if len(self.maps) else np.zeros((0, 1))
+        if trained.size == 0:
+            return 1.0
+        flat = trained.reshape(len(trained), -1)
+        return float(np.mean(flat.max(axis=1) - flat.min(axis=1) <= 0))
+
+    @property
     def verdict(self) -> str:
-        return verdict(self.cascade, self.random_logit_spearman)
+        return verdict(self.cascade, self.random_logit_spearman, self.empty_share)
 
     def to_json(self) -> dict:
         return {"cascade": [{"step": s.step, "spearman": round(s.spearman, 4), "ssim": round(s.ssim, 4)}
@@ -89,9 +102,9 @@ class SanityReport:
                 "methods": {k: m.to_json() for k, m in self.methods.items()}}
 
 
-def verdict(cascade: Sequence[Step], random_logit: float) -> str:
+def verdict(cascade: Sequence[Step], random_logit: float, empty_share: float = 0.0) -> str:
     """pass/fail by the rule in the module docstring."""
-    if not cascade:
+    if not cascade or empty_share >= EMPTY_FAIL:
         return "fail"
     decisive = cascade[min(VERDICT_STEP, len(cascade) - 1)]
     return "pass" if decisive.spearman < CASCADE_PASS and random_logit < LOGIT_PASS else "fail"

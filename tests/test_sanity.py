@@ -117,6 +117,20 @@ def test_verdict_rule():
     assert verdict(low, 0.5) == "pass"
     assert verdict(low, 0.95) == "fail"  # class-insensitive
     assert verdict([Step("head", 0.2, 0), Step("head + b", CASCADE_PASS, 0)], 0.1) == "fail"
+    # Empty maps rank as 0 against anything: a method whose maps are mostly empty cannot pass.
+    assert verdict(low, 0.5, empty_share=0.5) == "fail"
+    assert verdict(low, 0.5, empty_share=0.25) == "pass"
+
+
+def test_mostly_empty_maps_fail_and_say_so():
+    from explainers.sanity import MethodSanity
+
+    trained = np.zeros((1, 4, 3, 3), np.float32)
+    trained[0, 0, 1, 1] = 1.0  # one of four trained maps has anything in it
+    result = MethodSanity("gradcam", [Step("head", 0.0, 0.0), Step("head + b", 0.0, 0.0)], 0.0,
+                          np.concatenate([trained, trained]))
+    assert result.empty_share == pytest.approx(0.75)
+    assert result.verdict == "fail" and result.to_json()["verdict"] == "fail"
 
 
 @pytest.fixture()
