@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from .batch_io import (IMAGE_EXTENSIONS, Progress, find_mask, fmt, image_seed, list_images,
                        output_stems, read_metadata, read_results, summarize, write_summary)
+from .batch_trust import trust_columns, trust_row
 from .errors import ExplainerError
 from .methods import DEFAULT_METHODS, method_keys
 
@@ -59,6 +60,12 @@ def _label(v: Variant, sigma: float | None) -> str:
     if v.method in BASELINES:
         return BASELINES[v.method]
     return method_label(v.method, v.n_samples, sigma if v.n_samples else None)
+
+
+def result_columns(vs: Sequence[Variant]) -> list[str]:
+    """Every column of results.csv for these variants: the image's, the scores', the trust
+    figures'."""
+    return list(BASE_COLUMNS) + score_columns(vs) + trust_columns(vs, CHOICES)
 
 
 def score_columns(vs: Sequence[Variant]) -> list[str]:
@@ -237,7 +244,7 @@ def run_batch(
                           masks_dir, out_dir, cmap)
     layer_info, vs, labels = job.layer, job.variants, job.labels
     settings = _settings(bundle, layer_info.path, vs, sigma, seed, n_steps)
-    columns = list(BASE_COLUMNS) + score_columns(vs)
+    columns = result_columns(vs)
 
     results_path = out_dir / RESULTS
     settings_path = out_dir / SETTINGS
@@ -427,6 +434,8 @@ def _score_one(bundle: Any, job: BatchJob, row: dict[str, Any], path: Path, raw:
     for key, scores in ev.scores.items():
         for name, value in scores.items():
             row[f"{key}:{name}"] = value
+    row.update(trust_row(bundle, raw, extra, mask, maps, vs, CHOICES, target, probs,
+                         job.layer.path, job.sigma, image_seed(job.seed, path.name)))
 
     shown = np.clip(np.rint(raw), 0, 255).astype(np.uint8)
     panels = [shown]

@@ -40,7 +40,7 @@ def _samples_out(methods: tuple, steps: int, samples: int) -> Path:
     """One output folder per setting (and per version of the results' columns) under the
     system's temporary folder: running the same batch again resumes it (instantly when
     complete); a newer version of the package never tries to resume an older one's table."""
-    columns = batch.score_columns(batch.variants(methods, samples))
+    columns = batch.result_columns(batch.variants(methods, samples))
     version = hashlib.sha1("|".join(columns).encode()).hexdigest()[:8]
     name = f"samples-{'-'.join(methods)}-steps{steps}-samples{samples}-{version}".replace("+", "p")
     return Path(tempfile.gettempdir()) / "explainers-audit" / name

@@ -78,6 +78,20 @@ def test_batch_runs_resumes_and_logs_errors(setup):
         assert npz["deletion:smooth-gradcam++"].shape == (5,)
         assert npz["image"].shape == (16, 16, 3) and npz["mask"].shape == (16, 16)
     assert Image.open(out / "im0.png").size[1] > 16
+    # The trust and audit figures, known answers from the saved map and the given mask (im0).
+    from explainers.audit import energy_shares, region_masks
+    from explainers.trust import centre_likeness
+
+    row = by_name["im0.png"]
+    with np.load(out / "im0.npz") as npz:
+        cam, shown, mask = npz["map:gradcam"], npz["image"], npz["mask"]
+    assert float(row["gradcam:centre_prior"]) == pytest.approx(centre_likeness(cam), abs=1e-5)
+    shares = energy_shares(cam, region_masks(Image.fromarray(shown), mask))
+    assert float(row["gradcam:lesion_energy"]) == pytest.approx(shares["lesion"], abs=1e-5)
+    assert float(row["gradcam:corner_energy"]) == pytest.approx(shares["corners"], abs=1e-5)
+    for v in ("gradcam", "smooth-gradcam++"):
+        assert -1 <= float(row[f"{v}:class_sensitivity"]) <= 1
+        assert -1 <= float(row[f"{v}:hidden_corners_change"]) <= 1
     text = log.getvalue()
     assert "4/4 images" in text and "broken.jpg (error)" in text
     summary = read_rows(out / "summary.csv")
