@@ -86,9 +86,11 @@ def test_page_shows_counts_groups_and_worst_first(folder):
         assert groups.loc[dx, col] == pytest.approx(np.mean(values))
         low, high = (float(t) for t in groups.loc[dx, f"{col} 95 % CI"].split(" – "))
         assert min(values) - 1e-3 <= low <= np.mean(values) * 1.001 + 1e-3 and high <= max(values) + 1e-3
-    # The gallery: first ordering offered (no mask, so no lesion energy) is the largest drop.
+    # The gallery: the first ordering offered is the lowest share of the map in the lesion (the
+    # automatic outline, as no mask was given), then the largest drop when asked.
     gallery = frame_with(at, "Maps")
-    expected = [r["image"] for r in sorted(rows, key=lambda r: -float(r["gradcam:average_drop_pct"]))]
+    ok = [r for r in rows if not r["error"]]
+    expected = [r["image"] for r in sorted(ok, key=lambda r: float(r["gradcam:lesion_energy"]))]
     assert list(gallery["Image"]) == expected
     assert all(str(u).startswith("data:image/png;base64,") for u in gallery["Maps"])
     # A model file cannot be opened on Explain by itself: the page says so and offers the image.
