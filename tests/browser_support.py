@@ -181,8 +181,8 @@ def query(page) -> dict[str, str]:
 
 
 def explained_text(page) -> str:
-    """The "Explaining: ..." line of the prediction block."""
-    loc = page.get_by_text(re.compile(r"^Explaining:"))
+    """The "Class explained: ..." caption under the maps (read from the maps' own computation)."""
+    loc = page.get_by_text(re.compile(r"^Class explained:"))
     return loc.first.inner_text() if loc.count() else ""
 
 

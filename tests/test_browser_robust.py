@@ -124,7 +124,7 @@ def test_fast_sample_and_class_changes_end_on_the_last_choice(page):
     # new image; it must never be half-applied).
     box = bs.selectbox_text(page, "Class to explain")
     explained = bs.explained_text(page)
-    code = re.match(r"Explaining: (\w+) ", explained).group(1)
+    code = re.match(r"Class explained: (\w+) ", explained).group(1)
     assert f"{code} — " in box, (box, explained)
     top1 = "top-1" in box
     assert ("target" in bs.query(page)) != top1, (bs.query(page), box)
@@ -199,7 +199,7 @@ def test_a_copied_link_reproduces_the_view_in_a_new_session(browser, page):
     assert bs.slider_value(other, "Noise samples") == "2"
     assert bs.slider_value(other, "Overlay opacity") == "0.70"
     assert bs.selectbox_text(other, "Colour map") == "inferno"
-    assert bs.explained_text(other).startswith("Explaining: nv")
+    assert bs.explained_text(other).startswith("Class explained: nv")
     # The same pictures: Streamlit names media files by their content.
     for caption, src in shown.items():
         assert _overlay_src(other, caption).rsplit("/", 1)[-1] == src.rsplit("/", 1)[-1], caption
