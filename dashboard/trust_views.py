@@ -120,7 +120,9 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, meth
 
                 col.image(render.overlay(np.asarray(sel.image.convert("RGB")), figures[m].seed_std, opacity=0.6),
                           caption=f"Uncertainty: per-pixel standard deviation across {trust.SEEDS} noise "
-                                  "draws (red = the draws disagree most)", width="stretch")
+                                  "draws (brightest = the draws disagree most)", width="stretch",
+                          alt=f"Where the {trust.SEEDS} noise draws of the "
+                              f"{method_label(m, n_samples, sigma)} map disagree, over the image.")
         if sel.bundle.n_classes <= 50 and st.checkbox("Compare with the maps of every class", key="trust:all_classes"):
             _every_class(sel, maps, n_samples, sigma, seed)
         _two_sided(sel, n_samples, sigma, seed)
@@ -148,7 +150,9 @@ def _two_sided(sel, n_samples: int, sigma: float, seed: int) -> None:
     _, peak = render.two_sided(pro, con)
     left, right = st.columns([1, 2])
     left.image(render.diverging_overlay(np.asarray(sel.image.convert("RGB")), pro, con), width="stretch",
-               caption="Evidence for (red) and against (blue) the class")
+               caption="Evidence for (red) and against (blue) the class",
+               alt=f"Two-sided map for {sel.class_label(sel.target)}: red where Grad-CAM finds "
+                   "evidence for the class, blue where the counterfactual map finds evidence against it.")
     right.caption(f"Two-sided map: Grad-CAM (evidence for {sel.class_label(sel.target)}) minus the "
                   "counterfactual map (evidence against it), both divided by the larger of their "
                   f"maxima ({peak:.3g}, class score × activation units): −1 blue … 0 white … +1 red. "

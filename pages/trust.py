@@ -81,8 +81,10 @@ def _show_results(results: dict, n_images: int) -> None:
         picture = loaders.display_image(f"sample:{samples[pick].image_id}", load_image(samples[pick].path))
         cols = st.columns(len(steps))
         for col, name, cam in zip(cols, steps, r.maps[:, pick]):
-            col.image(render.overlay(picture, cam, opacity=0.5), caption=name, width="stretch")
-        st.caption("Each map is scaled to its own maximum (0 = blue, max = red).")
+            col.image(render.overlay(picture, cam, opacity=0.5), caption=name, width="stretch",
+                      alt=f"The map after the step '{name}', over sample {samples[pick].image_id}.")
+        st.caption("Each map is scaled to its own maximum (viridis: dark = 0, bright yellow = "
+                   "its maximum; the photo shows through where the map is 0).")
 
 
 def _audit_section() -> None:
@@ -115,7 +117,8 @@ def _audit_section() -> None:
     shown = draw_outline(np.asarray(sel.image.convert("RGB")), result.lesion, (255, 255, 255), 3)
     left, right = st.columns(2)
     left.image(render.overlay(shown, ex.maps[method][0], opacity=0.45), width="stretch",
-               caption=f"{REGISTRY[method].label} with the lesion outline ({result.mask_source} mask)")
+               caption=f"{REGISTRY[method].label} with the lesion outline ({result.mask_source} mask)",
+               alt=f"The {REGISTRY[method].label} map over the image, the lesion outlined in white.")
     right.dataframe(pd.DataFrame({"region": list(REGIONS),
                                   "share of the map's energy (%)": [round(100 * result.energy[k], 1) for k in REGIONS],
                                   "share of the image (%)": [round(100 * result.regions[k].mean(), 1) for k in REGIONS]}),
