@@ -67,11 +67,17 @@ def case_data(ex, sel, titles: Mapping[str, str], cmap: str, opacity: float, sca
 def report_button(ex, sel, titles: Mapping[str, str], cmap: str, opacity: float, scale: str,
                   abs_max: float | None, container=None,
                   extra_figures: Mapping | None = None,
-                  extra_lines: Mapping[str, Sequence[str]] | None = None) -> None:
+                  extra_lines: Mapping[str, Sequence[str]] | None = None,
+                  later: Mapping | None = None) -> None:
+    """``later``: a dict the rest of the page fills in this same run (the trust card, drawn
+    under the maps), read only when the button is clicked."""
     case = case_data(ex, sel, titles, cmap, opacity, scale, abs_max, extra_figures, extra_lines)
 
     def build() -> bytes:
         case.model_fingerprint = fingerprint(sel)
+        if later:
+            case.extra_lines.update(later.get("lines") or {})
+            case.extra_figures.update(later.get("figures") or {})
         return report.write_report(case)
 
     stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in

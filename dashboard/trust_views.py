@@ -77,6 +77,22 @@ def trust_card(fig: trust.TrustFigures, class_label, container=st) -> None:
               f"{'yes' if fig.lesion_pointing else 'no'} (centre prior: {'yes' if fig.prior_pointing else 'no'})")
 
 
+def report_lines(sel, methods, figures, n_samples: int, sigma: float) -> dict[str, list[str]]:
+    """The sanity verdicts and the trust card in words, for the case report."""
+    lines = []
+    for m in methods:
+        f, name = figures[m], method_label(m, n_samples, sigma)
+        _, verdict = verdict_words(cached_result(sel, m, n_samples, sigma))
+        lines.append(f"{name}: sanity check: {verdict}")
+        lines.append(f"{name}: class sensitivity {f.class_sensitivity:.2f} (Spearman with the map of "
+                     f"{sel.class_label(f.runner_up)}; flagged from {trust.CLASS_FLAG}); centre-prior "
+                     f"likeness {f.centre_prior:.2f} (flagged from {trust.CENTRE_FLAG})"
+                     + ("" if f.lesion_energy is None else
+                        f"; energy in the automatic lesion outline {f.lesion_energy:.2f}× chance "
+                        f"(centre prior: {f.prior_energy:.2f}×)"))
+    return {"How far to trust the maps": lines}
+
+
 @st.cache_data(show_spinner="Computing the trust card…", max_entries=16)
 def _figures(model_token, image_digest, extra_token, layer, target, keys, n_samples, sigma, seed,
              with_seeds, _sel, _maps) -> dict:
@@ -95,9 +111,11 @@ def _figures(model_token, image_digest, extra_token, layer, target, keys, n_samp
                                with_seeds=with_seeds)
 
 
-def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, methods=None) -> None:
+def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, methods=None,
+                          report_extras: dict | None = None) -> None:
     """Verdict badges in the maps' columns, then the trust card per method (Explain page):
-    every heatmap ``ex`` holds, unless ``methods`` names some."""
+    every heatmap ``ex`` holds, unless ``methods`` names some. Their lines also go into
+    ``report_extras`` (the case report)."""
     if methods is None:
         methods = tuple(m for m in ex.maps if REGISTRY[m].cam)
     cols = st.columns(1 + len(methods))
@@ -111,6 +129,8 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, meth
     figures = _figures(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
                        tuple(methods), int(n_samples), round(float(sigma), 4), int(seed), bool(with_seeds),
                        _sel=sel, _maps=maps)
+    if report_extras is not None:
+        report_extras["lines"] = report_lines(sel, methods, figures, n_samples, sigma)
     with st.expander("Trust card: can these maps be read as evidence?", expanded=True):
         for col, m in zip(st.columns(len(methods)), methods):
             col.markdown(f"**{method_label(m, n_samples, sigma)}**")

@@ -338,7 +338,8 @@ def method_titles(ex) -> dict[str, str]:
 
 
 @st.fragment
-def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False) -> None:
+def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False,
+               report_extras: dict | None = None) -> None:
     """Input | Grad-CAM | Grad-CAM++ with raw maxima, colour bar, and the display controls
     under them. A fragment: colour map, opacity and scale rerun only this, from maps already
     computed. Every caption is read from ``ex``; while the page reruns, the whole panel is
@@ -378,7 +379,7 @@ def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False) -> None:
         from dashboard.case_report import report_button
 
         report_button(ex, sel, {it.method: it.title for it in items}, cmap, opacity, scale,
-                      abs_max if scale == "absolute" else None)
+                      abs_max if scale == "absolute" else None, later=report_extras)
 
 
 def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn) -> None:

@@ -42,10 +42,11 @@ else:
     status.caption("Where the model finds evidence for the class, one map per method (methods "
                    "and noise samples, below, change them).")
     if ex is not None:
+        later: dict = {}  # filled by the trust section below, read by the report button on click
         with guard("drawing the heatmaps"):
-            views.maps_panel(ex, sel, pixel_ex, boxes=bool(state.get(state.BOX)))
+            views.maps_panel(ex, sel, pixel_ex, boxes=bool(state.get(state.BOX)), report_extras=later)
         with guard("checking how far to trust the maps"):
-            trust_views.explain_trust_section(sel, ex, n_samples, sigma, seed)
+            trust_views.explain_trust_section(sel, ex, n_samples, sigma, seed, report_extras=later)
     st.subheader("Methods and noise")
     method_views.method_controls()
     views.noise_controls()

@@ -116,6 +116,8 @@ def test_explain_at_1280x720_honest_scale_and_never_stale(browser, server):
     assert "Research model, not a diagnostic device" in text
     assert "class explained nv — melanocytic nevus" in text and "raw max" in text
     assert "SHA-256 of model.keras" in text
+    # the trust card of the same view, in words (the verdicts come from the disk cache only)
+    assert "How far to trust the maps" in text and "class sensitivity" in text
 
 
 def test_narrow_screen_starts_with_the_sidebar_closed(browser, server):
