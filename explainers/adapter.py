@@ -168,28 +168,43 @@ class ModelFacts:
         return out
 
 
-_facts: "weakref.WeakKeyDictionary[keras.Model, ModelFacts]" = weakref.WeakKeyDictionary()
-_facts_lock = threading.Lock()
+class PerModel:
+    """One object per model, built once under a lock by ``factory(model)`` and dropped with the
+    model (weakly keyed): the facts, the compiled forward pass, the guided gradient. Threads
+    (dashboard sessions) share them; nothing is stored on the model itself."""
+
+    def __init__(self, factory: Callable[[Any], Any]):
+        self.factory = factory
+        self._lock = threading.RLock()
+        self._items: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+    def get(self, model: Any) -> Any:
+        with self._lock:
+            item = self._items.get(model)
+            if item is None:
+                item = self.factory(model)
+                self._items[model] = item
+            return item
 
 
-def model_facts(model: keras.Model) -> ModelFacts:
-    """The model's ``ModelFacts`` (cached for as long as the model lives)."""
-    with _facts_lock:
-        found = _facts.get(model)
-    if found is not None:
-        return found
+def _facts_of(model: keras.Model) -> ModelFacts:
     index = image_input_index(model)
     outputs = getattr(model, "outputs", None) or []
-    found = ModelFacts(
+    return ModelFacts(
         image_index=index,
         image_shape=tuple(model.inputs[index].shape[1:]),
         extra_inputs=tuple(t for i, t in enumerate(model.inputs) if i != index),
         head=head_kind(model),
         n_classes=int(outputs[0].shape[-1]) if outputs and outputs[0].shape[-1] else None,
     )
-    with _facts_lock:
-        _facts[model] = found
-    return found
+
+
+_facts = PerModel(_facts_of)
+
+
+def model_facts(model: keras.Model) -> ModelFacts:
+    """The model's ``ModelFacts`` (worked out once, kept for as long as the model lives)."""
+    return _facts.get(model)
 
 
 # --- the softmax head -----------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -27,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .adapter import LayerInfo, model_facts, resolve_layer, run_graph  # noqa: E402
+from .adapter import LayerInfo, PerModel, model_facts, resolve_layer, run_graph  # noqa: E402
 from .errors import ExplainerError  # noqa: E402
 
 ProgressFn = Callable[[int, int], None]
@@ -256,25 +255,20 @@ def chunk_noise(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 # --- caches: one runner per model, one capture per (model, layer) ----------------------------
 
 _lock = threading.RLock()
-_runners: "weakref.WeakKeyDictionary[keras.Model, ModelRunner]" = weakref.WeakKeyDictionary()
-_captures: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_runners = PerModel(ModelRunner)
+_captures = PerModel(lambda model: {})
 
 
 def get_runner(model: keras.Model) -> ModelRunner:
     """The model's cached pre-softmax forward pass (built once, under a lock)."""
-    with _lock:
-        runner = _runners.get(model)
-        if runner is None:
-            runner = ModelRunner(model)
-            _runners[model] = runner
-        return runner
+    return _runners.get(model)
 
 
 def get_capture(model: keras.Model, layer: LayerInfo | str | None = None) -> GradientCapture:
     """The cached ``GradientCapture`` for (model, layer): built once, shared by threads."""
     info = resolve_layer(model, layer)
     with _lock:
-        per_model = _captures.setdefault(model, {})
+        per_model = _captures.get(model)
         capture = per_model.get(info.path)
         if capture is None:
             capture = GradientCapture(model, info)

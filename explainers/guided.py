@@ -16,8 +16,6 @@ chunks), kept in a weak cache that ends with the model.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,7 +23,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from .adapter import run_graph
+from .adapter import PerModel, run_graph
 from .capture import ProgressFn, _input_specs, get_runner
 from .errors import ExplainerError
 
@@ -134,15 +132,9 @@ class GuidedGradient:
         return np.concatenate(grads, axis=0), np.concatenate(chosen, axis=0)
 
 
-_lock = threading.RLock()
-_cache: "weakref.WeakKeyDictionary[keras.Model, GuidedGradient]" = weakref.WeakKeyDictionary()
+_cache = PerModel(GuidedGradient)
 
 
 def get_guided(model: keras.Model) -> GuidedGradient:
     """The model's cached ``GuidedGradient`` (built once under a lock; gone with the model)."""
-    with _lock:
-        guided = _cache.get(model)
-        if guided is None:
-            guided = GuidedGradient(model)
-            _cache[model] = guided
-        return guided
+    return _cache.get(model)

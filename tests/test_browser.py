@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import caption as _caption, wait_idle as _wait_idle
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,20 +103,6 @@ def _streamlit_server():
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-
-
-def _caption(page, text: str):
-    return page.get_by_test_id("stImageCaption").filter(has_text=re.compile(f"^{re.escape(text)}$"))
-
-
-def _wait_idle(page, timeout_s: float = PAGE_LIMIT_S) -> None:
-    """Until the script run has finished (Streamlit's running indicator is gone)."""
-    page.wait_for_timeout(500)
-    page.wait_for_function(
-        """() => { const app = document.querySelector('[data-testid="stApp"]');
-                   return app && app.getAttribute('data-test-script-state') === 'notRunning'; }""",
-        timeout=timeout_s * 1000)
-    page.wait_for_timeout(300)
 
 
 def _no_errors(page, where: str) -> None:
