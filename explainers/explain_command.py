@@ -21,7 +21,7 @@ PNG_MAX_SIDE = 512
 #: Score-CAM's default K on the command line (every channel: ``--max-channels all``).
 DEFAULT_MAX_CHANNELS = 64
 
-from explainers import cli  # noqa: E402  (cli's shared steps; cli imports this module lazily)
+from explainers import cli_model as cli  # noqa: E402  (the steps every subcommand shares)
 
 
 def _methods(text: str) -> tuple[str, ...]:
@@ -70,7 +70,7 @@ def _display_image(image, max_side: int = PNG_MAX_SIDE):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from explainers.methods import DEFAULT_METHODS, REGISTRY
 
-    cli._add_model_arguments(p)
+    cli.add_model_arguments(p)
     p.add_argument("--image", required=True, metavar="FILE", help="the image to explain")
     p.add_argument("--layer", help="layer name or path (default: the last spatial layer; "
                                    "list them with the layers command)")
@@ -154,9 +154,9 @@ def run(args: argparse.Namespace) -> int:
         from explainers.zoo import skin_lesion_metadata
 
         skin_lesion_metadata(args.age, args.sex, args.site)  # likewise for bad patient data
-    bundle = cli._load_bundle(args)
-    extra = cli._extra_inputs(bundle, args)
-    target = cli._target(bundle, args.target)
+    bundle = cli.load_bundle(args)
+    extra = cli.extra_inputs(bundle, args)
+    target = cli.target_class(bundle, args.target)
     layer = resolve_layer(bundle.model, args.layer)  # a wrong name fails before any computing
     x = prepare(bundle, image)
     pred = predict(bundle.model, x, extra_inputs=extra)
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, allow_nan=False))
     else:
         print(f"explained: class [{t}] {bundle.class_label(t)} ({score}) at layer {ex.layer.path} "
-              f"({cli._shape_text(ex.layer.output_shape)}) in {total_seconds:.2f} s")
+              f"({cli.shape_text(ex.layer.output_shape)}) in {total_seconds:.2f} s")
         for m in methods:
             shape = "x".join(str(s) for s in ex.maps[m].shape[1:])
             box = f", box [x0, y0, x1, y1] = {list(boxes[m])} px" if boxes.get(m) else ""

@@ -39,10 +39,10 @@ def _count(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from explainers import cli
+    from explainers import cli_model as cli
     from explainers.sanity import DEFAULT_METHODS, DEFAULT_SAMPLES
 
-    cli._add_model_arguments(p)
+    cli.add_model_arguments(p)
     p.add_argument("--layer", help="layer name or path (default: the last spatial layer)")
     p.add_argument("--method", type=_methods, default=DEFAULT_METHODS, metavar="KEY[,KEY]|all",
                    help=f"CAM methods to check (default: {', '.join(DEFAULT_METHODS)})")
@@ -64,10 +64,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explainers import cli, resolve_layer
+    from explainers import cli_model as cli, resolve_layer
     from explainers.sanity import CASCADE_PASS, LOGIT_PASS, sanity_for_bundle
 
-    bundle = cli._load_bundle(args)
+    bundle = cli.load_bundle(args)
     layer = resolve_layer(bundle.model, args.layer)
 
     def progress(fraction: float, text: str) -> None:

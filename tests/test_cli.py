@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explainers import cli, explain_command
+from explainers import cli, cli_model, explain_command
 from explainers.errors import ExplainerError
 from tests.conftest import ROOT
 
@@ -158,16 +158,16 @@ def test_layers_lists_every_spatial_layer_and_marks_the_default(files, capfd):
 
 
 def test_index_lists():
-    assert cli.parse_index_list("3,10,32") == [3, 10, 32]
-    assert cli.parse_index_list("0-3, 8,2") == [0, 1, 2, 3, 8]
-    assert cli.parse_positions("3,4;5,6") == [(3, 4), (5, 6)]
-    assert cli.parse_positions("3:4,5:6") == [(3, 4), (5, 6)]
+    assert cli_model.parse_index_list("3,10,32") == [3, 10, 32]
+    assert cli_model.parse_index_list("0-3, 8,2") == [0, 1, 2, 3, 8]
+    assert cli_model.parse_positions("3,4;5,6") == [(3, 4), (5, 6)]
+    assert cli_model.parse_positions("3:4,5:6") == [(3, 4), (5, 6)]
     for bad, message in (("a", "cannot read 'a'"), ("5-2", "runs backwards"), ("-1", "0 or more"),
                          ("", "no numbers"), ("3-", "cannot read '3-'")):
         with pytest.raises(ExplainerError, match=message):
-            cli.parse_index_list(bad)
+            cli_model.parse_index_list(bad)
     with pytest.raises(ExplainerError, match="row,col pairs"):
-        cli.parse_positions("3;4")
+        cli_model.parse_positions("3;4")
 
 
 @pytest.mark.parametrize(
