@@ -24,31 +24,12 @@ does not depend on the weights).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
 import numpy as np
 
-
-def _machine() -> str:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                       for g in gpus) if gpus else "no GPU"
-    return f"{cpu}, {cores} cores, {device}; TensorFlow {tf.__version__}, Python {platform.python_version()}"
+from .machine import machine
 
 
 def _timeit(fn, repeats: int) -> float:
@@ -117,7 +98,7 @@ def run_benchmark(model_name: str = "MobileNetV2", samples: int = 16, repeats: i
         "layer": layer.path,
         "samples": samples,
         "repeats": repeats,
-        "machine": _machine(),
+        "machine": machine(),
     }
     # Interleaved, so that a change in the machine's load hits both alike; the ratio is the
     # median of the per-round ratios.
@@ -236,7 +217,7 @@ def run_extended(model_name: str = "MobileNetV2", samples: int = 16, repeats: in
     formulas = _formula_seconds(tuple(layer.output_shape[1:]), tape_keys)
     return {"formulas": formulas,"model": model_name, "input": f"{size[0]}x{size[1]}", "layer": layer.path,
             "channels": int(layer.channels), "samples": samples, "repeats": repeats,
-            "k": channels, "tape_methods": tape_keys, "machine": _machine(), "timed": timed}
+            "k": channels, "tape_methods": tape_keys, "machine": machine(), "timed": timed}
 
 
 def format_extended(r: dict) -> str:

@@ -35,7 +35,7 @@ def run_evaluation(model_name: str = "skin-lesion", images: int = 2, samples: in
                    steps: int = 16, repeats: int = 2) -> dict:
     """Seconds per image of ``metrics.explain_and_evaluate`` (ours) and of its floor."""
     from . import metrics, zoo
-    from .bench import _machine
+    from .machine import machine
     from .capture import get_runner
     from .core import explain, predict
 
@@ -73,7 +73,7 @@ def run_evaluation(model_name: str = "skin-lesion", images: int = 2, samples: in
             fn()
             times[name].append((time.perf_counter() - t0) / len(raws))
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"machine": _machine(), "model": model_name, "images": len(raws), "samples": samples,
+    return {"machine": machine(), "model": model_name, "images": len(raws), "samples": samples,
             "steps": steps, "forwards": n_forward, "gradient_passes": 1 + samples,
             "ours_s": med["ours"], "floor_s": med["floor"], "ratio": med["ours"] / med["floor"],
             "rounds": {k: [round(t, 3) for t in v] for k, v in times.items()}}

@@ -191,7 +191,7 @@ class ExplainWorker:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:  # TensorFlow already running in this process: keep its pools
             pass
-        from .batch import BatchJob, load_batch_model
+        from .batch_job import BatchJob, load_batch_model
 
         self.spec = spec
         self.bundle = load_batch_model(spec.model, spec.weights, spec.seed)
@@ -203,7 +203,7 @@ class ExplainWorker:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from .batch import process_images
+        from .batch_job import process_images
 
         paths = [Path(str(p)) for p in batch["path"]]
         stems = {p: str(s) for p, s in zip(paths, batch["stem"])}
