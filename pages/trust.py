@@ -26,7 +26,8 @@ st.caption(
     "**Random logit**: the map for another class must differ from the map for the predicted one. "
     f"Verdict: pass when the Spearman rank correlation with the trained map is below "
     f"{sanity.CASCADE_PASS} once the head and the last block are random, and the random-logit "
-    f"Spearman is below {sanity.LOGIT_PASS}.")
+    f"Spearman is below {sanity.LOGIT_PASS}, and fewer than half of the trained maps are empty "
+    "(an empty map has nothing to rank, so it cannot pass).")
 
 
 def _sanity_section() -> None:
