@@ -128,21 +128,22 @@ def step_worked(ex, sel) -> None:
                         f"{_n(a_sum)}) = **{_n(1.0 / (2.0 + g * a_sum))}** (the explainer: "
                         f"{_n(float(wc.alpha_grid[row, col]))}).")
     with tabs[2]:
-        st.markdown(f"$L_{{\\text{{Grad-CAM}}}}({row},{col}) = \\mathrm{{ReLU}}\\big(\\sum_k "
-                    f"w_k A_k({row},{col})\\big)$: the largest of the {k} terms, then the rest:")
-        st.markdown("\n".join(f"- $w_{{{t.channel}}} \\cdot A_{{{t.channel}}}$ = {_n(t.weight)} × "
-                              f"{_n(t.activation)} = {_n(t.product)}" for t in wc.terms_gc))
-        st.markdown(f"Sum: {_sum_line(wc.terms_gc, wc.rest_gc, wc.total_gc, k - len(wc.terms_gc))}; "
-                    f"ReLU → **{_n(max(wc.total_gc, 0.0))}**. The explainer's map at this cell: "
-                    f"**{_n(wc.map_gc)}** (class-score units).")
+        _cell_sum("Grad-CAM", "", wc.terms_gc, wc.rest_gc, wc.total_gc, wc.map_gc, row, col, k)
     with tabs[3]:
-        st.markdown(f"$L_{{\\text{{Grad-CAM++}}}}({row},{col}) = \\mathrm{{ReLU}}\\big(\\sum_k "
-                    f"w_k A_k({row},{col})\\big)$ with the Grad-CAM++ weights:")
-        st.markdown("\n".join(f"- $w_{{{t.channel}}} \\cdot A_{{{t.channel}}}$ = {_n(t.weight)} × "
-                              f"{_n(t.activation)} = {_n(t.product)}" for t in wc.terms_pp))
-        st.markdown(f"Sum: {_sum_line(wc.terms_pp, wc.rest_pp, wc.total_pp, k - len(wc.terms_pp))}; "
-                    f"ReLU → **{_n(max(wc.total_pp, 0.0))}**. The explainer's map at this cell: "
-                    f"**{_n(wc.map_pp)}** (class-score units).")
+        _cell_sum("Grad-CAM++", " with the Grad-CAM++ weights", wc.terms_pp, wc.rest_pp,
+                  wc.total_pp, wc.map_pp, row, col, k)
     with tabs[4]:
         facts = teach.implications(ex)
         st.markdown("\n".join(f"- {line}" for line in facts.statements()))
+
+
+def _cell_sum(name: str, note: str, terms, rest, total: float, explainer: float, row: int,
+              col: int, k: int) -> None:
+    """One method's value at the cell, term by term, beside the explainer's own value."""
+    st.markdown(f"$L_{{\\text{{{name}}}}}({row},{col}) = \\mathrm{{ReLU}}\\big(\\sum_k "
+                f"w_k A_k({row},{col})\\big)${note}: the largest of the {k} terms, then the rest:")
+    st.markdown("\n".join(f"- $w_{{{t.channel}}} \\cdot A_{{{t.channel}}}$ = {_n(t.weight)} × "
+                          f"{_n(t.activation)} = {_n(t.product)}" for t in terms))
+    st.markdown(f"Sum: {_sum_line(terms, rest, total, k - len(terms))}; "
+                f"ReLU → **{_n(max(total, 0.0))}**. The explainer's map at this cell: "
+                f"**{_n(explainer)}** (class-score units).")

@@ -12,15 +12,12 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.browser_support import caption as _caption, wait_idle as _wait_idle
+from tests.browser_support import caption as _caption, streamlit_server, wait_idle as _wait_idle
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +35,6 @@ def _need(condition: bool, reason: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{reason} (CI is set, so the browser test must run)")
         pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -72,37 +63,9 @@ def server(browser):
 
 @contextlib.contextmanager
 def _streamlit_server():
-    port = _free_port()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    (ROOT / "artifacts").mkdir(exist_ok=True)
-    log = open(ROOT / "artifacts" / "streamlit.log", "w")
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with status {proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("streamlit did not open its port within 60 s")
+    """A fresh ``streamlit run app.py`` (tests/browser_support.py): yields (url, start time)."""
+    with streamlit_server() as (url, started, _proc):
         yield url, started
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _no_errors(page, where: str) -> None:
