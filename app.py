@@ -1,4 +1,4 @@
-"""The dashboard: ``streamlit run app.py`` (or ``bash run.sh dashboard``).
+"""The dashboard: ``bash run.sh dashboard`` (``python -m dashboard.serve``) or ``streamlit run app.py``.
 
 Pages: Explain (the start page), Filters and neurons, How it works, and Evaluate. The sidebar
 (model, image, patient data, layer, class) is drawn here, once, so every page shows and uses
@@ -6,7 +6,8 @@ the same current selection. No math here or in ``pages/``: they call ``explainer
 
 Order matters for the first visit after a server start: the page list and a status line are
 drawn before TensorFlow is imported, and the default model is loaded and traced in a background
-thread (``dashboard.bootstrap.start_warmup``) while the page draws.
+thread (``dashboard.bootstrap.start_warmup``): started with the server by ``dashboard.serve``,
+or here at the first visit under plain ``streamlit run``.
 """
 
 import os

@@ -38,7 +38,9 @@ setup() {
 case "$cmd" in
     dashboard)
         setup requirements.txt
-        exec "$VENV/bin/python" -m streamlit run app.py "$@"
+        # `streamlit run app.py` that starts loading TensorFlow and the model with the server
+        # (dashboard/serve.py); options such as --server.port 8502 go to Streamlit.
+        exec "$VENV/bin/python" -m dashboard.serve "$@"
         ;;
     test)
         setup requirements.txt requirements-dev.txt requirements-scale.txt

@@ -7,15 +7,20 @@ Why this shape:
 - The per-chunk function has a batch dimension of ``None`` and takes the class indices as a
   tensor, so it is traced once per (model, layer): changing the number of noise samples,
   the target or the number of images never retraces.
-- Chunks of at most ``chunk_size`` items bound the memory however many samples are asked for.
+- Chunks of a few items (``GRADIENT_CHUNK_SIZE``, ``FORWARD_CHUNK_SIZE``), and at most ``PASS_SLOTS`` chunks in flight at once
+  in the whole process, bound the memory however many samples or sessions ask: TensorFlow's
+  CPU allocator (a BFC pool under oneDNN) keeps the high-water mark of the largest call resident
+  for the life of the process, so the peak of one call is memory a server never gets back.
 - The graph is re-run through ``adapter.run_graph`` without building or changing anything on
   the shared model, so several threads (dashboard sessions) can use one capture at once.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -31,11 +36,20 @@ from .errors import ExplainerError  # noqa: E402
 
 ProgressFn = Callable[[int, int], None]
 
-DEFAULT_CHUNK_SIZE = 16
-#: Images per call of the compiled forward pass. Measured on the skin-lesion model (254x254,
-#: 2-core CPU): 106 ms per image in chunks of 8, 150 in 16, 200-320 in 32 (larger batches
-#: fall out of the CPU caches); evaluation sends its 141 perturbed images through in these.
-FORWARD_CHUNK_SIZE = 8
+#: Items per call of the compiled passes. TensorFlow's CPU pool keeps the peak of the largest
+#: call resident, and a gradient pass holds every activation between the layer and the output
+#: for its backward pass. Measured on the skin-lesion model (254x254 Xception, 2-core CPU,
+#: docs/BENCHMARKS.md): the pool's peak grows by about 20 MB per item of a forward pass and
+#: per item of the last layer's gradient pass, 60 MB per item of block2's (1035 MB in chunks
+#: of 16); the time per item is the same in chunks of 4 as of 16 for the forward pass (35 ms),
+#: and 8-10 % more in chunks of 2 than of 16 for a gradient pass (42 against 38 ms at the last
+#: layer, 93 against 76 ms at block2).
+GRADIENT_CHUNK_SIZE = 2  # gradient passes (Grad-CAM family, guided backprop)
+FORWARD_CHUNK_SIZE = 4  # forward passes (prediction, evaluation, Score-CAM)
+DEFAULT_CHUNK_SIZE = GRADIENT_CHUNK_SIZE
+#: Compiled calls running at once in this process (dashboard sessions, threads): more would
+#: not be faster on a CPU whose cores one call already uses, and each adds its peak to the pool.
+PASS_SLOTS = threading.BoundedSemaphore(2)
 
 
 @dataclass
@@ -80,7 +94,8 @@ class ModelRunner:
         out = []
         for start in range(0, n, self.chunk_size):
             chunk = [np.asarray(x[start : start + self.chunk_size]) for x in inputs]
-            out.append(self._forward(*chunk).numpy())
+            with PASS_SLOTS:
+                out.append(self._forward(*chunk).numpy())
         return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
 
 
@@ -96,7 +111,6 @@ class GradientCapture:
         self.image_index = self.runner.image_index
         self.n_classes = model_facts(model).n_classes
         path = self.layer.parts
-        specs = _input_specs(model) + [tf.TensorSpec([None], tf.int32)]
 
         def step(*args: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
             inputs, targets = list(args[:-1]), args[-1]
@@ -121,48 +135,56 @@ class GradientCapture:
                 gradient = tf.zeros_like(activation)
             return (tf.cast(activation, tf.float32), tf.cast(gradient, tf.float32), logits, chosen)
 
-        self._step = tf.function(step, input_signature=specs)
-
         image_index = self.image_index
-        smooth_specs = _input_specs(model) + [
-            tf.TensorSpec([None], tf.int32),  # targets
-            tf.TensorSpec([None], tf.float32),  # noise standard deviation per item
+        pass_specs = _input_specs(model) + [
+            tf.TensorSpec([None], tf.int32),  # targets (-1: the item's top class)
+            tf.TensorSpec([None], tf.float32),  # noise standard deviation per item (0: none)
             tf.TensorSpec([2], tf.int64),  # stateless seed of this chunk
             tf.TensorSpec([None], tf.int32),  # segment (image) of each item within the chunk
             tf.TensorSpec([], tf.int32),  # number of segments
         ]
 
-        def smooth_step(*args: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            """Noisy copies made on the device, their A, g, g², g³ summed per image in float64
-            (g³ of a small float32 gradient underflows; float64 does not)."""
-            n_inputs = len(smooth_specs) - 5
+        def one_pass(*args: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            """Items (noisy copies made on the device, or the images themselves with a noise
+            of 0) and their A, g, g², g³ summed per segment in float64 (g³ of a small float32
+            gradient underflows; float64 does not), plus each item's logits and class."""
+            n_inputs = len(pass_specs) - 5
             inputs = list(args[:n_inputs])
             targets, stds, seed, segments, n_segments = args[n_inputs:]
             image = inputs[image_index]
             noise = chunk_noise(tf.shape(image), seed)
             inputs[image_index] = image + tf.reshape(stds, [-1, 1, 1, 1]) * noise
-            a, g, _, _ = step(*inputs, targets)
+            a, g, logits, chosen = step(*inputs, targets)
             a64, g64 = tf.cast(a, tf.float64), tf.cast(g, tf.float64)
             g2 = g64 * g64
 
             def seg(x: tf.Tensor) -> tf.Tensor:
                 return tf.math.unsorted_segment_sum(x, segments, n_segments)
 
-            return seg(a64), seg(g64), seg(g2), seg(g2 * g64)
+            return seg(a64), seg(g64), seg(g2), seg(g2 * g64), logits, chosen
 
-        self._smooth_step = tf.function(smooth_step, input_signature=smooth_specs)
+        # One compiled graph per (model, layer) serves plain and smoothed maps alike: half the
+        # tracing time and the resident graph memory of a plain step beside a smoothed one.
+        self._pass = tf.function(one_pass, input_signature=pass_specs)
 
     @property
     def tracing_count(self) -> int:
-        """How many times the two compiled steps (plain, smoothed) were traced: each at most
-        once, whatever the number of images, samples, targets or the seed."""
-        return (self._step.experimental_get_tracing_count()
-                + self._smooth_step.experimental_get_tracing_count())
+        """How many times the compiled pass was traced: at most once, whatever the number of
+        images, samples, targets or the seed, plain or smoothed."""
+        return self._pass.experimental_get_tracing_count()
 
-    def capture(self, inputs: Sequence[np.ndarray], targets: np.ndarray) -> tuple[np.ndarray, ...]:
-        """One chunk: (activations, gradients, logits, targets) as NumPy arrays."""
-        a, g, logits, chosen = self._step(*inputs, tf.constant(targets, tf.int32))
-        return a.numpy(), g.numpy(), logits.numpy(), chosen.numpy()
+    def _run(self, inputs: list[np.ndarray], targets: np.ndarray, stds: np.ndarray,
+             seed: Sequence[int], segments: np.ndarray, n_segments: int) -> list[np.ndarray]:
+        """One chunk through the compiled pass (in one of the process's ``PASS_SLOTS``)."""
+        with PASS_SLOTS:
+            return [t.numpy() for t in self._pass(
+                *inputs,
+                tf.constant(targets, tf.int32),
+                tf.constant(stds, tf.float32),
+                tf.constant(seed, tf.int64),
+                tf.constant(segments, tf.int32),
+                tf.constant(n_segments, tf.int32),
+            )]
 
     def stats(
         self,
@@ -190,22 +212,17 @@ class GradientCapture:
             inputs.insert(self.image_index, batch)
             return inputs
 
-        if n_samples <= 0:
-            acts, grads, logits_all, chosen_all = [], [], [], []
-            total = n
+        if n_samples <= 0:  # each image its own segment, with no noise
+            parts_all = []
             for start in range(0, n, self.chunk_size):
                 rows = np.arange(start, min(n, start + self.chunk_size))
-                a, g, logits, chosen = self.capture(assemble(rows, images[rows]), targets[rows])
-                acts.append(a)
-                grads.append(g)
-                logits_all.append(logits)
-                chosen_all.append(chosen)
+                parts_all.append(self._run(assemble(rows, images[rows]), targets[rows],
+                                           np.zeros(len(rows), np.float32), (0, 0),
+                                           np.arange(len(rows)), len(rows)))
                 if progress:
-                    progress(int(rows[-1]) + 1, total)
-            a = np.concatenate(acts)
-            g = np.concatenate(grads).astype(np.float64)
-            return GradientStats(a.astype(np.float64), g, g * g, g * g * g,
-                                 np.concatenate(chosen_all), np.concatenate(logits_all))
+                    progress(int(rows[-1]) + 1, n)
+            a, d1, d2, d3, logits, chosen = (np.concatenate(p) for p in zip(*parts_all))
+            return GradientStats(a, d1, d2, d3, chosen, logits)
 
         # Smoothed: the target comes from the clean image, then every noisy copy is explained
         # for that same class.
@@ -225,19 +242,13 @@ class GradientCapture:
             items = np.arange(start, min(total, start + self.chunk_size))
             rows = items // n_samples  # the image each noisy copy comes from
             image_rows, segments = np.unique(rows, return_inverse=True)
-            parts = self._smooth_step(
-                *assemble(rows, images[rows]),
-                tf.constant(targets[rows], tf.int32),
-                tf.constant(stds[rows], tf.float32),
-                tf.constant([seed, chunk_index], tf.int64),
-                tf.constant(segments.astype(np.int32)),
-                tf.constant(len(image_rows), tf.int32),
-            )
+            parts = self._run(assemble(rows, images[rows]), targets[rows], stds[rows],
+                              (seed, chunk_index), segments, len(image_rows))[:4]
             if sums is None:
                 shape = (n,) + tuple(parts[0].shape[1:])
                 sums = [np.zeros(shape, np.float64) for _ in range(4)]
             for acc, part in zip(sums, parts):
-                acc[image_rows] += part.numpy()
+                acc[image_rows] += part
             if progress:
                 progress(int(items[-1]) + 1, total)
         sum_a, sum_1, sum_2, sum_3 = sums
@@ -252,11 +263,17 @@ def chunk_noise(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.random.stateless_normal(shape, seed=seed, dtype=tf.float32)
 
 
-# --- caches: one runner per model, one capture per (model, layer) ----------------------------
+# --- caches: one runner per model, the captures of its last few layers ---------------------------
+#: Compiled gradient steps kept per model, least recently used dropped. Each is a traced graph
+#: of the model's forward and backward pass: about 35 MB resident for the skin-lesion model,
+#: returned when it is dropped (measured: six layers +210 MB, back to the start once dropped),
+#: so a dashboard session stepping through every layer does not keep one per layer visited.
+#: A dropped layer is traced again on its next use (about 1 s on a 2-core CPU).
+TRACED_LAYERS = 3
 
 _lock = threading.RLock()
 _runners = PerModel(ModelRunner)
-_captures = PerModel(lambda model: {})
+_captures = PerModel(lambda model: OrderedDict())
 
 
 def get_runner(model: keras.Model) -> ModelRunner:
@@ -265,12 +282,20 @@ def get_runner(model: keras.Model) -> ModelRunner:
 
 
 def get_capture(model: keras.Model, layer: LayerInfo | str | None = None) -> GradientCapture:
-    """The cached ``GradientCapture`` for (model, layer): built once, shared by threads."""
+    """The cached ``GradientCapture`` for (model, layer): built once, shared by threads; at most
+    ``TRACED_LAYERS`` per model are kept (a caller still using a dropped one keeps it alive)."""
     info = resolve_layer(model, layer)
+    dropped = False
     with _lock:
         per_model = _captures.get(model)
         capture = per_model.get(info.path)
         if capture is None:
             capture = GradientCapture(model, info)
             per_model[info.path] = capture
-        return capture
+        per_model.move_to_end(info.path)
+        while len(per_model) > TRACED_LAYERS:
+            per_model.popitem(last=False)
+            dropped = True
+    if dropped:
+        gc.collect()  # a capture and its traced functions refer to each other: a cycle
+    return capture

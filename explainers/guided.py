@@ -24,11 +24,10 @@ import keras
 import tensorflow as tf
 
 from .adapter import PerModel, run_graph
-from .capture import ProgressFn, _input_specs, get_runner
+from .capture import GRADIENT_CHUNK_SIZE, PASS_SLOTS, ProgressFn, _input_specs, get_runner
 from .errors import ExplainerError
 
 RELU_NAMES = ("relu", "relu6")
-CHUNK_SIZE = 16
 
 
 def _activation_name(fn: Any) -> str:
@@ -81,7 +80,7 @@ class GuidedGradient:
     """∂S_c/∂input through guided ReLUs (``guided=True``) or plain (``guided=False``, the
     baseline the benchmark compares with), one compiled function each."""
 
-    def __init__(self, model: keras.Model, chunk_size: int = CHUNK_SIZE):
+    def __init__(self, model: keras.Model, chunk_size: int = GRADIENT_CHUNK_SIZE):
         self.model = model
         self.chunk_size = int(chunk_size)
         self.image_index = get_runner(model).image_index
@@ -123,10 +122,11 @@ class GuidedGradient:
         grads, chosen = [], []
         for start in range(0, n, self.chunk_size):
             chunk = [np.asarray(x[start : start + self.chunk_size]) for x in inputs]
-            grad, classes = fn(*chunk, tf.constant(
-                np.asarray(targets[start : start + self.chunk_size], np.int32)))
-            grads.append(grad.numpy())
-            chosen.append(classes.numpy())
+            with PASS_SLOTS:
+                grad, classes = fn(*chunk, tf.constant(
+                    np.asarray(targets[start : start + self.chunk_size], np.int32)))
+                grads.append(grad.numpy())
+                chosen.append(classes.numpy())
             if progress:
                 progress(min(n, start + self.chunk_size), n)
         return np.concatenate(grads, axis=0), np.concatenate(chosen, axis=0)

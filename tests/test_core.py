@@ -392,14 +392,15 @@ def test_no_retracing_across_sample_counts_and_batch_sizes(softmax_model, rng):
     for n_images, n_samples in [(1, 0), (3, 0), (1, 5), (2, 20), (1, 37)]:
         x = rng.normal(0, 1, (n_images, 6, 6, 2)).astype("float32")
         explain(softmax_model, x, layer="conv2", n_samples=n_samples, seed=0)
-    assert capture.tracing_count == 2  # the plain step and the smoothed step, once each
+    assert capture.tracing_count == 1  # one compiled pass serves plain and smoothed maps
 
 
 def test_progress_is_reported_per_chunk(softmax_model, rng):
     calls = []
     x = rng.normal(0, 1, (1, 6, 6, 2)).astype("float32")
-    explain_details(softmax_model, x, n_samples=40, seed=0, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(16, 40), (32, 40), (40, 40)]
+    explain_details(softmax_model, x, n_samples=5, seed=0, progress=lambda d, t: calls.append((d, t)))
+    assert DEFAULT_CHUNK_SIZE == 2
+    assert calls == [(2, 5), (4, 5), (5, 5)]
 
 
 def test_threads_sharing_one_model_get_their_own_results(nested_model, rng):
@@ -424,3 +425,64 @@ def test_threads_sharing_one_model_get_their_own_results(nested_model, rng):
     for got, want in zip(results, expected):
         for m in want:
             np.testing.assert_array_equal(got[m], want[m])
+
+
+def test_at_most_two_compiled_passes_run_at_once(nested_model, rng, monkeypatch):
+    """TensorFlow's CPU pool keeps the peak of whatever runs at once: six sessions asking at
+    the same moment must not hold six chunks' tensors (explainers.capture.PASS_SLOTS)."""
+    from explainers import capture
+
+    slots = capture.PASS_SLOTS
+    lock, running, most = threading.Lock(), [0], [0]
+
+    class Counting:
+        def __enter__(self):
+            slots.acquire()
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+
+        def __exit__(self, *exc):
+            with lock:
+                running[0] -= 1
+            slots.release()
+
+    monkeypatch.setattr(capture, "PASS_SLOTS", Counting())
+    x = rng.uniform(0, 255, (6, 10, 10, 3)).astype("float32")
+    meta = rng.uniform(0, 1, (6, 2)).astype("float32")
+    barrier = threading.Barrier(6)
+
+    def work(i):
+        barrier.wait()
+        explain(nested_model, x[i : i + 1], extra_inputs=[meta[i : i + 1]], n_samples=12, seed=i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= most[0] <= 2  # every pass went through a slot, never more than two at once
+
+
+def test_only_the_last_few_layers_keep_their_compiled_steps(rng):
+    """A session stepping through every layer must not keep one traced graph per layer (each
+    is tens of MB for a real model): the least recently used are dropped, and a dropped layer
+    is traced again, with the same maps, when it is used next."""
+    from explainers import capture
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((8, 8, 2))
+    a = inp
+    for i in range(5):
+        a = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name=f"c{i}")(a)
+    out = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(a))
+    model = keras.Model(inp, out)
+    x = rng.normal(0, 1, (1, 8, 8, 2)).astype("float32")
+    first = explain(model, x, layer="c0", target=1)
+    held = [get_capture(model, f"c{i}") for i in range(5)]
+    kept = capture._captures.get(model)
+    assert list(kept) == ["c2", "c3", "c4"] and capture.TRACED_LAYERS == 3
+    assert get_capture(model, "c4") is held[4]  # a kept layer is not traced again
+    again = get_capture(model, "c0")
+    assert again is not held[0] and list(kept) == ["c3", "c4", "c0"]
+    np.testing.assert_allclose(explain(model, x, layer="c0", target=1)["gradcam++"], first["gradcam++"], rtol=1e-6)
