@@ -130,7 +130,7 @@ def decode(image_digest: str, _data: bytes, name: str = "the image") -> Image.Im
     return load_image(buf)
 
 
-@st.cache_data(show_spinner=False, max_entries=24, ttl=_DATA_TTL)
+@st.cache_data(show_spinner=False, max_entries=8, ttl=_DATA_TTL)
 def display_image(image_digest: str, _image: Image.Image, max_side: int = 512) -> np.ndarray:
     """The image as uint8 RGB, at most ``max_side`` pixels on its longer side (aspect kept):
     what the overlays are drawn on."""
@@ -142,7 +142,7 @@ def display_image(image_digest: str, _image: Image.Image, max_side: int = 512) -
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-@st.cache_data(show_spinner=False, max_entries=16, ttl=_DATA_TTL)
+@st.cache_data(show_spinner=False, max_entries=8, ttl=_DATA_TTL)
 def model_input(model_token: str, image_digest: str, _bundle: zoo.ModelBundle,
                 _image: Image.Image) -> np.ndarray:
     """The image resized and preprocessed for the model: float32 (1, H, W, C)."""
@@ -258,9 +258,9 @@ class ByteBudgetCache:
             self._items.clear()
 
 
-#: The explanations of all sessions: at most 64 MB of arrays (an early layer's is 20-40 MB, the
+#: The explanations of all sessions: at most 32 MB of arrays (an early layer's is 20-40 MB, the
 #: last layer's under 1 MB; the newest is always kept), none older than an hour.
-EXPLANATIONS = ByteBudgetCache(64 * 2**20, _DATA_TTL)
+EXPLANATIONS = ByteBudgetCache(32 * 2**20, _DATA_TTL)
 
 
 def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: str,

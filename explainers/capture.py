@@ -7,7 +7,7 @@ Why this shape:
 - The per-chunk function has a batch dimension of ``None`` and takes the class indices as a
   tensor, so it is traced once per (model, layer): changing the number of noise samples,
   the target or the number of images never retraces.
-- Chunks of a few items (``GRADIENT_CHUNK_SIZE``, ``FORWARD_CHUNK_SIZE``), and at most ``PASS_SLOTS`` chunks in flight at once
+- Chunks of a few items (``gradient_chunk_size``, ``FORWARD_CHUNK_SIZE``), and at most ``PASS_SLOTS`` chunks in flight at once
   in the whole process, bound the memory however many samples or sessions ask: TensorFlow's
   CPU allocator (a BFC pool under oneDNN) keeps the high-water mark of the largest call resident
   for the life of the process, so the peak of one call is memory a server never gets back.
@@ -31,21 +31,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .adapter import LayerInfo, PerModel, model_facts, resolve_layer, run_graph  # noqa: E402
+from .adapter import (  # noqa: E402
+    LayerInfo, PerModel, _output_shape, iter_layers, model_facts, resolve_layer, run_graph)
 from .errors import ExplainerError  # noqa: E402
 
 ProgressFn = Callable[[int, int], None]
 
 #: Items per call of the compiled passes. TensorFlow's CPU pool keeps the peak of the largest
-#: call resident, and a gradient pass holds every activation between the layer and the output
-#: for its backward pass. Measured on the skin-lesion model (254x254 Xception, 2-core CPU,
-#: docs/BENCHMARKS.md): the pool's peak grows by about 20 MB per item of a forward pass and
-#: per item of the last layer's gradient pass, 60 MB per item of block2's (1035 MB in chunks
-#: of 16); the time per item is the same in chunks of 4 as of 16 for the forward pass (35 ms),
-#: and 8-10 % more in chunks of 2 than of 16 for a gradient pass (42 against 38 ms at the last
-#: layer, 93 against 76 ms at block2).
-GRADIENT_CHUNK_SIZE = 2  # gradient passes (Grad-CAM family, guided backprop)
+#: call resident, and a gradient pass holds the activations between the layer and the output
+#: for its backward pass, so the items per gradient call depend on the layer
+#: (``gradient_chunk_size``). Measured on the skin-lesion model (254x254 Xception, 2-core CPU,
+#: docs/BENCHMARKS.md): the pool grows by about 20 MB per item of a forward pass or of the last
+#: layer's gradient pass and 67 MB per item of block2's (1035 MB in chunks of 16); per item, a
+#: forward pass costs 35 ms in chunks of 4 or 8, the last layer's gradient 49 / 41 / 38 ms in
+#: chunks of 1 / 2 / 4, block2's 109 / 90 / 79 ms.
 FORWARD_CHUNK_SIZE = 4  # forward passes (prediction, evaluation, Score-CAM)
+GRADIENT_CHUNK_SIZE = 2  # gradient passes where the model's layer sizes are unknown
+MAX_GRADIENT_CHUNK = 4
+#: Bytes of TensorFlow's pool one gradient call should need at most (by ``gradient_chunk_size``).
+GRADIENT_CALL_BUDGET = 96 * 2**20
 DEFAULT_CHUNK_SIZE = GRADIENT_CHUNK_SIZE
 #: Compiled calls running at once in this process (dashboard sessions, threads): more would
 #: not be faster on a CPU whose cores one call already uses, and each adds its peak to the pool.
@@ -103,10 +107,10 @@ class GradientCapture:
     """Activations of one layer and gradients of a class score with respect to them."""
 
     def __init__(self, model: keras.Model, layer: LayerInfo | str | None = None,
-                 chunk_size: int = DEFAULT_CHUNK_SIZE):
+                 chunk_size: int | None = None):
         self.model = model
         self.layer = resolve_layer(model, layer)
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = int(chunk_size or gradient_chunk_size(model, self.layer.parts))
         self.runner = get_runner(model)
         self.image_index = self.runner.image_index
         self.n_classes = model_facts(model).n_classes
@@ -257,6 +261,29 @@ class GradientCapture:
                              targets, clean_logits)
 
 
+def gradient_chunk_size(model: keras.Model, path: Sequence[str] | None = None) -> int:
+    """Items per gradient call for the layer at ``path`` (None: the model input, as guided
+    backprop needs): as many as fit ``GRADIENT_CALL_BUDGET`` (1 to ``MAX_GRADIENT_CHUNK``) by
+    an estimate of one item's share of TensorFlow's pool, 4 bytes x (3 x the largest layer
+    output, the forward pass's transient tensors, + 0.35 x the outputs from the layer to the
+    model's output, kept for the backward pass). The two factors were fitted on the
+    skin-lesion Xception (20 MB per item measured at its last layer, 67 MB at block2; the
+    estimate gives 24 and 74 MB: 4 items at the last layer, 1 at block2)."""
+    sizes, start = [], None
+    for parts, layer in iter_layers(model):
+        if path is not None and tuple(parts) == tuple(path):
+            start = len(sizes)
+        shape = _output_shape(layer)
+        known = shape is not None and len(shape) > 1 and all(isinstance(d, int) for d in shape[1:])
+        sizes.append(int(np.prod(shape[1:])) if known else 0)
+    if path is None:
+        start = 0
+    if start is None or not any(sizes):
+        return GRADIENT_CHUNK_SIZE
+    per_item = 4.0 * (3 * max(sizes) + 0.35 * sum(sizes[start:]))
+    return int(max(1, min(MAX_GRADIENT_CHUNK, GRADIENT_CALL_BUDGET // per_item)))
+
+
 def chunk_noise(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Standard normal noise for one chunk: stateless, so the same (seed, chunk) always gives
     the same noise, on any thread, without shared RNG state."""
@@ -268,8 +295,9 @@ def chunk_noise(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 #: of the model's forward and backward pass: about 35 MB resident for the skin-lesion model,
 #: returned when it is dropped (measured: six layers +210 MB, back to the start once dropped),
 #: so a dashboard session stepping through every layer does not keep one per layer visited.
-#: A dropped layer is traced again on its next use (about 1 s on a 2-core CPU).
-TRACED_LAYERS = 3
+#: A dropped layer is traced again on its next use (about 1 s on a 2-core CPU). Two: the layer
+#: in use and the one before it (a session uses one layer at a time on every page).
+TRACED_LAYERS = 2
 
 _lock = threading.RLock()
 _runners = PerModel(ModelRunner)

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from .adapter import PerModel, run_graph
-from .capture import GRADIENT_CHUNK_SIZE, PASS_SLOTS, ProgressFn, _input_specs, get_runner
+from .capture import PASS_SLOTS, gradient_chunk_size, ProgressFn, _input_specs, get_runner
 from .errors import ExplainerError
 
 RELU_NAMES = ("relu", "relu6")
@@ -80,9 +80,9 @@ class GuidedGradient:
     """∂S_c/∂input through guided ReLUs (``guided=True``) or plain (``guided=False``, the
     baseline the benchmark compares with), one compiled function each."""
 
-    def __init__(self, model: keras.Model, chunk_size: int = GRADIENT_CHUNK_SIZE):
+    def __init__(self, model: keras.Model, chunk_size: int | None = None):
         self.model = model
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = int(chunk_size or gradient_chunk_size(model))  # back to the input
         self.image_index = get_runner(model).image_index
         self.n_relus = count_relus(model)
         specs = _input_specs(model) + [tf.TensorSpec([None], tf.int32)]

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "artifacts" / "screenshots"
 DOC_SHOTS = ROOT / "docs" / "screenshots"
-COLD_START_LIMIT_S = 180  # the target is 60 s on 2 free cores; this only catches hangs
+COLD_START_LIMIT_S = 180  # catches hangs only: the 8 s goal is measured on a quiet machine by
+#   `python tests/browser_support.py cold 1` (docs/BENCHMARKS.md), not beside pytest and Chromium
 PAGE_LIMIT_S = 240
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 

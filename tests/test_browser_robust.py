@@ -1,4 +1,5 @@
-"""The dashboard holds up in real use, in headless Chromium against ``streamlit run app.py``:
+"""The dashboard holds up in real use, in headless Chromium against the server ``bash run.sh
+dashboard`` starts (``python -m dashboard.serve``, i.e. ``streamlit run app.py`` plus the warm-up):
 two uploads in a row, fast clicks (samples 0.5 s apart, a class right after a sample, fifteen
 slider steps), a bad link, a copied link reproducing the view in a new session, and the
 server's memory over many changes. One server for the module (started cold, so the first test
@@ -214,10 +215,6 @@ def _overlay_src(page, caption: str) -> str:
                       return img ? img.src : ''; }""", caption)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 10 point 2 is open: measured +1.2 GB before and +1.9 to +2.0 GB after this branch's "
-    "changes over the 40 changes (docs/BENCHMARKS.md); most of it is TensorFlow's resident "
-    "high-water mark of a 16-image gradient pass and one traced step per layer visited"))
 def test_memory_stays_bounded_over_many_changes(browser):
     """Issue 10: one session's 40 ordinary changes (noise samples up to 16, σ, layer, class,
     sample, colour map) keep the server within +300 MB of its level after the first view."""

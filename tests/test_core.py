@@ -16,16 +16,16 @@ from explainers import (
     predict,
     resolve_layer,
 )
-from explainers.capture import DEFAULT_CHUNK_SIZE, chunk_noise
+from explainers.capture import chunk_noise, gradient_chunk_size
 from explainers.weights import gradcampp_alpha
 
 
-def reference_noise(n_images, n_samples, shape, seed):
+def reference_noise(n_images, n_samples, shape, seed, chunk):
     """The standard normal noise of copy s of image i: item i*n_samples+s of its chunk."""
     total = n_images * n_samples
     out = np.zeros((total,) + tuple(shape))
-    for j, start in enumerate(range(0, total, DEFAULT_CHUNK_SIZE)):
-        size = min(DEFAULT_CHUNK_SIZE, total - start)
+    for j, start in enumerate(range(0, total, chunk)):
+        size = min(chunk, total - start)
         out[start : start + size] = chunk_noise((size,) + tuple(shape), [seed, j]).numpy()
     return out.reshape((n_images, n_samples) + tuple(shape))
 
@@ -163,7 +163,7 @@ def test_smoothing_matches_reference_and_repeats(softmax_model, rng):
     n, sigma, seed = 5, 0.2, 7
     _, _, clean_logits = softmax_reference(softmax_model, x)
     target = clean_logits.argmax(axis=1)
-    noise = reference_noise(2, n, x.shape[1:], seed)
+    noise = reference_noise(2, n, x.shape[1:], seed, get_capture(softmax_model).chunk_size)
     terms = {k: np.zeros((2, 6, 6, 3)) for k in ("A", "d1", "d2", "d3")}
     for i in range(2):
         span = x[i].max() - x[i].min()
@@ -273,7 +273,7 @@ def test_nested_smoothing_holds_metadata_fixed(nested_model, rng):
     n, sigma, seed = 3, 0.1, 11
     _, _, logits = nested_reference(nested_model, x, meta)
     target = logits.argmax(axis=1)
-    noise = reference_noise(1, n, x.shape[1:], seed)
+    noise = reference_noise(1, n, x.shape[1:], seed, get_capture(nested_model).chunk_size)
     span = x[0].max() - x[0].min()
     acc = [np.zeros((1, 6, 6, 6)) for _ in range(4)]
     for s in range(n):
@@ -398,9 +398,9 @@ def test_no_retracing_across_sample_counts_and_batch_sizes(softmax_model, rng):
 def test_progress_is_reported_per_chunk(softmax_model, rng):
     calls = []
     x = rng.normal(0, 1, (1, 6, 6, 2)).astype("float32")
-    explain_details(softmax_model, x, n_samples=5, seed=0, progress=lambda d, t: calls.append((d, t)))
-    assert DEFAULT_CHUNK_SIZE == 2
-    assert calls == [(2, 5), (4, 5), (5, 5)]
+    explain_details(softmax_model, x, n_samples=9, seed=0, progress=lambda d, t: calls.append((d, t)))
+    assert get_capture(softmax_model).chunk_size == 4  # a small model: the most per call
+    assert calls == [(4, 9), (8, 9), (9, 9)]
 
 
 def test_threads_sharing_one_model_get_their_own_results(nested_model, rng):
@@ -481,8 +481,22 @@ def test_only_the_last_few_layers_keep_their_compiled_steps(rng):
     first = explain(model, x, layer="c0", target=1)
     held = [get_capture(model, f"c{i}") for i in range(5)]
     kept = capture._captures.get(model)
-    assert list(kept) == ["c2", "c3", "c4"] and capture.TRACED_LAYERS == 3
+    assert list(kept) == ["c3", "c4"] and capture.TRACED_LAYERS == 2
     assert get_capture(model, "c4") is held[4]  # a kept layer is not traced again
     again = get_capture(model, "c0")
-    assert again is not held[0] and list(kept) == ["c3", "c4", "c0"]
+    assert again is not held[0] and list(kept) == ["c4", "c0"]
     np.testing.assert_allclose(explain(model, x, layer="c0", target=1)["gradcam++"], first["gradcam++"], rtol=1e-6)
+
+
+def test_items_per_gradient_call_follow_the_layer_s_memory(skin_lesion_model):
+    """TensorFlow's pool keeps the peak of the largest call: the skin-lesion model's last layer
+    (little kept for its backward pass) takes 4 items per call, block2 (nearly the whole
+    network kept) and guided backprop (back to the input) 1; a model of unknown sizes 2."""
+    from explainers.capture import GRADIENT_CHUNK_SIZE, GradientCapture
+    from explainers.guided import get_guided
+
+    model = skin_lesion_model
+    assert get_capture(model).chunk_size == 4
+    assert GradientCapture(model, "block2_sepconv2_act").chunk_size == 1
+    assert get_guided(model).chunk_size == 1
+    assert gradient_chunk_size(model, ("no", "such", "layer")) == GRADIENT_CHUNK_SIZE

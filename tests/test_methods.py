@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from explainers import ExplainerError, explain, explain_details
-from explainers.capture import GradientCapture
+from explainers.capture import GradientCapture, get_capture
 from explainers.methods import REGISTRY, method_keys, method_label, resolve_methods
 from explainers.methods import scorecam
 from tests import method_references as ref
@@ -68,7 +68,7 @@ def test_smoothing_averages_the_terms_of_every_tape_method(cases):
     case = cases["functional"]
     n, sigma, seed = 4, 0.2, 3
     targets = case.passes()[2].argmax(axis=1)
-    noise = reference_noise(2, n, case.x.shape[1:], seed)
+    noise = reference_noise(2, n, case.x.shape[1:], seed, get_capture(case.model).chunk_size)
     a = np.zeros((2, 6, 6, 3))
     g = np.zeros_like(a)
     for i in range(2):
