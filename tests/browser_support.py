@@ -3,8 +3,10 @@
 and the dashboard benchmark share (wait for the maps, change a slider or a select box, read the
 server's resident memory).
 
-Not a test module; ``tests/test_browser*.py`` and ``python tests/browser_support.py bench``
-use it.
+Not a test module; ``tests/test_browser*.py`` use it, and it is the dashboard benchmark:
+``python tests/browser_support.py cold N`` (N sessions on a cold server), ``memory SESSIONS
+CHANGES TOP_SAMPLES``, or ``all [CHANGES]`` (every figure of docs/BENCHMARKS.md's Dashboard
+section in one run, also written to ``artifacts/dashboard_bench.json``).
 """
 
 from __future__ import annotations
@@ -293,6 +295,19 @@ if __name__ == "__main__":
     if what == "cold":
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 1
         print(json.dumps({"sessions": n, "seconds_to_maps": cold_start(n)}))
+    elif what == "all":  # every dashboard figure of docs/BENCHMARKS.md in one run
+        changes = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+        report = {"load_average_at_start": os.getloadavg(),
+                  "cold_1": [cold_start(1)[0] for _ in range(5)], "cold_4": cold_start(4),
+                  "cold_8": cold_start(8)}
+        print(json.dumps(report), flush=True)
+        for sessions in (1, 8):
+            report[f"memory_{sessions}"] = {k: v for k, v in memory_run(sessions, changes, 16).items()}
+            print(json.dumps(report[f"memory_{sessions}"]), flush=True)
+        report["load_average_at_end"] = os.getloadavg()
+        (ROOT / "artifacts").mkdir(exist_ok=True)
+        (ROOT / "artifacts" / "dashboard_bench.json").write_text(json.dumps(report, indent=1))
+        print(json.dumps({k: v for k, v in report.items() if not k.startswith("memory")}))
     elif what == "memory":
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 1
         changes = int(sys.argv[3]) if len(sys.argv) > 3 else 40

@@ -25,9 +25,10 @@ def raw_maxima(at: AppTest) -> list[float]:
 
 
 def test_weak_smoothed_grad_cam_is_flagged_in_words():
-    # measured on the default melanoma with 8 noise samples (seed 0): smoothed Grad-CAM's raw
-    # maximum is 0.00123 beside smoothed Grad-CAM++'s 7.87, i.e. 0.5 % in Grad-CAM units
-    at = run(new_app(samples="8"))
+    # measured on the default melanoma with 8 noise samples, seed 2 (2026-11-29, noise drawn in
+    # chunks of 4): smoothed Grad-CAM's raw maximum is 0.00976 beside smoothed Grad-CAM++'s 8.02,
+    # i.e. 3.9 % in Grad-CAM units (seeds 0-7 give 0.0098-0.0375: 3.6-14 %)
+    at = run(new_app(samples="8", seed="2"))
     gc, pp = raw_maxima(at)
     flags = [m.value for m in at.markdown if "Weak evidence" in m.value]
     assert len(flags) == 1

@@ -114,7 +114,8 @@ def test_every_page_in_a_real_browser(browser, server):
     _wait_idle(page)
     _no_errors(page, "Explain")
     assert page.get_by_text("Recorded diagnosis").count() >= 1
-    assert page.get_by_test_id("stDataFrame").count() >= 1
+    # The table's grid is a component loaded on first use: wait for it rather than count at once.
+    page.get_by_test_id("stDataFrame").first.wait_for(timeout=PAGE_LIMIT_S * 1000)
     page.get_by_text("Heatmaps", exact=True).scroll_into_view_if_needed()
     _shot(page, "explain", docs=True)
 
