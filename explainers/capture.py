@@ -47,7 +47,7 @@ ProgressFn = Callable[[int, int], None]
 #: chunks of 1 / 2 / 4, block2's 109 / 90 / 79 ms.
 FORWARD_CHUNK_SIZE = 4  # forward passes (prediction, evaluation, Score-CAM)
 GRADIENT_CHUNK_SIZE = 2  # gradient passes where the model's layer sizes are unknown
-MAX_GRADIENT_CHUNK = 4
+MAX_GRADIENT_CHUNK = 16  # small models: fewer, larger calls (per-call costs dominate)
 #: Bytes of TensorFlow's pool one gradient call should need at most (by ``gradient_chunk_size``).
 GRADIENT_CALL_BUDGET = 96 * 2**20
 DEFAULT_CHUNK_SIZE = GRADIENT_CHUNK_SIZE

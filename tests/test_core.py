@@ -398,9 +398,9 @@ def test_no_retracing_across_sample_counts_and_batch_sizes(softmax_model, rng):
 def test_progress_is_reported_per_chunk(softmax_model, rng):
     calls = []
     x = rng.normal(0, 1, (1, 6, 6, 2)).astype("float32")
-    explain_details(softmax_model, x, n_samples=9, seed=0, progress=lambda d, t: calls.append((d, t)))
-    assert get_capture(softmax_model).chunk_size == 4  # a small model: the most per call
-    assert calls == [(4, 9), (8, 9), (9, 9)]
+    explain_details(softmax_model, x, n_samples=40, seed=0, progress=lambda d, t: calls.append((d, t)))
+    assert get_capture(softmax_model).chunk_size == 16  # a small model: the most per call
+    assert calls == [(16, 40), (32, 40), (40, 40)]
 
 
 def test_threads_sharing_one_model_get_their_own_results(nested_model, rng):
