@@ -142,8 +142,14 @@ def selectbox(page, label: str, text: str, where=None) -> None:
     field = box.locator("input")
     field.click()
     field.fill(text)
-    page.wait_for_timeout(150)
-    field.press("Enter")
+    # Click the filtered option once the list shows it: pressing Enter at once can pick the
+    # still-highlighted old option on a busy machine (seen when two servers shared 2 cores).
+    option = page.get_by_role("option").filter(has_text=text).first
+    try:
+        option.wait_for(timeout=15_000)
+        option.click()
+    except Exception:  # noqa: BLE001 - the list did not show it: the old way
+        field.press("Enter")
 
 
 def selectbox_text(page, label: str) -> str:
