@@ -69,26 +69,32 @@ class Warmup:
         import time
 
         log = logging.getLogger("dashboard")
-        t0 = time.perf_counter()
+        last = time.perf_counter()
+
+        def lap(name: str) -> None:  # seconds since the previous lap: where a cold start goes
+            nonlocal last
+            now = time.perf_counter()
+            self.seconds[name], last = now - last, now
+
         try:
             import numpy as np
 
             from dashboard import loaders
             from explainers import explain_details, predict, zoo
 
-            self.seconds["import"] = time.perf_counter() - t0
+            lap("import")
             bundle = loaders.catalogue_model(zoo.SKIN_LESION, False)
-            self.seconds["model"] = time.perf_counter() - t0 - self.seconds["import"]
-            # The compiled steps are traced once per model (and layer) with the fixed chunk
-            # shape; target 0 on a blank image traces exactly what the default view runs. The
-            # forward pass (the prediction) is traced beside the gradient step, on the other core.
+            lap("model")
+            # The compiled passes are traced once per model (and layer), whatever the batch;
+            # target 0 on a blank image traces exactly what the default view runs. The forward
+            # pass (the prediction) is traced beside the gradient pass, on the other core.
             x = np.zeros((1, *bundle.input_size, 3), np.float32)
             extra = zoo.default_extra_inputs(bundle)
             forward = threading.Thread(target=predict, args=(bundle.model, x, extra), daemon=True)
             forward.start()
             explain_details(bundle.model, x, target=0, extra_inputs=extra)
             forward.join()
-            self.seconds["traces"] = time.perf_counter() - t0 - self.seconds["import"] - self.seconds["model"]
+            lap("traces")
             loaders.release_memory()
             log.info("warm-up done: %s", ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
         except Exception as exc:  # noqa: BLE001 - never take the server down

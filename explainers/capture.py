@@ -7,8 +7,8 @@ Why this shape:
 - The per-chunk function has a batch dimension of ``None`` and takes the class indices as a
   tensor, so it is traced once per (model, layer): changing the number of noise samples,
   the target or the number of images never retraces.
-- Chunks of a few items (``gradient_chunk_size``, ``FORWARD_CHUNK_SIZE``), and at most ``PASS_SLOTS`` chunks in flight at once
-  in the whole process, bound the memory however many samples or sessions ask: TensorFlow's
+- Chunks of a few items (``gradient_chunk_size``, ``FORWARD_CHUNK_SIZE``), and at most
+  ``PASS_SLOTS`` chunks in flight at once in the whole process, bound the memory however many samples or sessions ask: TensorFlow's
   CPU allocator (a BFC pool under oneDNN) keeps the high-water mark of the largest call resident
   for the life of the process, so the peak of one call is memory a server never gets back.
 - The graph is re-run through ``adapter.run_graph`` without building or changing anything on
@@ -50,7 +50,6 @@ GRADIENT_CHUNK_SIZE = 2  # gradient passes where the model's layer sizes are unk
 MAX_GRADIENT_CHUNK = 16  # small models: fewer, larger calls (per-call costs dominate)
 #: Bytes of TensorFlow's pool one gradient call should need at most (by ``gradient_chunk_size``).
 GRADIENT_CALL_BUDGET = 96 * 2**20
-DEFAULT_CHUNK_SIZE = GRADIENT_CHUNK_SIZE
 #: Compiled calls running at once in this process (dashboard sessions, threads): more would
 #: not be faster on a CPU whose cores one call already uses, and each adds its peak to the pool.
 PASS_SLOTS = threading.BoundedSemaphore(2)

@@ -308,7 +308,7 @@ if __name__ == "__main__":
                   "cold_8": cold_start(8)}
         print(json.dumps(report), flush=True)
         for sessions in (1, 8):
-            report[f"memory_{sessions}"] = {k: v for k, v in memory_run(sessions, changes, 16).items()}
+            report[f"memory_{sessions}"] = memory_run(sessions, changes, 16)
             print(json.dumps(report[f"memory_{sessions}"]), flush=True)
         report["load_average_at_end"] = os.getloadavg()
         (ROOT / "artifacts").mkdir(exist_ok=True)
