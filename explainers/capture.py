@@ -8,9 +8,10 @@ Why this shape:
   tensor, so it is traced once per (model, layer): changing the number of noise samples,
   the target or the number of images never retraces.
 - Chunks of a few items (``gradient_chunk_size``, ``FORWARD_CHUNK_SIZE``), and at most
-  ``PASS_SLOTS`` chunks in flight at once in the whole process, bound the memory however many samples or sessions ask: TensorFlow's
-  CPU allocator (a BFC pool under oneDNN) keeps the high-water mark of the largest call resident
-  for the life of the process, so the peak of one call is memory a server never gets back.
+  ``PASS_SLOTS`` chunks in flight at once in the whole process, bound the memory however many
+  samples or sessions ask: TensorFlow's CPU allocator (a BFC pool under oneDNN) keeps the
+  high-water mark of the largest call resident for the life of the process, so the peak of
+  one call is memory a server never gets back.
 - The graph is re-run through ``adapter.run_graph`` without building or changing anything on
   the shared model, so several threads (dashboard sessions) can use one capture at once.
 """
