@@ -1,4 +1,4 @@
-"""The dashboard: ``bash run.sh dashboard`` (``python -m dashboard.serve``) or ``streamlit run app.py``.
+"""The dashboard: ``bash run.sh dashboard`` (``python -m dashboard.frame.serve``) or ``streamlit run app.py``.
 
 Pages: Explain (the start page), Filters and neurons, How it works, and Evaluate. The sidebar
 (model, image, patient data, layer, class) is drawn here, once, so every page shows and uses
@@ -6,7 +6,7 @@ the same current selection. No math here or in ``pages/``: they call ``explainer
 
 Order matters for the first visit after a server start: the page list and a status line are
 drawn before TensorFlow is imported, and the default model is loaded and traced in a background
-thread (``dashboard.bootstrap.start_warmup``): started with the server by ``dashboard.serve``,
+thread (``dashboard.frame.bootstrap.start_warmup``): started with the server by ``dashboard.frame.serve``,
 or here at the first visit under plain ``streamlit run``.
 """
 
@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st  # noqa: E402
 
-from dashboard.bootstrap import ensure_navigation, start_warmup  # noqa: E402
+from dashboard.frame.bootstrap import ensure_navigation, start_warmup  # noqa: E402
 
-ensure_navigation()  # before anything is drawn: see dashboard/bootstrap.py
+ensure_navigation()  # before anything is drawn: see dashboard/frame/bootstrap.py
 warmup = start_warmup()  # once per server process; returns at once
 
 st.set_page_config(
@@ -32,7 +32,7 @@ st.set_page_config(
 HERE = Path(__file__).resolve().parent
 
 # Each url_path is its file's name, so that a first visit straight to a page (before Streamlit
-# has seen st.navigation; see dashboard/bootstrap.py) lands on the same page.
+# has seen st.navigation; see dashboard/frame/bootstrap.py) lands on the same page.
 
 pages = [
     st.Page(str(HERE / "pages" / "explain.py"), title="Explain", icon=":material/visibility:",
@@ -63,8 +63,9 @@ if not warmup.done():
     status.info("**Grad-CAM explorer** is starting: loading TensorFlow and the skin-lesion "
                 "model (about 10 s after a server start) ...", icon=":material/hourglass_top:")
 
-from dashboard import share, sidebar, state  # noqa: E402  (imports TensorFlow)
-from dashboard.errors import guard  # noqa: E402
+from dashboard.frame import share, state  # noqa: E402  (imports TensorFlow)
+from dashboard.widgets import sidebar
+from dashboard.frame.errors import guard  # noqa: E402
 
 with guard("drawing the sidebar"):
     sidebar.render()

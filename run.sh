@@ -39,8 +39,8 @@ case "$cmd" in
     dashboard)
         setup requirements.txt
         # `streamlit run app.py` that starts loading TensorFlow and the model with the server
-        # (dashboard/serve.py); options such as --server.port 8502 go to Streamlit.
-        exec "$VENV/bin/python" -m dashboard.serve "$@"
+        # (dashboard/frame/serve.py); options such as --server.port 8502 go to Streamlit.
+        exec "$VENV/bin/python" -m dashboard.frame.serve "$@"
         ;;
     test)
         setup requirements.txt requirements-dev.txt requirements-scale.txt

@@ -14,31 +14,31 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import ExplainerError
+from explainers.errors import ExplainerError
 
 #: public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
-    "LayerInfo": "adapter",
-    "candidate_layers": "adapter",
-    "resolve_layer": "adapter",
-    "GradientCapture": "capture",
-    "get_capture": "capture",
-    "METHODS": "core",
-    "Explanation": "core",
-    "Prediction": "core",
-    "explain": "core",
-    "explain_details": "core",
-    "method_label": "core",
-    "predict": "core",
-    "aggregate": "metrics",
-    "average_drop": "metrics",
-    "deletion": "metrics",
-    "energy_in_mask": "metrics",
-    "evaluate": "metrics",
-    "increase_in_confidence": "metrics",
-    "insertion": "metrics",
-    "iou_at": "metrics",
-    "pointing_game": "metrics",
+    "LayerInfo": "engine.adapter",
+    "candidate_layers": "engine.adapter",
+    "resolve_layer": "engine.adapter",
+    "GradientCapture": "engine.capture",
+    "get_capture": "engine.capture",
+    "METHODS": "engine.core",
+    "Explanation": "engine.core",
+    "Prediction": "engine.core",
+    "explain": "engine.core",
+    "explain_details": "engine.core",
+    "method_label": "engine.core",
+    "predict": "engine.core",
+    "aggregate": "evaluation.scoring",
+    "average_drop": "evaluation.scoring",
+    "deletion": "evaluation.scoring",
+    "energy_in_mask": "evaluation.scoring",
+    "evaluate": "evaluation.scoring",
+    "increase_in_confidence": "evaluation.scoring",
+    "insertion": "evaluation.scoring",
+    "iou_at": "evaluation.scoring",
+    "pointing_game": "evaluation.scoring",
     "colorbar_figure": "render",
     "colorize": "render",
     "normalize": "render",
@@ -53,7 +53,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'explainers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(f"explainers.{module}"), name)
     globals()[name] = value  # later look-ups skip this function
     return value
 

@@ -181,7 +181,7 @@ def comparable_peak(method: str, peak: float, grid_cells: int) -> float:
     layer followed by global average pooling, where α ≈ ½). Its maximum is divided by Z/2;
     every other method's is kept.
     """
-    from .methods import REGISTRY  # here, not at the top: the methods import render
+    from explainers.methods import REGISTRY  # here, not at the top: the methods import render
 
     peak = float(peak) if np.isfinite(peak) else 0.0
     registered = REGISTRY.get(method)

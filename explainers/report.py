@@ -265,9 +265,9 @@ def write_report(case: CaseData, out: str | Path | io.BytesIO | None = None) -> 
 def case_from_files(args: argparse.Namespace) -> CaseData:
     """Load the model and the image, explain the target, and gather the report's contents."""
     from explainers import explain_details, predict
-    from explainers.cli_model import extra_inputs as _extra_inputs, load_bundle as _load_bundle, target_class as _target
-    from explainers.explain_command import _display_image
-    from explainers.core import method_label
+    from explainers.cli.common import extra_inputs as _extra_inputs, load_bundle as _load_bundle, target_class as _target
+    from explainers.cli.explain import _display_image
+    from explainers.engine.core import method_label
     from explainers.images import load_image
     from explainers.zoo import prepare, skin_lesion_model_path
 
@@ -308,8 +308,8 @@ def case_from_files(args: argparse.Namespace) -> CaseData:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """``python -m explainers report``: register the subcommand on ``subparsers``."""
-    from explainers.argtypes import fraction, nonneg_float, nonneg_int
-    from explainers.cli_model import add_model_arguments as _add_model_arguments
+    from explainers.cli.argtypes import fraction, nonneg_float, nonneg_int
+    from explainers.cli.common import add_model_arguments as _add_model_arguments
 
     p = subparsers.add_parser("report", help="write a one-file PDF case report",
                               description=__doc__,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ExplainerError
-from .methods import gradcam
+from explainers.errors import ExplainerError
+from explainers.methods import gradcam
 
 TOP = 5
 

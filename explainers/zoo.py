@@ -26,16 +26,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from explainers.bundle import (  # noqa: F401  (re-exported: the catalogue's public names)
+from explainers.models.bundle import (  # noqa: F401  (re-exported: the catalogue's public names)
     PREPROCESS_CHOICES, PREPROCESS_HELP, ModelBundle, Preprocess, prepare, resized_input)
 from explainers.errors import ExplainerError, one_line
-from explainers.imagenet import IMAGENET_INDEX, imagenet_class_names  # noqa: F401
-from explainers.skin_lesion import (  # noqa: F401
+from explainers.models.imagenet_names import IMAGENET_INDEX, imagenet_class_names  # noqa: F401
+from explainers.models.skin_lesion import (  # noqa: F401
     AGE_MAX, AGE_MEAN, AGE_RANGE, LOCALIZATION_SITES, SAMPLES_DIR, SEXES, SITES, SKIN_CLASS_NAMES,
     SKIN_CLASSES, SKIN_LESION, SKIN_LESION_PIP, SKIN_MALIGNANT, Sample, default_extra_inputs,
     list_samples, load_skin_lesion, site_for_localization, skin_lesion_metadata,
     skin_lesion_model_path)
-from explainers.user_models import (  # noqa: F401
+from explainers.models.user_files import (  # noqa: F401
     DEFAULT_INPUT_SIZE, ModelSource, load_model_file, parse_class_names)
 
 

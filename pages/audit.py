@@ -1,7 +1,7 @@
 """Audit: a whole batch at once. Open the results folder of `python -m explainers batch` (or run
 one over the bundled samples here), see the scores per diagnosis with their uncertainty, their
 distributions, and a gallery that puts the worst cases first; one click opens a case on
-Explain with the run's settings. Numbers come from ``explainers.audit_stats``."""
+Explain with the run's settings. Numbers come from ``explainers.batch.results_stats``."""
 
 import base64
 import hashlib
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.bootstrap import ensure_navigation
+from dashboard.frame.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
@@ -19,11 +19,14 @@ import altair as alt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dashboard import loaders, sidebar, state  # noqa: E402
-from dashboard.errors import guard  # noqa: E402
-from explainers import audit_stats as A  # noqa: E402
-from explainers import batch, metrics, zoo  # noqa: E402
-from explainers.core import method_label  # noqa: E402
+from dashboard.frame import loaders, state  # noqa: E402
+from dashboard.widgets import sidebar
+from dashboard.frame.errors import guard  # noqa: E402
+from explainers.batch import results_stats as A  # noqa: E402
+from explainers import zoo  # noqa: E402
+from explainers.batch import run as batch
+from explainers.evaluation import scoring as metrics
+from explainers.engine.core import method_label  # noqa: E402
 
 FOLDER = "audit_folder"  # the results folder shown (page state, not a sidebar setting)
 NOTE = "audit_note"  # why the last "Open on Explain" could not be done

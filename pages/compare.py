@@ -4,18 +4,20 @@ methods coincide at this layer, the page says so and why. No math here."""
 
 import streamlit as st
 
-from dashboard.bootstrap import ensure_navigation
+from dashboard.frame.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
 import pandas as pd  # noqa: E402
 
-from dashboard import compare_loaders as cl  # noqa: E402
-from dashboard import evaluate_helpers as eh  # noqa: E402
-from dashboard import loaders, sidebar, trust_views, views  # noqa: E402
-from dashboard.errors import guard  # noqa: E402
-from explainers import metrics, render  # noqa: E402
-from explainers.localisation import DEFAULT_THRESHOLD, box_scores, cam_box  # noqa: E402
+from dashboard.page_parts import compare_loaders as cl  # noqa: E402
+from dashboard.page_parts import evaluate_helpers as eh  # noqa: E402
+from dashboard.frame import loaders  # noqa: E402
+from dashboard.widgets import sidebar, trust_views, views
+from dashboard.frame.errors import guard  # noqa: E402
+from explainers import render  # noqa: E402
+from explainers.evaluation import scoring as metrics
+from explainers.evaluation.localisation import DEFAULT_THRESHOLD, box_scores, cam_box  # noqa: E402
 from explainers.methods import REGISTRY, method_keys, method_label  # noqa: E402
 from explainers.methods.agreement import coinciding_groups, gradient_constant_per_channel  # noqa: E402
 from explainers.methods.guided import to_image  # noqa: E402

@@ -1,18 +1,20 @@
 """Evaluate: which map to trust? Faithfulness scores (Average Drop, Increase in Confidence,
 deletion / insertion) of Grad-CAM, Grad-CAM++ and their smoothed versions, localisation
 against an uploaded mask, and the same table over several images. No math here: every number
-comes from ``explainers.metrics``."""
+comes from ``explainers.evaluation.scoring``."""
 
 import streamlit as st
 
-from dashboard.bootstrap import ensure_navigation
+from dashboard.frame.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import evaluate_helpers as eh
-from dashboard import loaders, sidebar, state, views
-from dashboard.errors import guard
-from explainers import metrics, zoo
+from dashboard.page_parts import evaluate_helpers as eh
+from dashboard.frame import loaders, state
+from dashboard.widgets import sidebar, views
+from dashboard.frame.errors import guard
+from explainers import zoo
+from explainers.evaluation import scoring as metrics
 
 sel = sidebar.selection()
 st.title("Evaluate the maps")

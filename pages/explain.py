@@ -4,12 +4,13 @@ the prediction table and the recorded diagnosis."""
 
 import streamlit as st
 
-from dashboard.bootstrap import ensure_navigation
+from dashboard.frame.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import method_views, sidebar, state, trust_views, views
-from dashboard.errors import guard
+from dashboard.widgets import method_views, sidebar, trust_views, views
+from dashboard.frame import state
+from dashboard.frame.errors import guard
 
 sel = sidebar.selection()
 st.title("Explain a prediction")

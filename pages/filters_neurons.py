@@ -3,12 +3,13 @@ positions of the layer's grid."""
 
 import streamlit as st
 
-from dashboard.bootstrap import ensure_navigation
+from dashboard.frame.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import grid_pick, loaders, method_views, sidebar, state, views
-from dashboard.errors import guard
+from dashboard.widgets import grid_pick, method_views, sidebar, views
+from dashboard.frame import loaders, state
+from dashboard.frame.errors import guard
 from explainers import render
 from explainers.methods import REGISTRY, method_label
 

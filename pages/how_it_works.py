@@ -3,13 +3,15 @@ the current image's own numbers."""
 
 import streamlit as st
 
-from dashboard.bootstrap import ensure_navigation
+from dashboard.frame.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import sidebar, state, teach, views
-from dashboard import worked_example as worked
-from dashboard.errors import guard
+from dashboard.widgets import sidebar, views
+from dashboard.frame import state
+from dashboard.page_parts import teach
+from dashboard.page_parts import worked_example as worked
+from dashboard.frame.errors import guard
 from explainers.methods import GRADCAM, GRADCAMPP
 
 sel = sidebar.selection()

@@ -5,16 +5,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard.bootstrap import ensure_navigation
+from dashboard.frame.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard import loaders, sidebar, trust_views  # noqa: E402
-from dashboard.errors import guard  # noqa: E402
-from explainers import render, sanity  # noqa: E402
-from explainers.audit import REGIONS, audit  # noqa: E402
+from dashboard.frame import loaders  # noqa: E402
+from dashboard.widgets import sidebar, trust_views
+from dashboard.frame.errors import guard  # noqa: E402
+from explainers import render  # noqa: E402
+from explainers.trust import sanity
+from explainers.trust.artefact_audit import REGIONS, audit  # noqa: E402
 from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label  # noqa: E402
-from explainers.metrics import draw_outline, load_mask  # noqa: E402
+from explainers.evaluation.scoring import draw_outline, load_mask  # noqa: E402
 
 CAM_METHODS = [k for k in REGISTRY if REGISTRY[k].cam and "forward" not in REGISTRY[k].needs]
 

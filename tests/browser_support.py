@@ -50,7 +50,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(log_name: str = "streamlit.log", cwd: Path | None = None) -> Iterator[tuple[str, float, subprocess.Popen]]:
-    """A fresh dashboard server (``python -m dashboard.serve``, i.e. ``streamlit run app.py``
+    """A fresh dashboard server (``python -m dashboard.frame.serve``, i.e. ``streamlit run app.py``
     with the warm-up started at once); yields (url, start time (monotonic), process)."""
     cwd = cwd or Path(os.environ.get("DASHBOARD_DIR", ROOT))  # another checkout, to compare
     port = free_port()
@@ -59,8 +59,8 @@ def streamlit_server(log_name: str = "streamlit.log", cwd: Path | None = None) -
     log = open(ROOT / "artifacts" / log_name, "w")
     started = time.monotonic()
     # As `bash run.sh dashboard` starts it (the warm-up begins with the server); a checkout
-    # from before dashboard/serve.py existed is started with plain `streamlit run`.
-    launcher = ["dashboard.serve"] if (cwd / "dashboard" / "serve.py").is_file() else ["streamlit", "run", "app.py"]
+    # from before dashboard/frame/serve.py existed is started with plain `streamlit run`.
+    launcher = ["dashboard.frame.serve"] if (cwd / "dashboard" / "serve.py").is_file() else ["streamlit", "run", "app.py"]
     proc = subprocess.Popen(
         [sys.executable, "-m", *launcher, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",

@@ -110,7 +110,7 @@ def test_samples_and_sigma_turn_both_maps_smooth():
 
 
 def test_colormap_and_opacity_recompute_nothing(monkeypatch):
-    import dashboard.loaders as loaders
+    import dashboard.frame.loaders as loaders
 
     at = run(new_app())
     calls = []
@@ -199,7 +199,7 @@ def test_bad_url_values_fall_back_to_defaults():
 
 
 def test_unexpected_errors_become_a_plain_message(monkeypatch):
-    import dashboard.loaders as loaders
+    import dashboard.frame.loaders as loaders
 
     def broken(*a, **k):
         raise RuntimeError("internal detail that must not be shown")

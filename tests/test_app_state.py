@@ -1,4 +1,4 @@
-"""dashboard.state: a widget callback can never raise, whatever the browser sends back (a stale
+"""dashboard.frame.state: a widget callback can never raise, whatever the browser sends back (a stale
 label of options that changed under the widget, None, a value a converter refuses), and the
 URL round-trips every picture setting. Driven with AppTest on a tiny script, no model."""
 
@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 def _script():
     import streamlit as st
 
-    from dashboard import state
+    from dashboard.frame import state
 
     state.init()
     state.notices_here(st.container())
@@ -84,7 +84,7 @@ def test_unknown_label_falls_back_to_the_default_with_a_notice():
 def test_an_echo_of_a_replaced_value_is_not_a_choice():
     """A run that replaced a widget's value (here: a code change of the setting) and was cut
     short by the next click: the browser's copy of the old value is not the user's choice."""
-    from dashboard import state
+    from dashboard.frame import state
 
     at = _app(target="1")
     at.session_state["_browser_sends"] = 1
@@ -126,7 +126,7 @@ def test_a_bad_link_value_says_so_in_one_line():
 
 
 def test_every_picture_setting_round_trips_through_the_url():
-    from dashboard import state
+    from dashboard.frame import state
 
     values = {state.CMAP: "inferno", state.OPACITY: 0.35, state.SCALE: "shared",
               state.FILTER_MODE: "list", state.FILTERS: "3, 10-12", state.TOP_K: 12,

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from explainers.audit import audit, audit_json, box_mask, energy_shares, hide, region_masks
+from explainers.trust.artefact_audit import audit, audit_json, box_mask, energy_shares, hide, region_masks
 from explainers.zoo import ModelBundle
 from tests.test_segmentation import synthetic
 

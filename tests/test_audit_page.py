@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explainers import audit_stats as A
-from explainers import batch as B
+from explainers.batch import results_stats as A
+from explainers.batch import run as B
 from tests.helpers import open_page, run
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "audit.py")

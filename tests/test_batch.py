@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from explainers import ExplainerError
-from explainers import batch as B
+from explainers.batch import run as B
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,8 @@ def test_batch_runs_resumes_and_logs_errors(setup):
         assert npz["image"].shape == (16, 16, 3) and npz["mask"].shape == (16, 16)
     assert Image.open(out / "im0.png").size[1] > 16
     # The trust and audit figures, known answers from the saved map and the given mask (im0).
-    from explainers.audit import energy_shares, region_masks
-    from explainers.trust import centre_likeness
+    from explainers.trust.artefact_audit import energy_shares, region_masks
+    from explainers.trust.card import centre_likeness
 
     row = by_name["im0.png"]
     with np.load(out / "im0.npz") as npz:

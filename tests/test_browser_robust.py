@@ -1,5 +1,5 @@
 """The dashboard holds up in real use, in headless Chromium against the server ``bash run.sh
-dashboard`` starts (``python -m dashboard.serve``, i.e. ``streamlit run app.py`` plus the warm-up):
+dashboard`` starts (``python -m dashboard.frame.serve``, i.e. ``streamlit run app.py`` plus the warm-up):
 two uploads in a row, fast clicks (samples 0.5 s apart, a class right after a sample, fifteen
 slider steps), a bad link, a copied link reproducing the view in a new session, and the
 server's memory over many changes. One server for the module (started cold, so the first test

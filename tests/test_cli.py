@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explainers import cli, cli_model, explain_command
+from explainers import cli
+from explainers.cli import common as cli_model, explain as explain_command
 from explainers.errors import ExplainerError
 from tests.conftest import ROOT
 

@@ -16,8 +16,8 @@ from explainers import (
     predict,
     resolve_layer,
 )
-from explainers.capture import chunk_noise, gradient_chunk_size
-from explainers.weights import gradcampp_alpha
+from explainers.engine.capture import chunk_noise, gradient_chunk_size
+from explainers.methods.cam_weights import gradcampp_alpha
 
 
 def reference_noise(n_images, n_samples, shape, seed, chunk):
@@ -429,8 +429,8 @@ def test_threads_sharing_one_model_get_their_own_results(nested_model, rng):
 
 def test_at_most_two_compiled_passes_run_at_once(nested_model, rng, monkeypatch):
     """TensorFlow's CPU pool keeps the peak of whatever runs at once: six sessions asking at
-    the same moment must not hold six chunks' tensors (explainers.capture.PASS_SLOTS)."""
-    from explainers import capture
+    the same moment must not hold six chunks' tensors (explainers.engine.capture.PASS_SLOTS)."""
+    from explainers.engine import capture
 
     slots = capture.PASS_SLOTS
     lock, running, most = threading.Lock(), [0], [0]
@@ -468,7 +468,7 @@ def test_only_the_last_few_layers_keep_their_compiled_steps(rng):
     """A session stepping through every layer must not keep one traced graph per layer (each
     is tens of MB for a real model): the least recently used are dropped, and a dropped layer
     is traced again, with the same maps, when it is used next."""
-    from explainers import capture
+    from explainers.engine import capture
 
     keras.utils.set_random_seed(3)
     inp = keras.Input((8, 8, 2))
@@ -492,8 +492,8 @@ def test_items_per_gradient_call_follow_the_layer_s_memory(skin_lesion_model):
     """TensorFlow's pool keeps the peak of the largest call: the skin-lesion model's last layer
     (little kept for its backward pass) takes 4 items per call, block2 (nearly the whole
     network kept) and guided backprop (back to the input) 1; a model of unknown sizes 2."""
-    from explainers.capture import GRADIENT_CHUNK_SIZE, GradientCapture
-    from explainers.guided import get_guided
+    from explainers.engine.capture import GRADIENT_CHUNK_SIZE, GradientCapture
+    from explainers.engine.guided_gradient import get_guided
 
     model = skin_lesion_model
     assert get_capture(model).chunk_size == 4

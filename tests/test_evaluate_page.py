@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explainers import metrics
+from explainers.evaluation import scoring as metrics
 from tests.conftest import ROOT
 
 SIZE = 24
@@ -47,9 +47,9 @@ def _by_key(widgets, key):
 def app(files):
     model_bytes, image_bytes, _, _ = files
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["model"] = "upload"  # dashboard.state.MODEL / UPLOAD_MODEL
-    at.session_state["image_source"] = "upload"  # dashboard.state.IMAGE_SOURCE
-    at.session_state["n_samples"] = 2  # dashboard.state.N_SAMPLES: keeps smoothing cheap
+    at.session_state["model"] = "upload"  # dashboard.frame.state.MODEL / UPLOAD_MODEL
+    at.session_state["image_source"] = "upload"  # dashboard.frame.state.IMAGE_SOURCE
+    at.session_state["n_samples"] = 2  # dashboard.frame.state.N_SAMPLES: keeps smoothing cheap
     at.switch_page("pages/evaluate.py")
     at.run()
     _by_key(at.file_uploader, "w:model_file").upload("tiny.keras", model_bytes)

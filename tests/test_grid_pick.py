@@ -1,9 +1,9 @@
-"""Turning a chart selection on the layer's grid into cells (dashboard/grid_pick.py): the
+"""Turning a chart selection on the layer's grid into cells (dashboard/widgets/grid_pick.py): the
 conversion a click or a drag goes through before it becomes a setting."""
 
 import numpy as np
 
-from dashboard.grid_pick import cells_from_box, clicked_cells, grid_chart
+from dashboard.widgets.grid_pick import cells_from_box, clicked_cells, grid_chart
 
 
 def test_a_dragged_box_covers_every_cell_it_touches():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from explainers import ExplainerError, explain, explain_details
-from explainers.capture import GradientCapture, get_capture
+from explainers.engine.capture import GradientCapture, get_capture
 from explainers.methods import REGISTRY, method_keys, method_label, resolve_methods
 from explainers.methods import scorecam
 from tests import method_references as ref

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from explainers import cli
-from explainers.localisation import cam_box
+from explainers.evaluation.localisation import cam_box
 from explainers.methods import REGISTRY, method_keys
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from explainers import ExplainerError, explain_details
-from explainers.localisation import (box_iou, box_scores, cam_box, largest_component,
+from explainers.evaluation.localisation import (box_iou, box_scores, cam_box, largest_component,
                                      localisation_error, mask_box)
 from explainers.render import draw_box, upsample
 from explainers.textual import describe, zones

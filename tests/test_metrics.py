@@ -1,4 +1,4 @@
-"""Known answers for explainers.metrics, computed by hand on 2x2 images and fake models whose
+"""Known answers for explainers.evaluation.scoring, computed by hand on 2x2 images and fake models whose
 probability is a plain function of the pixels; then the same wiring through a real Keras
 model and ``explainers.predict``."""
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explainers import ExplainerError, metrics as M
+from explainers import ExplainerError
+from explainers.evaluation import scoring as M
 
 WHITE = np.full((2, 2, 3), 255.0)
 #: Importance order of this map: (0,0) > (0,1) > (1,0) > (1,1).

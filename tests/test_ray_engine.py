@@ -16,9 +16,9 @@ import ray
 from PIL import Image
 
 from explainers import ExplainerError
-from explainers import batch as B
+from explainers.batch import run as B
 from explainers.cli import main
-from explainers.ray_engine import FAULT_ENV, RayOptions
+from explainers.batch.ray_engine import FAULT_ENV, RayOptions
 
 pytestmark = pytest.mark.slow  # each Ray run starts two actors that import TensorFlow (~10 s)
 

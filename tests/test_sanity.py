@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from explainers import cli, explain
-from explainers.sanity import (
+from explainers.trust.sanity import (
     CASCADE_PASS, Step, cascade_steps, model_copy, run_sanity, verdict,
 )
-from explainers.similarity import mean_pairwise_spearman, rank, spearman, ssim
+from explainers.trust.similarity import mean_pairwise_spearman, rank, spearman, ssim
 
 
 def test_rank_averages_ties_and_spearman_matches_the_hand_computed_value():
@@ -94,7 +94,7 @@ def test_copy_shares_no_variable_and_bn_goes_to_identity():
     model = tiny_model()
     copy = model_copy(model)
     assert not {id(v) for v in model.weights} & {id(v) for v in copy.weights}
-    from explainers.sanity import _reinitialise
+    from explainers.trust.sanity import _reinitialise
     _reinitialise(copy.get_layer("block1_bn"), np.random.default_rng(0))
     gamma, beta, mean, var = (np.asarray(w) for w in copy.get_layer("block1_bn").get_weights())
     assert (gamma == 1).all() and (beta == 0).all() and (mean == 0).all() and (var == 1).all()
@@ -123,7 +123,7 @@ def test_verdict_rule():
 
 
 def test_mostly_empty_maps_fail_and_say_so():
-    from explainers.sanity import MethodSanity
+    from explainers.trust.sanity import MethodSanity
 
     trained = np.zeros((1, 4, 3, 3), np.float32)
     trained[0, 0, 1, 1] = 1.0  # one of four trained maps has anything in it

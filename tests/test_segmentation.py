@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from explainers import cli
-from explainers.segmentation import dark_corners, iou, otsu_threshold, segment_lesion
+from explainers.trust.segmentation import dark_corners, iou, otsu_threshold, segment_lesion
 
 SKIN, LESION = (222, 172, 150), (110, 62, 48)
 

@@ -1,4 +1,4 @@
-"""``bash run.sh dashboard`` runs ``python -m dashboard.serve``: Streamlit's own ``run`` command,
+"""``bash run.sh dashboard`` runs ``python -m dashboard.frame.serve``: Streamlit's own ``run`` command,
 with the warm-up (TensorFlow, the default model, its traces) started first, so that a cold
 start's work begins with the server instead of at the first visit."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit.web.cli
 
-from dashboard import bootstrap, serve
+from dashboard.frame import bootstrap, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,4 +29,4 @@ def test_serve_starts_the_warmup_then_streamlit_run_with_the_options(monkeypatch
 
 def test_run_sh_starts_the_dashboard_through_serve():
     text = (ROOT / "run.sh").read_text()
-    assert 'exec "$VENV/bin/python" -m dashboard.serve "$@"' in text
+    assert 'exec "$VENV/bin/python" -m dashboard.frame.serve "$@"' in text

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from explainers import explain, predict
-from explainers.metrics import centre_prior, energy_in_mask
-from explainers.similarity import spearman
-from explainers.trust import CLASS_FLAG, centre_likeness, runner_up, trust_figures, trust_json
+from explainers.evaluation.scoring import centre_prior, energy_in_mask
+from explainers.trust.similarity import spearman
+from explainers.trust.card import CLASS_FLAG, centre_likeness, runner_up, trust_figures, trust_json
 from tests.test_sanity import images, tiny_model
 
 
@@ -92,7 +92,7 @@ def test_seed_draws_only_on_request_and_the_shown_map_is_the_first():
 
 
 def test_every_class_spearman_matches_one_map_per_class():
-    from explainers.trust import every_class_spearman
+    from explainers.trust.card import every_class_spearman
 
     model = tiny_model(classes=4)
     x = images(1)

@@ -4,7 +4,8 @@ verdicts read from the disk cache only, the cascade strip, the audit panel and i
 import numpy as np
 import pytest
 
-from explainers import sanity, zoo
+from explainers import zoo
+from explainers.trust import sanity
 from tests.helpers import open_page, run
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ its weights or map:
   weights, per channel ``(N, K)`` or per position ``(N, h, w, K)``; the map is
   relu(Σ_k w ⊙ A) (``weights.weighted_map``).
 - ``"forward"``: forward passes of masked copies of the input (Score-CAM).
-- ``"guided"``: the input gradient through guided ReLUs (``explainers/guided.py``).
+- ``"guided"``: the input gradient through guided ReLUs (``explainers/engine/guided_gradient.py``).
 
 ``family`` says what the map is: ``"cam"`` (a heatmap on the layer's grid ``(N, h, w)``:
 boxes, filters and neurons apply) or ``"pixel"`` (an ``(N, H, W, C)`` map at the model input's
@@ -24,8 +24,8 @@ import importlib
 import pkgutil
 from typing import Any
 
-from ..errors import ExplainerError
-from .base import Method, TapeTerms
+from explainers.errors import ExplainerError
+from explainers.methods.base import Method, TapeTerms
 
 
 
@@ -42,10 +42,10 @@ def _load() -> dict[str, Method]:
 
 REGISTRY: dict[str, Method] = _load()
 #: The two methods the teaching pages take apart formula by formula, by their modules' keys.
-from .gradcam import KEY as GRADCAM  # noqa: E402
-from .gradcampp import KEY as GRADCAMPP  # noqa: E402
+from explainers.methods.gradcam import KEY as GRADCAM  # noqa: E402
+from explainers.methods.gradcampp import KEY as GRADCAMPP  # noqa: E402
 #: The map of evidence against the class (the two-sided view and the trust card use it).
-from .counterfactual import METHOD as _COUNTERFACTUAL  # noqa: E402
+from explainers.methods.counterfactual import METHOD as _COUNTERFACTUAL  # noqa: E402
 
 COUNTERFACTUAL = _COUNTERFACTUAL.key
 

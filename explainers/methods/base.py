@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..weights import gradcampp_alpha
+from explainers.methods.cam_weights import gradcampp_alpha
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@ removal would raise the class score (what argues against the class)."""
 
 import numpy as np
 
-from ..weights import gradcam_weights
-from .base import Method, TapeTerms
+from explainers.methods.cam_weights import gradcam_weights
+from explainers.methods.base import Method, TapeTerms
 
 
 def compute(terms: TapeTerms) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from ..weights import gradcam_weights
-from .base import Method, TapeTerms
+from explainers.methods.cam_weights import gradcam_weights
+from explainers.methods.base import Method, TapeTerms
 
 KEY = "gradcam"
 

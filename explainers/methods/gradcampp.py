@@ -3,7 +3,7 @@ w_k = Σ_ij α_ij relu(g_ij), map = relu(Σ_k w_k A_k); powers in float64 (weigh
 
 import numpy as np
 
-from .base import Method, TapeTerms
+from explainers.methods.base import Method, TapeTerms
 
 KEY = "gradcam++"
 

@@ -1,6 +1,6 @@
 """Guided Backpropagation (Springenberg et al. 2015) and Guided Grad-CAM (Selvaraju et al. 2017).
 
-The input gradient through guided ReLUs comes from ``explainers/guided.py``; here only the
+The input gradient through guided ReLUs comes from ``explainers/engine/guided_gradient.py``; here only the
 arrays: guided backprop is that gradient, ``(N, H, W, C)`` float32 at the model input's size;
 Guided Grad-CAM multiplies it by the Grad-CAM map upsampled bilinearly to the input size.
 Guided backprop uses the clean image only; Guided Grad-CAM's Grad-CAM factor is smoothed
@@ -9,9 +9,9 @@ with the other tape methods when ``n_samples > 0``.
 
 import numpy as np
 
-from ..render import upsample
-from . import gradcam
-from .base import Method
+from explainers.render import upsample
+from explainers.methods import gradcam
+from explainers.methods.base import Method
 
 
 def backprop(guided_gradient: np.ndarray) -> np.ndarray:

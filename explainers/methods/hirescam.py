@@ -4,7 +4,7 @@ pooling) g_ij = mean(g), so this is exactly Grad-CAM."""
 
 import numpy as np
 
-from .base import Method, TapeTerms
+from explainers.methods.base import Method, TapeTerms
 
 
 def compute(terms: TapeTerms) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .base import Method, TapeTerms
+from explainers.methods.base import Method, TapeTerms
 
 
 def compute(terms: TapeTerms) -> np.ndarray:

@@ -18,9 +18,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import ExplainerError
-from ..render import upsample
-from .base import Method
+from explainers.errors import ExplainerError
+from explainers.render import upsample
+from explainers.methods.base import Method
 
 #: Default K offered by the dashboard: 2048 channels take minutes on a CPU.
 DEFAULT_MAX_CHANNELS = 64

@@ -3,7 +3,7 @@ map = relu(Σ_k w_k A_k)."""
 
 import numpy as np
 
-from .base import Method, TapeTerms
+from explainers.methods.base import Method, TapeTerms
 
 EPSILON = 1e-7
 

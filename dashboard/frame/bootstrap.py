@@ -1,0 +1,114 @@
+"""Make every run go through ``app.py``'s ``st.navigation``.
+
+Streamlit decides per server process, before any script runs, whether the app is an old-style
+multipage app: it is while a ``pages/`` folder sits beside ``app.py`` and ``st.navigation`` has
+not been called yet. So the very first run after ``streamlit run`` would run the page file of
+the URL on its own (``/evaluate`` → ``pages/evaluate.py``, with an automatic page list of file
+names in the sidebar) and give the sidebar widgets other ids than later runs. ``ensure_navigation``
+switches that mode off and reruns at once, so the first run is like every other.
+"""
+
+import threading
+
+import streamlit as st
+
+_lock = threading.Lock()
+_corrected = False
+
+
+def under_test_harness() -> bool:
+    """Whether this run is Streamlit's test harness (``AppTest``), whose first run of a
+    multipage app gives widgets other ids than its later runs."""
+    try:
+        from streamlit.runtime import Runtime
+    except ImportError:
+        return False
+    return type(getattr(Runtime, "_instance", None)).__name__ == "MagicMock"
+
+
+def ensure_navigation() -> None:
+    """Rerun once per server process, on its very first run (no widget has been touched yet,
+    so nothing of the user's is lost). Not under Streamlit's test harness (``AppTest``), which
+    runs each script run on its own and resets this mode before every run."""
+    global _corrected
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # another Streamlit: nothing to correct
+        return
+    if not PagesManager.uses_pages_directory:
+        return
+    if under_test_harness():
+        return
+    PagesManager.uses_pages_directory = False
+    with _lock:
+        first, _corrected = not _corrected, True
+    if first:
+        st.rerun()
+
+
+# --- warm-up: the default model loaded and traced from the server's start -------------------
+class Warmup:
+    """The background warm-up of one server process: imports TensorFlow, loads the default
+    model into the shared model cache and compiles its forward pass and the gradient step for
+    the default layer, so the first visitor's maps need no trace of their own. Started with the
+    server by ``dashboard.frame.serve`` (``bash run.sh dashboard``), else by the first run. A failure
+    is only logged: the page then loads the same things itself and shows any error."""
+
+    def __init__(self) -> None:
+        self.finished = threading.Event()
+        self.error: str | None = None
+        self.seconds: dict[str, float] = {}  # import, model, traces: where a cold start goes
+        self.thread = threading.Thread(target=self._run, name="dashboard-warmup", daemon=True)
+        self.thread.start()
+
+    def done(self) -> bool:
+        return self.finished.is_set()
+
+    def _run(self) -> None:
+        import logging
+        import time
+
+        log = logging.getLogger("dashboard")
+        last = time.perf_counter()
+
+        def lap(name: str) -> None:  # seconds since the previous lap: where a cold start goes
+            nonlocal last
+            now = time.perf_counter()
+            self.seconds[name], last = now - last, now
+
+        try:
+            import numpy as np
+
+            from dashboard.frame import loaders
+            from explainers import explain_details, predict, zoo
+
+            lap("import")
+            bundle = loaders.catalogue_model(zoo.SKIN_LESION, False)
+            lap("model")
+            # The compiled passes are traced once per model (and layer), whatever the batch;
+            # target 0 on a blank image traces exactly what the default view runs. The forward
+            # pass (the prediction) is traced beside the gradient pass, on the other core.
+            x = np.zeros((1, *bundle.input_size, 3), np.float32)
+            extra = zoo.default_extra_inputs(bundle)
+            forward = threading.Thread(target=predict, args=(bundle.model, x, extra), daemon=True)
+            forward.start()
+            explain_details(bundle.model, x, target=0, extra_inputs=extra)
+            forward.join()
+            lap("traces")
+            loaders.release_memory()
+            log.info("warm-up done: %s", ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
+        except Exception as exc:  # noqa: BLE001 - never take the server down
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.warning("warm-up failed: %s", self.error)
+        finally:
+            self.finished.set()
+
+
+def start_warmup() -> Warmup:
+    """Start the warm-up once per server process (later calls return the same one)."""
+    return _warmup()
+
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _warmup() -> Warmup:
+    return Warmup()

@@ -1,0 +1,169 @@
+"""Helpers of the Evaluate page: cached scoring, the curves figure, tables and CSV.
+
+No math here: every number comes from ``explainers.evaluation.scoring``. Kept apart from ``loaders`` and
+``views`` (shared by all pages) because only the Evaluate page needs them.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from matplotlib.figure import Figure
+
+from explainers import render, zoo
+from explainers.evaluation import scoring as metrics
+from explainers.images import load_image
+
+DEFAULT_SMOOTH_SAMPLES = 16
+STEP_CHOICES = (8, 16, 32)
+#: Line colours per variant, the same in every figure.
+COLOURS = dict(zip((key for key, _, _ in metrics.VARIANTS),
+                   ("#1f77b4", "#d62728", "#17becf", "#ff7f0e")))
+
+
+def smooth_samples(n_samples: int) -> int:
+    """The smoothed maps' number of noise samples: the user's setting, or 16 when it is 0."""
+    return int(n_samples) if int(n_samples) > 0 else DEFAULT_SMOOTH_SAMPLES
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def raw_image(model_token: str, image_digest: str, _bundle: zoo.ModelBundle, _image: Any) -> np.ndarray:
+    """The image at the model's input size, before preprocessing (0..255): what the scores
+    perturb."""
+    return metrics.raw_image_for(_bundle, _image)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def mask_from_upload(digest: str, size: tuple[int, int], _data: bytes, name: str) -> np.ndarray:
+    """A binary mask from an uploaded PNG, resized to the model's input; ExplainerError in plain
+    words for anything that is not a black-and-white image."""
+    buf = io.BytesIO(_data)
+    buf.name = name
+    return metrics.load_mask(buf, size)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def evaluation(model_token: str, image_digest: str, extra_token: tuple, layer: str, target: int,
+               n_samples: int, sigma: float, seed: int, n_steps: int, mask_digest: str | None,
+               *, _bundle: zoo.ModelBundle, _raw: np.ndarray, _maps: Mapping[str, np.ndarray],
+               _extra: Sequence[np.ndarray] | None, _mask: np.ndarray | None) -> metrics.Evaluation:
+    """``explainers.evaluation.scoring.evaluate_details`` of the four maps of one image, cached on the
+    settings that determine them."""
+    return metrics.evaluate_details(_bundle, _raw, dict(_maps), target, extra_inputs=_extra,
+                                    mask=_mask, n_steps=n_steps)
+
+
+def evaluate_many(bundle: zoo.ModelBundle, items: Sequence[tuple[str, Any, Any]], *, layer: str,
+                  n_samples: int, sigma: float, seed: int, n_steps: int,
+                  on_progress: Callable[[int, int, str], None] | None = None,
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, dict[str, float]]], list[str]]:
+    """Explain and score several images ``(name, image source, extra inputs)``; an image that
+    fails becomes a message, not an exception. Returns (per-image table rows, per-image scores
+    for ``metrics.aggregate``, error messages)."""
+    from explainers.errors import ExplainerError
+
+    labels = metrics.variant_labels(n_samples, None)
+    rows, scores, errors = [], [], []
+    for i, (name, source, extra) in enumerate(items):
+        if on_progress is not None:
+            on_progress(i, len(items), name)
+        try:
+            image = load_image(source)
+            _, ev = metrics.explain_and_evaluate(bundle, image, extra_inputs=extra, layer=layer,
+                                                 n_samples=n_samples, sigma=sigma, seed=seed,
+                                                 n_steps=n_steps)
+        except ExplainerError as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        scores.append(ev.scores)
+        for key, values in ev.scores.items():
+            row = {"Image": name, "Class explained": bundle.class_names[ev.target],
+                   "Probability (%)": ev.probability * 100.0, "Method": labels.get(key, key)}
+            for k, label in metrics.SCORE_LABELS.items():
+                if k in values:
+                    row[label] = values[k]
+            rows.append(row)
+    if on_progress is not None:
+        on_progress(len(items), len(items), "")
+    return rows, scores, errors
+
+
+def score_frame(scores: Mapping[str, Mapping[str, float]], labels: Mapping[str, str]) -> pd.DataFrame:
+    """``metrics.score_table`` as a DataFrame (one row per method, units in the column names)."""
+    return pd.DataFrame(metrics.score_table(scores, labels, digits=4))
+
+
+def column_config(frame: pd.DataFrame) -> dict[str, Any]:
+    """Number formats per column: percentages with one decimal, AUCs and IoU with three."""
+    config = {}
+    for col in frame.columns:
+        if "(%" in col:
+            config[col] = st.column_config.NumberColumn(col, format="%.1f")
+        elif "AUC" in col or col.startswith("IoU"):
+            config[col] = st.column_config.NumberColumn(col, format="%.3f")
+        elif "ratio" in col:
+            config[col] = st.column_config.NumberColumn(col, format="%.2f")
+    return config
+
+
+def best_text(scores: Mapping[str, Mapping[str, float]], labels: Mapping[str, str]) -> str:
+    """One line per score naming the best method (``metrics.best_methods``)."""
+    best = metrics.best_methods(scores)
+    parts = []
+    for key, methods in best.items():
+        direction = "higher" if metrics.HIGHER_IS_BETTER[key] else "lower"
+        if len(methods) > 1 and len(methods) == len(scores):
+            parts.append(f"- **{metrics.SCORE_LABELS[key]}**: the same for all methods")
+            continue
+        names = ", ".join(labels.get(m, m) for m in methods)
+        parts.append(f"- **{metrics.SCORE_LABELS[key]}** ({direction} is better): {names}")
+    return "\n".join(parts)
+
+
+def curves_figure(curves: Mapping[str, Mapping[str, metrics.Curve]], labels: Mapping[str, str],
+                  class_name: str) -> Figure:
+    """Deletion and insertion curves side by side, one line per method, AUC in the legend."""
+    fig = Figure(figsize=(9.0, 3.4), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, kind, title in ((axes[0], "deletion", "Deletion (lower area is better)"),
+                            (axes[1], "insertion", "Insertion (higher area is better)")):
+        for key, pair in curves.items():
+            c = pair[kind]
+            ax.plot(c.fractions * 100, c.probabilities, marker=".", color=COLOURS.get(key),
+                    label=f"{labels.get(key, key)}: AUC {c.auc:.3f}")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("pixels " + ("removed" if kind == "deletion" else "revealed")
+                      + ", most important first (%)", fontsize=9)
+        ax.set_xlim(0, 100)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right" if kind == "deletion" else "lower right")
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel(f"probability of {class_name}", fontsize=9)
+    return fig
+
+
+def overlays_with_mask(image: np.ndarray, maps: Mapping[str, np.ndarray], mask: np.ndarray | None,
+                       cmap: str, opacity: float) -> dict[str, np.ndarray]:
+    """Each map over the image (raw 0..255, the model's input size), with the mask outlined in
+    white when there is one."""
+    image = np.clip(np.rint(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
+    out = {}
+    for key, cam in maps.items():
+        picture = render.overlay(image, cam, cmap=cmap, opacity=opacity)
+        if mask is not None:
+            picture = metrics.draw_outline(picture, mask)
+        out[key] = picture
+    return out
+
+
+def rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")

@@ -1,0 +1,457 @@
+"""The shared sidebar: model, image, patient metadata, layer and target.
+
+``app.py`` calls ``render()`` once per run before the page runs, so every page shows (and
+uses) the same current selection; a page gets it with ``selection()``. Messages about the
+model (offline ImageNet weights, random weights) go to the top of the main area.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from explainers import LayerInfo
+from explainers import zoo
+from explainers.errors import ExplainerError
+from explainers.methods import DEFAULT_METHODS
+
+from dashboard.frame import loaders, state
+from dashboard.frame.errors import guard
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
+MODEL_TYPES = ["keras", "h5", "hdf5"]
+RANDOM_NOTE = "random weights — meaningless"
+SOURCE_LABELS = {"sample": "Sample", "upload": "Upload", "camera": "Camera"}
+SEX_LABELS = {"female": "female", "male": "male", "unknown": "unknown"}
+SITE_LABELS = {
+    "arm": "arm (upper extremity, hand)",
+    "head-or-neck": "head or neck (face, scalp, neck, ear)",
+    "leg-or-genital": "leg or genital (lower extremity, foot, genital, acral)",
+    "trunk": "trunk (back, abdomen, chest)",
+    "unknown": "unknown",
+}
+_FAILURES = "_model_failures"  # {model key: message} of failed ImageNet loads, this session
+_AGE_LAST = "_age_last"
+_META_FILLED = "_metadata_filled"  # the first sample's recorded patient data was filled in
+TOP1 = -1  # the target select box's "top-1 class" entry
+
+
+@dataclass
+class Selection:
+    """Everything the pages need about the current choice. Fields stay None when a step
+    failed (its error is already shown); ``ready`` says whether maps can be computed."""
+
+    bundle: zoo.ModelBundle | None = None
+    model_token: str | None = None
+    image: Image.Image | None = None
+    image_digest: str | None = None
+    image_name: str = ""
+    sample: zoo.Sample | None = None
+    extra: list[np.ndarray] | None = None
+    extra_token: tuple = ()
+    metadata_text: str = ""
+    x: np.ndarray | None = None
+    layers: list[LayerInfo] = field(default_factory=list)
+    layer: LayerInfo | None = None
+    prediction: Any = None
+    target: int | None = None
+    target_is_top1: bool = True
+
+    @property
+    def ready(self) -> bool:
+        return (self.bundle is not None and self.x is not None and self.layer is not None
+                and self.prediction is not None and self.target is not None)
+
+    @property
+    def meaningful(self) -> bool:
+        return self.bundle is not None and self.bundle.meaningful
+
+    def class_label(self, index: int) -> str:
+        return self.bundle.class_label(index) if self.bundle else str(index)
+
+    def probability(self, index: int) -> float:
+        return float(self.prediction.probabilities[0, index])
+
+    def logit(self, index: int) -> float:
+        return float(self.prediction.logits[0, index])
+
+    def explain(self, *, n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
+                methods: Sequence[str] = DEFAULT_METHODS,
+                filters: Sequence[int] | None = None,
+                neurons: Sequence[Sequence[int]] | None = None, region: bool = False,
+                show_progress: bool = True):
+        """The cached ``Explanation`` of the current image, model, layer and target."""
+        return loaders.explanation(
+            self.model_token, self.image_digest, self.extra_token, self.layer.path,
+            int(self.target), tuple(methods), int(n_samples), round(float(sigma), 4), int(seed),
+            None if filters is None else tuple(int(f) for f in filters),
+            None if neurons is None else tuple((int(r), int(c)) for r, c in neurons),
+            bool(region),
+            _bundle=self.bundle, _x=self.x, _extra=self.extra, show_progress=show_progress,
+        )
+
+    def target_text(self) -> str:
+        if self.target is None:
+            return "no class"
+        p = self.probability(self.target)
+        note = f", {RANDOM_NOTE}" if not self.meaningful else ""
+        return f"{self.class_label(self.target)} ({p * 100:.1f} %{note})"
+
+
+def selection() -> Selection:
+    """The selection the sidebar built in this run (rendering the sidebar if no one has)."""
+    sel = st.session_state.get(state.SELECTION)
+    marker = _run_marker()
+    if isinstance(sel, Selection) and (marker is None or st.session_state.get("_selection_run") is marker):
+        return sel
+    return render()
+
+
+#: An object unique to the current script run, so ``selection()`` knows whether the sidebar
+#: was already drawn in this run.
+_run_marker = state._run_id
+
+
+# --- callbacks (run before the next script run; may change any widget's value) -------------------
+def _model_changed() -> None:
+    state.set(state.LAYER, None)
+    state.set(state.TARGET, None)
+    state.set(state.REGION, None)
+    state.set(state.POSITIONS, [])
+
+
+def _image_changed() -> None:
+    state.set(state.TARGET, None)
+
+
+def prefill_metadata(sample: zoo.Sample, keep: Sequence[str] = ()) -> None:
+    """Set age, sex and site to a sample's recorded values (except the settings in ``keep``:
+    values a link gave explicitly)."""
+    try:
+        site = zoo.site_for_localization(sample.localization)
+    except ExplainerError:
+        site = "unknown"
+    recorded = {state.AGE: None if sample.age is None else int(round(sample.age)),
+                state.SEX: sample.sex if sample.sex in state.SEXES else "unknown",
+                state.SITE: site}
+    for key, value in recorded.items():
+        if key not in keep:
+            state.set(key, value)
+
+
+def _choose_sample(image_id: str) -> None:
+    state.set(state.IMAGE_SOURCE, "sample")
+    state.set(state.SAMPLE, image_id)
+    for s in loaders.samples():
+        if s.image_id == image_id:
+            prefill_metadata(s)
+    _image_changed()
+
+
+#: Callback: switch to a bundled sample (from the sidebar or the gallery).
+choose_sample = state.safe(_choose_sample, "switching the sample")
+
+
+def _sample_changed() -> None:
+    _choose_sample(state.get(state.SAMPLE))
+
+
+def _explain_class(index: int) -> None:
+    state.set(state.TARGET, int(index))
+
+
+#: Callback: explain class ``index`` (the "explain the recorded diagnosis" button).
+explain_class = state.safe(_explain_class, "choosing the class")
+
+
+@state.safe
+def _accept_random(key: str) -> None:
+    ok = list(state.get(state.RANDOM_OK) or [])
+    if key not in ok:
+        ok.append(key)
+    st.session_state[state.RANDOM_OK] = ok
+
+
+@state.safe
+def _retry_download(key: str) -> None:
+    st.session_state.get(_FAILURES, {}).pop(key, None)
+
+
+_image_changed_cb = state.safe(_image_changed)
+
+
+# --- sections -----------------------------------------------------------------------------------
+def _model_section(sel: Selection, notices) -> None:
+    choices = loaders.model_choices()
+    labels = {c.key: c.label for c in choices}
+    key = st.selectbox("Model", list(labels), format_func=labels.get,
+                       **state.bind(state.MODEL, options=list(labels), labels=labels.get,
+                                    on_change=_model_changed))
+    if key == state.UPLOAD_MODEL:
+        _uploaded_model(sel)
+        return
+    random_ok = key in (state.get(state.RANDOM_OK) or [])
+    failures = st.session_state.setdefault(_FAILURES, {})
+    if key in failures and not random_ok:
+        _offline_notice(key, failures[key], notices)
+        return
+    try:
+        spinner = (f"Loading {key} with ImageNet weights (downloaded on first use) ..."
+                   if key != zoo.SKIN_LESION and not random_ok else f"Loading the {key} model ...")
+        with notices, st.spinner(spinner):
+            bundle = loaders.catalogue_model(key, random_ok)
+    except ExplainerError as exc:
+        if key != zoo.SKIN_LESION and not random_ok:
+            failures[key] = str(exc)
+            _offline_notice(key, str(exc), notices)
+        else:
+            notices.error(f"Problem loading the model: {exc}", icon=":material/error:")
+        return
+    except Exception as exc:  # noqa: BLE001
+        from dashboard.frame.errors import message
+
+        notices.error(message(exc, "loading the model"), icon=":material/error:")
+        return
+    sel.bundle = bundle
+    sel.model_token = f"{key}:{bundle.weights}"
+
+
+def _offline_notice(key: str, detail: str, notices) -> None:
+    spec = zoo.APPLICATIONS.get(key)
+    file_name = spec.weights_file if spec else "the weights file"
+    with notices:
+        st.warning(
+            f"**The ImageNet weights for {key} could not be downloaded** (this machine seems to "
+            f"be offline). To use the real model, either connect to the internet and click "
+            f"*Try the download again*, or copy the file `{file_name}` into "
+            f"`{zoo._home_short(zoo.keras_cache_dir())}/` and click *Try the download again*. "
+            "Or continue with random weights: the heatmaps then show how the architecture "
+            "computes them, but every prediction is meaningless.\n\n"
+            f"Details: {detail}",
+            icon=":material/cloud_off:",
+        )
+        c1, c2 = st.columns(2)
+        c1.button("Continue with random weights", key=f"random:{key}", on_click=_accept_random,
+                  args=(key,), type="primary")
+        c2.button("Try the download again", key=f"retry:{key}", on_click=_retry_download,
+                  args=(key,))
+
+
+def _uploaded_model(sel: Selection) -> None:
+    up = st.file_uploader("Model file (.keras or .h5)", type=MODEL_TYPES, key="w:model_file",
+                          help="Loaded with safe_mode=True: a file that would run code is refused. "
+                               "It is held in memory and a private temporary copy is deleted at once.")
+    names_up = st.file_uploader("Class names (optional, one per line)", type=["txt", "csv"],
+                                key="w:class_names", on_change=_image_changed_cb)
+    preprocess = st.selectbox("Input scaling", list(zoo.PREPROCESS_CHOICES),
+                              format_func=lambda k: f"{k}: {zoo.PREPROCESS_HELP.get(k, '')}",
+                              key="w:preprocess")
+    if up is None:
+        st.info("Upload a Keras model file to explain it.")
+        return
+    with guard("loading your model file"):
+        data = up.getvalue()
+        file_digest = loaders.digest(data)
+        bundle = loaders.uploaded_model(file_digest, up.name, None, preprocess, _data=data)
+        sel.bundle = bundle
+        sel.model_token = f"file:{file_digest}:{preprocess}"
+    if sel.bundle is not None and names_up is not None:
+        with guard("reading the class-names file"):
+            names = zoo.parse_class_names(names_up.getvalue(), sel.bundle.n_classes)
+            sel.bundle = dataclasses.replace(sel.bundle, class_names=names, class_descriptions=None)
+
+
+def _image_section(sel: Selection) -> None:
+    source = st.radio("Source", list(state.IMAGE_SOURCES), format_func=SOURCE_LABELS.get,
+                      horizontal=True,
+                      **state.bind(state.IMAGE_SOURCE, options=state.IMAGE_SOURCES,
+                                   labels=SOURCE_LABELS.get, on_change=_image_changed))
+    data, name = None, ""
+    if source == "sample":
+        samples = loaders.samples()
+        by_id = {s.image_id: s for s in samples}
+        asked = state.get(state.SAMPLE)
+        if asked not in by_id:
+            if asked is not None:
+                state.notice(f"There is no bundled sample {str(asked)[:40]!r}; "
+                             f"{samples[0].image_id} is shown instead.")
+            state.set(state.SAMPLE, samples[0].image_id)
+        if not st.session_state.get(_META_FILLED):
+            # The first sample of a session brings its recorded patient data, as choosing it
+            # does, except what the link itself says (a valid age, sex or site).
+            keep = [k for k in (state.AGE, state.SEX, state.SITE) if state.from_url(k)]
+            prefill_metadata(by_id[state.get(state.SAMPLE)], keep)
+            st.session_state[_META_FILLED] = True
+
+        def sample_label(i: str) -> str:
+            return f"{i} — recorded: {by_id[i].dx_name}"
+
+        image_id = st.selectbox(
+            "Sample dermoscopy image", list(by_id), format_func=sample_label,
+            **state.bind(state.SAMPLE, options=list(by_id), labels=sample_label,
+                         on_change=_sample_changed))
+        sel.sample = by_id[image_id]
+        data = loaders.sample_bytes(str(sel.sample.path))
+        name = f"{image_id}.jpg"
+        st.caption("HAM10000 images, CC BY-NC-SA 4.0 (see explainers/data/samples/LICENSE.md)")
+    elif source == "upload":
+        up = st.file_uploader("Your image (JPEG, PNG, ...; any size)", type=IMAGE_TYPES,
+                              key="w:image_file", on_change=_image_changed_cb,
+                              help="Held in memory only; never written to disk.")
+        if up is None:
+            st.info("Upload an image to explain it.")
+        else:
+            data, name = up.getvalue(), up.name
+    else:
+        shot = st.camera_input("Take a photo", key="w:camera", on_change=_image_changed_cb)
+        if shot is None:
+            st.info("Take a photo to explain it.")
+        else:
+            data, name = shot.getvalue(), "camera photo"
+    if data is not None:
+        with guard(f"reading {name}"):
+            digest = loaders.digest(data)
+            sel.image = loaders.decode(digest, data, name)
+            sel.image_digest = digest
+            sel.image_name = name
+
+
+def _age_to_widget(value):
+    return int(value) if value is not None else int(st.session_state.get(_AGE_LAST, 50))
+
+
+def _metadata_section(sel: Selection) -> None:
+    st.subheader("Patient")
+    age = state.get(state.AGE)
+    if age is not None:
+        st.session_state[_AGE_LAST] = int(age)
+    c1, c2 = st.container(), st.container()  # the number first, the checkbox under it
+    with c2:
+        unknown = st.checkbox("Age unknown", help="Age not known: the model gets its training mean and a missing-age flag.", **state.bind(
+            state.AGE, to_widget=lambda v: v is None,
+            from_widget=lambda u: None if u else int(st.session_state.get(_AGE_LAST, 50))))
+    # A second widget on the same setting: its own key.
+    wk = "w:age_years"
+    stale_key = "_age_years_stale"
+    if st.session_state.get(wk) != _age_to_widget(state.get(state.AGE)):  # see state.bind
+        st.session_state[stale_key] = st.session_state.get(wk)
+        st.session_state[wk] = _age_to_widget(state.get(state.AGE))
+
+    @state.safe
+    def age_changed() -> None:
+        years = st.session_state.get(wk)
+        stale = st.session_state.pop(stale_key, None)
+        if years is None or years == stale:  # emptied, or the browser's echo of the age this
+            return                              # run replaced (it had not seen the new one)
+        st.session_state[state.AGE] = int(years)
+        st.session_state[_AGE_LAST] = int(years)
+        st.session_state[state.widget_key(state.AGE)] = False
+
+    with c1:
+        st.number_input("Age (years)", min_value=0, max_value=120, step=1, key=wk,
+                        disabled=unknown, on_change=age_changed)
+    sex = st.selectbox("Sex", list(state.SEXES), format_func=SEX_LABELS.get,
+                       **state.bind(state.SEX, options=state.SEXES, labels=SEX_LABELS.get))
+    site = st.selectbox("Body site", list(state.SITES), format_func=SITE_LABELS.get,
+                        **state.bind(state.SITE, options=state.SITES, labels=SITE_LABELS.get))
+    age = state.get(state.AGE)
+    with guard("encoding the patient data"):
+        sel.extra = [zoo.skin_lesion_metadata(age, sex, site)]
+        sel.extra_token = ("meta", age, sex, site)
+        sel.metadata_text = (f"{'age unknown' if age is None else f'{age} years'}, {sex}, "
+                             f"{site.replace('-', ' ')}")
+
+
+def _layer_section(sel: Selection) -> None:
+    with guard("listing the model's layers"):
+        sel.layers = loaders.layers(sel.model_token, sel.bundle.model)
+    if not sel.layers:
+        return
+    by_path = {l.path: l for l in sel.layers}
+    last = sel.layers[-1].path
+    def label(path: str) -> str:
+        shape = by_path[path].output_shape
+        dims = "×".join("?" if d is None else str(d) for d in shape[1:])
+        return f"{path}  ({dims}){'  — last' if path == last else ''}"
+
+    path = st.selectbox(
+        f"Layer ({len(sel.layers)} with a spatial output)", list(by_path), format_func=label,
+        help="Every layer whose output is a grid (height × width × channels), inside nested "
+             "backbones too. The default is the last one, as in the Grad-CAM paper.",
+        **state.bind(state.LAYER, options=list(by_path), labels=label,
+                     to_widget=lambda v: last if v is None else v,
+                     from_widget=lambda p: None if p == last else p))
+    sel.layer = by_path[path]
+
+
+def _target_section(sel: Selection) -> None:
+    pred = sel.prediction
+    n = pred.logits.shape[-1]
+    top1 = int(np.argmax(pred.logits[0]))  # the top class by pre-softmax score
+    named = len(sel.bundle.class_names) == n
+
+    def name(i: int) -> str:
+        return sel.class_label(i) if named else f"class {i}"
+
+    def label(i: int) -> str:
+        if i == TOP1:
+            return f"top-1: {name(top1)} ({pred.probabilities[0, top1] * 100:.1f} %)"
+        return f"{name(i)} ({pred.probabilities[0, i] * 100:.1f} %)"
+
+    # Options are class indices (TOP1 = -1 for "the top-1 class": a select box shows None as
+    # empty), most probable first; the labels carry the full names and probabilities.
+    order = [int(i) for i in np.argsort(-np.asarray(pred.logits[0], dtype=np.float64), kind="stable")]
+    options = [TOP1, *order]
+    choice = st.selectbox("Class to explain", options, format_func=label,
+                          help="Default: the top-1 prediction (by the pre-softmax score). Any "
+                               "class can be explained; the list is sorted by probability.",
+                          **state.bind(state.TARGET, options=options, labels=label,
+                                       to_widget=lambda v: TOP1 if v is None else int(v),
+                                       from_widget=lambda v: None if v == TOP1 else int(v)))
+    sel.target = top1 if choice == TOP1 else int(choice)
+    sel.target_is_top1 = choice == TOP1
+
+
+# --- the whole sidebar ----------------------------------------------------------------------------
+def render() -> Selection:
+    """Draw the sidebar and return the current selection (also kept for ``selection()``)."""
+    state.init()
+    sel = Selection()
+    # Registered first: if anything below fails, pages still get this (partial) selection
+    # instead of drawing the sidebar a second time.
+    st.session_state[state.SELECTION] = sel
+    st.session_state["_selection_run"] = _run_marker()
+    notices = st.container()
+    state.notices_here(notices)
+    with st.sidebar:
+        st.header("Model")
+        _model_section(sel, notices)
+        st.header("Image")
+        _image_section(sel)
+        if sel.bundle is not None and sel.bundle.metadata_input:
+            _metadata_section(sel)
+        if sel.bundle is not None and sel.image is not None:
+            with guard("running the model on the image", notices):
+                sel.x = loaders.model_input(sel.model_token, sel.image_digest, sel.bundle, sel.image)
+                if sel.bundle.metadata_input and sel.extra is None:
+                    sel.extra = zoo.default_extra_inputs(sel.bundle)
+                    sel.extra_token = ("meta", None, "unknown", "unknown")
+                sel.prediction = loaders.prediction(sel.model_token, sel.image_digest,
+                                                    sel.extra_token, sel.bundle, sel.x, sel.extra)
+        if sel.bundle is not None:
+            st.header("Explain")
+            _layer_section(sel)
+            if sel.prediction is not None:
+                _target_section(sel)
+    if sel.bundle is not None and not sel.bundle.meaningful:
+        notices.warning(
+            f"**{sel.bundle.key} has random weights — every prediction is meaningless.** "
+            "The heatmaps only show how the architecture computes them.",
+            icon=":material/casino:")
+    state.sync_url()
+    return sel

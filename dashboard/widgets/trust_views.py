@@ -1,0 +1,203 @@
+"""Trust on the Explain page: a sanity verdict badge per map (from the disk cache only, never
+computed here) and the trust card under the maps, each number with its meaning and a colour."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explainers.trust import sanity, card as trust
+from explainers.methods import COUNTERFACTUAL, GRADCAM, REGISTRY, method_label
+
+NOT_CHECKED = "not checked yet — run it on the Trust page"
+
+
+def verdict_words(result: sanity.MethodSanity | None) -> tuple[str, str]:
+    """``(colour, plain words)`` for a cached sanity result (None: never checked)."""
+    if result is None:
+        return "gray", NOT_CHECKED
+    decisive = result.cascade[min(sanity.VERDICT_STEP, len(result.cascade) - 1)]
+    if result.verdict == "pass":
+        return "green", (f"passes the sanity checks: the map changes when the model's weights are random "
+                         f"(Spearman {decisive.spearman:.2f}) and differs between classes "
+                         f"({result.random_logit_spearman:.2f})")
+    if result.empty_share >= sanity.EMPTY_FAIL:
+        return "red", (f"cannot be checked: {result.empty_share * 100:.0f} % of its maps on the "
+                       "check's images are empty, so there is nothing to compare")
+    if decisive.spearman >= sanity.CASCADE_PASS:
+        return "red", (f"fails randomisation: this map barely changes when the model's weights are random "
+                       f"(Spearman {decisive.spearman:.2f} with the trained map)")
+    return "red", (f"fails the class test: the maps of other classes look the same "
+                   f"(Spearman {result.random_logit_spearman:.2f})")
+
+
+def verdict_badge(result: sanity.MethodSanity | None, container=st) -> None:
+    colour, words = verdict_words(result)
+    container.markdown(f":{colour}-badge[{'✓' if colour == 'green' else '!' if colour == 'red' else '?'} "
+                       f"sanity] {words}")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _fingerprint(model_token: str, _bundle) -> str:
+    return sanity.model_fingerprint(_bundle)
+
+
+def cached_result(sel, method: str, n_samples: int, sigma: float) -> sanity.MethodSanity | None:
+    """The cached sanity result for the page's model, layer, method and noise, or None."""
+    try:
+        fp = _fingerprint(sel.model_token, sel.bundle)
+        return sanity.cached_verdict(sel.bundle, sel.layer.path, method, n_samples, sigma,
+                                     fingerprint=fp)
+    except Exception:  # a missing cache must never break the page
+        return None
+
+
+def _line(container, flagged: bool, name: str, value: str, meaning: str) -> None:
+    colour = "red" if flagged else "green"
+    container.markdown(f":{colour}[**{name}: {value}**] — {meaning}")
+
+
+def trust_card(fig: trust.TrustFigures, class_label, container=st) -> None:
+    """Each figure with one line saying what it means, red when it crosses its threshold."""
+    flags = fig.flags
+    _line(container, flags["class_sensitivity"], "Class sensitivity", f"{fig.class_sensitivity:.2f}",
+          f"Spearman between this map and the map for the runner-up class "
+          f"({class_label(fig.runner_up)}); from {trust.CLASS_FLAG} up the map does not tell them apart")
+    _line(container, flags["centre_prior"], "Centre-prior likeness", f"{fig.centre_prior:.2f}",
+          f"Spearman with a centred Gaussian (σ = ¼ of the grid); from {trust.CENTRE_FLAG} up the map "
+          "mostly says 'the middle of the image'")
+    if fig.seed_agreement is not None:
+        _line(container, flags["seed_agreement"], "Seed agreement", f"{fig.seed_agreement:.2f}",
+              f"mean Spearman between {trust.SEEDS} noise draws; below {trust.SEED_FLAG} the map "
+              f"depends on the draw (largest per-pixel std {float(np.max(fig.seed_std)):.2f} of the map's maximum)")
+    if fig.lesion_energy is not None:
+        _line(container, flags["lesion_energy"], "Energy in the lesion", f"{fig.lesion_energy:.2f}×",
+              f"the map's share inside the lesion divided by the lesion's share of the image (1 = chance); "
+              f"the centre prior alone gets {fig.prior_energy:.2f}×. Maximum in the lesion: "
+              f"{'yes' if fig.lesion_pointing else 'no'} (centre prior: {'yes' if fig.prior_pointing else 'no'})")
+
+
+def report_lines(sel, methods, figures, n_samples: int, sigma: float) -> dict[str, list[str]]:
+    """The sanity verdicts and the trust card in words, for the case report."""
+    lines = []
+    for m in methods:
+        f, name = figures[m], method_label(m, n_samples, sigma)
+        _, verdict = verdict_words(cached_result(sel, m, n_samples, sigma))
+        lines.append(f"{name}: sanity check: {verdict}")
+        lines.append(f"{name}: class sensitivity {f.class_sensitivity:.2f} (Spearman with the map of "
+                     f"{sel.class_label(f.runner_up)}; flagged from {trust.CLASS_FLAG}); centre-prior "
+                     f"likeness {f.centre_prior:.2f} (flagged from {trust.CENTRE_FLAG})"
+                     + ("" if f.lesion_energy is None else
+                        f"; energy in the automatic lesion outline {f.lesion_energy:.2f}× chance "
+                        f"(centre prior: {f.prior_energy:.2f}×)"))
+    return {"How far to trust the maps": lines}
+
+
+@st.cache_data(show_spinner="Computing the trust card…", max_entries=16)
+def _figures(model_token, image_digest, extra_token, layer, target, keys, n_samples, sigma, seed,
+             with_seeds, _sel, _maps) -> dict:
+    probs = np.asarray(_sel.prediction.probabilities[0])
+    mask = None
+    if _sel.bundle.metadata_input:  # dermoscopy: the automatic lesion outline
+        from explainers.errors import ExplainerError
+        from explainers.trust.segmentation import segment_lesion
+
+        try:
+            mask = segment_lesion(_sel.image)
+        except ExplainerError:
+            mask = None
+    return trust.trust_figures(_sel.bundle.model, _sel.x, _maps, target, probs, extra_inputs=_sel.extra,
+                               layer=layer, n_samples=n_samples, sigma=sigma, seed=seed, mask=mask,
+                               with_seeds=with_seeds)
+
+
+def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, methods=None,
+                          report_extras: dict | None = None) -> None:
+    """Verdict badges in the maps' columns, then the trust card per method (Explain page):
+    every heatmap ``ex`` holds, unless ``methods`` names some. Their lines also go into
+    ``report_extras`` (the case report)."""
+    if methods is None:
+        methods = tuple(m for m in ex.maps if REGISTRY[m].cam)
+    cols = st.columns(1 + len(methods))
+    cols[0].caption("How far to trust each map:")
+    for col, m in zip(cols[1:], methods):
+        verdict_badge(cached_result(sel, m, n_samples, sigma), col)
+    maps = {m: ex.maps[m][0] for m in methods}
+    with_seeds = n_samples > 0 and st.checkbox(
+        f"Also check the agreement between {trust.SEEDS} noise draws (about twice the smoothing time)",
+        key="trust:seeds")
+    figures = _figures(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
+                       tuple(methods), int(n_samples), round(float(sigma), 4), int(seed), bool(with_seeds),
+                       _sel=sel, _maps=maps)
+    if report_extras is not None:
+        report_extras["lines"] = report_lines(sel, methods, figures, n_samples, sigma)
+    with st.expander("Trust card: can these maps be read as evidence?", expanded=True):
+        for col, m in zip(st.columns(len(methods)), methods):
+            col.markdown(f"**{method_label(m, n_samples, sigma)}**")
+            trust_card(figures[m], sel.class_label, col)
+            if figures[m].seed_std is not None:
+                from explainers import render
+
+                col.image(render.overlay(np.asarray(sel.image.convert("RGB")), figures[m].seed_std, opacity=0.6),
+                          caption=f"Uncertainty: per-pixel standard deviation across {trust.SEEDS} noise "
+                                  "draws (brightest = the draws disagree most)", width="stretch",
+                          alt=f"Where the {trust.SEEDS} noise draws of the "
+                              f"{method_label(m, n_samples, sigma)} map disagree, over the image.")
+        if sel.bundle.n_classes <= 50 and st.checkbox("Compare with the maps of every class", key="trust:all_classes"):
+            _every_class(sel, maps, n_samples, sigma, seed)
+        _two_sided(sel, n_samples, sigma, seed)
+        if sel.bundle.metadata_input:
+            st.caption("Lesion figures use the automatic outline (a classical segmentation, not "
+                       "checked against expert masks); upload your own mask on the Trust page.")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _against(model_token, image_digest, extra_token, layer, target, n_samples, sigma, seed, _sel) -> np.ndarray:
+    """The counterfactual map (evidence against the class), same settings as the shown maps."""
+    from explainers import explain
+
+    return explain(_sel.bundle.model, _sel.x, layer=layer, target=target, extra_inputs=_sel.extra,
+                   methods=(COUNTERFACTUAL,), n_samples=n_samples, sigma=sigma, seed=seed)[COUNTERFACTUAL][0]
+
+
+def _two_sided(sel, n_samples: int, sigma: float, seed: int) -> None:
+    """Grad-CAM (for the class) against the counterfactual map (against it), one shared scale."""
+    from explainers import render
+
+    pro = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed).maps[GRADCAM][0]  # the shown map
+    con = _against(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
+                   int(n_samples), round(float(sigma), 4), int(seed), _sel=sel)
+    _, peak = render.two_sided(pro, con)
+    left, right = st.columns([1, 2])
+    left.image(render.diverging_overlay(np.asarray(sel.image.convert("RGB")), pro, con), width="stretch",
+               caption="Evidence for (red) and against (blue) the class",
+               alt=f"Two-sided map for {sel.class_label(sel.target)}: red where Grad-CAM finds "
+                   "evidence for the class, blue where the counterfactual map finds evidence against it.")
+    right.caption(f"Two-sided map: Grad-CAM (evidence for {sel.class_label(sel.target)}) minus the "
+                  "counterfactual map (evidence against it), both divided by the larger of their "
+                  f"maxima ({peak:.3g}, class score × activation units): −1 blue … 0 white … +1 red. "
+                  "One shared scale, so a faint side stays faint.")
+
+
+@st.cache_data(show_spinner="Computing the maps of every class…", max_entries=8)
+def _every_class_table(model_token, image_digest, extra_token, layer, target, keys, n_samples, sigma, seed,
+                       _sel, _maps) -> dict:
+    return trust.every_class_spearman(_sel.bundle.model, _sel.x, _maps, target, _sel.bundle.n_classes,
+                                      extra_inputs=_sel.extra, layer=layer, n_samples=n_samples,
+                                      sigma=sigma, seed=seed)
+
+
+def _every_class(sel, maps: dict, n_samples: int, sigma: float, seed: int) -> None:
+    """Spearman with each other class's map: which classes the map cannot tell apart."""
+    import pandas as pd
+
+    table = _every_class_table(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path,
+                               int(sel.target), tuple(maps), int(n_samples), round(float(sigma), 4), int(seed),
+                               _sel=sel, _maps=maps)
+    classes = list(next(iter(table.values())).keys()) if table else []
+    frame = pd.DataFrame({"class": [sel.class_label(c) for c in classes],
+                          **{method_label(k, n_samples, sigma): [round(v[c], 2) for c in classes]
+                             for k, v in table.items()}})
+    st.dataframe(frame, hide_index=True)
+    st.caption(f"Spearman rank correlation (−1..1) of each map with the same method's map for another "
+               f"class; from {trust.CLASS_FLAG} up the two classes get the same map.")

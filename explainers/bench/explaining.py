@@ -1,0 +1,303 @@
+"""Benchmark: how much does explaining cost compared with the pass it cannot avoid?
+
+Measured in one process, so the figures are ratios that carry across machines:
+- ``ours``: ``explain(..., n_samples=16, target=1)`` (Grad-CAM and Grad-CAM++) for
+  one image (and the same with ``target=None``, which adds a forward pass of the clean image
+  to pick its top class);
+- ``plain``: one forward + backward pass of the same 16 (noisy) images to the same layer, the
+  textbook Keras way (``keras.Model(inputs, [layer.output, model.output])`` under one tape,
+  compiled with ``tf.function``) — the least any gradient-based map of 16 samples must cost;
+- ``nested``: the seed article's approach: three nested ``GradientTape``s per image, one image
+  at a time, eagerly, for the same 16 samples.
+
+``python -m explainers bench extended`` measures the method registry, each against the plain
+passes it cannot avoid, interleaved round by round in one process:
+- every gradient CAM method together (Grad-CAM, Grad-CAM++, HiResCAM, XGrad-CAM, LayerCAM,
+  counterfactual: one shared tape pass) vs Grad-CAM alone (goal: at most 1.1);
+- guided backprop vs one plain compiled input-gradient pass of the same images (goal 1.3);
+- Score-CAM with K = 64 channels vs 64 plain compiled forward passes (goal 1.2).
+
+Run: ``python -m explainers bench [extended]`` (MobileNetV2 at 224x224, random weights: timing
+does not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from explainers.bench.machine import machine
+
+
+def _timeit(fn, repeats: int) -> float:
+    fn()  # warm-up (tracing)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_benchmark(model_name: str = "MobileNetV2", samples: int = 16, repeats: int = 5,
+                  nested_repeats: int = 1, skip_nested: bool = False) -> dict:
+    """Time ours / plain / nested; returns the figures (seconds and ratios)."""
+    import keras
+    import tensorflow as tf
+
+    from explainers.engine.adapter import resolve_layer
+    from explainers.engine.core import explain
+
+    constructor = getattr(keras.applications, model_name)
+    model = constructor(weights=None)
+    size = tuple(model.inputs[0].shape[1:3])
+    layer = resolve_layer(model)
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-1, 1, (1,) + size + (3,)).astype(np.float32)
+    noisy = image + 0.15 * 2 * rng.standard_normal((samples,) + image.shape[1:]).astype(np.float32)
+    target = 1
+
+    grad_model = keras.Model(model.inputs[0], [model.get_layer(layer.name).output, model.output])
+
+    @tf.function(input_signature=[tf.TensorSpec((None,) + size + (3,), tf.float32)])
+    def plain_step(x):
+        with tf.GradientTape() as tape:
+            conv, preds = grad_model(x, training=False)
+            score = tf.reduce_sum(preds[:, target])
+        return conv, tape.gradient(score, conv)
+
+    def plain():
+        conv, grads = plain_step(noisy)
+        conv.numpy(), grads.numpy()
+
+    def ours():
+        explain(model, image, target=target, n_samples=samples, sigma=0.15, seed=0)
+
+    def ours_top_class():
+        explain(model, image, n_samples=samples, sigma=0.15, seed=0)
+
+    def nested():
+        for i in range(samples):
+            x = noisy[i : i + 1]
+            with tf.GradientTape() as t1:
+                with tf.GradientTape() as t2:
+                    with tf.GradientTape() as t3:
+                        conv, preds = grad_model(x, training=False)
+                        score = preds[:, target]
+                    g1 = t3.gradient(score, conv)
+                g2 = t2.gradient(g1, conv)
+            g3 = t1.gradient(g2, conv)
+            _ = (g1.numpy(), None if g2 is None else g2.numpy(), None if g3 is None else g3.numpy())
+
+    result = {
+        "model": model_name,
+        "input": f"{size[0]}x{size[1]}",
+        "layer": layer.path,
+        "samples": samples,
+        "repeats": repeats,
+        "machine": machine(),
+    }
+    # Interleaved, so that a change in the machine's load hits both alike; the ratio is the
+    # median of the per-round ratios.
+    plain(), ours(), ours_top_class()  # warm-up (tracing)
+    rounds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        plain()
+        t1 = time.perf_counter()
+        ours()
+        t2 = time.perf_counter()
+        ours_top_class()
+        t3 = time.perf_counter()
+        rounds.append((t1 - t0, t2 - t1, t3 - t2))
+    result["plain_s"] = statistics.median(r[0] for r in rounds)
+    result["ours_s"] = statistics.median(r[1] for r in rounds)
+    result["ratio"] = statistics.median(r[1] / r[0] for r in rounds)
+    result["ours_top_s"] = statistics.median(r[2] for r in rounds)
+    result["ratio_top"] = statistics.median(r[2] / r[0] for r in rounds)
+    if not skip_nested:
+        result["nested_s"] = _timeit(nested, nested_repeats)
+        result["speedup_vs_nested"] = result["nested_s"] / result["ours_s"]
+    return result
+
+
+def _interleaved(pairs: dict, repeats: int) -> dict:
+    """{name: (ours, baseline)} -> {name: (ours_s, baseline_s, median ratio)}, every function
+    warmed up first, then all timed round by round; odd rounds run ours first and even rounds
+    the baseline first, so neither always follows the other."""
+    for ours, base in pairs.values():
+        ours(), base()
+    rounds: dict = {name: [] for name in pairs}
+    for r in range(repeats):
+        for name, (ours, base) in pairs.items():
+            seconds = {}
+            for label, fn in ((("ours", ours), ("base", base)) if r % 2 else (("base", base), ("ours", ours))):
+                t0 = time.perf_counter()
+                fn()
+                seconds[label] = time.perf_counter() - t0
+            rounds[name].append((seconds["ours"], seconds["base"]))
+    return {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
+                   statistics.median(r[0] / r[1] for r in rs)) for name, rs in rounds.items()}
+
+
+def _formula_seconds(shape: tuple, keys: tuple, repeats: int = 50) -> tuple[float, float]:
+    """NumPy time of the formulas after the tape pass: (all ``keys``, Grad-CAM alone), on
+    random arrays of the layer's shape: what asking for every tape method adds."""
+    from explainers.methods import REGISTRY, TapeTerms
+    from explainers.methods.cam_weights import weighted_map
+
+    rng = np.random.default_rng(0)
+    a = rng.random((1,) + shape)
+    g = rng.normal(size=a.shape)
+    out = []
+    for chosen in (keys, keys[:1]):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            terms = TapeTerms(a, g, g * g, g * g * g)
+            _ = terms.alpha
+            for key in chosen:
+                weighted_map(a, REGISTRY[key].compute(terms))
+        out.append((time.perf_counter() - t0) / repeats)
+    return out[0], out[1]
+
+
+def run_extended(model_name: str = "MobileNetV2", samples: int = 16, repeats: int = 5,
+                 channels: int = 64) -> dict:
+    """The registry's three ratios (see the module docstring)."""
+    import keras
+    import tensorflow as tf
+
+    from explainers.engine.adapter import resolve_layer
+    from explainers.engine.capture import FORWARD_CHUNK_SIZE
+    from explainers.engine.core import explain
+    from explainers.methods import REGISTRY, method_keys
+
+    model = getattr(keras.applications, model_name)(weights=None)
+    size = tuple(model.inputs[0].shape[1:3])
+    layer = resolve_layer(model)
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-1, 1, (1,) + size + (3,)).astype(np.float32)
+    batch = rng.uniform(-1, 1, (samples,) + size + (3,)).astype(np.float32)
+    masked = rng.uniform(-1, 1, (channels,) + size + (3,)).astype(np.float32)
+    target = 1
+    tape_keys = method_keys(needs="tape", family="cam")
+    guided = next(k for k in method_keys() if REGISTRY[k].needs == ("guided",))
+    scorecam = method_keys(needs="forward")[0]
+    spec = [tf.TensorSpec((None,) + size + (3,), tf.float32)]
+
+    @tf.function(input_signature=spec)
+    def plain_input_gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            score = tf.reduce_sum(model(x, training=False)[:, target])
+        return tape.gradient(score, x)
+
+    @tf.function(input_signature=spec)
+    def plain_forward(x):
+        return model(x, training=False)
+
+    def forwards():  # in the chunks the compiled forward takes (measured fastest on a CPU)
+        for start in range(0, channels, FORWARD_CHUNK_SIZE):
+            plain_forward(masked[start : start + FORWARD_CHUNK_SIZE]).numpy()
+
+    pairs = {
+        "cam_family": (
+            lambda: explain(model, image, target=target, methods=tape_keys, n_samples=samples, seed=0),
+            lambda: explain(model, image, target=target, methods=tape_keys[:1], n_samples=samples, seed=0)),
+        "guided": (lambda: explain(model, batch, target=target, methods=guided),
+                   lambda: plain_input_gradient(batch).numpy()),
+        "masked_forwards": (lambda: explain(model, image, target=target, methods=scorecam,
+                                     max_channels=channels),
+                     forwards),
+    }
+    timed = _interleaved(pairs, repeats)
+    formulas = _formula_seconds(tuple(layer.output_shape[1:]), tape_keys)
+    return {"formulas": formulas,"model": model_name, "input": f"{size[0]}x{size[1]}", "layer": layer.path,
+            "channels": int(layer.channels), "samples": samples, "repeats": repeats,
+            "k": channels, "tape_methods": tape_keys, "machine": machine(), "timed": timed}
+
+
+def format_extended(r: dict) -> str:
+    from explainers.engine.capture import FORWARD_CHUNK_SIZE
+
+    t = r["timed"]
+    n = r["samples"]
+    rows = [
+        ("cam_family", f"all gradient CAM methods together ({', '.join(r['tape_methods'])}), "
+                       f"{n} noise samples", f"Grad-CAM alone, {n} noise samples", 1.1),
+        ("guided", f"guided backprop of {n} images", f"one plain compiled input-gradient pass of {n} images", 1.3),
+        ("masked_forwards", f"Score-CAM, K = {r['k']} of {r['channels']} channels",
+                     f"{r['k']} plain compiled forward passes (chunks of {FORWARD_CHUNK_SIZE})", 1.2),
+    ]
+    lines = [f"machine: {r['machine']}",
+             f"model: {r['model']} {r['input']}, layer {r['layer']}; medians of {r['repeats']} "
+             "interleaved rounds, ratio = median of the per-round ratios"]
+    for key, ours, base, goal in rows:
+        o, b, ratio = t[key]
+        lines.append(f"{ours}: {o * 1000:.1f} ms; {base}: {b * 1000:.1f} ms; "
+                     f"ratio {ratio:.2f} (goal: at most {goal})")
+    every, alone = r["formulas"]
+    lines.append(f"the formulas after the shared tape pass: all gradient CAM methods "
+                 f"{every * 1000:.1f} ms, Grad-CAM alone {alone * 1000:.1f} ms (what asking for all "
+                 "of them adds to the pass)")
+    return "\n".join(lines)
+
+
+def format_result(r: dict) -> str:
+    lines = [
+        f"machine: {r['machine']}",
+        f"model: {r['model']} {r['input']}, layer {r['layer']}, {r['samples']} noise samples",
+        f"plain forward+backward of {r['samples']} images: {r['plain_s'] * 1000:8.1f} ms",
+        f"ours (Grad-CAM + Grad-CAM++, smoothed):  {r['ours_s'] * 1000:8.1f} ms",
+        f"ratio ours / plain (median of {r['repeats']} interleaved rounds): {r['ratio']:.2f} "
+        "(goal: at most 1.3)",
+        f"ours with target=None (one more forward pass of the clean image to pick the top "
+        f"class): {r['ours_top_s'] * 1000:.1f} ms, ratio {r['ratio_top']:.2f}",
+    ]
+    if "nested_s" in r:
+        lines.append(f"three nested tapes, one image at a time: {r['nested_s'] * 1000:8.1f} ms "
+                     f"-> speed-up {r['speedup_vs_nested']:.1f}x")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", nargs="?", default="basic", choices=("basic", "extended", "evaluation"),
+                        help="basic: explaining vs one forward + backward pass; extended: the "
+                             "method registry (all gradient CAMs, guided backprop, Score-CAM); "
+                             "evaluation: batch evaluation vs the passes it needs")
+    parser.add_argument("--model", default=None,
+                        help="a Keras Applications name (default MobileNetV2; evaluation: skin-lesion)")
+    parser.add_argument("--images", type=int, default=2, help="evaluation: bundled samples per round")
+    parser.add_argument("--steps", type=int, default=16, help="evaluation: deletion/insertion steps")
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-nested", action="store_true", help="leave out the slow baseline")
+
+
+def run(args: argparse.Namespace) -> int:
+    import keras
+
+    from explainers.errors import ExplainerError
+
+    if args.what == "evaluation":
+        from explainers.bench.evaluation import format_evaluation, run_evaluation
+
+        if min(args.samples, args.repeats, args.images, args.steps) < 1:
+            raise ExplainerError("--samples, --repeats, --images and --steps must be at least 1")
+        print(format_evaluation(run_evaluation(args.model or "skin-lesion", args.images,
+                                               args.samples, args.steps, args.repeats)))
+        return 0
+    args.model = args.model or "MobileNetV2"
+    if not hasattr(keras.applications, args.model):
+        raise ExplainerError(f"unknown Keras Applications model '{args.model}'")
+    if args.samples < 1 or args.repeats < 1:
+        raise ExplainerError("--samples and --repeats must be at least 1")
+    if args.what == "extended":
+        print(format_extended(run_extended(args.model, args.samples, args.repeats)))
+        return 0
+    print(format_result(run_benchmark(args.model, args.samples, args.repeats,
+                                      skip_nested=args.skip_nested)))
+    return 0

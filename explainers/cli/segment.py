@@ -1,0 +1,40 @@
+"""``python -m explainers segment``: the automatic lesion mask of a dermoscopy image.
+
+Writes a PNG at the image's size, white lesion on black skin (classical pipeline, see
+``explainers.trust.segmentation``; not validated against expert masks here).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from explainers.errors import ExplainerError
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("segment", help="write the automatic lesion mask of an image (white lesion, black skin)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image", required=True, metavar="FILE", help="the dermoscopy image")
+    p.add_argument("--out", required=True, metavar="MASK.png", help="where to write the mask (.png)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from explainers.images import load_image
+    from explainers.trust.segmentation import mask_png, segment_lesion
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise ExplainerError(f"--out must end in .png, got '{args.out}'")
+    if not out.parent.exists():
+        raise ExplainerError(f"the folder for --out does not exist: {out.parent}")
+    image = load_image(args.image)
+    mask = segment_lesion(image)
+    try:
+        mask_png(mask).save(out, format="PNG")
+    except OSError as exc:
+        raise ExplainerError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {out}: lesion {mask.mean() * 100:.1f} % of the image ({image.width}x{image.height} px)")
+    return 0

@@ -1,0 +1,157 @@
+"""Artefact and shortcut audit for dermoscopy: where the map's energy lies (lesion, a border
+band around it, the rest of the skin, the dark vignette corners), and what the model says
+when a region is hidden (DeGrave et al. 2021 style counterfactual edits).
+
+Regions are at the image's own size; the map is upsampled to it (``metrics.map_at``). An edit
+hides a region by skin-colour fill or by a strong blur, the edited image goes through the
+model's usual preparation, and the explained class's probability before and after is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from explainers.errors import ExplainerError
+from explainers.evaluation.scoring import map_at
+from explainers.trust.segmentation import dark_corners, dilate, segment_lesion, skin_colour
+
+#: Border band: this fraction of the image's shorter side around the lesion.
+BAND_FRACTION = 0.06
+#: "High" map: at or above this fraction of its maximum.
+HIGH_FRACTION = 0.5
+#: Probability changes smaller than this are "does not rest on it".
+SMALL_CHANGE = 0.05
+BLUR_RADIUS = 12
+REGIONS = ("lesion", "border", "skin", "corners")
+
+
+@dataclass
+class Edit:
+    region: str
+    description: str
+    probability_before: float
+    probability_after: float
+    pixels: int
+
+    def sentence(self, class_name: str) -> str:
+        before, after = self.probability_before, self.probability_after
+        if self.pixels == 0:
+            return f"{self.description}: nothing to hide in this image"
+        verdict = ("the prediction does not rest on it" if abs(after - before) < SMALL_CHANGE
+                   else "the prediction leans on it")
+        return f"hiding {self.description} moves P({class_name}) {before:.2f} → {after:.2f}: {verdict}"
+
+
+@dataclass
+class Audit:
+    mask_source: str  # "auto" | "upload"
+    lesion: np.ndarray = field(repr=False)
+    regions: dict[str, np.ndarray] = field(repr=False)
+    energy: dict[str, float]
+    edits: list[Edit]
+
+
+def region_masks(image, lesion: np.ndarray) -> dict[str, np.ndarray]:
+    """Disjoint boolean masks at the image's size: lesion, border band, corners, skin."""
+    rgb = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+    h, w = rgb.shape[:2]
+    lesion = np.asarray(lesion, bool)
+    if lesion.shape != (h, w):
+        raise ExplainerError(f"the lesion mask is {lesion.shape[1]}x{lesion.shape[0]} but the image is {w}x{h}")
+    band = dilate(lesion, max(3, round(2 * BAND_FRACTION * min(h, w)) + 1)) & ~lesion
+    corners = dark_corners(rgb) & ~lesion & ~band
+    skin = ~(lesion | band | corners)
+    return {"lesion": lesion, "border": band, "skin": skin, "corners": corners}
+
+
+def energy_shares(cam: np.ndarray, regions: dict[str, np.ndarray]) -> dict[str, float]:
+    """The map's share (0..1) of its total in each region; they sum to 1."""
+    some = next(iter(regions.values()))
+    up = np.maximum(map_at(np.asarray(cam), some.shape).astype(np.float64), 0.0)
+    total = up.sum()
+    return {k: (float(up[m].sum() / total) if total > 0 else 0.0) for k, m in regions.items()}
+
+
+def hide(image: Image.Image, region: np.ndarray, mode: str = "fill") -> Image.Image:
+    """The image with ``region`` replaced by the skin colour ("fill") or a strong blur ("blur")."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if mode == "fill":
+        replacement = np.broadcast_to(np.round(skin_colour(rgb.astype(np.float64))).astype(np.uint8), rgb.shape)
+    elif mode == "blur":
+        replacement = np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(BLUR_RADIUS)))
+    else:
+        raise ExplainerError(f"hide a region by 'fill' or 'blur', not '{mode}'")
+    out = np.where(np.asarray(region, bool)[..., None], replacement, rgb)
+    return Image.fromarray(out.astype(np.uint8))
+
+
+def box_mask(shape: tuple[int, int], box: Sequence[int]) -> np.ndarray:
+    """Boolean mask of a box ``(x0, y0, x1, y1)`` in pixels (clipped to the image)."""
+    h, w = shape
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    except (TypeError, ValueError):
+        raise ExplainerError("a box is four numbers: x0, y0, x1, y1 in pixels") from None
+    x0, x1 = sorted((max(0, min(w, x0)), max(0, min(w, x1))))
+    y0, y1 = sorted((max(0, min(h, y0)), max(0, min(h, y1))))
+    if x1 <= x0 or y1 <= y0:
+        raise ExplainerError("the box is empty or outside the image")
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def probability_of(bundle, images: Sequence[Image.Image], target: int, extra_inputs=None) -> np.ndarray:
+    """The class probability the model gives each image (one batched forward pass)."""
+    from explainers import predict
+    from explainers.zoo import prepare
+
+    x = np.concatenate([prepare(bundle, im) for im in images])
+    extra = None if extra_inputs is None else [np.repeat(np.asarray(e)[:1], len(x), axis=0) for e in extra_inputs]
+    return np.asarray(predict(bundle.model, x, extra_inputs=extra).probabilities[:, int(target)], np.float64)
+
+
+def audit(bundle, image: Image.Image, cam: np.ndarray, target: int, *, extra_inputs=None,
+          mask: np.ndarray | None = None, box: Sequence[int] | None = None, mode: str = "fill") -> Audit:
+    """Energy shares and the edits (corners, the high-map area outside the lesion, the box)."""
+    image = image.convert("RGB")
+    size = (image.height, image.width)
+    source = "upload" if mask is not None else "auto"
+    if mask is not None:
+        lesion = np.asarray(mask, bool)
+    else:
+        try:
+            lesion = segment_lesion(image)
+        except ExplainerError:  # a uniform image: no lesion, every other figure still holds
+            lesion = np.zeros(size, bool)
+    if lesion.shape != size:
+        lesion = np.asarray(Image.fromarray(lesion.astype(np.uint8) * 255).resize(image.size, Image.NEAREST)) > 127
+    regions = region_masks(image, lesion)
+    energy = energy_shares(cam, regions)
+    up = map_at(np.asarray(cam), size)
+    high = (up >= HIGH_FRACTION * up.max()) & ~lesion if up.max() > 0 else np.zeros(size, bool)
+    wanted = [("corners", "the dark corners", regions["corners"]),
+              ("outside-high", "the high-map area outside the lesion", high)]
+    if box is not None:
+        wanted.append(("box", f"the box {list(int(v) for v in box)}", box_mask(size, box)))
+    edited = [hide(image, m, mode) for _, _, m in wanted if m.any()]
+    probs = probability_of(bundle, [image] + edited, target, extra_inputs)
+    edits, j = [], 1
+    for name, words, m in wanted:
+        after = probs[0]
+        if m.any():
+            after, j = probs[j], j + 1
+        edits.append(Edit(name, words, float(probs[0]), float(after), int(m.sum())))
+    return Audit(source, lesion, regions, energy, edits)
+
+
+def audit_json(result: Audit) -> dict:
+    """``{"mask", "energy": {lesion, border, skin, corners}, "edits": [...]}`` for explain --json."""
+    return {"mask": result.mask_source,
+            "energy": {k: round(result.energy[k], 4) for k in REGIONS},
+            "edits": [{"region": e.region, "probability_before": round(e.probability_before, 4),
+                       "probability_after": round(e.probability_after, 4)} for e in result.edits]}
