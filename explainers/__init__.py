@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "insertion": "evaluation.scoring",
     "iou_at": "evaluation.scoring",
     "pointing_game": "evaluation.scoring",
+    "ExplainSettings": "settings",
     "colorbar_figure": "render",
     "colorize": "render",
     "normalize": "render",

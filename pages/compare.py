@@ -17,6 +17,7 @@ from dashboard.widgets import sidebar, trust_views, views
 from dashboard.frame.errors import guard  # noqa: E402
 from explainers import render  # noqa: E402
 from explainers.evaluation import scoring as metrics
+from explainers.settings import ExplainSettings
 from explainers.evaluation.localisation import DEFAULT_THRESHOLD, box_scores, cam_box  # noqa: E402
 from explainers.methods import REGISTRY, method_keys, method_label  # noqa: E402
 from explainers.methods.agreement import coinciding_groups, gradient_constant_per_channel  # noqa: E402
@@ -71,9 +72,11 @@ def compute(n_samples, sigma, seed, k, with_scorecam):
         if not keys:
             continue
         with guard(f"computing {what}"):
-            ex = cl.explanation(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path,
-                                int(sel.target), tuple(keys), int(n_samples), round(float(sigma), 4),
-                                int(seed), max_channels, _bundle=sel.bundle, _x=sel.x, _extra=sel.extra)
+            settings = ExplainSettings(layer=sel.layer.path, target=int(sel.target), methods=tuple(keys),
+                                       n_samples=n_samples, sigma=round(float(sigma), 4), seed=seed,
+                                       max_channels=max_channels)
+            ex = cl.explanation(sel.model_token, sel.image_digest, sel.extra_token, settings,
+                                _bundle=sel.bundle, _x=sel.x, _extra=sel.extra)
             maps.update({m: ex.maps[m][0] for m in keys})
             seconds.update(ex.seconds)
             if keys is TAPE:

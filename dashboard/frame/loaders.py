@@ -34,6 +34,7 @@ from PIL import Image
 
 from explainers import LayerInfo, candidate_layers, explain_details, predict
 from explainers import render, zoo
+from explainers.settings import ExplainSettings
 from explainers.errors import ExplainerError
 from explainers.methods import DEFAULT_METHODS
 from explainers.images import load_image
@@ -157,8 +158,8 @@ def prediction(model_token: str, image_digest: str, extra_token: tuple, _bundle:
     return predict(_bundle.model, _x, _extra)
 
 
-def _explanation_uncached(bundle, x, extra, layer, target, methods, n_samples, sigma, seed,
-                          filters, neurons, region, show_progress):
+def _explanation_uncached(bundle, x, extra, settings: ExplainSettings, show_progress: bool):
+    n_samples = settings.n_samples
     bar = None
     if show_progress and n_samples > 0:
         bar = st.progress(0.0, text=f"Computing {n_samples} noisy samples ...")
@@ -169,11 +170,7 @@ def _explanation_uncached(bundle, x, extra, layer, target, methods, n_samples, s
                          text=f"Computing noisy samples: {done} of {total}")
 
     try:
-        ex = explain_details(
-            bundle.model, x, layer=layer, target=target, extra_inputs=extra,
-            methods=methods, n_samples=n_samples, sigma=sigma, seed=seed,
-            filters=filters, neurons=neurons, region=region, progress=progress,
-        )
+        ex = explain_details(bundle.model, x, settings, extra_inputs=extra, progress=progress)
         return _compact(ex)
     finally:
         if bar is not None:
@@ -263,22 +260,16 @@ class ByteBudgetCache:
 EXPLANATIONS = ByteBudgetCache(32 * 2**20, _DATA_TTL)
 
 
-def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: str,
-                target: int | None, methods: tuple[str, ...] = DEFAULT_METHODS,
-                n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
-                filters: tuple[int, ...] | None = None,
-                neurons: tuple[tuple[int, int], ...] | None = None, region: bool = False,
+def explanation(model_token: str, image_digest: str, extra_token: tuple, settings: ExplainSettings,
                 *, _bundle: zoo.ModelBundle, _x: np.ndarray,
                 _extra: Sequence[np.ndarray] | None, show_progress: bool = True):
     """``explainers.explain_details`` for one image: an ``Explanation`` (maps, weights,
-    activations, gradients, alpha, logits), cached in ``EXPLANATIONS`` by the small tokens
-    (shared, never to be modified). While noisy samples are computed a progress bar is shown;
-    it is created and removed inside the computation, so a cache hit shows nothing."""
-    key = (model_token, image_digest, extra_token, layer, target, tuple(methods), int(n_samples),
-           float(sigma), int(seed), filters, neurons, bool(region))
-    return EXPLANATIONS.get_or_compute(key, lambda: _explanation_uncached(
-        _bundle, _x, _extra, layer, target, methods, n_samples, sigma, seed, filters, neurons,
-        region, show_progress))
+    activations, gradients, alpha, logits), cached in ``EXPLANATIONS`` by the small tokens and
+    the settings (shared, never to be modified). While noisy samples are computed a progress
+    bar is shown; it is created and removed inside the computation, so a cache hit shows nothing."""
+    key = (model_token, image_digest, extra_token, settings)
+    return EXPLANATIONS.get_or_compute(
+        key, lambda: _explanation_uncached(_bundle, _x, _extra, settings, show_progress))
 
 
 # --- rendering (display only: never recomputes a map) -------------------------------------------

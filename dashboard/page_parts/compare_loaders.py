@@ -12,13 +12,12 @@ import streamlit as st
 
 from explainers import explain_details, zoo
 from explainers.engine.capture import get_runner
+from explainers.settings import ExplainSettings
 
 
 @st.cache_data(show_spinner=False, max_entries=12)  # ~5 MB each for the skin-lesion model
-def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: str, target: int,
-                methods: tuple[str, ...], n_samples: int, sigma: float, seed: int,
-                max_channels: int | None, *, _bundle: zoo.ModelBundle, _x: np.ndarray,
-                _extra: Sequence[np.ndarray] | None):
+def explanation(model_token: str, image_digest: str, extra_token: tuple, settings: ExplainSettings,
+                *, _bundle: zoo.ModelBundle, _x: np.ndarray, _extra: Sequence[np.ndarray] | None):
     """``explain_details`` for one group of methods of one image (an ``Explanation`` with the
     maps and each method's seconds). A progress bar is shown while it runs and removed after,
     so a cache hit replays nothing visible."""
@@ -28,9 +27,7 @@ def explanation(model_token: str, image_digest: str, extra_token: tuple, layer: 
         bar.progress(min(1.0, done / max(total, 1)), text=f"Computing: {done} of {total}")
 
     try:
-        return explain_details(_bundle.model, _x, layer=layer, target=target, extra_inputs=_extra,
-                               methods=methods, n_samples=n_samples, sigma=sigma, seed=seed,
-                               max_channels=max_channels, progress=progress)
+        return explain_details(_bundle.model, _x, settings, extra_inputs=_extra, progress=progress)
     finally:
         bar.empty()
 

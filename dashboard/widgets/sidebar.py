@@ -17,6 +17,7 @@ from PIL import Image
 
 from explainers import LayerInfo
 from explainers import zoo
+from explainers.settings import ExplainSettings
 from explainers.errors import ExplainerError
 from explainers.methods import DEFAULT_METHODS
 
@@ -86,14 +87,13 @@ class Selection:
                 neurons: Sequence[Sequence[int]] | None = None, region: bool = False,
                 show_progress: bool = True):
         """The cached ``Explanation`` of the current image, model, layer and target."""
-        return loaders.explanation(
-            self.model_token, self.image_digest, self.extra_token, self.layer.path,
-            int(self.target), tuple(methods), int(n_samples), round(float(sigma), 4), int(seed),
-            None if filters is None else tuple(int(f) for f in filters),
-            None if neurons is None else tuple((int(r), int(c)) for r, c in neurons),
-            bool(region),
-            _bundle=self.bundle, _x=self.x, _extra=self.extra, show_progress=show_progress,
-        )
+        settings = ExplainSettings(
+            layer=self.layer.path, target=int(self.target), methods=tuple(methods),
+            n_samples=n_samples, sigma=round(float(sigma), 4), seed=seed, filters=filters,
+            neurons=neurons, region=region)
+        return loaders.explanation(self.model_token, self.image_digest, self.extra_token, settings,
+                                   _bundle=self.bundle, _x=self.x, _extra=self.extra,
+                                   show_progress=show_progress)
 
     def target_text(self) -> str:
         if self.target is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -21,7 +21,8 @@ import keras
 from explainers.engine.adapter import LayerInfo, ModelFacts, model_facts
 from explainers.engine.capture import ProgressFn, get_capture, get_runner
 from explainers.errors import ExplainerError
-from explainers.methods import DEFAULT_METHODS, REGISTRY, TapeTerms, method_label, resolve_methods
+from explainers.methods import DEFAULT_METHODS, REGISTRY, TapeTerms, method_label
+from explainers.settings import ExplainSettings, settings_from
 from explainers.methods.cam_weights import per_channel_maps, weighted_map
 
 #: The default pair (Grad-CAM, Grad-CAM++); every key is in ``explainers.methods.REGISTRY``.
@@ -237,52 +238,20 @@ def predict(model: keras.Model, images: np.ndarray, extra_inputs: Sequence[np.nd
     return Prediction(logits=logits, probabilities=probs, softmax_head=runner.softmax_head)
 
 
-def _check_noise(n_samples: object, sigma: object) -> tuple[int, float]:
-    try:
-        n_samples = int(n_samples)
-        sigma = float(sigma)
-    except (TypeError, ValueError):
-        raise ExplainerError("the number of samples must be an integer and sigma a number") from None
-    if n_samples < 0:
-        raise ExplainerError(f"the number of noise samples must be 0 or more, got {n_samples}")
-    if not np.isfinite(sigma) or sigma < 0:
-        raise ExplainerError(f"sigma must be 0 or more, got {sigma}")
-    return n_samples, sigma
-
-
-def _check_max_channels(max_channels: object) -> int | None:
-    if max_channels is None:
-        return None
-    try:
-        value = int(max_channels)
-    except (TypeError, ValueError):
-        raise ExplainerError(f"max_channels must be a whole number, got {max_channels!r}") from None
-    if value < 1:
-        raise ExplainerError(f"max_channels must be at least 1, got {value}")
-    return value
-
-
 def explain_details(
     model: keras.Model,
     images: np.ndarray,
+    settings: ExplainSettings | None = None,
     *,
-    layer: str | LayerInfo | None = None,
-    target: int | Sequence[int] | None = None,
     extra_inputs: Sequence[np.ndarray] | None = None,
-    methods: Sequence[str] | str = METHODS,
-    n_samples: int = 0,
-    sigma: float = 0.15,
-    seed: int | None = None,
-    filters: Iterable[int] | None = None,
-    neurons: Sequence[Sequence[int]] | None = None,
-    region: bool = False,
-    max_channels: int | None = None,
     progress: ProgressFn | None = None,
+    **choices: Any,
 ) -> Explanation:
     """Like ``explain`` but returns every intermediate array (see ``Explanation``)."""
-    methods = resolve_methods(methods)
-    n_samples, sigma = _check_noise(n_samples, sigma)
-    max_channels = _check_max_channels(max_channels)
+    settings = settings_from(settings, **choices)
+    methods, n_samples, sigma, seed = settings.methods, settings.n_samples, settings.sigma, settings.seed
+    filters, neurons, region = settings.filters, settings.neurons, settings.region
+    target, max_channels, layer = settings.target, settings.max_channels, settings.layer
     wanted = [REGISTRY[k] for k in methods]
     needed = list(dict.fromkeys(u for m in wanted for u in m.uses if u not in methods))
     run = [REGISTRY[k] for k in needed] + wanted  # building blocks first
@@ -396,32 +365,22 @@ def _forward_scores(model: keras.Model, extra: Sequence[np.ndarray]) -> Callable
 def explain(
     model: keras.Model,
     images: np.ndarray,
+    settings: ExplainSettings | None = None,
     *,
-    layer: str | LayerInfo | None = None,
-    target: int | Sequence[int] | None = None,
     extra_inputs: Sequence[np.ndarray] | None = None,
-    methods: Sequence[str] | str = METHODS,
-    n_samples: int = 0,
-    sigma: float = 0.15,
-    seed: int | None = None,
-    filters: Iterable[int] | None = None,
-    neurons: Sequence[Sequence[int]] | None = None,
-    region: bool = False,
-    max_channels: int | None = None,
+    **choices: Any,
 ) -> dict[str, np.ndarray]:
     """Maps ``{method: float32}`` of the chosen methods (any key of
     ``explainers.methods.REGISTRY``, or ``"all"``; default Grad-CAM and Grad-CAM++).
     CAM-family maps are ``(N, h, w)`` at the layer's grid, non-negative, finite, not
     normalised; guided maps are ``(N, H, W, C)`` at the model input's size, signed.
 
-    ``images`` are preprocessed ``(N, H, W, C)``; ``target`` None explains each image's top
-    class by its pre-softmax score; ``n_samples > 0`` smooths the tape methods (Omeiza et
-    al. 2019) with noise of standard deviation ``sigma × (max − min)`` of each image;
-    ``filters`` restricts the channels, ``neurons`` (with ``region``) the positions;
-    ``max_channels`` is Score-CAM's K (None: every channel).
+    ``images`` are preprocessed ``(N, H, W, C)``. The choices come as an ``ExplainSettings``
+    or as its fields by keyword (``layer=``, ``target=``, ``methods=``, ``n_samples=``,
+    ``sigma=``, ``seed=``, ``filters=``, ``neurons=``, ``region=``, ``max_channels=``):
+    ``target`` None explains each image's top class by its pre-softmax score;
+    ``n_samples > 0`` smooths the tape methods (Omeiza et al. 2019) with noise of standard
+    deviation ``sigma × (max − min)`` of each image; ``filters`` restricts the channels,
+    ``neurons`` (with ``region``) the positions; ``max_channels`` is Score-CAM's K.
     """
-    return explain_details(
-        model, images, layer=layer, target=target, extra_inputs=extra_inputs, methods=methods,
-        n_samples=n_samples, sigma=sigma, seed=seed, filters=filters, neurons=neurons,
-        region=region, max_channels=max_channels,
-    ).maps
+    return explain_details(model, images, settings, extra_inputs=extra_inputs, **choices).maps
