@@ -13,7 +13,7 @@ map whose evidence is tiny beside the others.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence, get_args
 
 import matplotlib
 import numpy as np
@@ -32,8 +32,9 @@ DEFAULT_CMAP = "viridis"
 RAW_UNIT = "class-score units"
 #: A map whose maximum is below this share of the strongest comparable map is flagged as weak.
 WEAK_RATIO = 0.05
-#: The three colour scales (see ``scale_peaks``).
-SCALES = ("own", "shared", "absolute")
+#: The colour scales: each map its own maximum, one maximum shared by the maps, or a fixed value.
+Scale = Literal["own", "shared", "absolute"]
+SCALES: tuple[Scale, ...] = get_args(Scale)
 
 
 def _size(size: Sequence[int]) -> tuple[int, int]:
@@ -138,7 +139,7 @@ def peak_of(cam: np.ndarray) -> float:
     return float(max(arr.max(), 0.0)) if arr.size else 0.0
 
 
-def scale_peaks(peaks: Mapping[str, float], scale: str = "own",
+def scale_peaks(peaks: Mapping[str, float], scale: Scale = "own",
                 absolute_max: float | None = None) -> dict[str, float]:
     """The raw value drawn as the top colour of each map, for one of the three scales.
 

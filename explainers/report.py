@@ -306,14 +306,11 @@ def case_from_files(args: argparse.Namespace) -> CaseData:
         softmax_head=pred.softmax_head, meaningful=bundle.meaningful, patient=patient)
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """``python -m explainers report``: register the subcommand on ``subparsers``."""
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``python -m explainers report``'s options."""
     from explainers.cli.argtypes import fraction, nonneg_float, nonneg_int
     from explainers.cli.common import add_model_arguments as _add_model_arguments
 
-    p = subparsers.add_parser("report", help="write a one-file PDF case report",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_arguments(p)
     p.add_argument("--image", required=True, metavar="FILE", help="the image to explain")
     p.add_argument("--out", required=True, metavar="FILE.pdf", help="where to write the PDF")
@@ -331,8 +328,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="colour scale: own maximum, shared by the maps, or absolute")
     p.add_argument("--absolute-max", type=nonneg_float, default=None, metavar="V",
                    help="the absolute scale's top value in raw map units")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,48 +1,39 @@
-"""Make every run go through ``app.py``'s ``st.navigation``.
+"""Make every run go through ``app.py``'s ``st.navigation``; warm the default model up.
 
 Streamlit decides per server process, before any script runs, whether the app is an old-style
 multipage app: it is while a ``pages/`` folder sits beside ``app.py`` and ``st.navigation`` has
-not been called yet. So the very first run after ``streamlit run`` would run the page file of
-the URL on its own (``/evaluate`` → ``pages/evaluate.py``, with an automatic page list of file
-names in the sidebar) and give the sidebar widgets other ids than later runs. ``ensure_navigation``
-switches that mode off and reruns at once, so the first run is like every other.
+not been called yet (``PagesManager.uses_pages_directory``). In that mode a run starts with an
+automatic page list of the folder's file names and gives the sidebar widgets other ids than
+later runs. ``python -m dashboard.frame.serve`` switches the mode off before the server starts
+(``prefer_navigation``), so no run is ever in it; under plain ``streamlit run app.py`` the
+first run does it (``ensure_navigation``) and reruns at once, before anything is drawn, so
+nothing of the user's is lost.
 """
 
 import threading
 
 import streamlit as st
 
-_lock = threading.Lock()
-_corrected = False
 
-
-def under_test_harness() -> bool:
-    """Whether this run is Streamlit's test harness (``AppTest``), whose first run of a
-    multipage app gives widgets other ids than its later runs."""
+def prefer_navigation() -> bool:
+    """Tell Streamlit that the pages come from ``st.navigation``, not from the ``pages/``
+    folder; False when this Streamlit has no such switch (nothing to correct then)."""
     try:
-        from streamlit.runtime import Runtime
+        from streamlit.runtime.pages_manager import PagesManager
     except ImportError:
         return False
-    return type(getattr(Runtime, "_instance", None)).__name__ == "MagicMock"
+    PagesManager.uses_pages_directory = False
+    return True
 
 
 def ensure_navigation() -> None:
-    """Rerun once per server process, on its very first run (no widget has been touched yet,
-    so nothing of the user's is lost). Not under Streamlit's test harness (``AppTest``), which
-    runs each script run on its own and resets this mode before every run."""
-    global _corrected
+    """Rerun at once if this run was started in the old pages-folder mode (first thing in
+    ``app.py``: no widget exists yet). Once switched, the mode stays off for the process."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # another Streamlit: nothing to correct
         return
-    if not PagesManager.uses_pages_directory:
-        return
-    if under_test_harness():
-        return
-    PagesManager.uses_pages_directory = False
-    with _lock:
-        first, _corrected = not _corrected, True
-    if first:
+    if PagesManager.uses_pages_directory and prefer_navigation():
         st.rerun()
 
 

@@ -30,8 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     log.addHandler(handler)
     from streamlit.web import cli
 
-    from dashboard.frame.bootstrap import start_warmup
+    from dashboard.frame.bootstrap import prefer_navigation, start_warmup
 
+    prefer_navigation()  # before the first session: no run in the pages-folder mode
     start_warmup()  # a background thread: returns at once
     sys.argv = ["streamlit", "run", str(APP), *(sys.argv[1:] if argv is None else argv)]
     cli.main()  # Streamlit's own command line: it parses the options and serves until stopped

@@ -312,12 +312,6 @@ def set(key: str, value: Any) -> None:  # noqa: A001 - the natural name here
             pass
 
 
-def _forced_runs() -> int:
-    from dashboard.frame.bootstrap import under_test_harness
-
-    return 2 if under_test_harness() else 1
-
-
 def _meta(key: str) -> dict:
     return st.session_state.setdefault(f"_bind:{key}", {"options": None, "labels": {}, "stale": _MISSING})
 
@@ -408,14 +402,13 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
     # another page in between, a change by code). Writing it on every run re-sends the value to
     # the browser and undoes a change the user made meanwhile (a lost slider step). In the
     # first run of a session and after each page switch it is always written: a widget on
-    # another page has another id, and would otherwise start at its first option or minimum
-    # (under AppTest also in the second run: its first run of a multipage app uses other ids).
+    # another page has another id, and would otherwise start at its first option or minimum.
     current = ss.get(wk, _MISSING) if wk in ss else _MISSING
     try:
         shows = current is not _MISSING and _convert(from_widget, current) == get(key)
     except Exception:  # noqa: BLE001
         shows = False
-    if not shows or ss.get(_RUNS, 0) <= _forced_runs():
+    if not shows or ss.get(_RUNS, 0) <= 1:
         if current is not _MISSING and not _same(current, seeded):
             _meta(key)["stale"] = current  # what the browser may still send back once
         ss[wk] = seeded

@@ -10,7 +10,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Literal, Sequence, TextIO
 
 from explainers.batch.files import (IMAGE_EXTENSIONS, Progress, fmt, image_seed, list_images,  # noqa: F401
                        output_stems, read_metadata, read_results, summarize, write_summary)
@@ -22,6 +22,8 @@ from explainers.errors import ExplainerError
 RESULTS = "results.csv"
 SUMMARY = "summary.csv"
 SETTINGS = "batch.json"
+#: Where the batches run: in this process, or on a pool of Ray actors (docs/SCALING.md).
+Engine = Literal["local", "ray"]
 DEFAULT_BATCH_SIZE = 8
 
 #: results.csv columns before the per-method scores.
@@ -93,7 +95,7 @@ def run_batch(
     cmap: str = "jet",
     progress: TextIO | None | bool = None,
     on_image: Callable[[int, int], None] | None = None,
-    engine: str = "local",
+    engine: Engine = "local",
     ray_options: Any = None,
 ) -> BatchResult:
     """Explain and score every image in `images`; write overlays, maps and results to `out`.

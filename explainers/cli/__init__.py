@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # effective only if TensorFlow is not loaded yet
@@ -48,55 +50,58 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-# --- layers ---------------------------------------------------------------------------------
+# --- the subcommands ---------------------------------------------------------------------
 
 
-def cmd_layers(args: argparse.Namespace) -> int:
-    from explainers import candidate_layers, resolve_layer
-    from explainers.cli.common import load_bundle, shape_text
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``python -m explainers NAME``: the module gives ``add_arguments(parser)`` and
+    ``run(args) -> exit status``; its docstring is the subcommand's ``--help`` text."""
 
-    bundle = load_bundle(args)
-    layers = candidate_layers(bundle.model)
-    default = resolve_layer(bundle.model, None)
-    print(f"model: {bundle.label}")
-    print(f"{len(layers)} layers with a spatial output (* = default):")
-    width = max(len(layer.path) for layer in layers)
-    for layer in layers:
-        mark = "*" if layer.path == default.path else " "
-        print(f"{mark} {layer.path:<{width}}  {shape_text(layer.output_shape)}")
-    return 0
+    name: str
+    module: str
+    summary: str
 
 
-# --- the parser -----------------------------------------------------------------------------
+#: Every subcommand, in the order of ``--help``. Only the chosen one's module is imported:
+#: this is where TensorFlow is loaded, so ``--help`` and argument errors stay fast.
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("explain", "explainers.cli.explain",
+               "explain one image: print the prediction, write maps or an overlay"),
+    Subcommand("sanity", "explainers.cli.sanity",
+               "sanity checks (model randomisation, random logit) per method"),
+    Subcommand("segment", "explainers.cli.segment",
+               "write the automatic lesion mask of an image (white lesion, black skin)"),
+    Subcommand("report", "explainers.report", "write a one-file PDF case report"),
+    Subcommand("layers", "explainers.cli.layers", "list the layers a map can be computed at"),
+    Subcommand("batch", "explainers.cli.batch",
+               "explain a folder of images: overlays, maps and scores in results.csv"),
+    Subcommand("bench", "explainers.cli.bench", "time the methods against the passes they need"),
+)
 
 
-def _register(sub, name: str, module) -> None:
-    """A subcommand whose module documents it and gives ``add_arguments`` and ``run``."""
-    doc = (module.__doc__ or "").strip().splitlines()
-    p = sub.add_parser(name, help=doc[0] if doc else None, description=module.__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    module.add_arguments(p)
-    p.set_defaults(func=module.run)
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line: its first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from explainers import report
-    from explainers.cli import batch as batch_command, explain as explain_command, sanity as sanity_command, segment as segment_command
-    from explainers.bench import explaining as bench
-    from explainers.cli.common import add_model_arguments
-
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The parser; the options of ``chosen`` (a subcommand's name) are added from its module,
+    the others are listed by name and summary only."""
     parser = _Parser(prog="python -m explainers",
                      description="Grad-CAM, Grad-CAM++ and the other CAM methods for Keras image "
                                  "classifiers, and how far to trust their maps.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (explain_command, sanity_command, segment_command, report):
-        module.add_parser(sub)
-    p = sub.add_parser("layers", help="list the layers a map can be computed at")
-    add_model_arguments(p)
-    p.set_defaults(func=cmd_layers)
-    _register(sub, "batch", batch_command)
-    _register(sub, "bench", bench)
+    for command in SUBCOMMANDS:
+        if command.name != chosen:
+            sub.add_parser(command.name, help=command.summary)
+            continue
+        module = importlib.import_module(command.module)
+        p = sub.add_parser(command.name, help=command.summary, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
     return parser
 
 
@@ -153,10 +158,11 @@ def _replay(log) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for any user error, with one stderr line)."""
     _quiet()
-    parser = build_parser()
-    args = parser.parse_args(argv)  # argparse errors exit 2 through _Parser.error
+    argv = list(sys.argv[1:] if argv is None else argv)
     with _native_stderr_silenced() as log:
         try:
+            # The chosen subcommand's module loads TensorFlow: its start-up lines are held back.
+            args = build_parser(_chosen(argv)).parse_args(argv)  # errors: exit 2, one line
             return int(args.func(args) or 0)
         except ExplainerError as exc:
             print(f"error: {_one_line(exc)}", file=sys.stderr)
@@ -164,8 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
             return 130
+        except SystemExit:
+            raise
         except BaseException:
             _replay(log)
             raise
-
-

@@ -29,6 +29,8 @@ import argparse
 from explainers.cli.argtypes import nonneg_float, nonneg_int, positive_int
 from explainers.batch.run import CHOICES, DEFAULT_BATCH_SIZE, METHODS, RESULTS, SUMMARY, run_batch
 from explainers.batch.files import markdown_table
+from explainers.batch.ray_engine import add_arguments as add_engine_arguments  # imports no Ray
+from explainers.batch.ray_engine import options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "blob and random noise): the level a method must beat")
     parser.add_argument("--steps", type=positive_int, default=None, metavar="N",
                         help="deletion / insertion steps (default 16)")
-    from explainers.batch.ray_engine import add_arguments as add_engine_arguments  # imports no Ray
 
     add_engine_arguments(parser)
 
@@ -73,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     elif weights is None:
         weights = "imagenet"
     methods = {None: METHODS, "all": CHOICES}.get(args.method, (args.method,))
-    from explainers.batch.ray_engine import options_from_args
 
     result = run_batch(
         args.model, args.images, args.out, methods=methods, samples=args.samples, sigma=args.sigma,

@@ -1,7 +1,7 @@
 """``python -m explainers explain``: one image, any registered methods, printed as text or as
 one JSON object, written as NPZ (one array per method key) or as a PNG of the overlays.
 
-Registered by ``cli.build_parser``; the shared steps (loading the model, patient data, the
+Registered in ``explainers.cli.SUBCOMMANDS``; the shared steps (loading the model, patient data, the
 target) are ``cli``'s. With ``--json`` stdout carries exactly one JSON object and nothing
 else; errors are still one ``error: ...`` line on stderr, exit status 2.
 """
@@ -16,18 +16,37 @@ from pathlib import Path
 from explainers.cli.argtypes import fraction, nonneg_float, nonneg_int
 from explainers.errors import ExplainerError
 
+from explainers.cli import common as cli
+from explainers.methods import REGISTRY, resolve_methods
+from explainers.images import resize
+from explainers.methods import DEFAULT_METHODS, REGISTRY
+import numpy as np
+from explainers import explain_details, predict, resolve_layer
+from explainers.images import load_image
+from explainers.evaluation.localisation import cam_box
+from explainers.methods import REGISTRY, method_label, resolve_methods
+from explainers.textual import NEEDS as TEXT_NEEDS, describe
+from explainers.zoo import prepare
+from explainers.render import colorize
+from explainers.zoo import skin_lesion_metadata
+from explainers.trust.artefact_audit import audit, audit_json
+from explainers.methods import REGISTRY
+from explainers.trust.card import trust_figures, trust_json
+from explainers.zoo import resized_input
+from PIL import Image
+from explainers.images import resize, to_array
+from explainers.methods.guided import to_image
+from explainers.render import draw_box, overlay, side_by_side
+
+
 #: Longest side of the PNG overlays: full-resolution photos would make huge files.
 PNG_MAX_SIDE = 512
 #: Score-CAM's default K on the command line (every channel: ``--max-channels all``).
 DEFAULT_MAX_CHANNELS = 64
 
-from explainers.cli import common as cli  # noqa: E402  (the steps every subcommand shares)
-
 
 def _methods(text: str) -> tuple[str, ...]:
     """``all``, one key or a comma-separated list of keys of the method registry."""
-    from explainers.methods import REGISTRY, resolve_methods
-
     try:
         return resolve_methods([t.strip() for t in str(text).split(",") if t.strip()])
     except ExplainerError:
@@ -58,8 +77,6 @@ def _check_out(out: str | None) -> Path | None:
 
 def _display_image(image, max_side: int = PNG_MAX_SIDE):
     """The input image scaled down (never up) so its longer side is at most ``max_side``."""
-    from explainers.images import resize
-
     w, h = image.size
     scale = min(1.0, max_side / max(w, h))
     if scale < 1.0:
@@ -68,8 +85,6 @@ def _display_image(image, max_side: int = PNG_MAX_SIDE):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from explainers.methods import DEFAULT_METHODS, REGISTRY
-
     cli.add_model_arguments(p)
     p.add_argument("--image", required=True, metavar="FILE", help="the image to explain")
     p.add_argument("--layer", help="layer name or path (default: the last spatial layer; "
@@ -108,16 +123,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "seconds, top and bottom filters, textual explanation) and nothing else")
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("explain", help="explain one image: print the prediction, write maps or an overlay")
-    add_arguments(p)
-    p.set_defaults(func=run)
-    return p
-
 
 def _print_prediction(bundle, pred, k: int = 3) -> None:
-    import numpy as np
-
     probs = np.asarray(pred.probabilities[0], dtype=np.float64)
     order = np.argsort(-probs, kind="stable")[: min(k, len(probs))]
     kind = "probability" if pred.softmax_head else "score"
@@ -131,19 +138,8 @@ def _print_prediction(bundle, pred, k: int = 3) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from explainers import explain_details, predict, resolve_layer
-    from explainers.images import load_image
-    from explainers.evaluation.localisation import cam_box
-    from explainers.methods import REGISTRY, method_label, resolve_methods
-    from explainers.textual import NEEDS as TEXT_NEEDS, describe
-    from explainers.zoo import prepare
-
     out = _check_out(args.out)
     if out is not None and out.suffix.lower() == ".png":
-        from explainers.render import colorize
-
         colorize(np.zeros((1, 1)), args.cmap)  # an unknown colour map fails before the work
     filters = cli.parse_index_list(args.filters) if args.filters else None
     neurons = cli.parse_positions(args.neurons) if args.neurons else None
@@ -151,8 +147,6 @@ def run(args: argparse.Namespace) -> int:
         raise ExplainerError("--region needs --neurons with two corner positions")
     image = load_image(args.image)  # before the model: a bad image fails in a second
     if any(v is not None for v in (args.age, args.sex, args.site)):
-        from explainers.zoo import skin_lesion_metadata
-
         skin_lesion_metadata(args.age, args.sex, args.site)  # likewise for bad patient data
     bundle = cli.load_bundle(args)
     extra = cli.extra_inputs(bundle, args)
@@ -242,10 +236,6 @@ def _json_report(args, bundle, pred, ex, methods, boxes, text) -> dict:
 def _trust_report(bundle, image, x, extra, ex, methods, pred) -> dict:
     """``"trust"`` (per CAM method) and ``"audit"`` (of the first CAM method's map), see
     ``explainers.trust.card`` and ``explainers.trust.artefact_audit``."""
-    from explainers.trust.artefact_audit import audit, audit_json
-    from explainers.methods import REGISTRY
-    from explainers.trust.card import trust_figures, trust_json
-
     cams = [m for m in methods if REGISTRY[m].cam]
     if not cams:
         return {}
@@ -258,10 +248,6 @@ def _trust_report(bundle, image, x, extra, ex, methods, pred) -> dict:
 
 
 def _write_npz(out: Path, bundle, ex, methods, image, target: int, args) -> None:
-    import numpy as np
-
-    from explainers.zoo import resized_input
-
     arrays = {m: ex.maps[m][0].astype(np.float32) for m in methods}
     np.savez_compressed(
         out,
@@ -279,12 +265,6 @@ def _write_npz(out: Path, bundle, ex, methods, image, target: int, args) -> None
 
 
 def _write_png(out: Path, image, ex, methods, labels, boxes, args, input_caption: str) -> None:
-    from PIL import Image
-
-    from explainers.images import resize, to_array
-    from explainers.methods.guided import to_image
-    from explainers.render import draw_box, overlay, side_by_side
-
     shown_image = _display_image(image)
     shown = to_array(shown_image)
     scale = shown.shape[1] / image.width

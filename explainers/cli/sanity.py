@@ -15,11 +15,14 @@ import sys
 
 from explainers.cli.argtypes import nonneg_float, nonneg_int
 from explainers.errors import ExplainerError
+from explainers.methods import REGISTRY, resolve_methods
+from explainers.cli import common as cli
+from explainers.trust.sanity import DEFAULT_METHODS, DEFAULT_SAMPLES
+from explainers import resolve_layer
+from explainers.trust.sanity import CASCADE_PASS, LOGIT_PASS, sanity_for_bundle
 
 
 def _methods(text: str) -> tuple[str, ...]:
-    from explainers.methods import REGISTRY, resolve_methods
-
     try:
         keys = resolve_methods([t.strip() for t in str(text).split(",") if t.strip()])
     except ExplainerError:
@@ -39,9 +42,6 @@ def _count(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from explainers.cli import common as cli
-    from explainers.trust.sanity import DEFAULT_METHODS, DEFAULT_SAMPLES
-
     cli.add_model_arguments(p)
     p.add_argument("--layer", help="layer name or path (default: the last spatial layer)")
     p.add_argument("--method", type=_methods, default=DEFAULT_METHODS, metavar="KEY[,KEY]|all",
@@ -55,19 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("sanity", help="sanity checks (model randomisation, random logit) per method",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    p.set_defaults(func=run)
-    return p
-
 
 def run(args: argparse.Namespace) -> int:
-    from explainers import resolve_layer
-    from explainers.cli import common as cli
-    from explainers.trust.sanity import CASCADE_PASS, LOGIT_PASS, sanity_for_bundle
-
     bundle = cli.load_bundle(args)
     layer = resolve_layer(bundle.model, args.layer)
 

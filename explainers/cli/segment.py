@@ -10,21 +10,16 @@ import argparse
 from pathlib import Path
 
 from explainers.errors import ExplainerError
+from explainers.images import load_image
+from explainers.trust.segmentation import mask_png, segment_lesion
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("segment", help="write the automatic lesion mask of an image (white lesion, black skin)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", required=True, metavar="FILE", help="the dermoscopy image")
     p.add_argument("--out", required=True, metavar="MASK.png", help="where to write the mask (.png)")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from explainers.images import load_image
-    from explainers.trust.segmentation import mask_png, segment_lesion
-
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise ExplainerError(f"--out must end in .png, got '{args.out}'")

@@ -25,7 +25,7 @@ import pkgutil
 from typing import Any
 
 from explainers.errors import ExplainerError
-from explainers.methods.base import Method, TapeTerms
+from explainers.methods.base import Family, Method, Need, TapeTerms
 
 
 
@@ -53,7 +53,7 @@ COUNTERFACTUAL = _COUNTERFACTUAL.key
 DEFAULT_METHODS: tuple[str, ...] = (GRADCAM, GRADCAMPP)
 
 
-def method_keys(needs: str | None = None, family: str | None = None) -> tuple[str, ...]:
+def method_keys(needs: Need | None = None, family: Family | None = None) -> tuple[str, ...]:
     """Registered keys in display order, optionally only those that need ``needs`` (``"tape"``,
     ``"forward"``, ``"guided"``) or are of ``family`` (``"cam"``, ``"pixel"``)."""
     return tuple(k for k, m in REGISTRY.items()

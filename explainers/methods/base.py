@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
 from explainers.methods.cam_weights import gradcampp_alpha
+
+
+#: The passes a method can need: the one gradient tape, masked forward passes, the guided gradient.
+Need = Literal["tape", "forward", "guided"]
+#: What a map is: "cam", (N, h, w) on the layer's grid; "pixel", (N, H, W, C) at the input's size.
+Family = Literal["cam", "pixel"]
 
 
 @dataclass(frozen=True)
@@ -16,8 +22,8 @@ class Method:
 
     key: str
     label: str
-    needs: tuple[str, ...]  # subset of ("tape", "forward", "guided")
-    family: str  # "cam": (N, h, w) on the layer's grid; "pixel": (N, H, W, C) at the input
+    needs: tuple[Need, ...]
+    family: Family
     compute: Callable[..., Any]
     reference: str = ""  # the paper
     smoothed: bool = True  # computed from terms averaged over noisy copies when n_samples > 0
