@@ -2,8 +2,10 @@
 # One entry point for a fresh machine (Python 3.10+). Each command sets up what it needs:
 #   bash run.sh dashboard   start the Streamlit dashboard (http://localhost:8501)
 #   bash run.sh test        run the test suite (extra arguments go to pytest)
-# Setup is a virtual environment in .venv, the packages of requirements*.txt and the
-# skin-lesion model (pip install --no-deps sklesion==0.2.2); it is skipped when already done.
+#   bash run.sh lint        ruff check and ruff format --check (what CI runs before the tests)
+# Setup is a virtual environment in .venv with the packages of requirements*.txt, pinned by
+# constraints.txt to the set the tests passed with, and the skin-lesion model
+# (requirements-model.txt, installed with --no-deps); it is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,15 +24,15 @@ setup() {
         echo "setting up a virtual environment in $VENV ..."
         "$PYTHON" -m venv "$VENV"
     fi
-    local stamp="$VENV/.installed-$(cat "${reqs[@]}" | sha256sum | cut -c1-16)"
+    local stamp="$VENV/.installed-$(cat "${reqs[@]}" constraints.txt requirements-model.txt | sha256sum | cut -c1-16)"
     if [ ! -f "$stamp" ]; then
         echo "installing packages (first run only; TensorFlow is large) ..."
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
         local args=()
         for r in "${reqs[@]}"; do args+=(-r "$r"); done
-        "$VENV/bin/python" -m pip install --quiet "${args[@]}"
+        "$VENV/bin/python" -m pip install --quiet -c constraints.txt "${args[@]}"
         # The model file only; its own pins (tensorflow 2.17, numpy 1.26) would downgrade the stack.
-        "$VENV/bin/python" -m pip install --quiet --no-deps sklesion==0.2.2
+        "$VENV/bin/python" -m pip install --quiet --no-deps -r requirements-model.txt
         touch "$stamp"
     fi
 }
@@ -46,8 +48,13 @@ case "$cmd" in
         setup requirements.txt requirements-dev.txt requirements-scale.txt
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    lint)
+        setup requirements.txt requirements-dev.txt
+        "$VENV/bin/ruff" check .
+        exec "$VENV/bin/ruff" format --check .
+        ;;
     *)
-        echo "usage: bash run.sh dashboard | bash run.sh test [pytest arguments]" >&2
+        echo "usage: bash run.sh dashboard | bash run.sh test [pytest arguments] | bash run.sh lint" >&2
         exit 2
         ;;
 esac
