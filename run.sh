@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine (Python 3.10+). Each command sets up what it needs:
-#   bash run.sh dashboard   start the Streamlit dashboard (http://localhost:8501)
+#   bash run.sh dashboard   start the Streamlit dashboard (http://localhost:8501), for this
+#                           machine only; add --shared to open it to the network, which needs
+#                           sign-in configured (.streamlit/secrets.toml [auth]; docs/DEPLOY.md)
 #   bash run.sh test        run the test suite (extra arguments go to pytest)
 # Setup is a virtual environment in .venv, the packages of requirements*.txt and the
 # skin-lesion model (pip install --no-deps sklesion==0.2.2); it is skipped when already done.
@@ -39,7 +41,8 @@ case "$cmd" in
     dashboard)
         setup requirements.txt
         # `streamlit run app.py` that starts loading TensorFlow and the model with the server
-        # (dashboard/serve.py); options such as --server.port 8502 go to Streamlit.
+        # (dashboard/serve.py); --shared is handled there, options such as --server.port 8502
+        # go to Streamlit.
         exec "$VENV/bin/python" -m dashboard.serve "$@"
         ;;
     test)
@@ -47,7 +50,7 @@ case "$cmd" in
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)
-        echo "usage: bash run.sh dashboard | bash run.sh test [pytest arguments]" >&2
+        echo "usage: bash run.sh dashboard [--shared] | bash run.sh test [pytest arguments]" >&2
         exit 2
         ;;
 esac
