@@ -242,3 +242,36 @@ def test_sign_in_upload_sign_out_and_isolation_against_a_real_provider(site, bro
     text = log_file.read_text()
     assert UPLOAD_NAME not in text and "jane" not in text.lower()
     assert all(set(r) <= {"time", "user", "action", "page", "image", "who"} for r in rows)
+
+
+def test_without_sign_in_nothing_changes_and_no_page_asks_another_host(browser, tmp_path):
+    """Local use (no [auth]): no sign-in page, no account box; and every page, the favicon
+    included, asks nothing of any host but this machine."""
+    no_auth = tmp_path / "secrets.toml"
+    no_auth.write_text("# no [auth]: local use\n")
+    port = bs.free_port()
+    app = f"http://127.0.0.1:{port}/"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", EXPLAINERS_DATA_ROOT=str(tmp_path / "data"))
+    with _process([sys.executable, "-m", "dashboard.serve", "--server.port", str(port),
+                   "--server.headless", "true", "--secrets.files", str(no_auth)],
+                  "local_streamlit.log", cwd=ROOT, env=env) as proc:
+        _wait_http(app + "_stcore/health", proc, "the dashboard")
+        hosts: set[str] = set()
+        context, page = _new_page(browser, hosts)
+        page.goto(app)
+        bs.wait_maps(page)
+        assert page.get_by_role("button", name="Sign in").count() == 0
+        assert page.get_by_text(re.compile("Signed in as")).count() == 0
+        _local_favicon(page, app.rstrip("/"))
+        links = page.get_by_test_id("stSidebar").locator('[data-testid="stPageLink-NavLink"]')
+        # The last line: the icon's ligature ("grid_on") comes first.
+        titles = [links.nth(i).inner_text().strip().splitlines()[-1] for i in range(links.count())]
+        assert len(titles) >= 5, titles
+        for title in titles[1:]:
+            links.filter(has_text=title).first.click()
+            bs.wait_idle(page)
+            assert not bs.errors(page), f"{title}: {bs.errors(page)}"
+        context.close()
+        assert hosts and hosts <= LOCAL_HOSTS, f"requests to other hosts: {sorted(hosts - LOCAL_HOSTS)}"
+    assert not (tmp_path / "data").exists(), "a local run writes no access log"
