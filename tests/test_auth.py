@@ -50,9 +50,10 @@ def test_no_section_means_local_use():
     assert auth.problem(None) is None and not auth.is_configured(None) and auth.providers(None) == []
 
 
-def test_the_example_secrets_file_is_complete_but_the_real_one_is_not_in_git():
-    example = tomllib.loads((ROOT / ".streamlit" / "secrets.example.toml").read_text())
-    assert auth.problem(example["auth"]) is None
+def test_the_example_secrets_file_needs_a_real_cookie_secret_and_the_real_file_is_not_in_git():
+    example = tomllib.loads((ROOT / ".streamlit" / "secrets.example.toml").read_text())["auth"]
+    assert "cookie_secret is too short" in auth.problem(example)  # copied as is, it opens nothing
+    assert auth.problem({**example, "cookie_secret": "0123456789abcdef" * 4}) is None
     ignored = subprocess.run(["git", "check-ignore", "-q", ".streamlit/secrets.toml"], cwd=ROOT)
     assert ignored.returncode == 0, ".streamlit/secrets.toml must be git-ignored"
 
