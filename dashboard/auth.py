@@ -143,9 +143,17 @@ def current_user_id() -> str:
 
     if not enabled():
         return LOCAL_USER
-    if not st.user.is_logged_in:
+    if not signed_in():
         return ANONYMOUS
     return user_id(st.user.to_dict())
+
+
+def signed_in() -> bool:
+    """Whether Streamlit holds a signed-in identity for this session (False, never an error,
+    when its own view of the secrets has no [auth])."""
+    import streamlit as st
+
+    return st.user.to_dict().get("is_logged_in") is True
 
 
 def require_sign_in() -> None:
@@ -169,7 +177,7 @@ def require_sign_in() -> None:
     if why:
         st.error(f"Sign-in is not set up correctly: {why}.", icon=":material/lock:")
         st.stop()
-    if st.user.is_logged_in:
+    if signed_in():
         seen = st.session_state.setdefault(_SEEN, {})
         if not seen.get("session"):
             seen["session"] = True
@@ -204,7 +212,7 @@ def account_box() -> None:
     """In the sidebar, when sign-in is on: who is signed in, and a Sign out button."""
     import streamlit as st
 
-    if not enabled() or not st.user.is_logged_in:
+    if not enabled() or not signed_in():
         return
     st.caption(f"Signed in as **{display_name(st.user.to_dict())}**")
     if st.button("Sign out", key="sign-out", icon=":material/logout:"):

@@ -251,3 +251,33 @@ def test_auth_and_access_log_stay_out_of_the_explainers_package():
         text = Path(module.__file__).read_text()
         assert "import tensorflow" not in text and "from explainers" not in text
     assert "import streamlit" not in Path(access_log.__file__).read_text()
+
+
+# --- the gate in the app (Streamlit's AppTest; the signed-in side runs in the browser test) -----
+def _app_with_secrets(auth_table: dict, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import bootstrap
+
+    started = []
+    monkeypatch.setattr(bootstrap, "start_warmup", lambda: started.append(True))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.secrets["auth"] = auth_table
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at, started
+
+
+def test_a_signed_out_visitor_gets_the_sign_in_page_only(monkeypatch):
+    at, started = _app_with_secrets(dict(GOOD), monkeypatch)
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert [t.value for t in at.title] == ["Grad-CAM explorer"]
+    assert len(at.sidebar.children) == 0  # no page list, no model or image widgets
+    assert not at.selectbox and not at.radio and not at.error
+    assert started == []  # nothing loads TensorFlow or the model for them
+
+
+def test_an_incomplete_auth_section_stops_the_app_with_one_line(monkeypatch):
+    at, started = _app_with_secrets({k: v for k, v in GOOD.items() if k != "cookie_secret"}, monkeypatch)
+    assert [e.value for e in at.error] == ["Sign-in is not set up correctly: [auth] in secrets.toml lacks cookie_secret."]
+    assert not at.button and len(at.sidebar.children) == 0 and started == []
