@@ -4,10 +4,11 @@ Pages: Explain (the start page), Filters and neurons, How it works, and Evaluate
 (model, image, patient data, layer, class) is drawn here, once, so every page shows and uses
 the same current selection. No math here or in ``pages/``: they call ``explainers``.
 
-Order matters for the first visit after a server start: the page list and a status line are
-drawn before TensorFlow is imported, and the default model is loaded and traced in a background
-thread (``dashboard.frame.bootstrap.start_warmup``): started with the server by ``dashboard.frame.serve``,
-or here at the first visit under plain ``streamlit run``.
+Order matters. With sign-in configured (``dashboard.frame.auth``), a signed-out visitor's run stops
+at the sign-in page before anything else. For the first visit after a server start: the page
+list and a status line are drawn before TensorFlow is imported, and the default model is
+loaded and traced in a background thread (``dashboard.frame.bootstrap.start_warmup``): started with
+the server by ``dashboard.frame.serve``, or here at the first visit under plain ``streamlit run``.
 """
 
 import os
@@ -17,19 +18,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st  # noqa: E402
 
+from dashboard.frame import auth  # noqa: E402  (small: no TensorFlow)
 from dashboard.frame.bootstrap import ensure_navigation, start_warmup  # noqa: E402
 
-ensure_navigation()  # before anything is drawn: see dashboard/frame/bootstrap.py
-warmup = start_warmup()  # once per server process; returns at once
+HERE = Path(__file__).resolve().parent
 
+ensure_navigation()  # before anything is drawn: see dashboard/frame/bootstrap.py
 st.set_page_config(
     page_title="Grad-CAM explorer",
-    page_icon=":material/biotech:",
+    # A local file: a ":material/...:" icon makes the browser fetch it from fonts.gstatic.com.
+    page_icon=str(HERE / "dashboard" / "static" / "favicon.png"),
     layout="wide",
     initial_sidebar_state="auto",
 )
-
-HERE = Path(__file__).resolve().parent
+# With [auth] in .streamlit/secrets.toml, a signed-out visitor gets the sign-in page only and
+# the run stops here: no page list, no warm-up started for them (docs/DEPLOY.md).
+auth.require_sign_in()
+warmup = start_warmup()  # once per server process; returns at once
 
 # Each url_path is its file's name, so that a first visit straight to a page (before Streamlit
 # has seen st.navigation; see dashboard/frame/bootstrap.py) lands on the same page.
@@ -54,6 +59,7 @@ pages.append(st.Page(str(HERE / "pages" / "audit.py"), title="Audit a dataset",
 
 page = st.navigation(pages)  # its own list is hidden (.streamlit/config.toml): the links below
 with st.sidebar:
+    auth.account_box()  # who is signed in, and Sign out (only with sign-in configured)
     for p in pages:
         st.page_link(p)
     share_box = st.container()
@@ -70,6 +76,7 @@ from dashboard.frame.errors import guard  # noqa: E402
 with guard("drawing the sidebar"):
     sidebar.render()
 status.empty()
+auth.note_run(page.title, st.session_state.get(state.SELECTION), state.get(state.IMAGE_SOURCE))
 with guard(f"showing the page {page.title}"):
     page.run()
 state.sync_url()  # settings the page changed (a region, positions) reach the link too

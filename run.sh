@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine (Python 3.10+). Each command sets up what it needs:
-#   bash run.sh dashboard   start the Streamlit dashboard (http://localhost:8501)
+#   bash run.sh dashboard   start the Streamlit dashboard (http://localhost:8501), for this
+#                           machine only; add --shared to open it to the network, which needs
+#                           sign-in configured (.streamlit/secrets.toml [auth]; docs/DEPLOY.md)
 #   bash run.sh test        run the test suite (extra arguments go to pytest)
 #   bash run.sh lint        ruff check and ruff format --check (what CI runs before the tests)
 # Setup is a virtual environment in .venv with the packages of requirements*.txt, pinned by
@@ -41,7 +43,8 @@ case "$cmd" in
     dashboard)
         setup requirements.txt
         # `streamlit run app.py` that starts loading TensorFlow and the model with the server
-        # (dashboard/frame/serve.py); options such as --server.port 8502 go to Streamlit.
+        # (dashboard/frame/serve.py); --shared is handled there, options such as
+        # --server.port 8502 go to Streamlit.
         exec "$VENV/bin/python" -m dashboard.frame.serve "$@"
         ;;
     test)
@@ -54,7 +57,7 @@ case "$cmd" in
         exec "$VENV/bin/ruff" format --check .
         ;;
     *)
-        echo "usage: bash run.sh dashboard | bash run.sh test [pytest arguments] | bash run.sh lint" >&2
+        echo "usage: bash run.sh dashboard [--shared] | bash run.sh test [pytest arguments] | bash run.sh lint" >&2
         exit 2
         ;;
 esac
