@@ -116,9 +116,9 @@ def test_colormap_and_opacity_recompute_nothing(monkeypatch):
     calls = []
     real = loaders.explain_details
 
-    def counting(*a, **k):
-        calls.append(k.get("n_samples"))
-        return real(*a, **k)
+    def counting(model, x, settings=None, **k):
+        calls.append(settings.n_samples)  # the dashboard passes one ExplainSettings
+        return real(model, x, settings, **k)
 
     monkeypatch.setattr(loaders, "explain_details", counting)
     assert at.selectbox(key="w:cmap").value == "viridis"  # the default: perceptually uniform
