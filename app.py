@@ -1,6 +1,7 @@
 """The dashboard: ``bash run.sh dashboard`` (``python -m dashboard.frame.serve``) or ``streamlit run app.py``.
 
-Pages: Explain (the start page), Filters and neurons, How it works, and Evaluate. The sidebar
+Pages: Explain (the start page), Filters and neurons, How it works, Compare methods, Evaluate,
+Trust, and Audit a dataset. The sidebar
 (model, image, patient data, layer, class) is drawn here, once, so every page shows and uses
 the same current selection. No math here or in ``pages/``: they call ``explainers``.
 

@@ -5,17 +5,17 @@ the pages use), its ``label``, what it ``needs`` and a pure NumPy function from 
 its weights or map:
 
 - ``"tape"``: the layer's activations A and the gradient terms g, g², g³ of the pre-softmax
-  class score, all from the one compiled tape pass (``capture.py``). Every tape method shares
+  class score, all from the one compiled tape pass (``engine/capture.py``). Every tape method shares
   that pass, so asking for all of them costs what one costs. Their ``compute(terms)`` returns
   weights, per channel ``(N, K)`` or per position ``(N, h, w, K)``; the map is
-  relu(Σ_k w ⊙ A) (``weights.weighted_map``).
+  relu(Σ_k w ⊙ A) (``cam_weights.weighted_map``).
 - ``"forward"``: forward passes of masked copies of the input (Score-CAM).
 - ``"guided"``: the input gradient through guided ReLUs (``explainers/engine/guided_gradient.py``).
 
 ``family`` says what the map is: ``"cam"`` (a heatmap on the layer's grid ``(N, h, w)``:
 boxes, filters and neurons apply) or ``"pixel"`` (an ``(N, H, W, C)`` map at the model input's
 size, shown as an image). Adding a method: one module here listing a ``METHOD``, its entry in
-an ``ORDER`` number, one test entry (``tests/test_methods.py``) and one README line.
+an ``ORDER`` number, one reference formula (``tests/method_references.py``) and one README line.
 """
 
 from __future__ import annotations
