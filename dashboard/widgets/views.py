@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explainers import render
+from explainers import index_lists, render
 from explainers.evaluation.localisation import cam_box
 from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
 from explainers.errors import ExplainerError
@@ -407,31 +407,14 @@ def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn) -> No
 
 
 # --- filters ------------------------------------------------------------------------------------
+#: The most filters one list may select on a page (what the page can afford to compute).
+MAX_LISTED = 256
+
+
 def parse_indices(text: str, k: int) -> list[int]:
-    """``"3, 10, 32"`` or ``"0-15, 40"`` → sorted unique indices below ``k``; ExplainerError
-    in plain words otherwise."""
-    out: list[int] = []
-    parts = [p.strip() for p in re.split(r"[,\s;]+", str(text or "").strip()) if p.strip()]
-    if not parts:
-        raise ExplainerError("type filter indices, e.g. 3, 10, 32 or 0-15")
-    for part in parts:
-        m = re.fullmatch(r"(\d+)\s*(?:-|–|\.\.)\s*(\d+)", part)
-        if m:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if lo > hi:
-                raise ExplainerError(f"the range '{part}' runs backwards; write it as {hi}-{lo}")
-            out.extend(range(lo, hi + 1))
-        elif part.isdigit():
-            out.append(int(part))
-        else:
-            raise ExplainerError(f"'{part}' is not a filter index or a range like 0-15")
-    bad = [i for i in out if i >= k]
-    if bad:
-        raise ExplainerError(f"filter {bad[0]} does not exist: this layer has filters 0 to {k - 1}")
-    out = sorted(set(out))
-    if len(out) > 256:
-        raise ExplainerError(f"{len(out)} filters selected; choose at most 256 to draw")
-    return out
+    """``"3, 10, 32"`` or ``"0-15, 40"`` → sorted unique indices below ``k``, at most
+    ``MAX_LISTED``; ExplainerError in plain words otherwise (``explainers.index_lists``)."""
+    return index_lists.parse_indices(text, k, max_count=MAX_LISTED)
 
 
 def top_filters(weights: np.ndarray, k: int) -> list[int]:
