@@ -90,7 +90,7 @@ import streamlit as st
 
 from explainers.methods import DEFAULT_METHODS, GRADCAMPP, method_keys
 
-from dashboard.frame.notices import _page_id, _run_id, notice, notices_here  # noqa: F401 - re-exported
+from dashboard.frame.notices import _page_id, _run_id, notice, notices_here, plain  # noqa: F401 - re-exported
 from dashboard.frame.url_values import (choice as _choice, flag, float_range as _float_range, fmt_positions,
                                    fmt_region, ids as _ids, int_range as _int_range, method_list,
                                    nonempty as _nonempty, opt_int as _opt_int, opt_str as _opt_str,
@@ -270,7 +270,7 @@ def init() -> None:
                 try:
                     from_url[key] = parse(str(params[name]))
                 except (TypeError, ValueError):
-                    bad.append(f"{name}={str(params[name])[:40]}")
+                    bad.append(f"{name}={plain(str(params[name])[:40])}")
         ss[_INITIALISED] = True
         ss[URL_GIVEN] = sorted(from_url)
         if bad:
@@ -398,8 +398,9 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
             if fallback not in opts:
                 fallback = opts[0] if opts else None
             if value is not None and value != default:
-                notice(f"{key.replace('_', ' ').capitalize()} {value!r} is not available here; "
-                       f"{labels(fallback) if labels and fallback is not None else fallback} is used.")
+                notice(f"{key.replace('_', ' ').capitalize()} {plain(repr(value)[:80])} is not "
+                       "available here; "
+                       f"{plain(labels(fallback) if labels and fallback is not None else fallback)} is used.")
             seeded = fallback
             ss[key] = _convert(from_widget, seeded) if seeded is not None else _copy(default)
     elif seeded is _MISSING:
