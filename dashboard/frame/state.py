@@ -416,7 +416,8 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
         shows = current is not _MISSING and _convert(from_widget, current) == get(key)
     except Exception:  # noqa: BLE001
         shows = False
-    if not shows or ss.get(_RUNS, 0) <= _forced_runs():
+    relabelled = _relabelled(key, seeded, labels)
+    if not shows or relabelled or ss.get(_RUNS, 0) <= _forced_runs():
         if current is not _MISSING and not _same(current, seeded):
             _meta(key)["stale"] = current  # what the browser may still send back once
         ss[wk] = seeded
@@ -426,6 +427,22 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
             on_change()
 
     return {"key": wk, "on_change": safe(changed)}
+
+
+def _relabelled(key: str, value: Any, labels: Callable[[Any], str] | None) -> bool:
+    """Whether the label of the widget's value differs from the one last drawn (the class
+    box's "top-1: bkl (98.7 %)" after the image changed). A select box's value travels as its
+    label and the browser keeps the one it has unless the value is sent again, so such a
+    widget must be written even though its value (top-1) is the same."""
+    if labels is None or value is _MISSING or value is None:
+        return False
+    try:
+        label = str(labels(value))
+    except Exception:  # noqa: BLE001
+        return False
+    meta = _meta(key)
+    before, meta["drawn_label"] = meta.get("drawn_label"), label
+    return before is not None and before != label
 
 
 STALE_KEYS = ["_age_years_stale"]  # other widgets' "value this run replaced" (see _commit)
