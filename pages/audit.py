@@ -1,12 +1,11 @@
-"""Audit: a whole batch at once. Open the results folder of `python -m explainers batch` (or run
-one over the bundled samples here), see the scores per diagnosis with their uncertainty, their
+"""Audit: a whole batch at once. Open one of your batch runs (run one over the bundled samples
+here, or point `python -m explainers batch --out` into your runs folder), see the scores per diagnosis with their uncertainty, their
 distributions, and a gallery that puts the worst cases first; one click opens a case on
 Explain with the run's settings. Numbers come from ``explainers.batch.results_stats``."""
 
 import base64
 import hashlib
 import io
-import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -19,7 +18,9 @@ import altair as alt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dashboard.frame import loaders, state  # noqa: E402
+from dashboard.frame import loaders, state, workspace  # noqa: E402
+from dashboard.frame.auth import current_user_id  # noqa: E402
+from dashboard.frame.notices import code, plain  # noqa: E402
 from dashboard.widgets import sidebar
 from dashboard.frame.errors import guard  # noqa: E402
 from explainers.batch import results_stats as A  # noqa: E402
@@ -27,8 +28,9 @@ from explainers import zoo  # noqa: E402
 from explainers.batch import run as batch
 from explainers.evaluation import scoring as metrics
 from explainers.engine.core import method_label  # noqa: E402
+from explainers.errors import ExplainerError  # noqa: E402
 
-FOLDER = "audit_folder"  # the results folder shown (page state, not a sidebar setting)
+FOLDER = "audit_folder"  # the name of the run shown (one of the user's runs; never a path)
 NOTE = "audit_note"  # why the last "Open on Explain" could not be done
 LABELS = {**metrics.SCORE_LABELS, **metrics.INFO_LABELS}
 GALLERY_MAX = 200  # thumbnails drawn at most (each is a small PNG inlined in the page)
@@ -40,13 +42,18 @@ st.caption("Does the model look at the lesion across a whole test set, and which
 
 # --- where the results come from ---------------------------------------------------------------
 def _samples_out(methods: tuple, steps: int, samples: int) -> Path:
-    """One output folder per setting (and per version of the results' columns) under the
-    system's temporary folder: running the same batch again resumes it (instantly when
-    complete); a newer version of the package never tries to resume an older one's table."""
+    """The user's run folder for these settings (and this version of the results' columns):
+    running the same batch again resumes the newest such run (instantly when complete); a
+    newer version of the package never tries to resume an older one's table."""
     columns = batch.result_columns(batch.variants(methods, samples))
     version = hashlib.sha1("|".join(columns).encode()).hexdigest()[:8]
-    name = f"samples-{'-'.join(methods)}-steps{steps}-samples{samples}-{version}".replace("+", "p")
-    return Path(tempfile.gettempdir()) / "explainers-audit" / name
+    label = workspace.safe_name(
+        f"samples-{'-'.join(methods)}-steps{steps}-samples{samples}-{version}".replace("+", "p"))
+    user = current_user_id()
+    for run in workspace.user_runs(user):
+        if run.name.endswith("-" + label):
+            return run
+    return workspace.new_run_folder(user, label)
 
 
 def run_on_samples() -> None:
@@ -71,18 +78,30 @@ def run_on_samples() -> None:
                         methods=methods, n_steps=int(steps), samples=int(samples), progress=False,
                         on_image=lambda done, total: bar.progress(done / max(total, 1),
                                                                   text=f"{done}/{total} images"))
-        st.session_state[FOLDER] = str(out)
+        st.session_state[FOLDER] = out.name
 
 
-source = st.radio("Results", ["folder", "samples"], horizontal=True, key="w:audit_source",
-                  format_func={"folder": "Open a results folder",
+def pick_run() -> None:
+    """A select box of the user's own runs, newest first: nothing typed becomes a path."""
+    runs = [p.name for p in workspace.user_runs(current_user_id())]
+    if not runs:
+        st.info("You have no batch runs yet: run one over the bundled samples (above), or run "
+                "`python -m explainers batch` with `--out` in your runs folder (see the README).")
+        st.session_state.pop(FOLDER, None)
+        return
+    current = st.session_state.get(FOLDER)
+    if st.session_state.get("w:audit_run_pick") not in runs:
+        st.session_state["w:audit_run_pick"] = current if current in runs else runs[0]
+    st.session_state[FOLDER] = st.selectbox(
+        f"Your runs ({len(runs)}, newest first)", runs, key="w:audit_run_pick",
+        help="The batch runs in your own folder on the server.")
+
+
+source = st.radio("Results", ["runs", "samples"], horizontal=True, key="w:audit_source",
+                  format_func={"runs": "Open one of your runs",
                                "samples": "Run a batch over the bundled samples"}.get)
-if source == "folder":
-    with st.form("audit_open", border=False):
-        path = st.text_input("Results folder: a path on the server (the --out of a batch run)",
-                             key="w:audit_path", placeholder="out/evaluation")
-        if st.form_submit_button("Open the folder"):
-            st.session_state[FOLDER] = path
+if source == "runs":
+    pick_run()
 else:
     run_on_samples()
 
@@ -92,10 +111,16 @@ def _load(folder: str, stamp: float) -> A.Results:
     return A.load_results(folder)
 
 
-def load(folder: str) -> A.Results:
-    csv_path = Path(folder.strip()).expanduser() / "results.csv"
+def load(name: str) -> A.Results:
+    """The results of the user's run ``name`` (only a run of theirs; errors name no path)."""
+    folder = workspace.find_run(current_user_id(), str(name))
+    csv_path = folder / "results.csv"
     stamp = csv_path.stat().st_mtime if csv_path.is_file() else 0.0
-    return _load(folder, stamp)
+    try:
+        return _load(str(folder), stamp)
+    except ExplainerError:
+        raise ExplainerError(f"the results of the run {name} cannot be read: is it a finished "
+                             "batch run?") from None
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -134,7 +159,7 @@ def explain_target(row: pd.Series, res: A.Results, variant: str) -> tuple[dict |
     stem = Path(str(row["image"])).stem
     if model not in zoo.model_names():
         name = model.removeprefix("file:") or "(unknown)"
-        return None, (f"The run used the model file {name}: Explain can "
+        return None, (f"The run used the model file {plain(name)}: Explain can "
                       "show it after you upload that file (sidebar → Model), then this image.")
     if stem not in {s.image_id for s in loaders.samples()}:
         return None, ("This image is not one of the bundled samples, so Explain cannot open it "
@@ -182,8 +207,8 @@ def show(res: A.Results) -> None:
         c[2].metric("Accuracy (vs recorded diagnosis)", f"{mean:.0%}",
                     help=f"95 % bootstrap interval {low:.0%} – {high:.0%}" if np.isfinite(low) else None)
     c[3].metric("Model", str(s.get("model", "?")))
-    seed = f" · seed {s['seed']}" if s.get("seed") is not None else ""
-    st.caption(f"Folder `{res.folder}` · layer `{s.get('layer', '?')}` · "
+    seed = f" · seed {plain(s['seed'])}" if s.get("seed") is not None else ""
+    st.caption(f"Run {code(res.folder.name)} · layer {code(s.get('layer', '?'))} · "
                f"{s.get('steps', '?')} deletion / insertion steps{seed}")
     if len(errors):
         with st.expander(f"{len(errors)} image(s) could not be explained"):
@@ -255,8 +280,8 @@ def gallery(res: A.Results, variant: str) -> None:
         return
     rows = rows.head(GALLERY_MAX)
     view = pd.DataFrame({
-        "Maps": [thumbnail(str(res.folder / f"{Path(str(i)).stem}.png"),
-                           _mtime(res.folder / f"{Path(str(i)).stem}.png")) for i in rows["image"]],
+        "Maps": [thumbnail(str(case_file(res, i, ".png")), _mtime(case_file(res, i, ".png")))
+                 for i in rows["image"]],
         "Image": rows["image"].astype(str),
         "Recorded": rows["dx"] if "dx" in rows else "",
         "Predicted": rows["prediction_name"].astype(str),
@@ -278,8 +303,8 @@ def gallery(res: A.Results, variant: str) -> None:
     index = picked[0] if picked and picked[0] < len(rows) else 0
     row = rows.iloc[index]
     how = "selected" if picked else "first in this order (click a row to pick another)"
-    st.markdown(f"**{row['image']}** — {how}")
-    png = res.folder / f"{Path(str(row['image'])).stem}.png"
+    st.markdown(f"**{plain(row['image'])}** — {how}")
+    png = case_file(res, row["image"], ".png")
     if png.is_file():
         st.image(str(png), width="stretch")
     target, why = explain_target(row, res, variant)
@@ -289,7 +314,7 @@ def gallery(res: A.Results, variant: str) -> None:
                   help="The same model, layer, class and noise settings as this run")
     else:
         st.info(why)
-        npz = res.folder / f"{Path(str(row['image'])).stem}.npz"
+        npz = case_file(res, row["image"], ".npz")
         with guard("reading the image of this case"):
             if npz.is_file():
                 with np.load(npz) as data:
@@ -299,6 +324,19 @@ def gallery(res: A.Results, variant: str) -> None:
                                    mime="image/png", on_click="ignore", key="dl:audit_image")
     if st.session_state.get(NOTE):
         st.warning(st.session_state[NOTE])
+
+
+def case_file(res: A.Results, image: object, suffix: str) -> Path:
+    """The run's own file for one image (``<stem>.png``, ``<stem>.npz``): a plain file inside
+    the run's folder, else a path that does not exist (a link or a name that leaves the folder
+    is never opened)."""
+    path = res.folder / f"{Path(str(image)).stem}{suffix}"
+    try:
+        if not path.is_symlink() and path.resolve().parent == res.folder.resolve():
+            return path
+    except OSError:
+        pass
+    return res.folder / f".missing{suffix}"
 
 
 def _mtime(path: Path) -> float:
@@ -311,10 +349,10 @@ def _mtime(path: Path) -> float:
 folder = st.session_state.get(FOLDER)
 if folder:
     res = None
-    with guard("opening the results folder"):
+    with guard("opening the run"):
         res = load(folder)
     if res is not None:
         with guard("showing the results"):
             show(res)
 else:
-    st.info("Open a results folder, or run a batch over the bundled samples, to audit it.")
+    st.info("Open one of your runs, or run a batch over the bundled samples, to audit it.")

@@ -15,6 +15,7 @@ from dashboard.page_parts import evaluate_helpers as eh  # noqa: E402
 from dashboard.frame import loaders  # noqa: E402
 from dashboard.widgets import sidebar, trust_views, views
 from dashboard.frame.errors import guard  # noqa: E402
+from dashboard.frame.notices import code, plain  # noqa: E402
 from explainers import render  # noqa: E402
 from explainers.evaluation import scoring as metrics
 from explainers.settings import ExplainSettings
@@ -86,7 +87,7 @@ def compute(n_samples, sigma, seed, k, with_scorecam):
 
 def coincidences(maps, tape):
     if tape is not None and gradient_constant_per_channel(tape.gradients):
-        st.info(f"At layer `{sel.layer.path}` the gradient of the class score is the same at "
+        st.info(f"At layer {code(sel.layer.path)} the gradient of the class score is the same at "
                 "every position of each channel (the layer is followed directly by global "
                 "average pooling), so HiResCAM equals Grad-CAM and XGrad-CAM has Grad-CAM's shape.")
     cams = {m: v for m, v in maps.items() if REGISTRY[m].cam}
@@ -145,7 +146,7 @@ def textual(tape, mask):
     if tape is None or TEXT_NEEDS not in tape.weights:
         return
     st.subheader("In words")
-    text = describe(tape, mask=mask, class_name=sel.class_label(sel.target))
+    text = describe(tape, mask=mask, class_name=plain(sel.class_label(sel.target)))
     st.markdown(text.sentence)
     facts = text.top + text.bottom
     cols = st.columns(max(1, len(facts)))
@@ -187,7 +188,7 @@ else:
     with_scorecam = scorecam_wanted(k, token)
     mask, mask_digest = mask_upload()
     maps, seconds, tape = compute(n_samples, sigma, seed, k, with_scorecam)
-    st.caption(f"Class explained: **{sel.target_text()}** · layer `{sel.layer.path}` · times "
+    st.caption(f"Class explained: **{plain(sel.target_text())}** · layer {code(sel.layer.path)} · times "
                "include the passes each method needs (shared passes count for each).")
     coincidences(maps, tape)
     with guard("drawing the maps"):

@@ -13,6 +13,7 @@ from dashboard.page_parts import evaluate_helpers as eh
 from dashboard.frame import loaders, state
 from dashboard.widgets import sidebar, views
 from dashboard.frame.errors import guard
+from dashboard.frame.notices import code, plain
 from explainers import zoo
 from explainers.evaluation import scoring as metrics
 
@@ -88,7 +89,7 @@ def single_image(smooth: int, sigma: float, seed: int, steps: int) -> None:
     st.subheader("Scores for this image")
     frame = eh.score_frame(ev.scores, labels)
     st.dataframe(frame, hide_index=True, width="stretch", column_config=eh.column_config(frame))
-    st.caption(f"Class explained: **{sel.target_text()}** · layer `{sel.layer.path}` · "
+    st.caption(f"Class explained: **{plain(sel.target_text())}** · layer {code(sel.layer.path)} · "
                f"smoothing σ = {sigma:.2f}, seed {seed} · {steps} deletion / insertion steps. One image gives a noisy verdict; use "
                "*Several images* below for a fairer comparison.")
     st.markdown(eh.best_text(ev.scores, labels))
@@ -141,7 +142,7 @@ def several_images(smooth: int, sigma: float, seed: int, steps: int) -> None:
     if not items:
         st.info("Choose at least one image.")
         return
-    st.caption(f"Each image is explained at its own top-1 class, layer `{sel.layer.path}`; per "
+    st.caption(f"Each image is explained at its own top-1 class, layer {code(sel.layer.path)}; per "
                f"image that is {smooth} noisy gradient passes and {1 + 8 * (steps + 1) + 4} "
                "forward passes, so this takes a while on a CPU.")
     token = (sel.model_token, sel.layer.path, tuple(name for name, _, _ in items), smooth,

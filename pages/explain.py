@@ -11,6 +11,7 @@ ensure_navigation()  # a first run straight into this file goes back through app
 from dashboard.widgets import method_views, sidebar, trust_views, views
 from dashboard.frame import state
 from dashboard.frame.errors import guard
+from dashboard.frame.notices import plain
 
 sel = sidebar.selection()
 st.title("Explain a prediction")
@@ -35,7 +36,7 @@ else:
     ex = pixel_ex = None
     with guard("computing the heatmaps"):
         with status.container():
-            with st.spinner(f"Computing the maps for {sel.class_label(sel.target)} …"):
+            with st.spinner(f"Computing the maps for {plain(sel.class_label(sel.target))} …"):
                 ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, methods=cams)
     if pixels and ex is not None:
         with guard("computing the guided maps"), status.container(), st.spinner("Guided backprop …"):

@@ -10,6 +10,7 @@ ensure_navigation()  # a first run straight into this file goes back through app
 from dashboard.widgets import grid_pick, method_views, sidebar, views
 from dashboard.frame import loaders, state
 from dashboard.frame.errors import guard
+from dashboard.frame.notices import code, plain
 from explainers import render
 from explainers.methods import REGISTRY, method_label
 
@@ -225,13 +226,13 @@ else:
     cmap, opacity = state.get(state.CMAP), float(state.get(state.OPACITY))
     base = None
     with guard("computing the heatmaps"):
-        with st.spinner(f"Computing the maps for {sel.class_label(sel.target)} …"):
+        with st.spinner(f"Computing the maps for {plain(sel.class_label(sel.target))} …"):
             base = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed,
                                methods=method_views.split(state.get(state.METHODS) or ())[0])
     if base is not None:
         # Read from the Explanation itself, so it always describes the maps below it.
-        st.caption(f"Class explained: **{views.explained_class(base, sel)}** · layer "
-                   f"`{base.layer.path}` · " + noise_note(int(base.n_samples), float(base.sigma)))
+        st.caption(f"Class explained: **{plain(views.explained_class(base, sel))}** · layer "
+                   f"{code(base.layer.path)} · " + noise_note(int(base.n_samples), float(base.sigma)))
         with guard("showing the filters"):
             filters_section(base, n_samples, sigma, seed, cmap, opacity)
         with guard("showing the neurons"):

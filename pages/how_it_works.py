@@ -12,6 +12,7 @@ from dashboard.frame import state
 from dashboard.page_parts import teach
 from dashboard.page_parts import worked_example as worked
 from dashboard.frame.errors import guard
+from dashboard.frame.notices import code, plain
 from explainers.methods import GRADCAM, GRADCAMPP
 
 sel = sidebar.selection()
@@ -34,10 +35,10 @@ def step_score(ex):
     a = teach.summary(ex.activations[0])
     h, w, k = a.shape
     st.markdown(
-        f"Here: class **{sel.class_label(c)}**, $y^c$ = **{fmt(sel.logit(c))}** (logit units; "
+        f"Here: class **{plain(sel.class_label(c))}**, $y^c$ = **{fmt(sel.logit(c))}** (logit units; "
         f"softmax probability {sel.probability(c) * 100:.1f} %"
         f"{', random weights — meaningless' if not sel.meaningful else ''}). "
-        f"Layer `{ex.layer.path}` gives $A$ of shape {h}×{w}×{k} "
+        f"Layer {code(ex.layer.path)} gives $A$ of shape {h}×{w}×{k} "
         f"(a {h}×{w} grid, {k} filters; $Z = {h * w}$ cells). "
         f"Activations range from {fmt(a.minimum)} to {fmt(a.maximum)} (mean {fmt(a.mean)}, "
         f"layer-output units); {a.zero_share * 100:.0f} % of them are exactly 0.")

@@ -12,6 +12,7 @@ ensure_navigation()  # a first run straight into this file goes back through app
 from dashboard.frame import loaders  # noqa: E402
 from dashboard.widgets import sidebar, trust_views
 from dashboard.frame.errors import guard  # noqa: E402
+from dashboard.frame.notices import plain  # noqa: E402
 from explainers import render  # noqa: E402
 from explainers.trust import sanity
 from explainers.trust.artefact_audit import REGIONS, audit  # noqa: E402
@@ -129,7 +130,7 @@ def _audit_section() -> None:
     right.caption("A region's energy share above its share of the image means the map dwells on it. "
                   "The automatic mask is a classical pipeline, not checked against expert outlines.")
     for e in result.edits:
-        st.markdown(f"- {e.sentence(sel.class_label(t))}")
+        st.markdown(f"- {e.sentence(plain(sel.class_label(t)))}")
     if result.mask_source == "auto":
         st.caption("The high-map area outside an automatic outline often holds lesion tissue the outline "
                    "missed, and a large fill is itself unlike any training image: a drop there is not by "

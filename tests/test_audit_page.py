@@ -1,6 +1,7 @@
-"""The Audit page on a small results folder made here with a tiny model: counts, per-diagnosis
-means with their bootstrap intervals, the worst-first gallery, the one-line errors, and (with
-the whole app) the click that opens a case on Explain with the run's settings."""
+"""The Audit page on a small run made here with a tiny model, in the user's own runs folder (a
+data root made for the tests): counts, per-diagnosis means with their bootstrap intervals, the
+worst-first gallery, the one-line errors, that nothing typed reaches the server's files, and
+(with the whole app) the click that opens a case on Explain with the run's settings."""
 
 import csv
 import json
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from dashboard.frame import workspace
 from explainers.batch import results_stats as A
 from explainers.batch import run as B
 from tests.helpers import open_page, run
@@ -21,7 +23,15 @@ DX = {"im0": "nv", "im1": "nv", "im2": "mel", "im3": "mel", "im4": "mel"}
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data_root")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(workspace.ENV, str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, data_root):
     root = tmp_path_factory.mktemp("audit")
     keras.utils.set_random_seed(1)
     inp = keras.Input((16, 16, 3))
@@ -39,7 +49,7 @@ def folder(tmp_path_factory):
     meta = root / "labels.csv"
     meta.write_text("image_id,dx,age,sex,localization\n"
                     + "".join(f"{k},{v},50,male,back\n" for k, v in DX.items()))
-    out = root / "results"
+    out = workspace.new_run_folder("local", "tiny")
     B.run_batch(str(model_path), images, out, metadata=meta, n_steps=4, progress=False)
     return out
 
@@ -56,8 +66,7 @@ def frame_with(at, column):
 def opened(folder):
     at = AppTest.from_file(PAGE, default_timeout=120)
     run(at)
-    at.text_input(key="w:audit_path").input(str(folder))
-    at.button[0].click()  # the form's "Open"
+    at.selectbox(key="w:audit_run_pick").set_value(folder.name)
     return run(at)
 
 
@@ -107,29 +116,81 @@ def test_page_shows_counts_groups_and_worst_first(folder):
         assert any("misclassified" in i.value for i in at.info)
 
 
-def test_bad_folder_is_one_message_and_the_page_still_works(folder, tmp_path):
-    at = opened(tmp_path / "nothing-here")
-    assert [e.value for e in at.error] and "no folder at" in at.error[0].value
-    (tmp_path / "empty").mkdir()
-    at.text_input(key="w:audit_path").input(str(tmp_path / "empty"))
-    at.button[0].click()
+def test_runs_are_listed_newest_first_and_a_broken_one_is_one_message(folder, data_root):
+    broken = workspace.new_run_folder("local", "broken")
+    (broken / "results.csv").write_text("not,a,results,table\n1,2,3,4\n")
+    at = AppTest.from_file(PAGE, default_timeout=120)
     run(at)
-    assert "has no results.csv" in at.error[0].value
-    at.text_input(key="w:audit_path").input(str(folder))
-    at.button[0].click()
+    assert not at.text_input  # no path box: runs are picked from a list
+    box = at.selectbox(key="w:audit_run_pick")
+    assert box.options[0] == broken.name and folder.name in box.options
+    assert box.value == broken.name  # the newest opens first
+    msgs = [e.value for e in at.error]
+    assert len(msgs) == 1 and f"the run {broken.name} cannot be read" in msgs[0].replace("\\", "")
+    assert str(data_root) not in msgs[0]  # no server path in the message
+    box.set_value(folder.name)
     run(at)
     assert not at.error and {m.label: m.value for m in at.metric}["Images explained"] == "5"
+    assert not any(str(data_root) in c.value for c in at.caption)
+    import shutil
+    shutil.rmtree(broken)
+
+
+def test_no_runs_yet_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(workspace.ENV, str(tmp_path / "empty-root"))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    run(at)
+    assert not at.error and any("no batch runs yet" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("typed", ["/etc", "~root", "../../", "../..", "/", "~", "..",
+                                   "etc/passwd", "./"])
+def test_typed_paths_cannot_reach_the_filesystem(folder, data_root, tmp_path, typed):
+    # a page state forged to hold a path instead of a run name opens nothing
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["audit_folder"] = typed
+    at.session_state["w:audit_source"] = "samples"  # no list drawn that would replace it
+    run(at)
+    assert not at.metric and not at.dataframe
+    assert all("not among your runs" in e.value for e in at.error)
+    with pytest.raises(Exception, match="not among your runs"):
+        workspace.find_run("local", typed)
+    # a user id (from sign-in) always becomes one folder inside the data root
+    for user in (typed, "local/../../x", "\x00", "a" * 500):
+        runs = workspace.runs_folder(user)
+        assert runs.resolve().is_relative_to(data_root.resolve() / "users")
+        assert runs.parent.parent == data_root / "users" and "/" not in runs.parent.name
+        assert not runs.parent.name.startswith(".") and len(runs.parent.name) <= 64
+    # a link planted in the runs folder that points outside is not listed
+    outside = tmp_path / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "results.csv").write_text(( folder / "results.csv").read_text())
+    link = workspace.runs_folder("local") / "planted"
+    if not link.exists():
+        link.symlink_to(outside, target_is_directory=True)
+    try:
+        assert "planted" not in [p.name for p in workspace.user_runs("local")]
+    finally:
+        link.unlink()
+
+
+def test_user_ids_get_their_own_folders(data_root):
+    assert workspace.safe_name("local") == "local"
+    assert workspace.safe_name("a@b") != workspace.safe_name("a_b")  # no two ids share a folder
+    first = workspace.new_run_folder("someone else", "x")
+    assert first.parent == workspace.runs_folder("someone else")
+    assert workspace.user_runs("local") and not [p for p in workspace.user_runs("someone else")]
+    assert first.name.endswith("-x") and workspace.new_run_folder("someone else", "x") != first
 
 
 @pytest.mark.slow  # loads the real skin-lesion model for the Explain page
-def test_open_on_explain_sets_the_runs_settings(folder, tmp_path):
+def test_open_on_explain_sets_the_runs_settings(folder, tmp_path, data_root):
     """A run of the skin-lesion model over bundled samples (its rows written here from the tiny
     run's, renamed): the button opens the first case on Explain with that run's settings."""
     from explainers import zoo
 
     ids = [s.image_id for s in zoo.list_samples()][:5]
-    out = tmp_path / "skin"
-    out.mkdir()
+    out = workspace.new_run_folder("local", "skin")
     with open(folder / "results.csv", newline="") as f:
         reader = csv.DictReader(f)
         rows = [r for r in reader if not r["error"]]
@@ -147,8 +208,7 @@ def test_open_on_explain_sets_the_runs_settings(folder, tmp_path):
     (out / "batch.json").write_text(json.dumps(settings))
 
     at = open_page(PAGE)
-    at.text_input(key="w:audit_path").input(str(out))
-    next(b for b in at.button if b.key is None or "FormSubmitter" in str(b.key)).click()
+    at.selectbox(key="w:audit_run_pick").set_value(out.name)
     run(at)
     first = frame_with(at, "Maps")["Image"].iloc[0]
     next(b for b in at.button if b.key == "w:audit_open_explain").click()
@@ -161,7 +221,7 @@ def test_open_on_explain_sets_the_runs_settings(folder, tmp_path):
 
 
 @pytest.mark.slow  # the real skin-lesion model on the 8 bundled samples (cheap settings)
-def test_batch_over_the_bundled_samples_from_the_page():
+def test_batch_over_the_bundled_samples_from_the_page(data_root):
     at = AppTest.from_file(PAGE, default_timeout=600)
     run(at)
     at.radio(key="w:audit_source").set_value("samples")
@@ -173,7 +233,8 @@ def test_batch_over_the_bundled_samples_from_the_page():
     run(at)
     assert not at.error, [e.value for e in at.error]
     assert {m.label: m.value for m in at.metric}["Images explained"] == "8"
-    folder = Path(at.session_state["audit_folder"])
+    folder = workspace.find_run("local", at.session_state["audit_folder"])
+    assert folder.parent == data_root / "users" / "local" / "runs"
     rows = results(folder)
     assert sorted(r["image"] for r in rows) == sorted(f"{s}.jpg" for s in
                                                       [p.stem for p in folder.glob("*.npz")])

@@ -164,7 +164,8 @@ def test_index_lists():
     assert cli_model.parse_positions("3,4;5,6") == [(3, 4), (5, 6)]
     assert cli_model.parse_positions("3:4,5:6") == [(3, 4), (5, 6)]
     for bad, message in (("a", "cannot read 'a'"), ("5-2", "runs backwards"), ("-1", "0 or more"),
-                         ("", "no numbers"), ("3-", "cannot read '3-'")):
+                         ("", "no filter indices"), ("3-", "cannot read '3-'"),
+                         ("0-999999999", "far beyond any layer")):
         with pytest.raises(ExplainerError, match=message):
             cli_model.parse_index_list(bad)
     with pytest.raises(ExplainerError, match="row,col pairs"):

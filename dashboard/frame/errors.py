@@ -17,13 +17,17 @@ import streamlit as st
 
 from explainers.errors import ExplainerError
 
+from dashboard.frame.notices import plain
+
 log = logging.getLogger("dashboard")
 
 
 def message(exc: BaseException, what: str) -> str:
-    """The text shown for an exception raised while doing ``what``."""
+    """The text shown for an exception raised while doing ``what`` (both may hold a file's
+    or a class's name: shown as typed, never as Markdown)."""
+    what = plain(what)
     if isinstance(exc, ExplainerError):
-        return f"Problem {what}: {exc}"
+        return f"Problem {what}: {plain(exc)}"
     if isinstance(exc, MemoryError):
         return f"Not enough memory while {what}. Try a smaller image, fewer noise samples or a later layer."
     return (

@@ -4,10 +4,35 @@ the session for the run's notice area (``notices_here``); during a run they are 
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 _NOTICES = "_notices"
 _NOTICE_BOX = "_notice_box"
+
+
+# Markdown's (and Streamlit's) specials: emphasis, code, links and images ([...](...), ![...]),
+# raw HTML and autolinks (<...>), maths ($), strike-through, colour directives (:red[...]).
+_SPECIALS = re.compile(r"([\\`*_\[\]<>$~|#!])")
+# Bare addresses that GitHub-flavoured Markdown would turn into links: http://, www., mail.
+_AUTOLINK = re.compile(r"(?i)(\w)(://)|\b(www)(\.)|(@)")
+
+
+def plain(text: object) -> str:
+    """``text`` (from a link, a file name, a class-names file, a model) made safe to put into
+    Markdown: shown as the characters typed, never as a link, an image, HTML or formatting;
+    on one line. Use it wherever such text goes into ``st.markdown``/``st.info``/a caption."""
+    one_line = re.sub(r"[\r\n\t\v\f\u2028\u2029]+", " ", str(text))
+    escaped = _SPECIALS.sub(r"\\\1", one_line)
+    return _AUTOLINK.sub(lambda m: (m.group(1) + "\\:" + "//") if m.group(2)
+                         else (m.group(3) + "\\.") if m.group(4) else "\\@", escaped)
+
+
+def code(text: object) -> str:
+    """``text`` as an inline code span that it cannot close early (a layer's name from a
+    user's model)."""
+    return "`" + re.sub(r"[`\r\n]+", "'", str(text)) + "`"
 
 
 def _run_id() -> object | None:

@@ -90,7 +90,7 @@ import streamlit as st
 
 from explainers.methods import DEFAULT_METHODS, GRADCAMPP, method_keys
 
-from dashboard.frame.notices import _page_id, _run_id, notice, notices_here  # noqa: F401 - re-exported
+from dashboard.frame.notices import _page_id, _run_id, notice, notices_here, plain  # noqa: F401 - re-exported
 from dashboard.frame.url_values import (choice as _choice, flag, float_range as _float_range, fmt_positions,
                                    fmt_region, ids as _ids, int_range as _int_range, method_list,
                                    nonempty as _nonempty, opt_int as _opt_int, opt_str as _opt_str,
@@ -270,7 +270,7 @@ def init() -> None:
                 try:
                     from_url[key] = parse(str(params[name]))
                 except (TypeError, ValueError):
-                    bad.append(f"{name}={str(params[name])[:40]}")
+                    bad.append(f"{name}={plain(str(params[name])[:40])}")
         ss[_INITIALISED] = True
         ss[URL_GIVEN] = sorted(from_url)
         if bad:
@@ -392,8 +392,9 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
             if fallback not in opts:
                 fallback = opts[0] if opts else None
             if value is not None and value != default:
-                notice(f"{key.replace('_', ' ').capitalize()} {value!r} is not available here; "
-                       f"{labels(fallback) if labels and fallback is not None else fallback} is used.")
+                notice(f"{key.replace('_', ' ').capitalize()} {plain(repr(value)[:80])} is not "
+                       "available here; "
+                       f"{plain(labels(fallback) if labels and fallback is not None else fallback)} is used.")
             seeded = fallback
             ss[key] = _convert(from_widget, seeded) if seeded is not None else _copy(default)
     elif seeded is _MISSING:
@@ -408,7 +409,8 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
         shows = current is not _MISSING and _convert(from_widget, current) == get(key)
     except Exception:  # noqa: BLE001
         shows = False
-    if not shows or ss.get(_RUNS, 0) <= 1:
+    relabelled = _relabelled(key, seeded, labels)
+    if not shows or relabelled or ss.get(_RUNS, 0) <= 1:
         if current is not _MISSING and not _same(current, seeded):
             _meta(key)["stale"] = current  # what the browser may still send back once
         ss[wk] = seeded
@@ -418,6 +420,22 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
             on_change()
 
     return {"key": wk, "on_change": safe(changed)}
+
+
+def _relabelled(key: str, value: Any, labels: Callable[[Any], str] | None) -> bool:
+    """Whether the label of the widget's value differs from the one last drawn (the class
+    box's "top-1: bkl (98.7 %)" after the image changed). A select box's value travels as its
+    label and the browser keeps the one it has unless the value is sent again, so such a
+    widget must be written even though its value (top-1) is the same."""
+    if labels is None or value is _MISSING or value is None:
+        return False
+    try:
+        label = str(labels(value))
+    except Exception:  # noqa: BLE001
+        return False
+    meta = _meta(key)
+    before, meta["drawn_label"] = meta.get("drawn_label"), label
+    return before is not None and before != label
 
 
 STALE_KEYS = ["_age_years_stale"]  # other widgets' "value this run replaced" (see _commit)

@@ -210,7 +210,7 @@ def _model_section(sel: Selection, notices) -> None:
             failures[key] = str(exc)
             _offline_notice(key, str(exc), notices)
         else:
-            notices.error(f"Problem loading the model: {exc}", icon=":material/error:")
+            notices.error(f"Problem loading the model: {state.plain(exc)}", icon=":material/error:")
         return
     except Exception as exc:  # noqa: BLE001
         from dashboard.frame.errors import message
@@ -232,7 +232,7 @@ def _offline_notice(key: str, detail: str, notices) -> None:
             f"`{zoo._home_short(zoo.keras_cache_dir())}/` and click *Try the download again*. "
             "Or continue with random weights: the heatmaps then show how the architecture "
             "computes them, but every prediction is meaningless.\n\n"
-            f"Details: {detail}",
+            f"Details: {state.plain(detail)}",
             icon=":material/cloud_off:",
         )
         c1, c2 = st.columns(2)
@@ -278,7 +278,7 @@ def _image_section(sel: Selection) -> None:
         asked = state.get(state.SAMPLE)
         if asked not in by_id:
             if asked is not None:
-                state.notice(f"There is no bundled sample {str(asked)[:40]!r}; "
+                state.notice(f"There is no bundled sample {state.plain(repr(str(asked)[:40]))}; "
                              f"{samples[0].image_id} is shown instead.")
             state.set(state.SAMPLE, samples[0].image_id)
         if not st.session_state.get(_META_FILLED):
@@ -450,7 +450,7 @@ def render() -> Selection:
                 _target_section(sel)
     if sel.bundle is not None and not sel.bundle.meaningful:
         notices.warning(
-            f"**{sel.bundle.key} has random weights — every prediction is meaningless.** "
+            f"**{state.plain(sel.bundle.key)} has random weights — every prediction is meaningless.** "
             "The heatmaps only show how the architecture computes them.",
             icon=":material/casino:")
     state.sync_url()

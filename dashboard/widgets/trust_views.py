@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from dashboard.frame.notices import plain
+
 from explainers.trust import sanity, card as trust
 from explainers.methods import COUNTERFACTUAL, GRADCAM, REGISTRY, method_label
 
@@ -62,7 +64,7 @@ def trust_card(fig: trust.TrustFigures, class_label, container=st) -> None:
     flags = fig.flags
     _line(container, flags["class_sensitivity"], "Class sensitivity", f"{fig.class_sensitivity:.2f}",
           f"Spearman between this map and the map for the runner-up class "
-          f"({class_label(fig.runner_up)}); from {trust.CLASS_FLAG} up the map does not tell them apart")
+          f"({plain(class_label(fig.runner_up))}); from {trust.CLASS_FLAG} up the map does not tell them apart")
     _line(container, flags["centre_prior"], "Centre-prior likeness", f"{fig.centre_prior:.2f}",
           f"Spearman with a centred Gaussian (σ = ¼ of the grid); from {trust.CENTRE_FLAG} up the map "
           "mostly says 'the middle of the image'")
@@ -173,7 +175,7 @@ def _two_sided(sel, n_samples: int, sigma: float, seed: int) -> None:
                caption="Evidence for (red) and against (blue) the class",
                alt=f"Two-sided map for {sel.class_label(sel.target)}: red where Grad-CAM finds "
                    "evidence for the class, blue where the counterfactual map finds evidence against it.")
-    right.caption(f"Two-sided map: Grad-CAM (evidence for {sel.class_label(sel.target)}) minus the "
+    right.caption(f"Two-sided map: Grad-CAM (evidence for {plain(sel.class_label(sel.target))}) minus the "
                   "counterfactual map (evidence against it), both divided by the larger of their "
                   f"maxima ({peak:.3g}, class score × activation units): −1 blue … 0 white … +1 red. "
                   "One shared scale, so a faint side stays faint.")

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explainers import render
+from explainers import index_lists, render
 from explainers.evaluation.localisation import cam_box
 from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
 from explainers.errors import ExplainerError
 
 from dashboard.frame import loaders, state
+from dashboard.frame.notices import code, plain
 from dashboard.widgets.method_views import draw_pixel_maps
 from dashboard.widgets.sidebar import RANDOM_NOTE, Selection
 
@@ -80,7 +81,7 @@ def prediction_table(sel: Selection) -> None:
 def prediction_summary(sel: Selection) -> str:
     """One line for the top of the page: top-1 class and, for a sample, its recorded diagnosis."""
     top1 = int(np.argmax(sel.prediction.logits[0]))
-    text = f"**Prediction:** {sel.class_label(top1)} ({sel.probability(top1) * 100:.1f} %)"
+    text = f"**Prediction:** {plain(sel.class_label(top1))} ({sel.probability(top1) * 100:.1f} %)"
     if not sel.meaningful:
         text += f" — :red[{RANDOM_NOTE}]"
     s = sel.sample
@@ -115,7 +116,7 @@ def prediction_block(sel: Selection) -> None:
             if s.dx in sel.bundle.class_names:
                 agrees = sel.bundle.class_names[top1] == s.dx
                 mark = ":green[agrees]" if agrees else ":orange[differs]"
-                st.markdown(f"Model's top-1: **{sel.class_label(top1)}** — {mark}"
+                st.markdown(f"Model's top-1: **{plain(sel.class_label(top1))}** — {mark}"
                             f"{' (' + RANDOM_NOTE + ')' if not sel.meaningful else ''}")
                 recorded = sel.bundle.class_names.index(s.dx)
                 if not agrees and sel.target != recorded:
@@ -370,7 +371,7 @@ def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False,
         left, right = st.columns([3, 2], vertical_alignment="center")
         colorbar(drawn, cmap, left)
         right.caption(
-            f"Class explained: **{class_text}** · layer `{ex.layer.path}` ({gh}×{gw} grid, "
+            f"Class explained: **{plain(class_text)}** · layer {code(ex.layer.path)} ({gh}×{gw} grid, "
             f"{ex.activations.shape[-1]} filters) · maps upsampled to the image. Grad-CAM++ "
             f"sums α·relu(g) over the {gh * gw} cells where Grad-CAM averages g, so its raw "
             f"values run up to {gh * gw / 2:.3g}× larger: compare each with itself.")
@@ -407,31 +408,14 @@ def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn) -> No
 
 
 # --- filters ------------------------------------------------------------------------------------
+#: The most filters one list may select on a page (what the page can afford to compute).
+MAX_LISTED = 256
+
+
 def parse_indices(text: str, k: int) -> list[int]:
-    """``"3, 10, 32"`` or ``"0-15, 40"`` → sorted unique indices below ``k``; ExplainerError
-    in plain words otherwise."""
-    out: list[int] = []
-    parts = [p.strip() for p in re.split(r"[,\s;]+", str(text or "").strip()) if p.strip()]
-    if not parts:
-        raise ExplainerError("type filter indices, e.g. 3, 10, 32 or 0-15")
-    for part in parts:
-        m = re.fullmatch(r"(\d+)\s*(?:-|–|\.\.)\s*(\d+)", part)
-        if m:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if lo > hi:
-                raise ExplainerError(f"the range '{part}' runs backwards; write it as {hi}-{lo}")
-            out.extend(range(lo, hi + 1))
-        elif part.isdigit():
-            out.append(int(part))
-        else:
-            raise ExplainerError(f"'{part}' is not a filter index or a range like 0-15")
-    bad = [i for i in out if i >= k]
-    if bad:
-        raise ExplainerError(f"filter {bad[0]} does not exist: this layer has filters 0 to {k - 1}")
-    out = sorted(set(out))
-    if len(out) > 256:
-        raise ExplainerError(f"{len(out)} filters selected; choose at most 256 to draw")
-    return out
+    """``"3, 10, 32"`` or ``"0-15, 40"`` → sorted unique indices below ``k``, at most
+    ``MAX_LISTED``; ExplainerError in plain words otherwise (``explainers.index_lists``)."""
+    return index_lists.parse_indices(text, k, max_count=MAX_LISTED)
 
 
 def top_filters(weights: np.ndarray, k: int) -> list[int]:

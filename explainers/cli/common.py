@@ -10,29 +10,14 @@ from pathlib import Path
 from typing import Sequence
 
 from explainers.errors import ExplainerError
+from explainers.index_lists import parse_indices
 
 
 def parse_index_list(text: str) -> list[int]:
-    """``"3,10,32"`` and ranges ``"0-15"`` (inclusive), mixed: ``"0-3,8"`` → [0, 1, 2, 3, 8]."""
-    out: list[int] = []
-    for part in str(text).replace(" ", "").split(","):
-        if not part:
-            continue
-        if part.startswith("-"):
-            raise ExplainerError(f"indices must be 0 or more, got {part}")
-        lo_text, dash, hi_text = part.partition("-")
-        try:
-            lo, hi = int(lo_text), int(hi_text if dash else lo_text)
-        except ValueError:
-            raise ExplainerError(f"cannot read '{part}' in '{text}': use numbers and ranges like 0-15") from None
-        if hi < lo:
-            raise ExplainerError(f"the range '{part}' runs backwards")
-        if hi - lo > 100_000:
-            raise ExplainerError(f"the range '{part}' is far larger than any layer")
-        out.extend(range(lo, hi + 1))
-    if not out:
-        raise ExplainerError(f"no numbers in '{text}'")
-    return list(dict.fromkeys(out))
+    """``"3,10,32"`` and ranges ``"0-15"`` (inclusive), mixed: ``"0-3,8"`` → [0, 1, 2, 3, 8].
+    The shared parser (``explainers.index_lists``); the layer's own size is checked once the
+    model is loaded."""
+    return parse_indices(text)
 
 
 def parse_positions(text: str) -> list[tuple[int, int]]:

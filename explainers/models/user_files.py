@@ -69,13 +69,22 @@ def _read_model_source(source: ModelSource, filename: str | None) -> tuple[Path 
     return None, data, name
 
 
+def _check_limits(path: Path, fmt: str, name: str) -> None:
+    """The archive's sizes, before Keras reads anything (``archive_limits``)."""
+    from explainers.models.archive_limits import check_h5, check_keras_zip
+
+    (check_keras_zip if fmt == ".keras" else check_h5)(path, name)
+
+
 def _keras_load(path: Path, name: str) -> Any:
     import keras
 
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
-        text = str(exc)
+        # Keras names the file it read: for an upload a private temporary path, never shown.
+        text = str(exc).replace(str(path), name).replace(str(path.parent), "")
+        exc = ValueError(text)
         if "safe_mode" in text or "arbitrary code" in text or "unsafe" in text.lower():
             raise ExplainerError(
                 f"{name} contains Python code (a Lambda layer or similar) that would run when "
@@ -99,6 +108,7 @@ def _load_any(source: ModelSource, filename: str | None) -> tuple[Any, str]:
             head = f.read(16)
         fmt = _sniff_format(head, name)
         if path.suffix.lower() == fmt or (fmt == ".h5" and path.suffix.lower() == ".hdf5"):
+            _check_limits(path, fmt, name)
             return _keras_load(path, name), name
         with open(path, "rb") as f:
             data = f.read()  # Keras decides by extension: give it a copy with the right one
@@ -108,6 +118,7 @@ def _load_any(source: ModelSource, filename: str | None) -> tuple[Any, str]:
         tmp = Path(folder) / f"model{fmt}"
         with open(tmp, "wb") as f:
             f.write(data)
+        _check_limits(tmp, fmt, name)
         return _keras_load(tmp, name), name
     finally:
         shutil.rmtree(folder, ignore_errors=True)
