@@ -15,6 +15,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from explainers.engine.allocator import prefer_system_allocator  # noqa: E402
+
+prefer_system_allocator()  # before TensorFlow loads (plain `streamlit run app.py` starts here)
+
 import streamlit as st  # noqa: E402
 
 from dashboard.frame.bootstrap import ensure_navigation, start_warmup  # noqa: E402

@@ -152,6 +152,9 @@ def _replay(log) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for any user error, with one stderr line)."""
+    from explainers.engine.allocator import prefer_system_allocator
+
+    prefer_system_allocator()  # before any subcommand imports TensorFlow
     _quiet()
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse errors exit 2 through _Parser.error
