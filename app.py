@@ -17,6 +17,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from explainers.engine.allocator import prefer_system_allocator  # noqa: E402
+
+prefer_system_allocator()  # before TensorFlow loads (plain `streamlit run app.py` starts here)
+
 import streamlit as st  # noqa: E402
 
 from dashboard.frame import auth  # noqa: E402  (small: no TensorFlow)

@@ -54,6 +54,9 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'explainers' has no attribute {name!r}")
+    from explainers.engine.allocator import prefer_system_allocator
+
+    prefer_system_allocator()  # before the first import of TensorFlow (engine/allocator.py)
     value = getattr(importlib.import_module(f"explainers.{module}"), name)
     globals()[name] = value  # later look-ups skip this function
     return value

@@ -231,6 +231,9 @@ def load_model(name: str | os.PathLike, weights: Any = "imagenet", *,
     meaningful predictions) or a weights file. ``class_names`` and ``preprocess`` apply to
     user files only.
     """
+    from explainers.engine.allocator import prefer_system_allocator
+
+    prefer_system_allocator()  # loading a model is often the first use of TensorFlow
     text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
     key = None if isinstance(name, os.PathLike) else _catalogue_key(text)
     if key is None:

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "true")  # as every entry point does
 
 import numpy as np
 import pytest

@@ -16,18 +16,17 @@ from explainers import (
     predict,
     resolve_layer,
 )
-from explainers.engine.capture import chunk_noise, gradient_chunk_size
+from explainers.engine.capture import gradient_chunk_size, item_noise, item_seeds
 from explainers.methods.cam_weights import gradcampp_alpha
 
 
-def reference_noise(n_images, n_samples, shape, seed, chunk):
-    """The standard normal noise of copy s of image i: item i*n_samples+s of its chunk."""
-    total = n_images * n_samples
-    out = np.zeros((total,) + tuple(shape))
-    for j, start in enumerate(range(0, total, chunk)):
-        size = min(chunk, total - start)
-        out[start : start + size] = chunk_noise((size,) + tuple(shape), [seed, j]).numpy()
-    return out.reshape((n_images, n_samples) + tuple(shape))
+def reference_noise(n_images, n_samples, shape, seed):
+    """The standard normal noise of copy s of image i: drawn from (seed, i, s) alone."""
+    out = np.zeros((n_images, n_samples) + tuple(shape))
+    for i in range(n_images):
+        for s in range(n_samples):
+            out[i, s] = item_noise(tuple(shape), item_seeds(seed, [i], [s])[0]).numpy()
+    return out
 
 # --- the NumPy reference ---------------------------------------------------------------------
 
@@ -163,7 +162,7 @@ def test_smoothing_matches_reference_and_repeats(softmax_model, rng):
     n, sigma, seed = 5, 0.2, 7
     _, _, clean_logits = softmax_reference(softmax_model, x)
     target = clean_logits.argmax(axis=1)
-    noise = reference_noise(2, n, x.shape[1:], seed, get_capture(softmax_model).chunk_size)
+    noise = reference_noise(2, n, x.shape[1:], seed)
     terms = {k: np.zeros((2, 6, 6, 3)) for k in ("A", "d1", "d2", "d3")}
     for i in range(2):
         span = x[i].max() - x[i].min()
@@ -182,6 +181,36 @@ def test_smoothing_matches_reference_and_repeats(softmax_model, rng):
         np.testing.assert_array_equal(got[m], again[m])
     other = explain(softmax_model, x, n_samples=n, sigma=sigma, seed=seed + 1)
     assert not np.allclose(other["gradcam++"], got["gradcam++"])
+
+
+def test_a_seed_gives_the_same_smoothed_maps_for_any_items_per_call(nested_model, rng, monkeypatch):
+    """A seed means one map: each noisy copy draws its noise from (seed, image, copy), so the
+    maps do not depend on how many items a compiled call takes (which follows the layer and
+    may be retuned), nor on how many images are explained together."""
+    from explainers.engine import capture
+
+    x = rng.uniform(0, 255, (2, 10, 10, 3)).astype("float32")
+    meta = rng.uniform(0, 1, (2, 2)).astype("float32")
+    methods = ("gradcam", "gradcam++", "layercam")
+    got = {}
+    for size in (1, 3, 16):
+        monkeypatch.setattr(capture, "gradient_chunk_size", lambda model, path=None, k=size: k)
+        capture._captures.get(nested_model).clear()  # rebuilt with the patched size
+        assert get_capture(nested_model).chunk_size == size
+        got[size] = explain(nested_model, x, extra_inputs=[meta], methods=methods,
+                            n_samples=7, sigma=0.2, seed=11)
+    monkeypatch.undo()
+    capture._captures.get(nested_model).clear()
+    for size in (3, 16):
+        for m in methods:
+            assert np.abs(got[1][m]).max() > 0
+            np.testing.assert_allclose(got[size][m], got[1][m], rtol=1e-5,
+                                       atol=1e-6 * np.abs(got[1][m]).max(), err_msg=f"{m}, {size}")
+    alone = explain(nested_model, x[:1], extra_inputs=[meta[:1]], methods=methods,
+                    n_samples=7, sigma=0.2, seed=11)
+    for m in methods:  # the first image alone: the same noise as in the pair
+        np.testing.assert_allclose(alone[m][0], got[1][m][0], rtol=1e-5,
+                                   atol=1e-6 * np.abs(got[1][m]).max(), err_msg=m)
 
 
 def test_tiny_sigma_equals_the_plain_map(softmax_model, rng):
@@ -273,7 +302,7 @@ def test_nested_smoothing_holds_metadata_fixed(nested_model, rng):
     n, sigma, seed = 3, 0.1, 11
     _, _, logits = nested_reference(nested_model, x, meta)
     target = logits.argmax(axis=1)
-    noise = reference_noise(1, n, x.shape[1:], seed, get_capture(nested_model).chunk_size)
+    noise = reference_noise(1, n, x.shape[1:], seed)
     span = x[0].max() - x[0].min()
     acc = [np.zeros((1, 6, 6, 6)) for _ in range(4)]
     for s in range(n):

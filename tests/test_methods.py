@@ -68,7 +68,7 @@ def test_smoothing_averages_the_terms_of_every_tape_method(cases):
     case = cases["functional"]
     n, sigma, seed = 4, 0.2, 3
     targets = case.passes()[2].argmax(axis=1)
-    noise = reference_noise(2, n, case.x.shape[1:], seed, get_capture(case.model).chunk_size)
+    noise = reference_noise(2, n, case.x.shape[1:], seed)
     a = np.zeros((2, 6, 6, 3))
     g = np.zeros_like(a)
     for i in range(2):

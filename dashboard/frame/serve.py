@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from explainers.engine.allocator import prefer_system_allocator
+
+    prefer_system_allocator()  # before the warm-up imports TensorFlow: memory returned after each call
     # The warm-up says in the server's log where a cold start's seconds went (or why it failed).
     log = logging.getLogger("dashboard")
     log.setLevel(logging.INFO)

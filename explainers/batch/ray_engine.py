@@ -148,8 +148,13 @@ def _start(ray: Any, options: RayOptions) -> bool:
         logging.getLogger(name).setLevel(logging.ERROR)
     kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)
     if options.address:
-        # The workers of another machine import this package from a copy Ray uploads.
-        kwargs["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parents[1])]}
+        from explainers.engine.allocator import VARIABLE
+
+        # The workers of another machine import this package from a copy Ray uploads, and
+        # start TensorFlow with the driver's allocator choice (engine/allocator.py; a local
+        # cluster's workers inherit the driver's environment, and ExplainWorker sets it too).
+        kwargs["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parents[1])],
+                                 "env_vars": {VARIABLE: os.environ.get(VARIABLE, "true")}}
         try:
             ray.init(address=options.address, **kwargs)
         except Exception as exc:  # ConnectionError, RuntimeError, ... all mean: not reachable
@@ -183,6 +188,9 @@ class ExplainWorker:
 
     def __init__(self, spec: WorkerSpec, cpus: float):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from explainers.engine.allocator import prefer_system_allocator
+
+        prefer_system_allocator()  # a worker process of its own: before it imports TensorFlow
         import tensorflow as tf
 
         threads = max(1, int(cpus))  # one actor per reserved CPU share; no oversubscription

@@ -157,6 +157,9 @@ def _replay(log) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for any user error, with one stderr line)."""
+    from explainers.engine.allocator import prefer_system_allocator
+
+    prefer_system_allocator()  # before any subcommand imports TensorFlow
     _quiet()
     argv = list(sys.argv[1:] if argv is None else argv)
     with _native_stderr_silenced() as log:

@@ -17,7 +17,11 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-import keras
+from explainers.engine.allocator import prefer_system_allocator
+
+prefer_system_allocator()  # this module is where the package's engine first imports TensorFlow
+
+import keras  # noqa: E402
 
 from explainers.errors import ExplainerError
 

@@ -139,11 +139,11 @@ class GradientCapture:
                 gradient = tf.zeros_like(activation)
             return (tf.cast(activation, tf.float32), tf.cast(gradient, tf.float32), logits, chosen)
 
-        image_index = self.image_index
+        image_index, chunk_size = self.image_index, self.chunk_size
         pass_specs = _input_specs(model) + [
             tf.TensorSpec([None], tf.int32),  # targets (-1: the item's top class)
             tf.TensorSpec([None], tf.float32),  # noise standard deviation per item (0: none)
-            tf.TensorSpec([2], tf.int64),  # stateless seed of this chunk
+            tf.TensorSpec([chunk_size, 2], tf.int64),  # each item's seed (item_seeds), padded
             tf.TensorSpec([None], tf.int32),  # segment (image) of each item within the chunk
             tf.TensorSpec([], tf.int32),  # number of segments
         ]
@@ -154,9 +154,11 @@ class GradientCapture:
             gradient underflows; float64 does not), plus each item's logits and class."""
             n_inputs = len(pass_specs) - 5
             inputs = list(args[:n_inputs])
-            targets, stds, seed, segments, n_segments = args[n_inputs:]
+            targets, stds, seeds, segments, n_segments = args[n_inputs:]
             image = inputs[image_index]
-            noise = chunk_noise(tf.shape(image), seed)
+            noise = tf.cond(tf.reduce_any(stds > 0),
+                            lambda: batch_noise(tf.shape(image), seeds, chunk_size),
+                            lambda: tf.zeros_like(image))
             inputs[image_index] = image + tf.reshape(stds, [-1, 1, 1, 1]) * noise
             a, g, logits, chosen = step(*inputs, targets)
             a64, g64 = tf.cast(a, tf.float64), tf.cast(g, tf.float64)
@@ -178,14 +180,14 @@ class GradientCapture:
         return self._pass.experimental_get_tracing_count()
 
     def _run(self, inputs: list[np.ndarray], targets: np.ndarray, stds: np.ndarray,
-             seed: Sequence[int], segments: np.ndarray, n_segments: int) -> list[np.ndarray]:
+             seeds: np.ndarray, segments: np.ndarray, n_segments: int) -> list[np.ndarray]:
         """One chunk through the compiled pass (in one of the process's ``PASS_SLOTS``)."""
         with PASS_SLOTS:
             return [t.numpy() for t in self._pass(
                 *inputs,
                 tf.constant(targets, tf.int32),
                 tf.constant(stds, tf.float32),
-                tf.constant(seed, tf.int64),
+                tf.constant(seeds, tf.int64),
                 tf.constant(segments, tf.int32),
                 tf.constant(n_segments, tf.int32),
             )]
@@ -203,8 +205,9 @@ class GradientCapture:
         """Average A, g, g², g³ per image over ``n_samples`` noisy copies (or the image itself
         when ``n_samples`` is 0). ``targets`` of -1 (or None) mean each image's top class by
         the clean image's pre-softmax score. Noise: Gaussian with standard deviation
-        ``sigma * (max - min)`` of each image; copy s of image i is item i*n_samples+s, and
-        each chunk of items draws ``chunk_noise`` from (seed, chunk index)."""
+        ``sigma * (max - min)`` of each image; copy s of image i is item i*n_samples+s and
+        draws ``item_noise`` from (seed, i, s) alone, so a seed gives the same maps whatever
+        the items per call."""
         n = len(images)
         if targets is None:
             targets = np.full(n, -1, dtype=np.int32)
@@ -221,7 +224,8 @@ class GradientCapture:
             for start in range(0, n, self.chunk_size):
                 rows = np.arange(start, min(n, start + self.chunk_size))
                 parts_all.append(self._run(assemble(rows, images[rows]), targets[rows],
-                                           np.zeros(len(rows), np.float32), (0, 0),
+                                           np.zeros(len(rows), np.float32),
+                                           np.zeros((self.chunk_size, 2), np.int64),
                                            np.arange(len(rows)), len(rows)))
                 if progress:
                     progress(int(rows[-1]) + 1, n)
@@ -242,12 +246,14 @@ class GradientCapture:
         stds = (float(sigma) * (flat.max(axis=1) - flat.min(axis=1))).astype(np.float32)
         sums = None
         total = n * n_samples
-        for chunk_index, start in enumerate(range(0, total, self.chunk_size)):
+        for start in range(0, total, self.chunk_size):
             items = np.arange(start, min(total, start + self.chunk_size))
             rows = items // n_samples  # the image each noisy copy comes from
             image_rows, segments = np.unique(rows, return_inverse=True)
             parts = self._run(assemble(rows, images[rows]), targets[rows], stds[rows],
-                              (seed, chunk_index), segments, len(image_rows))[:4]
+                              _padded(item_seeds(seed, rows, items % n_samples), self.chunk_size),
+                              segments,
+                              len(image_rows))[:4]
             if sums is None:
                 shape = (n,) + tuple(parts[0].shape[1:])
                 sums = [np.zeros(shape, np.float64) for _ in range(4)]
@@ -284,10 +290,38 @@ def gradient_chunk_size(model: keras.Model, path: Sequence[str] | None = None) -
     return int(max(1, min(MAX_GRADIENT_CHUNK, GRADIENT_CALL_BUDGET // per_item)))
 
 
-def chunk_noise(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Standard normal noise for one chunk: stateless, so the same (seed, chunk) always gives
-    the same noise, on any thread, without shared RNG state."""
+def item_seeds(seed: int, images: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """The stateless seed of noisy copy ``samples[j]`` of image ``images[j]``: (seed, image
+    << 32 | sample). Philox keyed by the seed, each item its own block of counters: items never
+    share noise, and an item's noise depends on nothing else (not the chunk, the thread or
+    the number of images or sessions)."""
+    images = np.asarray(images, np.int64)
+    samples = np.asarray(samples, np.int64)
+    out = np.empty((len(images), 2), np.int64)
+    out[:, 0] = int(seed) % 2**63
+    out[:, 1] = (images << 32) | (samples & 0xFFFFFFFF)
+    return out
+
+
+def _padded(seeds: np.ndarray, rows: int) -> np.ndarray:
+    """``seeds`` with zero rows appended up to ``rows`` (the compiled pass takes a fixed count)."""
+    out = np.zeros((rows, 2), np.int64)
+    out[: len(seeds)] = seeds
+    return out
+
+
+def item_noise(shape: Sequence[int] | tf.Tensor, seed: Sequence[int] | tf.Tensor) -> tf.Tensor:
+    """Standard normal noise of one item (``shape`` without the batch axis) from its
+    ``item_seeds`` row: stateless, so the same seed always gives the same noise."""
     return tf.random.stateless_normal(shape, seed=seed, dtype=tf.float32)
+
+
+def batch_noise(shape: tf.Tensor, seeds: tf.Tensor, count: int) -> tf.Tensor:
+    """``item_noise`` of the first ``shape[0]`` items of a chunk, stacked; ``seeds`` holds
+    ``count`` rows (the chunk size). One op per item, unrolled: they run in parallel, and as
+    fast as one op for the whole chunk (a ``map_fn`` loop was several times slower)."""
+    items = [item_noise(shape[1:], seeds[j]) for j in range(count)]
+    return tf.stack(items)[: shape[0]]
 
 
 # --- caches: one runner per model, the captures of its last few layers ---------------------------

@@ -46,7 +46,7 @@ EMPTY_FAIL = 0.5
 VERDICT_STEP = 1
 MAX_OTHER_CLASSES = 6
 CACHE_ENTRIES = 64
-CACHE_VERSION = 2  # 2: noise drawn per chunk of capture.gradient_chunk_size items, was 16
+CACHE_VERSION = 3  # 3: noise drawn per item from (seed, image, copy); 2: per chunk
 DEFAULT_SAMPLES = 8
 
 ProgressFn = Callable[[float, str], None]
