@@ -67,6 +67,8 @@ def test_segment_command_writes_a_mask_at_the_image_size(tmp_path, capfd):
     mask = np.asarray(Image.open(tmp_path / "m.png"))
     assert mask.shape == (150, 200) and set(np.unique(mask)) == {0, 255}
     assert iou(mask == 255, disc) > 0.9
+    printed = capfd.readouterr().out
+    assert f"outline stability {outline(image).stability:.2f} (stable" in printed
     (tmp_path / "bad.png").write_bytes(b"nope")
     assert cli.main(["segment", "--image", str(tmp_path / "bad.png"), "--out", str(tmp_path / "x.png")]) == 2
     assert capfd.readouterr().err.strip().splitlines()[-1].startswith("error: ")
