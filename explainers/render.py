@@ -344,6 +344,44 @@ def draw_box(image: np.ndarray, box: Sequence[int] | None, color: Sequence[int] 
     return img
 
 
+#: The lesion outline on audit figures: white shows on the photo and on every viridis colour.
+OUTLINE_COLOR = (255, 255, 255)
+#: Dash length (px) of an uncertain outline.
+DASH = 8
+
+
+def contour(mask: np.ndarray, shape: Sequence[int], width: int = 3, dashed: bool = False) -> np.ndarray:
+    """Boolean (H, W): the border of ``mask`` (resized to ``shape``, nearest neighbour), pixels
+    of the mask within ``width`` px of a non-mask 4-neighbour or of the image edge; ``dashed``
+    keeps every other ``DASH``-px stretch (along the diagonals, so every side gets dashes)."""
+    from PIL import Image
+
+    h, w = _size(shape)
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2:
+        raise ExplainerError(f"a lesion mask is 2-D, got shape {m.shape}")
+    if m.shape != (h, w):
+        m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+    inner = m.copy()
+    for _ in range(max(1, int(width))):
+        p = np.pad(inner, 1, constant_values=False)
+        inner &= p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    edge = m & ~inner
+    if dashed:
+        yy, xx = np.mgrid[:h, :w]
+        edge &= ((yy + xx) // DASH) % 2 == 0
+    return edge
+
+
+def draw_contour(image: np.ndarray, mask: np.ndarray, color: Sequence[int] = OUTLINE_COLOR,
+                 width: int = 3, dashed: bool = False) -> np.ndarray:
+    """The image (uint8 RGB, e.g. an overlay) with the lesion outline drawn on top: its pixels
+    are exactly ``color``, so the outline stays readable whatever the map below it."""
+    img = _as_rgb_uint8(image).copy()
+    img[contour(mask, img.shape[:2], width, dashed)] = np.asarray(color, dtype=np.uint8)[:3]
+    return img
+
+
 def two_sided(for_map: np.ndarray, against_map: np.ndarray) -> tuple[np.ndarray, float]:
     """Evidence for the class minus evidence against it (e.g. Grad-CAM and the counterfactual
     map), both non-negative, on ONE shared scale: ``(for - against) / m`` in [-1, 1] with

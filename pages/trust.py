@@ -15,9 +15,10 @@ from dashboard.frame.errors import guard  # noqa: E402
 from dashboard.frame.notices import plain  # noqa: E402
 from explainers import render  # noqa: E402
 from explainers.trust import sanity
-from explainers.trust.artefact_audit import REGIONS, audit  # noqa: E402
+from explainers.trust.artefact_audit import EDGE_SHARE, REGIONS, audit  # noqa: E402
+from explainers.trust.segmentation import STABLE_IOU  # noqa: E402
 from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label  # noqa: E402
-from explainers.evaluation.scoring import draw_outline, load_mask  # noqa: E402
+from explainers.evaluation.scoring import load_mask  # noqa: E402
 
 CAM_METHODS = [k for k in REGISTRY if REGISTRY[k].cam and "forward" not in REGISTRY[k].needs]
 
@@ -118,10 +119,13 @@ def _audit_section() -> None:
     t = int(sel.target)
     result = audit(sel.bundle, sel.image, ex.maps[method][0], t, extra_inputs=sel.extra, mask=mask,
                    box=box, mode=mode)
-    shown = draw_outline(np.asarray(sel.image.convert("RGB")), result.lesion, (255, 255, 255), 3)
+    shown = render.overlay(np.asarray(sel.image.convert("RGB")), ex.maps[method][0], opacity=0.45)
+    how = ("uploaded mask" if result.stability is None else
+           f"automatic; stability {result.stability:.2f} = IoU of the outlines at a stricter and a looser "
+           f"threshold, 1 = a sharp border" + ("; dashed: uncertain" if result.uncertain else ""))
     left, right = st.columns(2)
-    left.image(render.overlay(shown, ex.maps[method][0], opacity=0.45), width="stretch",
-               caption=f"{REGISTRY[method].label} with the lesion outline ({result.mask_source} mask)",
+    left.image(render.draw_contour(shown, result.lesion, dashed=result.uncertain), width="stretch",
+               caption=f"{REGISTRY[method].label} with the lesion outline in white ({how})",
                alt=f"The {REGISTRY[method].label} map over the image, the lesion outlined in white.")
     right.dataframe(pd.DataFrame({"region": list(REGIONS),
                                   "share of the map's energy (%)": [round(100 * result.energy[k], 1) for k in REGIONS],
@@ -131,6 +135,12 @@ def _audit_section() -> None:
                   "The automatic mask is a classical pipeline, not checked against expert outlines.")
     for e in result.edits:
         st.markdown(f"- {e.sentence(plain(sel.class_label(t)))}")
+    if result.uncertain:
+        st.caption(f"Why the outline counts as uncertain (either is enough): its stability is "
+                   f"{result.stability:.2f} (unstable below {STABLE_IOU}); {100 * result.edge_share:.0f} % of "
+                   f"the map's high area outside it lies within {result.edge_width} px of it, one cell of the "
+                   f"map's grid (from {100 * EDGE_SHARE:.0f} % on, a lesion rim the outline missed and a "
+                   "shortcut look the same at the map's resolution).")
     if result.mask_source == "auto":
         st.caption("The high-map area outside an automatic outline often holds lesion tissue the outline "
                    "missed, and a large fill is itself unlike any training image: a drop there is not by "

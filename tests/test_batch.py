@@ -92,6 +92,8 @@ def test_batch_runs_resumes_and_logs_errors(setup):
     for v in ("gradcam", "smooth-gradcam++"):
         assert -1 <= float(row[f"{v}:class_sensitivity"]) <= 1
         assert -1 <= float(row[f"{v}:hidden_corners_change"]) <= 1
+        assert float(row[f"{v}:outline_uncertain"]) == 0.0  # a given mask is never "uncertain"
+        assert float(by_name["im1.png"][f"{v}:outline_uncertain"]) in (0.0, 1.0)  # automatic outline
     text = log.getvalue()
     assert "4/4 images" in text and "broken.jpg (error)" in text
     summary = read_rows(out / "summary.csv")

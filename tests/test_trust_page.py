@@ -43,7 +43,18 @@ def test_nothing_is_computed_without_the_button_and_the_audit_runs(cache):
     assert "Not checked yet" in texts(at)
     assert not list(cache.glob("*.json"))  # never computed implicitly
     shown = texts(at)
-    assert "hiding the high-map area outside the lesion moves P(" in shown
+    assert "hiding the high-map area outside the lesion" in shown and " moves P(" in shown
+    # The audit figure names the automatic outline's stability; an uncertain outline (the
+    # default sample's) turns the outside edit into a possibility and says why.
+    from explainers.images import load_image
+    from explainers.trust.segmentation import outline
+
+    auto = outline(load_image(zoo.list_samples()[0].path))
+    captions = [c for img in at.image for c in img.captions]
+    assert any(f"with the lesion outline in white (automatic; stability {auto.stability:.2f}" in c for c in captions)
+    if auto.uncertain:
+        assert "hiding the high-map area outside the lesion outline moves P(" in shown
+        assert "Why the outline counts as uncertain (either is enough)" in shown
     frame = at.dataframe[0].value
     assert list(frame["region"]) == ["lesion", "border", "skin", "corners"]
     assert frame["share of the map's energy (%)"].sum() == pytest.approx(100, abs=0.2)

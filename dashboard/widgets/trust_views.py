@@ -95,19 +95,35 @@ def report_lines(sel, methods, figures, n_samples: int, sigma: float) -> dict[st
     return {"How far to trust the maps": lines}
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _outline(image_digest, _image):
+    """The automatic lesion outline (``segmentation.Outline``), or None for a uniform image."""
+    from explainers.errors import ExplainerError
+    from explainers.trust.segmentation import outline
+
+    try:
+        return outline(_image)
+    except ExplainerError:
+        return None
+
+
+def _lesion(sel):
+    """Dermoscopy (a model with metadata): the automatic outline; else None."""
+    return _outline(sel.image_digest, _image=sel.image) if sel.bundle.metadata_input else None
+
+
+def _with_outline(picture: np.ndarray, lesion) -> np.ndarray:
+    from explainers import render
+
+    return picture if lesion is None else render.draw_contour(picture, lesion.mask, dashed=lesion.uncertain)
+
+
 @st.cache_data(show_spinner="Computing the trust card…", max_entries=16)
 def _figures(model_token, image_digest, extra_token, layer, target, keys, n_samples, sigma, seed,
              with_seeds, _sel, _maps) -> dict:
     probs = np.asarray(_sel.prediction.probabilities[0])
-    mask = None
-    if _sel.bundle.metadata_input:  # dermoscopy: the automatic lesion outline
-        from explainers.errors import ExplainerError
-        from explainers.trust.segmentation import segment_lesion
-
-        try:
-            mask = segment_lesion(_sel.image)
-        except ExplainerError:
-            mask = None
+    lesion = _lesion(_sel)  # dermoscopy: the automatic lesion outline
+    mask = None if lesion is None else lesion.mask
     return trust.trust_figures(_sel.bundle.model, _sel.x, _maps, target, probs, extra_inputs=_sel.extra,
                                layer=layer, n_samples=n_samples, sigma=sigma, seed=seed, mask=mask,
                                with_seeds=with_seeds)
@@ -140,7 +156,8 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, meth
             if figures[m].seed_std is not None:
                 from explainers import render
 
-                col.image(render.overlay(np.asarray(sel.image.convert("RGB")), figures[m].seed_std, opacity=0.6),
+                col.image(_with_outline(render.overlay(np.asarray(sel.image.convert("RGB")), figures[m].seed_std,
+                                                       opacity=0.6), _lesion(sel)),
                           caption=f"Uncertainty: per-pixel standard deviation across {trust.SEEDS} noise "
                                   "draws (brightest = the draws disagree most)", width="stretch",
                           alt=f"Where the {trust.SEEDS} noise draws of the "
@@ -149,8 +166,13 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, meth
             _every_class(sel, maps, n_samples, sigma, seed)
         _two_sided(sel, n_samples, sigma, seed)
         if sel.bundle.metadata_input:
-            st.caption("Lesion figures use the automatic outline (a classical segmentation, not "
-                       "checked against expert masks); upload your own mask on the Trust page.")
+            lesion = _lesion(sel)
+            st.caption("Lesion figures use the automatic outline (white on the figures; a classical "
+                       "segmentation, not checked against expert masks); upload your own mask on the Trust page."
+                       + ("" if lesion is None or not lesion.uncertain else
+                          f" Here the outline is uncertain (dashed; stability {lesion.stability:.2f}, the IoU "
+                          "of the outlines at a stricter and a looser threshold): 'Energy in the lesion' and "
+                          "'Maximum in the lesion' may be off."))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -171,7 +193,8 @@ def _two_sided(sel, n_samples: int, sigma: float, seed: int) -> None:
                    int(n_samples), round(float(sigma), 4), int(seed), _sel=sel)
     _, peak = render.two_sided(pro, con)
     left, right = st.columns([1, 2])
-    left.image(render.diverging_overlay(np.asarray(sel.image.convert("RGB")), pro, con), width="stretch",
+    left.image(_with_outline(render.diverging_overlay(np.asarray(sel.image.convert("RGB")), pro, con),
+                             _lesion(sel)), width="stretch",
                caption="Evidence for (red) and against (blue) the class",
                alt=f"Two-sided map for {sel.class_label(sel.target)}: red where Grad-CAM finds "
                    "evidence for the class, blue where the counterfactual map finds evidence against it.")

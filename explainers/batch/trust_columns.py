@@ -4,8 +4,9 @@ Per map variant (the baselines excepted): class sensitivity (Spearman with the r
 class's map, one extra pass per noise setting), centre-prior likeness, the map's share of
 energy in the lesion and on the dark corners (the mask given with ``--masks``, else the
 automatic outline), and how much hiding the corners, or the map's high area outside the
-lesion, lowers the class probability (before − after). The same figures as
-``explain --json``'s "trust" and "audit" (see ``trust`` and ``audit``).
+lesion, lowers the class probability (before − after), and whether that last figure hangs on
+an uncertain automatic outline (1 = uncertain, read it as a possibility; 0 = not, or a mask
+was given). The same figures as ``explain --json``'s "trust" and "audit".
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 TRUST_NAMES = ("class_sensitivity", "centre_prior", "lesion_energy", "corner_energy",
-               "hidden_corners_change", "hidden_outside_change")
+               "hidden_corners_change", "hidden_outside_change", "outline_uncertain")
 
 
 def trust_columns(variants: Sequence[Any], explained: Sequence[str]) -> list[str]:
@@ -32,17 +33,18 @@ def trust_row(bundle: Any, raw: np.ndarray, extra: Any, mask: np.ndarray | None,
 
     from explainers.trust.artefact_audit import audit
     from explainers.errors import ExplainerError
-    from explainers.trust.segmentation import segment_lesion
+    from explainers.trust.segmentation import Outline, outline
     from explainers.trust.card import trust_figures
 
     x = np.asarray(bundle.preprocess(np.asarray(raw, np.float32)[None].copy()), np.float32)
     extra_inputs = None if extra is None else [np.asarray(extra)]
     image = Image.fromarray(np.clip(np.rint(raw), 0, 255).astype(np.uint8))
+    auto = None
     if mask is None:
         try:
-            mask = segment_lesion(image)
+            auto = outline(image)
         except ExplainerError:  # a uniform image: no lesion; the other figures still hold
-            mask = np.zeros(raw.shape[:2], bool)
+            auto = Outline(np.zeros(raw.shape[:2], bool), 1.0)
     row: dict[str, float] = {}
     ours = [v for v in variants if v.method in explained]
     for n_samples in sorted({v.n_samples for v in ours}):
@@ -51,7 +53,7 @@ def trust_row(bundle: Any, raw: np.ndarray, extra: Any, mask: np.ndarray | None,
                                 probabilities, extra_inputs=extra_inputs, layer=layer,
                                 n_samples=n_samples, sigma=sigma, seed=seed, with_seeds=False)
         for v in group:
-            result = audit(bundle, image, maps[v.key], target, extra_inputs=extra_inputs, mask=mask)
+            result = audit(bundle, image, maps[v.key], target, extra_inputs=extra_inputs, mask=mask, auto=auto)
             edits = {e.region: e.probability_before - e.probability_after for e in result.edits}
             row.update({
                 f"{v.key}:class_sensitivity": figures[v.method].class_sensitivity,
@@ -60,5 +62,6 @@ def trust_row(bundle: Any, raw: np.ndarray, extra: Any, mask: np.ndarray | None,
                 f"{v.key}:corner_energy": result.energy["corners"],
                 f"{v.key}:hidden_corners_change": edits.get("corners", 0.0),
                 f"{v.key}:hidden_outside_change": edits.get("outside-high", 0.0),
+                f"{v.key}:outline_uncertain": float(result.uncertain),
             })
     return row

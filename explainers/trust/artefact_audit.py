@@ -5,6 +5,13 @@ when a region is hidden (DeGrave et al. 2021 style counterfactual edits).
 Regions are at the image's own size; the map is upsampled to it (``metrics.map_at``). An edit
 hides a region by skin-colour fill or by a strong blur, the edited image goes through the
 model's usual preparation, and the explained class's probability before and after is kept.
+
+Claims only as strong as the outline: with an automatic outline, the audit is *uncertain*
+when the outline is unstable (``segmentation.Outline.uncertain``) or when most of the map's
+high area outside the outline lies in a band just outside it (``band_width``: one map cell, as
+a coarse map cannot place anything more finely, and at least ``EDGE_FRACTION`` of the image)
+— there a lesion rim the outline missed and a shortcut look the same. The "outside" edit is
+then worded as a possibility, not a finding.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from PIL import Image, ImageFilter
 
 from explainers.errors import ExplainerError
 from explainers.evaluation.scoring import map_at
-from explainers.trust.segmentation import dark_corners, dilate, segment_lesion, skin_colour
+from explainers.trust.segmentation import STABLE_IOU, Outline, dark_corners, dilate, outline, skin_colour
 
 #: Border band: this fraction of the image's shorter side around the lesion.
 BAND_FRACTION = 0.06
@@ -27,6 +34,11 @@ HIGH_FRACTION = 0.5
 SMALL_CHANGE = 0.05
 BLUR_RADIUS = 12
 REGIONS = ("lesion", "border", "skin", "corners")
+#: The band just outside the outline: at least this fraction of the image's shorter side.
+EDGE_FRACTION = 0.03
+#: From this share of the high-map area outside the outline lying in that band, the audit
+#: cannot tell a missed lesion rim from a shortcut.
+EDGE_SHARE = 0.5
 
 
 @dataclass
@@ -36,13 +48,19 @@ class Edit:
     probability_before: float
     probability_after: float
     pixels: int
+    #: The region hangs on an uncertain automatic outline: a change is a possibility only.
+    uncertain: bool = False
 
     def sentence(self, class_name: str) -> str:
         before, after = self.probability_before, self.probability_after
         if self.pixels == 0:
             return f"{self.description}: nothing to hide in this image"
-        verdict = ("the prediction does not rest on it" if abs(after - before) < SMALL_CHANGE
-                   else "the prediction leans on it")
+        if abs(after - before) < SMALL_CHANGE:
+            verdict = "the prediction does not rest on it"
+        elif self.uncertain:
+            verdict = "the prediction may lean on the area outside the outline — the outline itself is uncertain here"
+        else:
+            verdict = "the prediction leans on it"
         return f"hiding {self.description} moves P({class_name}) {before:.2f} → {after:.2f}: {verdict}"
 
 
@@ -53,6 +71,15 @@ class Audit:
     regions: dict[str, np.ndarray] = field(repr=False)
     energy: dict[str, float]
     edits: list[Edit]
+    #: IoU of the automatic outline at a stricter and a looser threshold (None: uploaded mask).
+    stability: float | None = None
+    #: Share (0..1) of the map's high area outside the outline that lies in the band just
+    #: outside it (``band_width``; 0 when there is no such area).
+    edge_share: float = 0.0
+    #: The band's width in px (``band_width``).
+    edge_width: int = 0
+    #: The outline-dependent conclusions are possibilities only (never for an uploaded mask).
+    uncertain: bool = False
 
 
 def region_masks(image, lesion: np.ndarray) -> dict[str, np.ndarray]:
@@ -115,27 +142,63 @@ def probability_of(bundle, images: Sequence[Image.Image], target: int, extra_inp
     return np.asarray(predict(bundle.model, x, extra_inputs=extra).probabilities[:, int(target)], np.float64)
 
 
+def band_width(shape: tuple[int, int], grid: tuple[int, int]) -> int:
+    """Width (px) of the band just outside the outline: one cell of the map's ``grid`` on the
+    image (its shorter side), and at least ``EDGE_FRACTION`` of the image's shorter side."""
+    h, w = shape
+    cell = min(h / max(1, grid[0]), w / max(1, grid[1]))
+    return max(1, round(EDGE_FRACTION * min(h, w)), int(np.ceil(cell)))
+
+
+def edge_share(high_outside: np.ndarray, lesion: np.ndarray, width: int) -> float:
+    """Share (0..1) of ``high_outside`` within ``width`` px (a square's reach) just outside
+    ``lesion`` (0 when ``high_outside`` is empty)."""
+    high_outside = np.asarray(high_outside, bool)
+    if not high_outside.any():
+        return 0.0
+    band = dilate(lesion, 2 * int(width) + 1) & ~lesion
+    return float((high_outside & band).sum() / high_outside.sum())
+
+
+def is_uncertain(source: str, stability: float | None, edge: float) -> bool:
+    """The rule: an automatic outline that is unstable, or that the map's high area outside
+    it mostly hugs. An uploaded mask is taken as given."""
+    if source != "auto":
+        return False
+    return (stability is not None and stability < STABLE_IOU) or edge >= EDGE_SHARE
+
+
 def audit(bundle, image: Image.Image, cam: np.ndarray, target: int, *, extra_inputs=None,
-          mask: np.ndarray | None = None, box: Sequence[int] | None = None, mode: str = "fill") -> Audit:
-    """Energy shares and the edits (corners, the high-map area outside the lesion, the box)."""
+          mask: np.ndarray | None = None, box: Sequence[int] | None = None, mode: str = "fill",
+          auto: Outline | None = None) -> Audit:
+    """Energy shares and the edits (corners, the high-map area outside the lesion, the box).
+    ``mask`` is an uploaded mask; else ``auto`` (an ``outline`` already computed) or the
+    automatic outline of ``image``."""
     image = image.convert("RGB")
     size = (image.height, image.width)
     source = "upload" if mask is not None else "auto"
+    stability = None
     if mask is not None:
         lesion = np.asarray(mask, bool)
     else:
-        try:
-            lesion = segment_lesion(image)
-        except ExplainerError:  # a uniform image: no lesion, every other figure still holds
-            lesion = np.zeros(size, bool)
+        if auto is None:
+            try:
+                auto = outline(image)
+            except ExplainerError:  # a uniform image: no lesion, every other figure still holds
+                auto = Outline(np.zeros(size, bool), 1.0)
+        lesion, stability = np.asarray(auto.mask, bool), float(auto.stability)
     if lesion.shape != size:
         lesion = np.asarray(Image.fromarray(lesion.astype(np.uint8) * 255).resize(image.size, Image.NEAREST)) > 127
     regions = region_masks(image, lesion)
     energy = energy_shares(cam, regions)
     up = map_at(np.asarray(cam), size)
     high = (up >= HIGH_FRACTION * up.max()) & ~lesion if up.max() > 0 else np.zeros(size, bool)
+    width = band_width(size, np.shape(cam)[:2])
+    edge = edge_share(high, lesion, width) if lesion.any() else 0.0
+    uncertain = is_uncertain(source, stability, edge)
+    words = "the high-map area outside the lesion" + (" outline" if uncertain else "")
     wanted = [("corners", "the dark corners", regions["corners"]),
-              ("outside-high", "the high-map area outside the lesion", high)]
+              ("outside-high", words, high)]
     if box is not None:
         wanted.append(("box", f"the box {list(int(v) for v in box)}", box_mask(size, box)))
     edited = [hide(image, m, mode) for _, _, m in wanted if m.any()]
@@ -145,13 +208,17 @@ def audit(bundle, image: Image.Image, cam: np.ndarray, target: int, *, extra_inp
         after = probs[0]
         if m.any():
             after, j = probs[j], j + 1
-        edits.append(Edit(name, words, float(probs[0]), float(after), int(m.sum())))
-    return Audit(source, lesion, regions, energy, edits)
+        edits.append(Edit(name, words, float(probs[0]), float(after), int(m.sum()),
+                          uncertain=uncertain and name == "outside-high"))
+    return Audit(source, lesion, regions, energy, edits, stability, edge, width, uncertain)
 
 
 def audit_json(result: Audit) -> dict:
-    """``{"mask", "energy": {lesion, border, skin, corners}, "edits": [...]}`` for explain --json."""
+    """``{"mask", "outline_stability", "outline_uncertain", "energy": {lesion, border, skin,
+    corners}, "edits": [...]}`` for explain --json."""
     return {"mask": result.mask_source,
+            "outline_stability": None if result.stability is None else round(result.stability, 4),
+            "outline_uncertain": result.uncertain,
             "energy": {k: round(result.energy[k], 4) for k in REGIONS},
             "edits": [{"region": e.region, "probability_before": round(e.probability_before, 4),
                        "probability_after": round(e.probability_after, 4)} for e in result.edits]}
