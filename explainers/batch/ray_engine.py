@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from explainers.batch.worker import WorkerSpec  # noqa: F401 (re-exported)
 from explainers.errors import ExplainerError
 
 INSTALL_HINT = "pip install -r requirements-scale.txt (Ray Data: ray[data])"
@@ -40,25 +41,6 @@ class RayOptions:
     actors: tuple[int, int] = (1, 1)
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """What an actor needs to rebuild the run's model and settings; sent once to each actor."""
-
-    model: str
-    weights: Any
-    seed: int
-    layer: str
-    methods: tuple[str, ...]
-    samples: int
-    sigma: float
-    n_steps: int
-    baselines: bool
-    out_dir: str
-    cmap: str = "jet"
-    masks_dir: str | None = None
-    meta: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 # --- command line -----------------------------------------------------------------------------
