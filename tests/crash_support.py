@@ -21,3 +21,36 @@ def abort_on_poison(x):
     if (np.abs(x - np.array(POISON, np.float32)).max(axis=-1) < 0.5).all(axis=(1, 2)).any():
         os.abort()
     return x
+
+
+#: Test-only: a JSON file {"image": NAME, "marker": PATH}; a Ray worker about to load NAME
+#: exits (os._exit) if PATH does not exist yet, after creating it: one killed worker.
+KILL_ONCE_ENV = "CRASH_SUPPORT_KILL_ONCE"
+
+
+def ray_worker_setup():
+    """Ray's `worker_process_setup_hook` for tests/test_ray_engine.py: in each Ray worker,
+    loading the poison image aborts the process (every time), and the image named in the
+    KILL_ONCE_ENV file kills it once."""
+    import json
+    from pathlib import Path
+
+    import explainers.images as images
+
+    real = images.load_image
+
+    def load_image(source, *args, **kwargs):
+        image = real(source, *args, **kwargs)
+        if np.array_equal(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0),
+                          np.array([POISON], np.uint8)):
+            os.abort()
+        fault = os.environ.get(KILL_ONCE_ENV)
+        if fault and os.path.isfile(fault):
+            spec = json.loads(Path(fault).read_text())
+            marker = Path(spec["marker"])
+            if Path(str(source)).name == spec["image"] and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)
+        return image
+
+    images.load_image = load_image

@@ -83,6 +83,7 @@ def exit_code(code: int | None) -> str:
 def crash_row(name: str, layer: str, code: int | None, tries: int = CRASH_TRIES) -> dict[str, Any]:
     """The results.csv row of an image whose worker process died each of `tries` times."""
     times = {1: "once", 2: "twice"}.get(tries, f"{tries} times")
+    how = "" if code is None else f" ({exit_code(code)})"  # a Ray actor's is not known
     return {"image": name, "layer": layer,
-            "error": f"the worker process crashed ({exit_code(code)}) on this image {times}; "
+            "error": f"the worker process crashed{how} on this image {times}; "
                      "the other images were explained"}
