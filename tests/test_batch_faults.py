@@ -159,3 +159,15 @@ def test_two_command_lines_into_one_folder(setup, tmp_path):
     assert sorted(r["image"] for r in rows) == GOOD and not any(r["error"] for r in rows)
     explained = sorted(int(re.search(r"(\d+) explained", o).group(1)) for o, _ in outputs)
     assert explained == [0, 4]  # the second run waited, then found everything done
+
+
+def test_a_model_that_cannot_go_to_a_worker_is_explained_here_and_said(setup, tmp_path, monkeypatch):
+    root, model_path, images = setup
+    started = count_workers(monkeypatch)
+    bundle = zoo.load_model(model_path)
+    bundle = dataclasses.replace(bundle, preprocess=lambda x: np.asarray(x, np.float32))  # no pickle
+    log = io.StringIO()
+    result = B.run_batch(bundle, images, tmp_path / "o", progress=log, **FAST)
+    assert (result.processed, result.failed) == (4, 0) and len(started) == 1  # refused, no retry
+    assert "note: the model cannot be sent to a worker process" in log.getvalue()
+    assert "explaining in this process instead" in log.getvalue()

@@ -38,14 +38,14 @@ class ChildWorker:
         env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p]
                                             + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            payload = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - any object can refuse pickling
+            raise WorkerUnavailable(f"the model cannot be sent to a worker process ({exc})") from None
         self.busy = False
         self.proc = subprocess.Popen([sys.executable, "-m", "explainers.batch.child"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         try:
-            try:
-                payload = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:  # noqa: BLE001 - any object can refuse pickling
-                raise WorkerUnavailable(f"the model cannot be sent to a worker process ({exc})") from None
             try:
                 self._write(payload)
                 kind, value = self._read()
