@@ -77,7 +77,8 @@ def run_on_samples() -> None:
         batch.run_batch(bundle, zoo.SAMPLES_DIR, out, metadata=zoo.SAMPLES_DIR / "samples.csv",
                         methods=methods, n_steps=int(steps), samples=int(samples), progress=False,
                         on_image=lambda done, total: bar.progress(done / max(total, 1),
-                                                                  text=f"{done}/{total} images"))
+                                                                  text=f"{done}/{total} images"),
+                        on_wait=lambda message: bar.progress(0.0, text=message[:1].upper() + message[1:]))
         st.session_state[FOLDER] = out.name
 
 

@@ -1,6 +1,8 @@
 """The batch command on Ray Data (`--engine ray`) on a 2-CPU local cluster with a tiny model
 file: the same rows and files as the local engine, a corrupt image as an error row, resuming,
-a worker killed mid-run, and the one-line errors (no Ray installed, options Ray cannot meet).
+a worker killed mid-run, an image that kills every worker (an error row, and the run ends),
+and the one-line errors (no Ray installed, options Ray cannot meet). The workers crash through
+tests/crash_support.py, Ray's worker setup hook here.
 
 Ray is installed by the test command (run.sh includes requirements-scale.txt)."""
 
@@ -8,6 +10,8 @@ import csv
 import json
 import os
 import sys
+import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -18,7 +22,8 @@ from PIL import Image
 from explainers import ExplainerError
 from explainers.batch import run as B
 from explainers.cli import main
-from explainers.batch.ray_engine import FAULT_ENV, RayOptions
+from explainers.batch.ray_engine import RayOptions
+from crash_support import KILL_ONCE_ENV, poison_image
 
 pytestmark = pytest.mark.slow  # each Ray run starts two actors that import TensorFlow (~10 s)
 
@@ -49,8 +54,11 @@ def setup(tmp_path_factory):
 
     fault = root / "fault.json"  # armed by the killed-worker test only
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by the cluster ray.init starts
+    tests = Path(__file__).resolve().parent
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {FAULT_ENV: str(fault), "RAY_USAGE_STATS_ENABLED": "0"}})
+             runtime_env={"env_vars": {KILL_ONCE_ENV: str(fault), "RAY_USAGE_STATS_ENABLED": "0",
+                                       "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent)])},
+                          "worker_process_setup_hook": "crash_support.ray_worker_setup"})
     local = root / "local"
     B.run_batch(str(model_path), images, local, metadata=meta, **SETTINGS)
     yield root, model_path, images, meta, fault, local
@@ -62,12 +70,12 @@ def rows(folder):
         return list(csv.DictReader(f))
 
 
-def assert_same_results(local, other, names):
+def assert_same_results(local, other, names, compared=None):
     """Same columns; text equal; scores within 1e-4 (or their last written digit); maps
-    within 1e-5 relative."""
+    within 1e-5 relative (for the `compared` names, default all)."""
     a, b = {r["image"]: r for r in rows(local)}, {r["image"]: r for r in rows(other)}
     assert sorted(b) == sorted(names) and len(rows(other)) == len(names)  # no duplicate
-    for name in names:
+    for name in compared or names:
         ra, rb = a[name], b[name]
         assert list(ra) == list(rb)
         for col in ra:
@@ -125,6 +133,28 @@ def test_a_killed_worker_is_retried_without_duplicate_or_missing_rows(setup):
     assert marker.is_file()  # an actor did exit (os._exit) in the middle of the run
     assert (result.processed, result.failed) == (5, 1)
     assert_same_results(local, out, GOOD + ["broken.jpg"])
+    assert not list((out / ".crashes").glob("*"))  # the crash records are gone with the batch
+
+
+def test_an_image_that_kills_every_worker_is_an_error_row_and_the_run_ends(setup, tmp_path):
+    root, model_path, images, meta, fault, local = setup
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in GOOD:
+        (folder / name).write_bytes((images / name).read_bytes())
+    # Batches of 2 on 2 actors: im0 im1 | im2 im3 | im4 poison.
+    Image.fromarray(poison_image()).save(folder / "poison.png")
+    out = tmp_path / "out"
+    start = time.monotonic()
+    result = B.run_batch(str(model_path), folder, out, metadata=meta, engine="ray", ray_options=TWO,
+                         **SETTINGS)
+    assert (result.total, result.processed, result.failed) == (6, 5, 1)
+    poison = {r["image"]: r for r in rows(out)}["poison.png"]
+    assert poison["error"] == ("the worker process crashed on this image twice; "
+                               "the other images were explained")
+    assert_same_results(local, out, GOOD + ["poison.png"], compared=GOOD)  # im4 included
+    assert not list((out / ".crashes").glob("*"))
+    assert time.monotonic() - start < 600  # ended (three crashes, each an actor restart)
 
 
 def test_cli_engine_ray_and_its_errors(setup, tmp_path, capsys):

@@ -177,10 +177,17 @@ def write_summary(path: Path, summary: dict[str, dict[str, float]], labels: dict
     rows = score_table(summary, labels)
     if not rows:
         return
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    from explainers.batch.safe_io import temp_path
+
+    tmp = temp_path(path)  # readers (the Audit page) never see half a table
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def markdown_table(summary: dict[str, dict[str, float]], labels: dict[str, str]) -> str:

@@ -228,7 +228,10 @@ def _score_one(bundle: Any, job: BatchJob, row: dict[str, Any], path: Path, raw:
         arrays[f"insertion:{k}"] = curves["insertion"].probabilities
     # Written under a temporary name, then renamed: a worker killed mid-write (the Ray engine
     # retries its batch) or an interrupted run never leaves a half file under the real name.
-    tmp = out_dir / f".{stem}.{os.getpid()}.tmp"
+    # The name is unique per process, thread and call: runs sharing the folder never collide.
+    from explainers.batch.safe_io import temp_path
+
+    tmp = temp_path(out_dir / f"{stem}.out")
     try:
         Image.fromarray(side_by_side(panels, captions)).save(tmp, format="PNG")
         os.replace(tmp, out_dir / f"{stem}.png")
@@ -242,4 +245,5 @@ def _score_one(bundle: Any, job: BatchJob, row: dict[str, Any], path: Path, raw:
             )
         os.replace(tmp, out_dir / f"{stem}.npz")
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise ExplainerError(f"cannot write the outputs of {path.name}: {exc.strerror or exc}") from None

@@ -5,8 +5,9 @@ a pool of actors (`map_batches` with `ActorPoolStrategy`). Each actor loads the 
 runs `batch.process_images` on its batches: it decodes the images itself (so one corrupt file
 is one error row, not an aborted run) and writes each image's PNG and NPZ atomically. The
 driver alone writes results.csv, row by row as batches arrive. Ray restarts an actor whose
-process dies and runs its batch again (Ray Data's defaults for actor pools: `max_restarts=-1`,
-`max_task_retries=-1`); the driver only ever sees a batch's rows once, when it completed.
+process dies and runs its batch again, then image by image (`crash_ledger`): an image that
+kills its actor twice alone is an error row; the retries are bounded (`max_task_retries`,
+`max_restarts`), so a run always ends. The driver only ever sees a batch's rows once.
 
 Ray is optional (requirements-scale.txt). Nothing here imports it until a run starts, and
 without it the run stops with one `error:` line that says what to install. A local cluster
@@ -19,16 +20,14 @@ import argparse
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from explainers.batch.worker import WorkerSpec  # noqa: F401 (re-exported)
 from explainers.errors import ExplainerError
 
 INSTALL_HINT = "pip install -r requirements-scale.txt (Ray Data: ray[data])"
-#: Test hook: a JSON file {"image": NAME, "marker": PATH}; an actor about to explain NAME
-#: exits at once (os._exit) if PATH does not exist yet, after creating it: one killed worker.
-FAULT_ENV = "EXPLAINERS_RAY_FAULT_FILE"
 
 
 @dataclass(frozen=True)
@@ -40,25 +39,6 @@ class RayOptions:
     actors: tuple[int, int] = (1, 1)
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """What an actor needs to rebuild the run's model and settings; sent once to each actor."""
-
-    model: str
-    weights: Any
-    seed: int
-    layer: str
-    methods: tuple[str, ...]
-    samples: int
-    sigma: float
-    n_steps: int
-    baselines: bool
-    out_dir: str
-    cmap: str = "jet"
-    masks_dir: str | None = None
-    meta: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -184,7 +164,9 @@ def _check_resources(ray: Any, options: RayOptions) -> None:
 
 
 class ExplainWorker:
-    """One actor: loads the model once, then explains the batches Ray Data hands it."""
+    """One actor: loads the model once, then explains the batches Ray Data hands it. A batch
+    whose earlier try killed its actor runs image by image (`crash_ledger`), so a crash costs
+    the image that causes it, and the retries end."""
 
     def __init__(self, spec: WorkerSpec, cpus: float):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -199,32 +181,23 @@ class ExplainWorker:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:  # TensorFlow already running in this process: keep its pools
             pass
-        from explainers.batch.job import BatchJob, load_batch_model
+        from explainers.batch.crash_ledger import CrashLedger
+        from explainers.batch.worker import load_worker
 
         self.spec = spec
-        self.bundle = load_batch_model(spec.model, spec.weights, spec.seed)
-        self.job = BatchJob.create(
-            self.bundle, spec.layer, spec.methods, spec.samples, spec.sigma, spec.seed,
-            spec.n_steps, spec.baselines, spec.meta,
-            None if spec.masks_dir is None else Path(spec.masks_dir), Path(spec.out_dir), spec.cmap)
+        self.bundle, self.job = load_worker(spec)
+        self.ledger = CrashLedger(Path(spec.out_dir))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from explainers.batch.job import process_images
+        from explainers.batch.crash_ledger import guarded_rows
+        from explainers.batch.worker import safe_rows
 
         paths = [Path(str(p)) for p in batch["path"]]
         stems = {p: str(s) for p, s in zip(paths, batch["stem"])}
-        _maybe_fault([p.name for p in paths])
-        rows: dict[str, dict[str, Any]] = {}
-        try:
-            for row in process_images(self.bundle, paths, self.job, stems):
-                rows[row["image"]] = row
-        except Exception as exc:  # noqa: BLE001 - a batch that fails is error rows, not a dead run
-            text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-            for p in paths:
-                rows.setdefault(p.name, {"image": p.name, "layer": self.job.layer.path,
-                                         "error": f"could not explain it: {text}"})
+        rows = guarded_rows(self.ledger, paths, self.job.layer.path,
+                            lambda some: safe_rows(self.bundle, self.job, some, stems))
         names = [p.name for p in paths]
         return {"image": np.array(names, dtype=object),
                 "row": np.array([json.dumps(rows[n], default=_plain) for n in names], dtype=object)}
@@ -236,20 +209,6 @@ def _plain(value: Any) -> Any:
         return value.item()
     except AttributeError:
         return str(value)
-
-
-def _maybe_fault(names: Sequence[str]) -> None:
-    path = os.environ.get(FAULT_ENV)
-    if not path or not os.path.isfile(path):
-        return
-    try:
-        fault = json.loads(Path(path).read_text(encoding="utf-8"))
-        marker = Path(fault["marker"])
-        if fault["image"] in names and not marker.exists():
-            marker.write_text(str(os.getpid()), encoding="utf-8")
-            os._exit(1)
-    except (OSError, ValueError, KeyError, TypeError):
-        return
 
 
 def ray_rows(paths: Sequence[Path], stems: Sequence[str], spec: WorkerSpec,
@@ -276,18 +235,30 @@ def _stream(ray: Any, started: bool, paths: Sequence[Path], stems: Sequence[str]
     try:
         from ray.data import ActorPoolStrategy, DataContext
 
+        from explainers.batch.crash_ledger import clear_ledger
+        from explainers.batch.worker import CRASH_TRIES
+
         DataContext.get_current().enable_progress_bars = False  # the batch prints its own
+        clear_ledger(Path(spec.out_dir))
         low, high = options.actors
-        pool = ActorPoolStrategy(size=low) if low == high else ActorPoolStrategy(min_size=low, max_size=high)
+        # One batch at a time per actor: an actor's death then retries its own batch only.
+        one = dict(max_tasks_in_flight_per_actor=1)
+        pool = (ActorPoolStrategy(size=low, **one) if low == high
+                else ActorPoolStrategy(min_size=low, max_size=high, **one))
         items = [{"path": str(p), "stem": s} for p, s in zip(paths, stems)]
         # One block per batch: batches hold the same images as the local engine's, except when
         # there are too few images to give every actor one batch (then they are made smaller).
         size = max(1, min(batch_size, math.ceil(len(items) / high)))
-        ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / size))
+        blocks = math.ceil(len(items) / size)
+        # Bounded retries: a batch needs at most one try whole and CRASH_TRIES per image alone
+        # (crash_ledger); past that, or past that many restarts per batch, the run ends.
+        retries = 1 + CRASH_TRIES * size
+        ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(
             ExplainWorker, fn_constructor_kwargs={"spec": spec, "cpus": options.cpus_per_actor},
             batch_size=size, batch_format="numpy", compute=pool,
             num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor,
+            max_restarts=retries * blocks, max_task_retries=retries,
         )
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):

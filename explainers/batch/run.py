@@ -8,15 +8,18 @@ import csv
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence, TextIO
+from typing import Any, Callable, Iterator, Literal, Sequence, TextIO
 
 from explainers.batch.files import (IMAGE_EXTENSIONS, Progress, fmt, image_seed, list_images,  # noqa: F401
                        output_stems, read_metadata, read_results, summarize, write_summary)
 from explainers.batch.job import (BASELINES, CHOICES, METHODS, BatchJob, Variant,  # noqa: F401 (re-exported)
                         load_batch_model, process_images, variants)
+from explainers.batch.safe_io import folder_lock, temp_path, write_atomic
 from explainers.batch.trust_columns import trust_columns
+from explainers.batch.worker import WorkerSpec
 from explainers.errors import ExplainerError
 
 RESULTS = "results.csv"
@@ -95,6 +98,7 @@ def run_batch(
     cmap: str = "jet",
     progress: TextIO | None | bool = None,
     on_image: Callable[[int, int], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
     engine: Engine = "local",
     ray_options: Any = None,
 ) -> BatchResult:
@@ -102,7 +106,8 @@ def run_batch(
 
     `model`: a catalogue name, a model file or a `ModelBundle`. `progress`: the stream
     for the text progress bar (default stderr; False for none). `on_image(done, total)` is
-    called after each image. Images go through the model `batch_size` at a time, so memory
+    called after each image; `on_wait(message)` once if another run holds the folder (this run
+    waits for it, then skips the images it did). Images go through the model `batch_size` at a time, so memory
     does not grow with the folder. `engine="ray"` runs the batches on Ray actors
     (`ray_engine.RayOptions` in `ray_options`; `model` must then be a name or a file).
     Raises `ExplainerError` for the user's mistakes (missing folders, bad settings, an out
@@ -174,72 +179,113 @@ def run_batch(
     settings = _settings(bundle, layer_info.path, vs, sigma, seed, n_steps)
     columns = result_columns(vs)
 
-    results_path = out_dir / RESULTS
-    settings_path = out_dir / SETTINGS
-    header, rows = read_results(results_path)
-    if rows or settings_path.exists():
+    stream = None if progress is False else (sys.stderr if progress in (None, True) else progress)
+
+    def waiting(message: str) -> None:
+        if stream is not None:
+            print(message, file=stream, flush=True)
+        if on_wait is not None:
+            on_wait(message)
+
+    # One run at a time per folder: a second one waits, then resumes (skips what the first did).
+    with folder_lock(out_dir, waiting):
+        results_path = out_dir / RESULTS
+        settings_path = out_dir / SETTINGS
+        header, rows = read_results(results_path)
+        if rows or settings_path.exists():
+            try:
+                old = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else None
+            except (OSError, ValueError):
+                old = None
+            if old != settings or (header and header != columns):
+                raise ExplainerError(
+                    f"{out_dir} holds results made with other settings ({_diff(old, settings)}); "
+                    "use another --out folder, or delete it to start again"
+                )
+        done = {r["image"] for r in rows if not (r.get("error") or "").strip()}
+        kept = [r for r in rows if r["image"] in done]
+        # Rewrite results.csv without the failed rows (they are retried), atomically.
+        tmp = temp_path(results_path)
         try:
-            old = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else None
-        except (OSError, ValueError):
-            old = None
-        if old != settings or (header and header != columns):
-            raise ExplainerError(
-                f"{out_dir} holds results made with other settings ({_diff(old, settings)}); "
-                "use another --out folder, or delete it to start again"
-            )
-    done = {r["image"] for r in rows if not (r.get("error") or "").strip()}
-    kept = [r for r in rows if r["image"] in done]
-    # Rewrite results.csv without the failed rows (they are retried), atomically.
-    tmp = results_path.with_suffix(".csv.tmp")
-    try:
-        settings_path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            write_atomic(settings_path, json.dumps(settings, indent=2) + "\n")
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(kept)
+            os.replace(tmp, results_path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ExplainerError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+
+        todo = [p for p in files if p.name not in done]
+        result = BatchResult(out=out_dir, skipped=len(files) - len(todo), total=len(files), labels=labels)
+        bar = None if stream is None else Progress(len(files), stream)
+        stems = output_stems(files)
+        count = result.skipped
+        with open(results_path, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(kept)
-        os.replace(tmp, results_path)
-    except OSError as exc:
-        raise ExplainerError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
-
-    todo = [p for p in files if p.name not in done]
-    result = BatchResult(out=out_dir, skipped=len(files) - len(todo), total=len(files), labels=labels)
-    bar = None if progress is False else Progress(len(files), None if progress in (None, True) else progress)
-    stems = output_stems(files)
-    count = result.skipped
-    with open(results_path, "a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        if engine == "ray":
-            from explainers.batch.ray_engine import WorkerSpec, ray_rows
-
+            what, how = _worker_model(model, bundle, weights)
             spec = WorkerSpec(
-                model=str(Path(model).resolve()) if bundle.key.startswith("file:") else str(model),
-                weights=weights, seed=seed, layer=layer_info.path, methods=methods, samples=samples,
-                sigma=sigma, n_steps=n_steps, baselines=baselines, meta=meta,
+                model=what, weights=how, seed=seed, layer=layer_info.path, methods=methods,
+                samples=samples, sigma=sigma, n_steps=n_steps, baselines=baselines, meta=meta,
                 masks_dir=None if masks_dir is None else str(masks_dir.resolve()),
                 out_dir=str(out_dir.resolve()), cmap=cmap)
-            del bundle  # each actor loads its own; the driver only writes results.csv
-            rows_in = ray_rows([p.resolve() for p in todo], [stems[p] for p in todo], spec,
-                               ray_options, batch_size)
-        else:
-            rows_in = (row for start in range(0, len(todo), batch_size)
-                       for row in process_images(bundle, todo[start : start + batch_size], job, stems))
-        if bar is not None:
-            bar.update(count, f"({result.skipped} already done)" if result.skipped else "")
-        for row in rows_in:
-            writer.writerow({k: fmt(row.get(k)) for k in columns})
-            f.flush()
-            count += 1
-            if row.get("error"):
-                result.failed += 1
+            if engine == "ray":
+                from explainers.batch.ray_engine import ray_rows
+
+                del bundle  # each actor loads its own; the driver only writes results.csv
+                rows_in = ray_rows([p.resolve() for p in todo], [stems[p] for p in todo], spec,
+                                   ray_options, batch_size)
             else:
-                result.processed += 1
+                rows_in = _local_rows(spec, bundle, job, todo, stems, batch_size, stream)
             if bar is not None:
-                bar.update(count, row["image"] + (" (error)" if row.get("error") else ""))
-            if on_image is not None:
-                on_image(count, len(files))
-    result.summary = summarize(results_path, vs)
-    write_summary(out_dir / SUMMARY, result.summary, labels)
-    return result
+                bar.update(count, f"({result.skipped} already done)" if result.skipped else "")
+            for row in rows_in:
+                writer.writerow({k: fmt(row.get(k)) for k in columns})
+                f.flush()
+                count += 1
+                if row.get("error"):
+                    result.failed += 1
+                else:
+                    result.processed += 1
+                if bar is not None:
+                    bar.update(count, row["image"] + (" (error)" if row.get("error") else ""))
+                if on_image is not None:
+                    on_image(count, len(files))
+        result.summary = summarize(results_path, vs)
+        write_summary(out_dir / SUMMARY, result.summary, labels)
+        return result
+
+
+def _worker_model(model: Any, bundle: Any, weights: Any) -> tuple[Any, Any]:
+    """What a worker process loads, and with which weights: the name or file the caller gave;
+    for a `ModelBundle`, its catalogue name when it has the usual weights, else the bundle
+    itself (pickled, so the worker explains with exactly this model)."""
+    from explainers.zoo import ModelBundle, model_names
+
+    if not isinstance(model, ModelBundle):
+        return (str(Path(model).resolve()) if bundle.key.startswith("file:") else str(model)), weights
+    if bundle.key in model_names() and bundle.weights != "random":
+        return bundle.key, "imagenet"  # load_model's "usual weights" (the bundled ones included)
+    return bundle, None
+
+
+def _local_rows(spec: WorkerSpec, bundle: Any, job: BatchJob, todo: Sequence[Path],
+                stems: dict[Path, str], batch_size: int, stream: TextIO | None) -> Iterator[dict]:
+    """The local engine's rows: from one worker process (an image that crashes it costs that
+    image only: `isolation`), or in this process when no worker can be started."""
+    if not todo:
+        return iter(())
+    from explainers.batch.isolation import ChildWorker, WorkerUnavailable, isolated_rows
+
+    try:
+        first = ChildWorker(spec)
+    except WorkerUnavailable as exc:
+        if stream is not None:
+            print(f"note: {exc}; explaining in this process instead", file=stream, flush=True)
+        return (row for start in range(0, len(todo), batch_size)
+                for row in process_images(bundle, todo[start : start + batch_size], job, stems))
+    return isolated_rows(spec, todo, stems, batch_size, first)
 
 
 def _diff(old: dict | None, new: dict) -> str:

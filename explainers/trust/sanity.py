@@ -20,14 +20,14 @@ Spearman is below ``LOGIT_PASS`` (0.9), AND fewer than ``EMPTY_FAIL`` (half) of 
 maps are empty (constant: a rank correlation of an empty map is 0 by convention, so a method
 whose maps are mostly empty would "pass" without anything being tested); else **fail**.
 Results are cached on disk
-(one JSON file per method, at most ``CACHE_ENTRIES`` files) keyed by the model's file hash.
+(one signed JSON file per method, at most ``CACHE_ENTRIES`` files; ``sanity_cache``) keyed by
+the model's file hash; a file that is damaged, edited or forged is ignored and recomputed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ import numpy as np
 
 from explainers.errors import ExplainerError
 from explainers.methods import DEFAULT_METHODS
+from explainers.trust.sanity_cache import CACHE_ENTRIES, cache_dir, read_entry, write_entry  # noqa: F401
 from explainers.trust.similarity import spearman, ssim
 
 CASCADE_PASS = 0.5
@@ -45,8 +46,8 @@ EMPTY_FAIL = 0.5
 #: The step whose correlation decides the verdict: head + last block random.
 VERDICT_STEP = 1
 MAX_OTHER_CLASSES = 6
-CACHE_ENTRIES = 64
-CACHE_VERSION = 3  # 3: noise drawn per item from (seed, image, copy); 2: per chunk
+#: 4: signed entries (sanity_cache); 3: noise drawn per item from (seed, image, copy); 2: per chunk
+CACHE_VERSION = 4
 DEFAULT_SAMPLES = 8
 
 ProgressFn = Callable[[float, str], None]
@@ -313,10 +314,6 @@ def model_fingerprint(bundle) -> str:
     return digest.hexdigest()
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("EXPLAINERS_SANITY_CACHE", Path.home() / ".cache" / "explainers" / "sanity"))
-
-
 def cache_key(fingerprint: str, layer: str, method: str, n_samples: int, sigma: float, seed: int,
               image_ids: Sequence[str]) -> str:
     text = json.dumps([CACHE_VERSION, fingerprint, layer, method, int(n_samples),
@@ -325,32 +322,24 @@ def cache_key(fingerprint: str, layer: str, method: str, n_samples: int, sigma: 
 
 
 def save_cached(key: str, report: SanityReport, method: str) -> None:
-    """One method's result as a JSON file; the oldest files beyond ``CACHE_ENTRIES`` go."""
-    folder = cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        m = report.methods[method]
-        data = {"model": report.model, "layer": report.layer, "images": report.images,
-                "key": method, **m.to_json(), "maps": np.round(m.maps, 6).tolist()}
-        tmp = folder / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, folder / f"{key}.json")
-        files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in files[:-CACHE_ENTRIES]:
-            old.unlink(missing_ok=True)
-    except OSError:
-        pass  # a read-only home only costs a recomputation
+    """One method's result as a signed JSON file (`sanity_cache.write_entry`)."""
+    m = report.methods[method]
+    write_entry(key, {"model": report.model, "layer": report.layer, "images": list(report.images),
+                      "key": method, **m.to_json(), "maps": np.round(m.maps, 6).tolist()})
 
 
 def load_cached(key: str) -> tuple[dict, MethodSanity] | None:
-    """``(header, result)`` from the cache, or None."""
-    path = cache_dir() / f"{key}.json"
-    try:
-        data = json.loads(path.read_text())
-        result = MethodSanity(
-            data["key"], [Step(s["step"], float(s["spearman"]), float(s["ssim"])) for s in data["cascade"]],
-            float(data["random_logit_spearman"]), np.asarray(data["maps"], dtype=np.float32))
-    except (OSError, ValueError, KeyError, TypeError):
+    """``(header, result)`` from the cache, or None: also for a file that is not this
+    installation's signed, well-formed entry, or whose verdict does not follow from its
+    figures (then the checks are computed again)."""
+    found = read_entry(key)
+    if found is None:
+        return None
+    data, maps = found
+    result = MethodSanity(data["key"], [Step(s["step"], float(s["spearman"]), float(s["ssim"]))
+                                        for s in data["cascade"]],
+                          float(data["random_logit_spearman"]), maps)
+    if result.verdict != data["verdict"]:
         return None
     return {"model": data["model"], "layer": data["layer"], "images": data["images"]}, result
 
