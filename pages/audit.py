@@ -19,7 +19,7 @@ import altair as alt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dashboard.frame import loaders, state  # noqa: E402
+from dashboard.frame import fair_share, loaders, state  # noqa: E402
 from dashboard.widgets import sidebar
 from dashboard.frame.errors import guard  # noqa: E402
 from explainers.batch import results_stats as A  # noqa: E402
@@ -65,12 +65,18 @@ def run_on_samples() -> None:
         return
     out = _samples_out(methods, int(steps), int(samples))
     bar = st.progress(0.0, text="Loading the model ...")
+
+    def on_image(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{done}/{total} images")
+        fair_share.checkpoint()  # between images: let a waiting person's step go first
+
     with guard("running the batch"):
+        fair_share.check_settings(int(samples))
         bundle = loaders.catalogue_model(state.DEFAULT_MODEL)
-        batch.run_batch(bundle, zoo.SAMPLES_DIR, out, metadata=zoo.SAMPLES_DIR / "samples.csv",
-                        methods=methods, n_steps=int(steps), samples=int(samples), progress=False,
-                        on_image=lambda done, total: bar.progress(done / max(total, 1),
-                                                                  text=f"{done}/{total} images"))
+        with fair_share.heavy():  # one per user at a time, users in turn
+            batch.run_batch(bundle, zoo.SAMPLES_DIR, out, metadata=zoo.SAMPLES_DIR / "samples.csv",
+                            methods=methods, n_steps=int(steps), samples=int(samples),
+                            progress=False, on_image=on_image)
         st.session_state[FOLDER] = str(out)
 
 
