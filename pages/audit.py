@@ -18,7 +18,7 @@ import altair as alt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dashboard.frame import loaders, state, workspace  # noqa: E402
+from dashboard.frame import fair_share, loaders, state, workspace  # noqa: E402
 from dashboard.frame.auth import current_user_id  # noqa: E402
 from dashboard.frame.notices import code, plain  # noqa: E402
 from dashboard.widgets import sidebar
@@ -72,13 +72,19 @@ def run_on_samples() -> None:
         return
     out = _samples_out(methods, int(steps), int(samples))
     bar = st.progress(0.0, text="Loading the model ...")
+
+    def on_image(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{done}/{total} images")
+        fair_share.checkpoint()  # between images: let a waiting person's step go first
+
     with guard("running the batch"):
+        fair_share.check_settings(int(samples))
         bundle = loaders.catalogue_model(state.DEFAULT_MODEL)
-        batch.run_batch(bundle, zoo.SAMPLES_DIR, out, metadata=zoo.SAMPLES_DIR / "samples.csv",
-                        methods=methods, n_steps=int(steps), samples=int(samples), progress=False,
-                        on_image=lambda done, total: bar.progress(done / max(total, 1),
-                                                                  text=f"{done}/{total} images"),
-                        on_wait=lambda message: bar.progress(0.0, text=message[:1].upper() + message[1:]))
+        with fair_share.heavy():  # one per user at a time, users in turn
+            batch.run_batch(bundle, zoo.SAMPLES_DIR, out, metadata=zoo.SAMPLES_DIR / "samples.csv",
+                            methods=methods, n_steps=int(steps), samples=int(samples),
+                            progress=False, on_image=on_image,
+                            on_wait=lambda message: bar.progress(0.0, text=message[:1].upper() + message[1:]))
         st.session_state[FOLDER] = out.name
 
 

@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 
 from dashboard.page_parts import compare_loaders as cl  # noqa: E402
 from dashboard.page_parts import evaluate_helpers as eh  # noqa: E402
-from dashboard.frame import loaders  # noqa: E402
+from dashboard.frame import fair_share, loaders  # noqa: E402
 from dashboard.widgets import sidebar, trust_views, views
 from dashboard.frame.errors import guard  # noqa: E402
 from dashboard.frame.notices import code, plain  # noqa: E402
@@ -73,6 +73,9 @@ def compute(n_samples, sigma, seed, k, with_scorecam):
         if not keys:
             continue
         with guard(f"computing {what}"):
+            fair_share.check_settings(n_samples, grid=sel.layer.grid, input_size=sel.x.shape[1:3],
+                                      channels=max_channels,
+                                      total_channels=sel.layer.channels if keys is FORWARD else None)
             settings = ExplainSettings(layer=sel.layer.path, target=int(sel.target), methods=tuple(keys),
                                        n_samples=n_samples, sigma=round(float(sigma), 4), seed=seed,
                                        max_channels=max_channels)
@@ -165,8 +168,9 @@ def faithfulness(maps, token, mask, mask_digest):
     if st.button("Score faithfulness (Average Drop, deletion, insertion)", key="w:compare_faith"):
         with guard("scoring the maps"), st.spinner("Scoring: two batched forward passes per map ..."):
             raw = eh.raw_image(sel.model_token, sel.image_digest, sel.bundle, sel.image)
-            ev = metrics.evaluate_details(sel.bundle, raw, cams, int(sel.target),
-                                          extra_inputs=sel.extra, mask=mask)
+            with fair_share.heavy():
+                ev = metrics.evaluate_details(sel.bundle, raw, cams, int(sel.target),
+                                              extra_inputs=sel.extra, mask=mask)
             st.session_state[FAITHFULNESS] = (key, ev.scores)
     stored = st.session_state.get(FAITHFULNESS)
     if stored and stored[0] == key:

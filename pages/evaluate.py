@@ -10,7 +10,7 @@ from dashboard.frame.bootstrap import ensure_navigation
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
 from dashboard.page_parts import evaluate_helpers as eh
-from dashboard.frame import loaders, state
+from dashboard.frame import fair_share, loaders, state
 from dashboard.widgets import sidebar, views
 from dashboard.frame.errors import guard
 from dashboard.frame.notices import code, plain
@@ -156,6 +156,7 @@ def several_images(smooth: int, sigma: float, seed: int, steps: int) -> None:
             bar.progress(min(1.0, done / max(total, 1)), text=text)
 
         with guard("evaluating the images"):
+            fair_share.check_settings(smooth, grid=sel.layer.grid, input_size=sel.bundle.input_size)
             rows, scores, errors = eh.evaluate_many(sel.bundle, items, layer=sel.layer.path,
                                                     n_samples=smooth, sigma=sigma, seed=seed,
                                                     n_steps=steps, on_progress=progress)

@@ -9,7 +9,7 @@ from dashboard.frame.bootstrap import ensure_navigation
 
 ensure_navigation()  # a first run straight into this file goes back through app.py
 
-from dashboard.frame import loaders  # noqa: E402
+from dashboard.frame import fair_share, loaders  # noqa: E402
 from dashboard.widgets import sidebar, trust_views
 from dashboard.frame.errors import guard  # noqa: E402
 from dashboard.frame.notices import plain  # noqa: E402
@@ -49,9 +49,14 @@ def _sanity_section() -> None:
         results = cached
     elif st.button("Run the sanity check", type="primary", key="trust:run"):
         bar = st.progress(0.0, text="starting")
-        report = sanity.sanity_for_bundle(
-            sel.bundle, layer=sel.layer.path, methods=methods, n_images=n_images,
-            progress=lambda f, text: bar.progress(min(1.0, max(0.0, f)), text=text))
+
+        def progress(fraction: float, text: str) -> None:
+            bar.progress(min(1.0, max(0.0, fraction)), text=text)
+            fair_share.checkpoint()  # between steps: let a waiting person's step go first
+
+        with fair_share.heavy():  # one per user at a time, users in turn
+            report = sanity.sanity_for_bundle(sel.bundle, layer=sel.layer.path, methods=methods,
+                                              n_images=n_images, progress=progress)
         bar.empty()
         results = report.methods
     else:

@@ -32,6 +32,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from dashboard.frame import fair_share
 from explainers import LayerInfo, candidate_layers, explain_details, predict
 from explainers import render, zoo
 from explainers.settings import ExplainSettings
@@ -168,9 +169,11 @@ def _explanation_uncached(bundle, x, extra, settings: ExplainSettings, show_prog
         if bar is not None:
             bar.progress(min(1.0, done / max(total, 1)),
                          text=f"Computing noisy samples: {done} of {total}")
+        fair_share.checkpoint()  # between chunks: let a waiting person's step go first
 
     try:
-        ex = explain_details(bundle.model, x, settings, extra_inputs=extra, progress=progress)
+        with fair_share.heavy():  # one per user at a time, users in turn
+            ex = explain_details(bundle.model, x, settings, extra_inputs=extra, progress=progress)
         return _compact(ex)
     finally:
         if bar is not None:
@@ -266,7 +269,13 @@ def explanation(model_token: str, image_digest: str, extra_token: tuple, setting
     """``explainers.explain_details`` for one image: an ``Explanation`` (maps, weights,
     activations, gradients, alpha, logits), cached in ``EXPLANATIONS`` by the small tokens and
     the settings (shared, never to be modified). While noisy samples are computed a progress
-    bar is shown; it is created and removed inside the computation, so a cache hit shows nothing."""
+    bar is shown; it is created and removed inside the computation, so a cache hit shows
+    nothing. On a shared server a setting too heavy for it raises ``fair_share.Refused`` (a
+    plain sentence)."""
+    if fair_share.shared_mode():
+        info = next((i for i in layers(model_token, _bundle.model) if i.path == settings.layer), None)
+        fair_share.check_settings(settings.n_samples, grid=info.grid if info else None,
+                                  input_size=tuple(_x.shape[1:3]))
     key = (model_token, image_digest, extra_token, settings)
     return EXPLANATIONS.get_or_compute(
         key, lambda: _explanation_uncached(_bundle, _x, _extra, settings, show_progress))

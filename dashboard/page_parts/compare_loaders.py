@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 import streamlit as st
 
+from dashboard.frame import fair_share
 from explainers import explain_details, zoo
 from explainers.engine.capture import get_runner
 from explainers.settings import ExplainSettings
@@ -25,9 +26,11 @@ def explanation(model_token: str, image_digest: str, extra_token: tuple, setting
 
     def progress(done: int, total: int) -> None:
         bar.progress(min(1.0, done / max(total, 1)), text=f"Computing: {done} of {total}")
+        fair_share.checkpoint()  # between chunks: let a waiting person's step go first
 
     try:
-        return explain_details(_bundle.model, _x, settings, extra_inputs=_extra, progress=progress)
+        with fair_share.heavy():  # one per user at a time, users in turn
+            return explain_details(_bundle.model, _x, settings, extra_inputs=_extra, progress=progress)
     finally:
         bar.empty()
 

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 from matplotlib.figure import Figure
 
+from dashboard.frame import fair_share
 from explainers import render, zoo
 from explainers.evaluation import scoring as metrics
 from explainers.images import load_image
@@ -53,8 +54,9 @@ def evaluation(model_token: str, image_digest: str, extra_token: tuple, layer: s
                _extra: Sequence[np.ndarray] | None, _mask: np.ndarray | None) -> metrics.Evaluation:
     """``explainers.evaluation.scoring.evaluate_details`` of the four maps of one image, cached on the
     settings that determine them."""
-    return metrics.evaluate_details(_bundle, _raw, dict(_maps), target, extra_inputs=_extra,
-                                    mask=_mask, n_steps=n_steps)
+    with fair_share.heavy():  # one per user at a time, users in turn
+        return metrics.evaluate_details(_bundle, _raw, dict(_maps), target, extra_inputs=_extra,
+                                        mask=_mask, n_steps=n_steps)
 
 
 def evaluate_many(bundle: zoo.ModelBundle, items: Sequence[tuple[str, Any, Any]], *, layer: str,
@@ -68,25 +70,27 @@ def evaluate_many(bundle: zoo.ModelBundle, items: Sequence[tuple[str, Any, Any]]
 
     labels = metrics.variant_labels(n_samples, None)
     rows, scores, errors = [], [], []
-    for i, (name, source, extra) in enumerate(items):
-        if on_progress is not None:
-            on_progress(i, len(items), name)
-        try:
-            image = load_image(source)
-            _, ev = metrics.explain_and_evaluate(bundle, image, extra_inputs=extra, layer=layer,
-                                                 n_samples=n_samples, sigma=sigma, seed=seed,
-                                                 n_steps=n_steps)
-        except ExplainerError as exc:
-            errors.append(f"{name}: {exc}")
-            continue
-        scores.append(ev.scores)
-        for key, values in ev.scores.items():
-            row = {"Image": name, "Class explained": bundle.class_names[ev.target],
-                   "Probability (%)": ev.probability * 100.0, "Method": labels.get(key, key)}
-            for k, label in metrics.SCORE_LABELS.items():
-                if k in values:
-                    row[label] = values[k]
-            rows.append(row)
+    with fair_share.heavy():  # one per user at a time; others' steps go between images
+        for i, (name, source, extra) in enumerate(items):
+            fair_share.checkpoint()
+            if on_progress is not None:
+                on_progress(i, len(items), name)
+            try:
+                image = load_image(source)
+                _, ev = metrics.explain_and_evaluate(bundle, image, extra_inputs=extra, layer=layer,
+                                                     n_samples=n_samples, sigma=sigma, seed=seed,
+                                                     n_steps=n_steps)
+            except ExplainerError as exc:
+                errors.append(f"{name}: {exc}")
+                continue
+            scores.append(ev.scores)
+            for key, values in ev.scores.items():
+                row = {"Image": name, "Class explained": bundle.class_names[ev.target],
+                       "Probability (%)": ev.probability * 100.0, "Method": labels.get(key, key)}
+                for k, label in metrics.SCORE_LABELS.items():
+                    if k in values:
+                        row[label] = values[k]
+                rows.append(row)
     if on_progress is not None:
         on_progress(len(items), len(items), "")
     return rows, scores, errors
