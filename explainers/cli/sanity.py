@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from explainers.cli import common as cli
     from explainers.trust.sanity import CASCADE_PASS, LOGIT_PASS, sanity_for_bundle
 
+    if getattr(args, "write_default", False):
+        _check_write_default(args)
     bundle = cli.load_bundle(args)
     layer = resolve_layer(bundle.model, args.layer)
     if getattr(args, "write_default", False):
@@ -98,17 +100,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_default(args: argparse.Namespace, bundle, layer: str) -> int:
-    """``--write-default``: the shipped measurement (see ``explainers.trust.verdicts``)."""
-    from explainers.trust import verdicts
-    from explainers.trust.sanity import DEFAULT_SAMPLES, model_fingerprint, sanity_for_bundle
+def _check_write_default(args: argparse.Namespace) -> None:
+    """Before anything loads: the shipped file is for the default model's plain maps only."""
     from explainers.models.skin_lesion import SKIN_LESION as DEFAULT_MODEL
+    from explainers.trust.sanity import DEFAULT_SAMPLES
 
-    if bundle.key != DEFAULT_MODEL:
+    if str(args.model).strip().lower() != DEFAULT_MODEL:
         raise ExplainerError(f"--write-default measures the default model ({DEFAULT_MODEL}) only")
     if args.noise_samples or args.samples != DEFAULT_SAMPLES:
         raise ExplainerError(f"--write-default measures plain maps on all {DEFAULT_SAMPLES} samples: "
                              "leave out --noise-samples and --samples")
+
+
+def _write_default(args: argparse.Namespace, bundle, layer: str) -> int:
+    """``--write-default``: the shipped measurement (see ``explainers.trust.verdicts``)."""
+    from explainers.models.skin_lesion import SKIN_LESION as DEFAULT_MODEL
+    from explainers.trust import verdicts
+    from explainers.trust.sanity import model_fingerprint, sanity_for_bundle
+
     methods = verdicts.shipped_methods()
     command = (f"python -m explainers sanity --model {DEFAULT_MODEL}"
                + (f" --layer {args.layer}" if args.layer else "") + " --write-default")
@@ -118,7 +127,11 @@ def _write_default(args: argparse.Namespace, bundle, layer: str) -> int:
 
     report = sanity_for_bundle(bundle, layer=layer, methods=methods, n_samples=0, progress=progress,
                                use_cache=False)
-    record = verdicts.default_record(report, model_fingerprint(bundle), command)
+    from explainers.report import file_sha256
+    from explainers.zoo import skin_lesion_model_path
+
+    record = verdicts.default_record(report, model_fingerprint(bundle), command,
+                                     file_sha256=file_sha256(skin_lesion_model_path()))
     path = verdicts.write_default(record)
     for key, entry in record["methods"].items():
         print(f"{key}: {entry['verdict']}")

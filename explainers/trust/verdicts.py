@@ -81,10 +81,13 @@ def shipped_methods() -> tuple[str, ...]:
 
 
 def default_record(report: sanity.SanityReport, fingerprint: str, command: str,
-                   n_samples: int = 0, seed: int = 0) -> dict:
-    """The file's content: provenance, then per method the figures and the verdict."""
+                   file_sha256: str = "", n_samples: int = 0, seed: int = 0) -> dict:
+    """The file's content: provenance (``model_fingerprint``: the sanity cache's key,
+    ``sanity.model_fingerprint``; ``model_file_sha256``: the SHA-256 of the model file, as the
+    case report prints it), then per method the figures and the verdict."""
     return {
-        "model": report.model, "model_sha256": fingerprint, "layer": report.layer,
+        "model": report.model, "model_fingerprint": fingerprint, "model_file_sha256": file_sha256,
+        "layer": report.layer,
         "cache_version": sanity.CACHE_VERSION, "n_samples": int(n_samples), "seed": int(seed),
         "images": list(report.images),
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -127,7 +130,7 @@ def shipped_result(fingerprint: str, layer: str, method: str, n_samples: int, se
     seed and plain maps (noise settings do not touch plain maps, so σ and the cache version,
     which covers the noise draws, do not have to match); else None."""
     data = read_default(path)
-    if (data is None or data.get("model_sha256") != fingerprint or data.get("layer") != layer
+    if (data is None or data.get("model_fingerprint") != fingerprint or data.get("layer") != layer
             or int(n_samples) != 0 or int(data.get("n_samples", -1)) != 0
             or int(data.get("seed", -1)) != int(seed) or list(data.get("images", [])) != list(image_ids)):
         return None
