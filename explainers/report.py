@@ -300,7 +300,7 @@ def case_from_files(args: argparse.Namespace) -> CaseData:
     return build_case(bundle, ex, pred, image=image, x=x, extra=extra, image_name=name, titles=titles,
                       patient=patient_text(args.age, args.sex, args.site) if bundle.metadata_input else "",
                       record=sample_record(name), cmap=args.cmap, opacity=args.opacity, scale=args.scale,
-                      absolute_max=args.absolute_max, seed=args.seed)
+                      absolute_max=args.absolute_max, seed=args.seed, model_file=str(args.model))
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

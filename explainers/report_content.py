@@ -32,8 +32,11 @@ def display_image(image, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def fingerprint_text(bundle) -> str:
-    """SHA-256 of the bundled model file, else of the model's weights (uploads, catalogue)."""
+def fingerprint_text(bundle, model_file: str | None = None) -> str:
+    """SHA-256 of the bundled model file or of the ``model_file`` the command was given, else
+    of the model's weights (uploads, catalogue)."""
+    if model_file and Path(str(model_file)).is_file() and bundle.key != "skin-lesion":
+        return f"SHA-256 of {Path(model_file).name}: {file_sha256(model_file)}"
     if bundle.key == "skin-lesion":
         from explainers.zoo import skin_lesion_model_path
 
@@ -111,7 +114,7 @@ def build_case(bundle, ex, prediction, *, image, x: np.ndarray, extra, image_nam
                cmap: str = "viridis", opacity: float = 0.5, scale: str = "own",
                absolute_max: float | None = None, seed: int = 0, figures: Mapping | None = None,
                display: np.ndarray | None = None, meaningful: bool | None = None,
-               extra_figures: Mapping | None = None,
+               extra_figures: Mapping | None = None, model_file: str | None = None,
                extra_lines: Mapping[str, Sequence[str]] | None = None) -> CaseData:
     """The report of explanation ``ex`` (its CAM maps named by ``titles``: key → title) of the
     PIL ``image`` (preprocessed ``x``, ``extra`` inputs) under ``bundle``. ``figures``: the
@@ -135,7 +138,7 @@ def build_case(bundle, ex, prediction, *, image, x: np.ndarray, extra, image_nam
     return CaseData(
         image=display if display is not None else display_image(image),
         image_name=image_name or "image", model_label=bundle.label,
-        model_fingerprint=fingerprint_text(bundle),
+        model_fingerprint=fingerprint_text(bundle, model_file),
         class_labels=[bundle.class_label(i) for i in range(prediction.probabilities.shape[-1])],
         probabilities=probs, logits=np.asarray(prediction.logits[0]),
         explained=f"{bundle.class_label(t)} ({probs[t] * 100:.1f} %)",

@@ -29,6 +29,7 @@ else:
         st.markdown(views.prediction_summary(sel))
     n_samples, sigma, seed = (int(state.get(state.N_SAMPLES)), float(state.get(state.SIGMA)),
                               int(state.get(state.SEED)))
+    st.subheader("Heatmaps")
     # One fixed slot above the maps: the spinner (and the progress bar of noisy samples) goes
     # here, so the previous maps stay in place, faded, until the new ones replace them.
     status = st.empty()

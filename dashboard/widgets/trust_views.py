@@ -121,7 +121,8 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, meth
             verdict, result = judged[m]
             st.markdown("\n".join(verdict_views.technical_markdown(
                 method_label(m, n_samples, sigma), verdict, result, shipped)))
-        st.markdown("**Raw map values**\n" + "\n".join(technical_notes(ex)))
+        st.markdown("**Raw map values**")
+        technical_notes(ex)
         st.markdown("**Trust card of this image**")
         for col, m in zip(st.columns(len(methods)), methods):
             col.markdown(f"**{method_label(m, n_samples, sigma)}**")

@@ -52,7 +52,7 @@ def sentence_markdown(verdict: Verdict) -> str:
 
 
 def show_sentence(col, method: str, verdict: Verdict, sel, missing: Sequence[str], n_samples: int,
-                  sigma: float, seed: int) -> None:
+                  sigma: float, seed: int = 0) -> None:
     """The sentence under one map; when unknown, the button that checks the shown maps here."""
     col.markdown(sentence_markdown(verdict))
     if verdict.level in (FAIL, PASS):
@@ -65,7 +65,7 @@ def show_sentence(col, method: str, verdict: Verdict, sel, missing: Sequence[str
         run_in_place(col, sel, missing, n_samples, sigma, seed)
 
 
-def run_in_place(container, sel, methods: Sequence[str], n_samples: int, sigma: float, seed: int) -> None:
+def run_in_place(container, sel, methods: Sequence[str], n_samples: int, sigma: float, seed: int = 0) -> None:
     """The check for ``methods`` with a progress bar in a status box in ``container``; the
     result lands in the disk cache, and the page is drawn again to show it."""
     with container.status("Running the sanity checks…", expanded=True) as box:

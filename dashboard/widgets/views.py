@@ -402,21 +402,22 @@ def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False,
         downloads(ex, sel, cmap, opacity, drawn, failing, abs_max, report_extras)
 
 
-def technical_notes(ex) -> list[str]:
-    """The figures under the maps for the technical reader: raw maxima with their unit and why
-    Grad-CAM++'s raw values are larger."""
+def technical_notes(ex, container=None) -> None:
+    """The figures under the maps for the technical reader: each map's raw maximum with its unit
+    (one caption each, starting "raw max"), and why Grad-CAM++'s raw values are larger."""
+    where = container or st
     titles = method_titles(ex)
     cams = [m for m in ex.maps if REGISTRY[m].cam]
     if not cams:
-        return []
+        return
+    for m in cams:
+        where.caption(f"raw max **{render.peak_of(ex.maps[m][0]):.3g}** {render.RAW_UNIT} — {titles[m]} "
+                      "(the class's pre-softmax score per activation unit, times the activation)")
     gh, gw = ex.maps[cams[0]].shape[1:]
-    lines = [f"- {titles[m]}: raw maximum **{render.peak_of(ex.maps[m][0]):.3g}** {render.RAW_UNIT} "
-             "(the class's pre-softmax score per activation unit, times the activation)" for m in cams]
-    lines.append(f"- Grad-CAM++ sums α·relu(g) over the {gh * gw} cells of the {gh}×{gw} grid where "
-                 f"Grad-CAM averages g, so its raw values run up to {gh * gw / 2:.3g}× larger: "
-                 "compare each map with itself. Layer "
-                 f"`{ex.layer.path}`, {ex.activations.shape[-1] if ex.activations is not None else '?'} filters.")
-    return lines
+    filters = ex.activations.shape[-1] if ex.activations is not None else "?"
+    where.caption(f"Grad-CAM++ sums α·relu(g) over the {gh * gw} cells of the {gh}×{gw} grid where "
+                  f"Grad-CAM averages g, so its raw values run up to {gh * gw / 2:.3g}× larger: compare "
+                  f"each map with itself. Layer `{ex.layer.path}`, {filters} filters.")
 
 
 def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn,
@@ -436,11 +437,11 @@ def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn,
                              peak=None if drawn.scale == "own" else drawn.tops[titles[m]])
         if m in failing:
             pic = render.mark_unreliable(pic)
-        col.download_button(f"Download {method_label(m)} overlay (PNG)", loaders.png_bytes(pic),
+        col.download_button(f"{method_label(m)} overlay (PNG)", loaders.png_bytes(pic),
                             file_name=f"{stem}_{m.replace('+', 'pp')}.png", mime="image/png",
                             key=f"dl:{m}", on_click="ignore", width="stretch")
     d3.download_button(
-        "Download raw maps (NPZ)",
+        "Raw maps (NPZ)",
         loaders.npz_bytes(**{m: ex.maps[m][0] for m in ex.maps},  # one array per method key
                           target=np.int64(target), layer=np.str_(ex.layer.path),
                           n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
