@@ -46,9 +46,13 @@ def fingerprint_text(bundle, model_file: str | None = None) -> str:
 
 
 def patient_text(age: float | None, sex: str | None, site: str | None) -> str:
-    """"60 years, male, lower extremity": what the skin-lesion model was given."""
+    """"60 years, male, trunk": what the skin-lesion model was given (a HAM10000 localisation
+    such as "back" is the model's site "trunk", as ``skin_lesion_metadata`` encodes it)."""
+    from explainers.zoo import site_for_localization
+
     years = "age unknown" if age is None else f"{float(age):g} years"
-    return f"{years}, {sex or 'unknown'}, {(site or 'unknown').replace('-', ' ')}"
+    key = site_for_localization(site) if site else "unknown"
+    return f"{years}, {sex or 'unknown'}, {str(key).replace('-', ' ')}"
 
 
 def sample_record(image_name: str) -> str:
