@@ -57,7 +57,8 @@ def show_sentence(col, method: str, verdict: Verdict, sel, missing: Sequence[str
     col.markdown(sentence_markdown(verdict))
     if verdict.level in (FAIL, PASS):
         return
-    if col.button(f"Check now (about {CHECK_SECONDS} s)", key=f"sanity:run:{method}",
+    cost = f"about {CHECK_SECONDS} s" if not n_samples else f"about {CHECK_SECONDS} s per noise sample"
+    if col.button(f"Check now ({cost})", key=f"sanity:run:{method}",
                   icon=":material/fact_check:",
                   help="Runs the sanity checks of Adebayo et al. for this model and layer on the "
                        f"{sanity.DEFAULT_SAMPLES} bundled images, for every map shown here; the "
