@@ -167,7 +167,7 @@ def summary_page(case: CaseData) -> Figure:
         level, sentence = case.verdicts.get(t, ("unknown", ""))
         if level == "fail":
             pic = render.mark_unreliable(pic)
-        note = sentence + (f"\nWEAK EVIDENCE: tiny beside the other map(s)" if t in weak else "")
+        note = sentence + ("\nWEAK EVIDENCE: tiny beside the other map(s)" if t in weak else "")
         panels.append((t, pic, note, level))
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)

@@ -97,7 +97,7 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, meth
     card) and the further checks. Every heatmap ``ex`` holds, unless ``methods`` names some.
     The report's trust lines go into ``report_extras``."""
     from dashboard.widgets import verdict_views
-    from dashboard.widgets.views import technical_notes
+    from dashboard.widgets.panel_parts import technical_notes
     from explainers.trust.verdicts import pooling_note, read_default
 
     if methods is None:
