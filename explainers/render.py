@@ -382,6 +382,37 @@ def draw_contour(image: np.ndarray, mask: np.ndarray, color: Sequence[int] = OUT
     return img
 
 
+#: The colour of "do not rely on it", the same on the page, on the image and in the report.
+ALARM_RGB = (200, 0, 32)
+
+
+def mark_unreliable(image: np.ndarray, label: str = "DO NOT READ AS EVIDENCE",
+                    color: Sequence[int] = ALARM_RGB) -> np.ndarray:
+    """The picture (uint8 RGB) with a red border and ``label`` in white on a red band across its
+    top: a map that failed its sanity checks stays marked wherever the picture goes (a
+    screenshot, a download, the report). A new array; the input is not changed."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = _as_rgb_uint8(image).copy()
+    h, w = img.shape[:2]
+    t = max(2, int(round(min(h, w) * 0.025)))
+    c = np.asarray(color, dtype=np.uint8)[:3]
+    img[:t], img[h - t:], img[:, :t], img[:, w - t:] = c, c, c, c
+    band = max(12, int(round(h * 0.085)))
+    img[:min(h, band)] = c
+    pic = Image.fromarray(img)
+    draw = ImageDraw.Draw(pic)
+    size = max(8, int(band * 0.62))
+    font = ImageFont.load_default(size=size)
+    while size > 8 and draw.textlength(label, font=font) > w - 2 * t - 4:
+        size -= 1
+        font = ImageFont.load_default(size=size)
+    left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+    draw.text(((w - (right - left)) / 2 - left, (band - (bottom - top)) / 2 - top), label,
+              fill=(255, 255, 255), font=font)
+    return np.asarray(pic, dtype=np.uint8)
+
+
 def two_sided(for_map: np.ndarray, against_map: np.ndarray) -> tuple[np.ndarray, float]:
     """Evidence for the class minus evidence against it (e.g. Grad-CAM and the counterfactual
     map), both non-negative, on ONE shared scale: ``(for - against) / m`` in [-1, 1] with

@@ -64,6 +64,9 @@ class CaseData:
     extra_figures: Mapping[str, Figure] = field(default_factory=dict)
     extra_lines: Mapping[str, Sequence[str]] = field(default_factory=dict)
     created: _dt.datetime | None = None
+    #: title → (level, sentence): the sanity verdict in words, printed under each map on page 1
+    #: ("fail" maps are also marked on the picture); see ``explainers.trust.verdicts``.
+    verdicts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 # --- fingerprints and versions -------------------------------------------------------------------
@@ -123,33 +126,97 @@ def _prediction_rows(case: CaseData) -> tuple[list[int], float]:
     return [int(i) for i in shown], rest
 
 
+ALARM = "#%02x%02x%02x" % render.ALARM_RGB
+LEVEL_STYLE = {"fail": {"color": ALARM, "fontweight": "bold"}, "pass": {"color": "#1b7a2e"},
+               "unknown": {"color": "black"}}
+
+
 def summary_page(case: CaseData) -> Figure:
-    """Page 1: disclaimer, model, image, patient, record, the prediction, versions, date."""
+    """Page 1: disclaimer, model, image, patient, record, then the maps with each one's sanity
+    verdict under it (a failing map marked on the picture), the colour bar and the settings."""
     fig = _page()
     created = case.created or _dt.datetime.now(_dt.timezone.utc)
-    bold = {"fontsize": 16, "fontweight": "bold"}
-    small = {"fontsize": 9}
+    small = {"fontsize": 8}
     lines = [
-        ("Case report: why did the model say that?", bold),
+        ("Case report: why did the model say that?", {"fontsize": 15, "fontweight": "bold"}),
         (f"Created {created:%Y-%m-%d %H:%M} UTC", small),
-        (DISCLAIMER, {"fontsize": 10, "color": "#b00020", "fontweight": "bold"}),
-        ("", small),
-        (f"Model: {case.model_label}", {"fontsize": 10}),
+        (DISCLAIMER, {"fontsize": 9, "color": "#b00020", "fontweight": "bold"}),
+        (f"Model: {case.model_label}", {"fontsize": 9}),
         (f"Model fingerprint: {case.model_fingerprint}", small),
-        (f"Image: {case.image_name} ({case.image.shape[1]}×{case.image.shape[0]} px shown)", {"fontsize": 10}),
+        (f"Image: {case.image_name} ({case.image.shape[1]}×{case.image.shape[0]} px shown)", {"fontsize": 9}),
     ]
     if case.patient:
-        lines.append((f"Patient data given to the model: {case.patient}", {"fontsize": 10}))
+        lines.append((f"Patient data given to the model: {case.patient}", {"fontsize": 9}))
     if case.record:
-        lines.append((f"Recorded diagnosis: {case.record}", {"fontsize": 10}))
+        lines.append((f"Recorded diagnosis: {case.record}", {"fontsize": 9}))
     if not case.meaningful:
         lines.append(("The model has random weights: its prediction is meaningless.",
-                      {"fontsize": 10, "color": "#b00020"}))
-    y = _text_lines(fig, lines)
+                      {"fontsize": 9, "color": "#b00020"}))
+    lines.append((f"Heatmaps: class explained {case.explained}", {"fontsize": 12, "fontweight": "bold"}))
+    y = _text_lines(fig, lines, top=0.965, step=0.02)
+    titles = list(case.maps)
+    peaks = {t: render.peak_of(case.maps[t]) for t in titles}
+    cells = int(np.prod(np.asarray(case.maps[titles[0]]).shape)) if titles else 0
+    comparable = {t: render.comparable_peak(case.methods.get(t, t), peaks[t], cells) for t in titles}
+    weak = set(render.weak_maps(comparable)) if len(titles) > 1 else set()
+    tops = render.scale_peaks(peaks, case.scale, case.absolute_max)
+    panels = [("Input", case.image, "", "unknown")]
+    for t in titles:
+        pic = render.overlay(case.image, case.maps[t], cmap=case.cmap, opacity=case.opacity,
+                             peak=None if case.scale == "own" else tops[t])
+        level, sentence = case.verdicts.get(t, ("unknown", ""))
+        if level == "fail":
+            pic = render.mark_unreliable(pic)
+        note = sentence + ("\nWEAK EVIDENCE: tiny beside the other map(s)" if t in weak else "")
+        panels.append((t, pic, note, level))
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    width = 0.86 / cols
+    aspect = case.image.shape[0] / max(case.image.shape[1], 1)
+    cell_h = min(0.3, (width - 0.02) * aspect * A4[0] / A4[1] + 0.02)
+    text_h = 0.1
+    top = y - 0.01
+    for k, (title, picture, note, level) in enumerate(panels):
+        r, c = divmod(k, cols)
+        y0 = top - (r + 1) * cell_h - r * text_h
+        ax = fig.add_axes((0.07 + c * width, y0, width - 0.02, cell_h - 0.02))
+        ax.imshow(picture)
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9)
+        if note:
+            wrapped = "\n".join(textwrap.fill(part, 34) for part in note.split("\n"))
+            ax.text(0.0, -0.03, wrapped, transform=ax.transAxes, ha="left", va="top", fontsize=7.5,
+                    **LEVEL_STYLE.get(level, {}))
+    y = top - rows * (cell_h + text_h) - 0.01
+    vmax = None if case.scale == "own" else max(tops.values(), default=0.0) or None
+    label = ("each map ÷ its own maximum" if vmax is None else
+             f"raw map value ({render.RAW_UNIT}), {case.scale} scale")
+    bar_ax = fig.add_axes((0.15, y - 0.02, 0.7, 0.018))
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(0, vmax or 1.0), cmap=render._colormap(case.cmap)),
+                       cax=bar_ax, orientation="horizontal")
+    if vmax is None:
+        bar.set_ticks([t for t, _ in render.SCALE_TICKS], labels=[s for _, s in render.SCALE_TICKS])
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    settings = "; ".join(f"{k}: {v}" for k, v in case.settings.items())
+    raw = "; ".join(f"{t}: raw max {peaks[t]:.3g} {render.RAW_UNIT}" for t in titles)
+    _text_lines(fig, [("Settings: " + settings + f"; colour map {case.cmap}, opacity "
+                       f"{case.opacity:.2f} (fading with the map value), scale: {case.scale}. " + raw,
+                       {"fontsize": 7.5})], top=y - 0.075, step=0.018)
+    return fig
+
+
+def prediction_page(case: CaseData) -> Figure:
+    """Page 2: every class's probability and score, and the software that made the report."""
+    fig = _page()
+    small = {"fontsize": 9}
     shown, rest = _prediction_rows(case)
     kind = "probability" if case.softmax_head else "output"
-    fig.text(0.07, y - 0.01, f"Prediction: every class, by pre-softmax score ({kind}, score)",
-             fontsize=11, fontweight="bold", va="top")
+    y = _text_lines(fig, [(f"Prediction: every class, by pre-softmax score ({kind}, score)",
+                           {"fontsize": 13, "fontweight": "bold"})])
     height = 0.018 * (len(shown) + 1)
     ax = fig.add_axes((0.42, y - 0.03 - height, 0.38, height))
     probs = np.asarray(case.probabilities, dtype=np.float64)
@@ -170,61 +237,8 @@ def summary_page(case: CaseData) -> Figure:
                           f"{rest * 100:.2f} %", fontsize=9, va="top")
         y -= 0.025
     versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
-    _text_lines(fig, [("Software", {"fontsize": 11, "fontweight": "bold"}),
-                      (f"{versions}", small)], top=y - 0.01)
-    return fig
-
-
-def maps_page(case: CaseData) -> Figure:
-    """Page 2: the image and each map at the chosen scale, raw maxima, weak flags, colour bar,
-    and the settings that made them."""
-    fig = _page()
-    titles = list(case.maps)
-    peaks = {t: render.peak_of(case.maps[t]) for t in titles}
-    cells = int(np.prod(np.asarray(case.maps[titles[0]]).shape)) if titles else 0
-    comparable = {t: render.comparable_peak(case.methods.get(t, t), peaks[t], cells) for t in titles}
-    weak = set(render.weak_maps(comparable)) if len(titles) > 1 else set()
-    tops = render.scale_peaks(peaks, case.scale, case.absolute_max)
-    _text_lines(fig, [(f"Heatmaps: class explained {case.explained}",
-                       {"fontsize": 13, "fontweight": "bold"})], top=0.96)
-    panels = [("Input", case.image, "")] + [
-        (t, render.overlay(case.image, case.maps[t], cmap=case.cmap, opacity=case.opacity,
-                           peak=None if case.scale == "own" else tops[t]),
-         f"raw max {peaks[t]:.3g} {render.RAW_UNIT}"
-         + ("\nWEAK EVIDENCE: tiny beside the other map(s)" if t in weak else ""))
-        for t in titles]
-    n = len(panels)
-    cols = 2
-    rows = (n + cols - 1) // cols
-    cell_h = 0.62 / max(rows, 1)
-    for k, (title, picture, note) in enumerate(panels):
-        r, c = divmod(k, cols)
-        ax = fig.add_axes((0.07 + c * 0.45, 0.88 - (r + 1) * cell_h + 0.04, 0.4, cell_h - 0.06))
-        ax.imshow(picture)
-        ax.set_axis_off()
-        ax.set_title(title, fontsize=10)
-        if note:
-            ax.text(0.5, -0.04, note, transform=ax.transAxes, ha="center", va="top", fontsize=8,
-                    color="#b00020" if "WEAK" in note else "black")
-    vmax = None if case.scale == "own" else max(tops.values(), default=0.0) or None
-    label = ("each map ÷ its own maximum" if vmax is None else
-             f"raw map value ({render.RAW_UNIT}), {case.scale} scale")
-    bar_ax = fig.add_axes((0.15, 0.2, 0.7, 0.025))
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
-    bar = fig.colorbar(ScalarMappable(norm=Normalize(0, vmax or 1.0), cmap=render._colormap(case.cmap)),
-                       cax=bar_ax, orientation="horizontal")
-    if vmax is None:
-        bar.set_ticks([t for t, _ in render.SCALE_TICKS], labels=[s for _, s in render.SCALE_TICKS])
-    bar.set_label(label, fontsize=9)
-    bar.ax.tick_params(labelsize=8)
-    settings = "; ".join(f"{k}: {v}" for k, v in case.settings.items())
-    _text_lines(fig, [("Settings: " + settings + f"; colour map {case.cmap}, opacity "
-                      f"{case.opacity:.2f} (fading with the map value), scale: {case.scale}",
-                      {"fontsize": 8}),
-                     ("", {"fontsize": 8}),
-                     (DISCLAIMER, {"fontsize": 8, "color": "#b00020"})], top=0.14)
+    _text_lines(fig, [("Software", {"fontsize": 11, "fontweight": "bold"}), (f"{versions}", small),
+                      ("", small), (DISCLAIMER, {"fontsize": 8, "color": "#b00020"})], top=y - 0.01)
     return fig
 
 
@@ -246,7 +260,7 @@ def write_report(case: CaseData, out: str | Path | io.BytesIO | None = None) -> 
             "Creator": "explainers (Grad-CAM explorer)", "CreationDate": created}
     with PdfPages(buf, metadata=info) as pdf:
         pdf.savefig(summary_page(case))
-        pdf.savefig(maps_page(case))
+        pdf.savefig(prediction_page(case))
         for title, fig in (case.extra_figures or {}).items():
             if not fig.texts or fig.texts[0].get_text() != title:
                 fig.suptitle(title, fontsize=12)
@@ -263,13 +277,15 @@ def write_report(case: CaseData, out: str | Path | io.BytesIO | None = None) -> 
 
 # --- from files (the command line) -----------------------------------------------------------------
 def case_from_files(args: argparse.Namespace) -> CaseData:
-    """Load the model and the image, explain the target, and gather the report's contents."""
+    """Load the model and the image, explain the target, and build the report's content with
+    the dashboard's own builder (``report_content.build_case``)."""
     from explainers import explain_details, predict
     from explainers.cli.common import extra_inputs as _extra_inputs, load_bundle as _load_bundle, target_class as _target
-    from explainers.cli.explain import _display_image
     from explainers.engine.core import method_label
     from explainers.images import load_image
-    from explainers.zoo import prepare, skin_lesion_model_path
+    from explainers.methods import REGISTRY
+    from explainers.report_content import build_case, patient_text, sample_record
+    from explainers.zoo import prepare
 
     bundle = _load_bundle(args)
     image = load_image(args.image)
@@ -279,31 +295,12 @@ def case_from_files(args: argparse.Namespace) -> CaseData:
     target = _target(bundle, args.target)
     ex = explain_details(bundle.model, x, layer=args.layer, target=target, extra_inputs=extra,
                          n_samples=args.samples, sigma=args.sigma, seed=args.seed)
-    t = int(ex.targets[0])
-    if bundle.key == "skin-lesion":
-        fingerprint = f"SHA-256 of {skin_lesion_model_path().name}: {file_sha256(skin_lesion_model_path())}"
-    elif Path(str(args.model)).is_file():
-        fingerprint = f"SHA-256 of {Path(args.model).name}: {file_sha256(args.model)}"
-    else:
-        fingerprint = f"SHA-256 of the weights: {weights_sha256(bundle.model)}"
-    titles = {m: method_label(m, ex.n_samples, ex.sigma) for m in ex.maps}
-    patient = ""
-    if bundle.metadata_input:
-        patient = (f"{'age unknown' if args.age is None else f'{args.age:g} years'}, "
-                   f"{args.sex or 'unknown'}, {args.site or 'unknown'}")
-    return CaseData(
-        image=np.asarray(_display_image(image).convert("RGB"), dtype=np.uint8),
-        image_name=Path(args.image).name, model_label=bundle.label,
-        model_fingerprint=fingerprint,
-        class_labels=[bundle.class_label(i) for i in range(pred.probabilities.shape[-1])],
-        probabilities=pred.probabilities[0], logits=pred.logits[0],
-        explained=f"{bundle.class_label(t)} ({pred.probabilities[0, t] * 100:.1f} %)",
-        maps={titles[m]: ex.maps[m][0] for m in ex.maps}, methods={titles[m]: m for m in ex.maps},
-        settings={"layer": ex.layer.path,
-                  "noise": (f"{ex.n_samples} samples, σ = {ex.sigma:.2f}" if ex.n_samples else "none"),
-                  "target": "top-1" if target is None else str(t)},
-        cmap=args.cmap, opacity=args.opacity, scale=args.scale, absolute_max=args.absolute_max,
-        softmax_head=pred.softmax_head, meaningful=bundle.meaningful, patient=patient)
+    titles = {m: method_label(m, ex.n_samples, ex.sigma) for m in ex.maps if REGISTRY[m].cam}
+    name = Path(args.image).name
+    return build_case(bundle, ex, pred, image=image, x=x, extra=extra, image_name=name, titles=titles,
+                      patient=patient_text(args.age, args.sex, args.site) if bundle.metadata_input else "",
+                      record=sample_record(name), cmap=args.cmap, opacity=args.opacity, scale=args.scale,
+                      absolute_max=args.absolute_max, seed=args.seed, model_file=str(args.model))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

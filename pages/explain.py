@@ -1,6 +1,8 @@
-"""Explain: the input beside its maps (Grad-CAM and Grad-CAM++ by default, any method of the
-registry on request; first, so they are above the fold), then the methods and noise controls,
-the prediction table and the recorded diagnosis."""
+"""Explain: the prediction in one line, the input beside its maps (Grad-CAM and Grad-CAM++ by
+default, any method of the registry on request), each map with its sanity verdict in one plain
+sentence (first, so they are above the fold), the methods and noise controls; then, collapsed,
+the details for the technical reader, further checks, the prediction table with the recorded
+diagnosis and the sample gallery."""
 
 import streamlit as st
 
@@ -41,17 +43,17 @@ else:
     if pixels and ex is not None:
         with guard("computing the guided maps"), status.container(), st.spinner("Guided backprop …"):
             pixel_ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, methods=pixels)
-    status.caption("Where the model finds evidence for the class, one map per method (methods "
-                   "and noise samples, below, change them).")
+    status.caption("Where the model found evidence for the class, one map per method, and under "
+                   "each map whether it can be read as evidence at all.")
     if ex is not None:
         later: dict = {}  # filled by the trust section below, read by the report button on click
         with guard("drawing the heatmaps"):
             views.maps_panel(ex, sel, pixel_ex, boxes=bool(state.get(state.BOX)), report_extras=later)
-        with guard("checking how far to trust the maps"):
-            trust_views.explain_trust_section(sel, ex, n_samples, sigma, seed, report_extras=later)
-    st.subheader("Methods and noise")
     method_views.method_controls()
     views.noise_controls()
-    with guard("showing the prediction"):
+    if ex is not None:
+        with guard("checking how far to trust the maps"):
+            trust_views.explain_trust_section(sel, ex, n_samples, sigma, seed, report_extras=later)
+    with guard("showing the prediction"), st.expander("Prediction of every class and the recorded diagnosis"):
         views.prediction_block(sel)
     views.gallery(sel)

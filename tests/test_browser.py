@@ -114,7 +114,9 @@ def test_every_page_in_a_real_browser(browser, server):
     _wait_idle(page)
     _no_errors(page, "Explain")
     assert page.get_by_text("Recorded diagnosis").count() >= 1
-    # The table's grid is a component loaded on first use: wait for it rather than count at once.
+    # The table (in its expander) is a component loaded on first use: wait for it rather than
+    # count at once.
+    page.get_by_text("Prediction of every class and the recorded diagnosis").click()
     page.get_by_test_id("stDataFrame").first.wait_for(timeout=PAGE_LIMIT_S * 1000)
     page.get_by_text("Heatmaps", exact=True).scroll_into_view_if_needed()
     _shot(page, "explain", docs=True)
@@ -122,6 +124,7 @@ def test_every_page_in_a_real_browser(browser, server):
     # 2. a display-only change (colour map): the overlays are redrawn from cached maps
     before = _image_src(page, "Grad-CAM")
     assert before
+    page.get_by_text("Display: colour map, opacity, colour scale").click()
     page.get_by_test_id("stSelectbox").filter(has_text="Colour map").click()
     page.get_by_role("option", name="inferno", exact=True).click()  # viridis is the default
     t0 = time.monotonic()

@@ -39,6 +39,8 @@ def _case(**kw) -> report.CaseData:
                  "Smooth Grad-CAM++ (8 samples, σ=0.15)": "gradcam++"},
         settings={"layer": "conv", "noise": "8 samples, σ = 0.15"}, scale="shared",
         patient="60 years, male, trunk", record="mel — melanoma",
+        verdicts={"Smooth Grad-CAM (8 samples, σ=0.15)": ("pass", "Passed the checks: it changes with the model and with the class."),
+                  "Smooth Grad-CAM++ (8 samples, σ=0.15)": ("fail", "Do not read this map as evidence: it is the same for every class.")},
         created=dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc))
     base.update(kw)
     return report.CaseData(**base)
@@ -52,20 +54,23 @@ def test_report_pages_and_text():
     assert data.startswith(b"%PDF")
     pages = _pages(data)
     assert len(pages) == 4
-    first = pages[0]
+    first, second = pages[0], pages[1]
+    # page 1: who, what, the maps with each one's verdict beside it, the settings
     assert "Research model, not a diagnostic device" in first
     assert "Created 2026-11-24 12:00 UTC" in first
     assert "Model: Tiny test model" in first and "SHA-256 of the weights: abc123" in first
-    for label, p in (("mel — melanoma", "70.0 %"), ("nv — melanocytic nevus", "20.0 %"), ("akiec", "10.0 %")):
-        assert label in first and p in first
-    assert "numpy" in first and "matplotlib" in first and "python" in first
     assert "60 years, male, trunk" in first and "Recorded diagnosis: mel — melanoma" in first
-    maps = pages[1]
-    assert "class explained mel — melanoma" in maps
-    assert "raw max 6.61 class-score units" in maps and "raw max 0.00225 class-score units" in maps
-    assert maps.count("WEAK EVIDENCE") == 1  # the Grad-CAM map, 0.00225 beside 6.61/8 (4x4 grid)
-    assert "raw map value (class-score units), shared scale" in maps
-    assert "layer: conv" in maps and "colour map viridis" in maps
+    assert "class explained mel — melanoma" in first
+    assert "Do not read this map as evidence: it is the same for every class." in first
+    assert "Passed the checks: it changes with the model and with the class." in first
+    assert "raw max 6.61 class-score units" in first and "raw max 0.00225 class-score units" in first
+    assert first.count("WEAK EVIDENCE") == 1  # the Grad-CAM map, 0.00225 beside 6.61/8 (4x4 grid)
+    assert "raw map value (class-score units), shared scale" in first
+    assert "layer: conv" in first and "colour map viridis" in first
+    # page 2: every class, the software
+    for label, p in (("mel — melanoma", "70.0 %"), ("nv — melanocytic nevus", "20.0 %"), ("akiec", "10.0 %")):
+        assert label in second and p in second
+    assert "numpy" in second and "matplotlib" in second and "python" in second
     assert "Sanity checks" in pages[2] and "cascade curve here" in pages[2]
     assert "class sensitivity 0.42" in pages[3]
 
@@ -77,8 +82,8 @@ def test_own_scale_bar_and_many_classes_are_summed():
     case = _case(class_labels=[f"class {i}" for i in range(n)], probabilities=probs,
                  logits=np.log(probs), scale="own")
     pages = _pages(report.write_report(case))
-    assert "The other 10 classes together" in pages[0]
-    assert "each map ÷ its own maximum" in pages[1]
+    assert "The other 10 classes together" in pages[1]
+    assert "each map ÷ its own maximum" in pages[0]
 
 
 def test_write_to_a_path_and_no_maps_is_refused(tmp_path):
@@ -118,12 +123,15 @@ def test_cli_writes_the_report(model_and_image, tmp_path, capsys):
                  "--scale", "absolute", "--absolute-max", "2"]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     pages = _pages(out.read_bytes())
-    assert len(pages) == 2
+    assert len(pages) == 3
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert f"SHA-256 of tiny.keras: {digest}" in pages[0]
     assert "Research model, not a diagnostic device" in pages[0]
     assert "Image: photo.png" in pages[0]
-    assert "Grad-CAM" in pages[1] and "absolute scale" in pages[1]
+    assert "Grad-CAM" in pages[0] and "absolute scale" in pages[0]
+    # no sanity figures for this model: page 1 says so under each map, never silently
+    assert pages[0].count("Not checked yet for this model and layer") == 2
+    assert pages[2].startswith("How far to trust the maps") and "class sensitivity" in pages[2]
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -1,6 +1,7 @@
-"""The "Download case report (PDF)" button: gathers what the Explain page shows into an
-``explainers.report.CaseData`` and writes the PDF only when the button is clicked (a callable
-``data``, run by Streamlit on its own thread), so drawing the page costs nothing.
+"""The "Download case report (PDF)" button: builds the report of what the Explain page shows
+with ``explainers.report_content.build_case`` (the builder ``python -m explainers report``
+uses, so both write the same report) and writes the PDF only when the button is clicked (a
+callable ``data``, run by Streamlit on its own thread), so drawing the page costs nothing.
 
 Other pages' figures join the report through ``EXTRAS`` in the session state:
 ``{"figures": {title: matplotlib Figure}, "lines": {title: [str, ...]}}`` (e.g. the trust
@@ -9,57 +10,31 @@ card), or through the ``extra_figures`` / ``extra_lines`` arguments.
 
 from __future__ import annotations
 
-import functools
 from typing import Mapping, Sequence
 
-import numpy as np
 import streamlit as st
 
 from explainers import report
+from explainers.report_content import build_case, sample_record
 
 from dashboard.frame import loaders
 
 EXTRAS = "report_extras"
 
 
-@functools.lru_cache(maxsize=4)
-def _file_hash(path: str) -> str:
-    return report.file_sha256(path)
-
-
-def fingerprint(sel) -> str:
-    """SHA-256 of the bundled model file, else of the model's weights (uploads, catalogue)."""
-    if sel.bundle.key == "skin-lesion":
-        from explainers.zoo import skin_lesion_model_path
-
-        path = skin_lesion_model_path()
-        return f"SHA-256 of {path.name}: {_file_hash(str(path))}"
-    return f"SHA-256 of the weights: {report.weights_sha256(sel.bundle.model)}"
-
-
 def case_data(ex, sel, titles: Mapping[str, str], cmap: str, opacity: float, scale: str,
-              abs_max: float | None, extra_figures=None, extra_lines=None) -> report.CaseData:
-    t = int(ex.targets[0])
-    pred = sel.prediction
-    record = ""
-    if sel.sample is not None:
-        s = sel.sample
-        record = f"{s.dx} — {s.dx_name} (HAM10000 record of {s.image_id})"
+              abs_max: float | None, extra_figures=None, extra_lines=None,
+              figures: Mapping | None = None) -> report.CaseData:
+    """The report's content from what the page shows, by the builder the CLI uses too
+    (``explainers.report_content.build_case``); ``figures``: the page's trust cards."""
     extras = st.session_state.get(EXTRAS) or {}
-    return report.CaseData(
-        image=loaders.display_image(sel.image_digest, sel.image),
-        image_name=sel.image_name or "image", model_label=sel.bundle.label,
-        model_fingerprint="",  # filled in when the button is clicked
-        class_labels=[sel.class_label(i) for i in range(pred.probabilities.shape[-1])],
-        probabilities=np.asarray(pred.probabilities[0]), logits=np.asarray(pred.logits[0]),
-        explained=f"{sel.class_label(t)} ({pred.probabilities[0, t] * 100:.1f} %)",
-        maps={titles[m]: ex.maps[m][0] for m in titles}, methods={titles[m]: m for m in titles},
-        settings={"layer": ex.layer.path,
-                  "noise": (f"{ex.n_samples} samples, σ = {ex.sigma:.2f}" if ex.n_samples
-                            else "none")},
-        cmap=cmap, opacity=opacity, scale=scale, absolute_max=abs_max,
-        softmax_head=pred.softmax_head, meaningful=sel.meaningful, patient=sel.metadata_text,
-        record=record,
+    return build_case(
+        sel.bundle, ex, sel.prediction, image=sel.image, x=sel.x, extra=sel.extra,
+        image_name=sel.image_name or "image", titles=titles,
+        patient=sel.metadata_text if sel.bundle.metadata_input else "",
+        record=sample_record(sel.image_name or "") if sel.sample is not None else "",
+        cmap=cmap, opacity=opacity, scale=scale, absolute_max=abs_max, figures=figures,
+        display=loaders.display_image(sel.image_digest, sel.image), meaningful=sel.meaningful,
         extra_figures=dict(extra_figures or extras.get("figures") or {}),
         extra_lines=dict(extra_lines or extras.get("lines") or {}))
 
@@ -69,15 +44,14 @@ def report_button(ex, sel, titles: Mapping[str, str], cmap: str, opacity: float,
                   extra_figures: Mapping | None = None,
                   extra_lines: Mapping[str, Sequence[str]] | None = None,
                   later: Mapping | None = None) -> None:
-    """``later``: a dict the rest of the page fills in this same run (the trust card, drawn
-    under the maps), read only when the button is clicked."""
-    case = case_data(ex, sel, titles, cmap, opacity, scale, abs_max, extra_figures, extra_lines)
+    """``later``: a dict the rest of the page fills in this same run (the trust cards, computed
+    under the maps, as ``{"trust_figures": {key: TrustFigures}}``), read only when the button is
+    clicked; the whole report is built then."""
 
     def build() -> bytes:
-        case.model_fingerprint = fingerprint(sel)
-        if later:
-            case.extra_lines.update(later.get("lines") or {})
-            case.extra_figures.update(later.get("figures") or {})
+        figures = (later or {}).get("trust_figures")
+        case = case_data(ex, sel, titles, cmap, opacity, scale, abs_max, extra_figures, extra_lines,
+                         figures=figures)
         return report.write_report(case)
 
     stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in
@@ -85,5 +59,6 @@ def report_button(ex, sel, titles: Mapping[str, str], cmap: str, opacity: float,
     (container or st).download_button(
         "Download case report (PDF)", build, file_name=f"{stem}_case_report.pdf",
         mime="application/pdf", key="dl:report", on_click="ignore", width="stretch",
-        help="One PDF: the image, every class's probability, these maps with their settings "
-             "and colour bar, the model's fingerprint, package versions and the date.")
+        help="One PDF: the maps with each one's sanity verdict, every class's probability, the "
+             "settings and colour bar, the trust figures, the model's fingerprint, package "
+             "versions and the date. The same report as `python -m explainers report`.")

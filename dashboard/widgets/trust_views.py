@@ -1,5 +1,8 @@
-"""Trust on the Explain page: a sanity verdict badge per map (from the disk cache only, never
-computed here) and the trust card under the maps, each number with its meaning and a colour."""
+"""Trust on the Explain page under the maps (whose verdict sentences ``verdict_views`` draws):
+the figures for the technical reader in one collapsed expander (sanity figures, raw maxima, the
+trust card, each number with its meaning and neutral styling: red is kept for "do not rely on
+it"), and the further checks (every class, evidence against, noise draws) in another. The badge
+and ``cached_result`` serve Compare and Trust (disk cache only)."""
 
 from __future__ import annotations
 
@@ -55,15 +58,15 @@ def cached_result(sel, method: str, n_samples: int, sigma: float) -> sanity.Meth
 
 
 def _line(container, flagged: bool, name: str, value: str, meaning: str) -> None:
-    colour = "red" if flagged else "green"
-    container.markdown(f":{colour}[**{name}: {value}**] — {meaning}")
+    """Neutral styling: the figure, its meaning and, when it crosses its threshold, the words."""
+    container.markdown(f"**{name}: {value}**{' (past the warning threshold)' if flagged else ''} — {meaning}")
 
 
 def trust_card(fig: trust.TrustFigures, class_label, container=st) -> None:
-    """Each figure with one line saying what it means, red when it crosses its threshold."""
+    """Each figure with one line saying what it means and whether it crosses its threshold."""
     flags = fig.flags
     _line(container, flags["class_sensitivity"], "Class sensitivity", f"{fig.class_sensitivity:.2f}",
-          f"Spearman between this map and the map for the runner-up class "
+          f"Spearman rank correlation (−1..1) between this map and the map for the runner-up class "
           f"({plain(class_label(fig.runner_up))}); from {trust.CLASS_FLAG} up the map does not tell them apart")
     _line(container, flags["centre_prior"], "Centre-prior likeness", f"{fig.centre_prior:.2f}",
           f"Spearman with a centred Gaussian (σ = ¼ of the grid); from {trust.CENTRE_FLAG} up the map "
@@ -77,22 +80,6 @@ def trust_card(fig: trust.TrustFigures, class_label, container=st) -> None:
               f"the map's share inside the lesion divided by the lesion's share of the image (1 = chance); "
               f"the centre prior alone gets {fig.prior_energy:.2f}×. Maximum in the lesion: "
               f"{'yes' if fig.lesion_pointing else 'no'} (centre prior: {'yes' if fig.prior_pointing else 'no'})")
-
-
-def report_lines(sel, methods, figures, n_samples: int, sigma: float) -> dict[str, list[str]]:
-    """The sanity verdicts and the trust card in words, for the case report."""
-    lines = []
-    for m in methods:
-        f, name = figures[m], method_label(m, n_samples, sigma)
-        _, verdict = verdict_words(cached_result(sel, m, n_samples, sigma))
-        lines.append(f"{name}: sanity check: {verdict}")
-        lines.append(f"{name}: class sensitivity {f.class_sensitivity:.2f} (Spearman with the map of "
-                     f"{sel.class_label(f.runner_up)}; flagged from {trust.CLASS_FLAG}); centre-prior "
-                     f"likeness {f.centre_prior:.2f} (flagged from {trust.CENTRE_FLAG})"
-                     + ("" if f.lesion_energy is None else
-                        f"; energy in the automatic lesion outline {f.lesion_energy:.2f}× chance "
-                        f"(centre prior: {f.prior_energy:.2f}×)"))
-    return {"How far to trust the maps": lines}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -121,50 +108,51 @@ def _with_outline(picture: np.ndarray, lesion) -> np.ndarray:
 @st.cache_data(show_spinner="Computing the trust card…", max_entries=16)
 def _figures(model_token, image_digest, extra_token, layer, target, keys, n_samples, sigma, seed,
              with_seeds, _sel, _maps) -> dict:
-    probs = np.asarray(_sel.prediction.probabilities[0])
-    lesion = _lesion(_sel)  # dermoscopy: the automatic lesion outline
-    mask = None if lesion is None else lesion.mask
-    return trust.trust_figures(_sel.bundle.model, _sel.x, _maps, target, probs, extra_inputs=_sel.extra,
-                               layer=layer, n_samples=n_samples, sigma=sigma, seed=seed, mask=mask,
-                               with_seeds=with_seeds)
+    from explainers.report_content import trust_figures_for
+
+    lesion = _lesion(_sel)  # dermoscopy: the automatic lesion outline, computed once
+    return trust_figures_for(_sel.bundle, _sel.x, _sel.extra, _sel.image, _maps, target,
+                             np.asarray(_sel.prediction.probabilities[0]), layer, n_samples, sigma, seed,
+                             with_seeds=with_seeds, lesion_mask=None if lesion is None else lesion.mask)
 
 
 def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, methods=None,
                           report_extras: dict | None = None) -> None:
-    """Verdict badges in the maps' columns, then the trust card per method (Explain page):
-    every heatmap ``ex`` holds, unless ``methods`` names some. Their lines also go into
-    ``report_extras`` (the case report)."""
+    """Under the maps (Explain): the note when methods coincide at this layer, then two
+    collapsed expanders: "Details for the technical reader" (sanity figures, raw maxima, trust
+    card) and the further checks. Every heatmap ``ex`` holds, unless ``methods`` names some.
+    The report's trust lines go into ``report_extras``."""
+    from dashboard.widgets import verdict_views
+    from dashboard.widgets.panel_parts import technical_notes
+    from explainers.trust.verdicts import pooling_note, read_default
+
     if methods is None:
         methods = tuple(m for m in ex.maps if REGISTRY[m].cam)
-    cols = st.columns(1 + len(methods))
-    cols[0].caption("How far to trust each map:")
-    for col, m in zip(cols[1:], methods):
-        verdict_badge(cached_result(sel, m, n_samples, sigma), col)
+    note = pooling_note(ex.gradients, ex.alpha)
+    if note:
+        st.caption(note)
     maps = {m: ex.maps[m][0] for m in methods}
-    with_seeds = n_samples > 0 and st.checkbox(
-        f"Also check the agreement between {trust.SEEDS} noise draws (about twice the smoothing time)",
-        key="trust:seeds")
+    with_seeds = n_samples > 0 and bool(st.session_state.get("trust:seeds"))
     figures = _figures(sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
                        tuple(methods), int(n_samples), round(float(sigma), 4), int(seed), bool(with_seeds),
                        _sel=sel, _maps=maps)
     if report_extras is not None:
-        report_extras["lines"] = report_lines(sel, methods, figures, n_samples, sigma)
-    with st.expander("Trust card: can these maps be read as evidence?", expanded=True):
+        report_extras["trust_figures"] = figures
+    judged = verdict_views.verdicts_for(sel, methods, int(n_samples), float(sigma))
+    with st.expander("Details for the technical reader: sanity figures, raw values, trust card"):
+        shipped = read_default()
+        st.markdown("**Sanity checks** (Adebayo et al. 2018): the map must change when the model's "
+                    "weights are randomised, and must differ between classes.")
+        for m in methods:
+            verdict, result = judged[m]
+            st.markdown("\n".join(verdict_views.technical_markdown(
+                method_label(m, n_samples, sigma), verdict, result, shipped)))
+        st.markdown("**Raw map values**")
+        technical_notes(ex)
+        st.markdown("**Trust card of this image**")
         for col, m in zip(st.columns(len(methods)), methods):
             col.markdown(f"**{method_label(m, n_samples, sigma)}**")
             trust_card(figures[m], sel.class_label, col)
-            if figures[m].seed_std is not None:
-                from explainers import render
-
-                col.image(_with_outline(render.overlay(np.asarray(sel.image.convert("RGB")), figures[m].seed_std,
-                                                       opacity=0.6), _lesion(sel)),
-                          caption=f"Uncertainty: per-pixel standard deviation across {trust.SEEDS} noise "
-                                  "draws (brightest = the draws disagree most)", width="stretch",
-                          alt=f"Where the {trust.SEEDS} noise draws of the "
-                              f"{method_label(m, n_samples, sigma)} map disagree, over the image.")
-        if sel.bundle.n_classes <= 50 and st.checkbox("Compare with the maps of every class", key="trust:all_classes"):
-            _every_class(sel, maps, n_samples, sigma, seed)
-        _two_sided(sel, n_samples, sigma, seed)
         if sel.bundle.metadata_input:
             lesion = _lesion(sel)
             st.caption("Lesion figures use the automatic outline (white on the figures; a classical "
@@ -173,6 +161,24 @@ def explain_trust_section(sel, ex, n_samples: int, sigma: float, seed: int, meth
                           f" Here the outline is uncertain (dashed; stability {lesion.stability:.2f}, the IoU "
                           "of the outlines at a stricter and a looser threshold): 'Energy in the lesion' and "
                           "'Maximum in the lesion' may be off."))
+    with st.expander("More checks: every class, evidence against the class, noise draws"):
+        if n_samples > 0:
+            st.checkbox(f"Also check the agreement between {trust.SEEDS} noise draws (about twice the "
+                        "smoothing time)", key="trust:seeds")
+        if with_seeds:
+            for col, m in zip(st.columns(len(methods)), methods):
+                if figures[m].seed_std is not None:
+                    from explainers import render
+
+                    col.image(_with_outline(render.overlay(np.asarray(sel.image.convert("RGB")),
+                                                           figures[m].seed_std, opacity=0.6), _lesion(sel)),
+                              caption=f"Uncertainty: per-pixel standard deviation across {trust.SEEDS} noise "
+                                      "draws (brightest = the draws disagree most)", width="stretch",
+                              alt=f"Where the {trust.SEEDS} noise draws of the "
+                                  f"{method_label(m, n_samples, sigma)} map disagree, over the image.")
+        if sel.bundle.n_classes <= 50 and st.checkbox("Compare with the maps of every class", key="trust:all_classes"):
+            _every_class(sel, maps, n_samples, sigma, seed)
+        _two_sided(sel, n_samples, sigma, seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -16,7 +16,7 @@ import streamlit as st
 
 from explainers import index_lists, render
 from explainers.evaluation.localisation import cam_box
-from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
+from explainers.methods import REGISTRY
 from explainers.errors import ExplainerError
 
 from dashboard.frame import loaders, state
@@ -274,10 +274,14 @@ def alt_text(item: MapItem, class_text: str, peak: float) -> str:
 
 def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cmap: str,
               opacity: float, scale: str, abs_max: float | None, class_text: str,
-              compare: bool = True, boxes: bool = False) -> Drawn:
-    """Each overlay at the chosen scale with its raw maximum printed under it; a map whose
+              compare: bool = True, boxes: bool = False, failing: Sequence[str] = (),
+              under_image=None, raw_notes: bool = True) -> Drawn:
+    """Each overlay at the chosen scale with its raw maximum printed under it (unless
+    ``raw_notes`` is False: Explain keeps figures for the technical reader); a map whose
     evidence is tiny beside the others (``render.weak_maps``) is flagged in words; with
-    ``boxes`` each map's weakly-supervised localisation box is drawn."""
+    ``boxes`` each map's weakly-supervised localisation box is drawn. The maps of the methods
+    in ``failing`` (failed sanity checks) are marked on the picture itself
+    (``render.mark_unreliable``); ``under_image(col, item)`` writes right under each picture."""
     peaks = {it.title: render.peak_of(it.cam) for it in items}
     grid_cells = int(np.prod(np.asarray(items[0].cam).shape)) if items else 0
     comparable = {it.title: render.comparable_peak(it.method, peaks[it.title], grid_cells)
@@ -290,11 +294,20 @@ def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cma
                              peak=None if scale == "own" else tops[it.title])
         if boxes:
             pic = render.draw_box(pic, cam_box(it.cam, pic.shape[:2]))
-        col.image(pic, caption=it.title, width="stretch", alt=alt_text(it, class_text, peak))
+        alt = alt_text(it, class_text, peak)
+        if it.method in failing:
+            pic = render.mark_unreliable(pic)
+            alt = f"Marked 'do not read as evidence' (failed the sanity checks). {alt}"
+        col.image(pic, caption=it.title, width="stretch", alt=alt)
+        if under_image is not None:
+            under_image(col, it)
         note = f"raw max **{peak:.3g}** {render.RAW_UNIT}"
         if scale != "own" and peak > tops[it.title]:
             note += f" (above the scale's top, {tops[it.title]:.3g}: drawn as the top colour)"
-        col.caption(note)
+        if raw_notes:
+            col.caption(note)
+        elif scale != "own" and peak > tops[it.title]:
+            col.caption("Stronger than the scale's top: drawn as the top colour.")
         if it.title in weak:
             top = max(comparable.values())
             ratio = comparable[it.title] / top if top > 0 else 0.0
@@ -341,10 +354,15 @@ def method_titles(ex) -> dict[str, str]:
 @st.fragment
 def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False,
                report_extras: dict | None = None) -> None:
-    """Input | Grad-CAM | Grad-CAM++ with raw maxima, colour bar, and the display controls
-    under them. A fragment: colour map, opacity and scale rerun only this, from maps already
-    computed. Every caption is read from ``ex``; while the page reruns, the whole panel is
-    faded (``PANEL_CSS``) until it is redrawn."""
+    """Input | Grad-CAM | Grad-CAM++, each map with its sanity verdict in one plain sentence
+    under it (a failing map also marked on the picture), the colour bar, then the display
+    controls (collapsed) and the downloads. A fragment: colour map, opacity and scale rerun only
+    this, from maps already computed. Every caption is read from ``ex``; while the page reruns,
+    the whole panel is faded (``PANEL_CSS``) until it is redrawn. Raw maxima and the other
+    figures are in the trust section's "Details for the technical reader"."""
+    from dashboard.widgets import verdict_views
+    from explainers.trust.verdicts import FAIL, UNKNOWN
+
     st.markdown(PANEL_CSS, unsafe_allow_html=True)
     with st.container(key="maps_panel"):
         cmap, opacity = state.get(state.CMAP), float(state.get(state.OPACITY))
@@ -360,51 +378,31 @@ def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False,
                 for c in st.columns(per_row)]
         h, w = sel.bundle.input_size
         class_text = explained_class(ex, sel)
+        n_s, sig = int(ex.n_samples), float(ex.sigma)
+        judged = verdict_views.verdicts_for(sel, [it.method for it in items], n_s, sig)
+        failing = [m for m, (v, _) in judged.items() if v.level == FAIL]
+        missing = [m for m, (v, _) in judged.items() if v.level == UNKNOWN]
+
+        def sentence(col, it: MapItem) -> None:
+            verdict_views.show_sentence(col, it.method, judged[it.method][0], sel, missing, n_s, sig)
+
         cols[0].image(disp, caption=f"Input ({sel.image.width}×{sel.image.height} px; the model "
                                     f"sees {w}×{h})", width="stretch",
                       alt=f"The input image, {sel.image_name or 'image'}.")
         drawn = draw_maps(disp, items, cols[1:], cmap, opacity, scale, abs_max, class_text,
-                          boxes=boxes)
+                          boxes=boxes, failing=failing, under_image=sentence, raw_notes=False)
         if pixel_ex is not None:
             draw_pixel_maps(pixel_ex, cols[1 + len(items):])
         gh, gw = ex.maps[items[0].method].shape[1:]
         left, right = st.columns([3, 2], vertical_alignment="center")
         colorbar(drawn, cmap, left)
-        right.caption(
-            f"Class explained: **{plain(class_text)}** · layer {code(ex.layer.path)} ({gh}×{gw} grid, "
-            f"{ex.activations.shape[-1]} filters) · maps upsampled to the image. Grad-CAM++ "
-            f"sums α·relu(g) over the {gh * gw} cells where Grad-CAM averages g, so its raw "
-            f"values run up to {gh * gw / 2:.3g}× larger: compare each with itself.")
-        display_controls(default_abs=abs_max)
-        downloads(ex, sel, cmap, opacity, drawn)
-        from dashboard.page_parts.case_report import report_button
+        right.caption(f"Class explained: **{plain(class_text)}** · layer {code(ex.layer.path)} ({gh}×{gw} "
+                      "grid) · bright = where the model found evidence for this class.")
+        with st.expander("Display: colour map, opacity, colour scale"):
+            display_controls(default_abs=abs_max)
+        from dashboard.widgets.panel_parts import downloads
 
-        report_button(ex, sel, {it.method: it.title for it in items}, cmap, opacity, scale,
-                      abs_max if scale == "absolute" else None, later=report_extras)
-
-
-def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn) -> None:
-    stem = image_stem(sel)
-    target = int(ex.targets[0])
-    titles = method_titles(ex)
-    d1, d2, d3 = st.columns(3)
-    disp = loaders.display_image(sel.image_digest, sel.image)
-    for col, m in zip((d1, d2), DEFAULT_METHODS):
-        if m not in ex.maps:
-            continue
-        pic = render.overlay(disp, ex.maps[m][0], cmap=cmap, opacity=opacity,
-                             peak=None if drawn.scale == "own" else drawn.tops[titles[m]])
-        col.download_button(f"Download {method_label(m)} overlay (PNG)", loaders.png_bytes(pic),
-                            file_name=f"{stem}_{m.replace('+', 'pp')}.png", mime="image/png",
-                            key=f"dl:{m}", on_click="ignore", width="stretch")
-    d3.download_button(
-        "Download raw maps (NPZ)",
-        loaders.npz_bytes(**{m: ex.maps[m][0] for m in ex.maps},  # one array per method key
-                          target=np.int64(target), layer=np.str_(ex.layer.path),
-                          n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
-                          class_name=np.str_(sel.class_label(target))),
-        file_name=f"{stem}_maps.npz", mime="application/octet-stream", key="dl:npz",
-        on_click="ignore", width="stretch")
+        downloads(ex, sel, cmap, opacity, drawn, failing, abs_max, report_extras)
 
 
 # --- filters ------------------------------------------------------------------------------------

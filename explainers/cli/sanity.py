@@ -53,12 +53,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S", help="noise level")
     p.add_argument("--no-cache", action="store_true", help="recompute even when cached")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    p.add_argument("--write-default", action="store_true",
+                   help="measure every CAM method of the gradient pass on plain maps (no cache) and "
+                        "write explainers/data/sanity_default.json, the verdicts a fresh install "
+                        "shows for this model and layer (the default model only)")
 
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "write_default", False):
+        _check_write_default(args)
     bundle = cli.load_bundle(args)
     layer = resolve_layer(bundle.model, args.layer)
+    if getattr(args, "write_default", False):
+        return _write_default(args, bundle, layer.path)
 
     def progress(fraction: float, text: str) -> None:
         if not args.json:
@@ -78,4 +86,43 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {s.step:<34} {s.spearman:8.2f} {s.ssim:6.2f}")
     print(f"\nrule: pass when Spearman < {CASCADE_PASS} once the head and the last block are random "
           f"and random-logit Spearman < {LOGIT_PASS}")
+    return 0
+
+
+def _check_write_default(args: argparse.Namespace) -> None:
+    """Before anything loads: the shipped file is for the default model's plain maps only."""
+    from explainers.models.skin_lesion import SKIN_LESION as DEFAULT_MODEL
+    from explainers.trust.sanity import DEFAULT_SAMPLES
+
+    if str(args.model).strip().lower() != DEFAULT_MODEL:
+        raise ExplainerError(f"--write-default measures the default model ({DEFAULT_MODEL}) only")
+    if args.noise_samples or args.samples != DEFAULT_SAMPLES:
+        raise ExplainerError(f"--write-default measures plain maps on all {DEFAULT_SAMPLES} samples: "
+                             "leave out --noise-samples and --samples")
+
+
+def _write_default(args: argparse.Namespace, bundle, layer: str) -> int:
+    """``--write-default``: the shipped measurement (see ``explainers.trust.verdicts``)."""
+    from explainers.models.skin_lesion import SKIN_LESION as DEFAULT_MODEL
+    from explainers.trust import verdicts
+    from explainers.trust.sanity import model_fingerprint, sanity_for_bundle
+
+    methods = verdicts.shipped_methods()
+    command = (f"python -m explainers sanity --model {DEFAULT_MODEL}"
+               + (f" --layer {args.layer}" if args.layer else "") + " --write-default")
+
+    def progress(fraction: float, text: str) -> None:
+        print(f"  [{fraction * 100:3.0f}%] {text}", file=sys.stderr, flush=True)
+
+    report = sanity_for_bundle(bundle, layer=layer, methods=methods, n_samples=0, progress=progress,
+                               use_cache=False)
+    from explainers.report import file_sha256
+    from explainers.zoo import skin_lesion_model_path
+
+    record = verdicts.default_record(report, model_fingerprint(bundle), command,
+                                     file_sha256=file_sha256(skin_lesion_model_path()))
+    path = verdicts.write_default(record)
+    for key, entry in record["methods"].items():
+        print(f"{key}: {entry['verdict']}")
+    print(f"wrote {path}")
     return 0

@@ -69,10 +69,14 @@ class MethodSanity:
     cascade: list[Step]
     random_logit_spearman: float
     maps: np.ndarray = field(repr=False)
+    #: the share recorded with a result that carries no maps (the shipped measurement)
+    recorded_empty_share: float | None = None
 
     @property
     def empty_share(self) -> float:
         """Share of the trained maps that are constant (nothing to rank)."""
+        if self.recorded_empty_share is not None:
+            return float(self.recorded_empty_share)
         trained = np.asarray(self.maps[0]) if len(self.maps) else np.zeros((0, 1))
         if trained.size == 0:
             return 1.0

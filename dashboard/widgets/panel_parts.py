@@ -1,0 +1,69 @@
+"""The pieces under the Explain page's maps: the downloads row (overlays marked when they
+failed the sanity checks, raw maps, the case report) and the figures for the technical reader
+(raw maxima with their unit)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import streamlit as st
+
+from explainers import render
+from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
+
+from dashboard.frame import loaders
+from dashboard.widgets.views import Drawn, Selection, image_stem, method_titles
+
+
+def technical_notes(ex, container=None) -> None:
+    """The figures under the maps for the technical reader: each map's raw maximum with its unit
+    (one caption each, starting "raw max"), and why Grad-CAM++'s raw values are larger."""
+    where = container or st
+    titles = method_titles(ex)
+    cams = [m for m in ex.maps if REGISTRY[m].cam]
+    if not cams:
+        return
+    for m in cams:
+        where.caption(f"raw max **{render.peak_of(ex.maps[m][0]):.3g}** {render.RAW_UNIT} — {titles[m]} "
+                      "(the class's pre-softmax score per activation unit, times the activation)")
+    gh, gw = ex.maps[cams[0]].shape[1:]
+    filters = ex.activations.shape[-1] if ex.activations is not None else "?"
+    where.caption(f"Grad-CAM++ sums α·relu(g) over the {gh * gw} cells of the {gh}×{gw} grid where "
+                  f"Grad-CAM averages g, so its raw values run up to {gh * gw / 2:.3g}× larger: compare "
+                  f"each map with itself. Layer `{ex.layer.path}`, {filters} filters.")
+
+
+def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn,
+              failing: Sequence[str] = (), abs_max: float | None = None,
+              later: dict | None = None) -> None:
+    """Overlays (marked when they failed the sanity checks), raw maps and the case report, in
+    one row."""
+    stem = image_stem(sel)
+    target = int(ex.targets[0])
+    titles = method_titles(ex)
+    d1, d2, d3, d4 = st.columns(4)
+    disp = loaders.display_image(sel.image_digest, sel.image)
+    for col, m in zip((d1, d2), DEFAULT_METHODS):
+        if m not in ex.maps:
+            continue
+        pic = render.overlay(disp, ex.maps[m][0], cmap=cmap, opacity=opacity,
+                             peak=None if drawn.scale == "own" else drawn.tops[titles[m]])
+        if m in failing:
+            pic = render.mark_unreliable(pic)
+        col.download_button(f"{method_label(m)} overlay (PNG)", loaders.png_bytes(pic),
+                            file_name=f"{stem}_{m.replace('+', 'pp')}.png", mime="image/png",
+                            key=f"dl:{m}", on_click="ignore", width="stretch")
+    d3.download_button(
+        "Raw maps (NPZ)",
+        loaders.npz_bytes(**{m: ex.maps[m][0] for m in ex.maps},  # one array per method key
+                          target=np.int64(target), layer=np.str_(ex.layer.path),
+                          n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
+                          class_name=np.str_(sel.class_label(target))),
+        file_name=f"{stem}_maps.npz", mime="application/octet-stream", key="dl:npz",
+        on_click="ignore", width="stretch")
+    from dashboard.page_parts.case_report import report_button
+
+    items = [m for m in ex.maps if REGISTRY[m].cam]
+    report_button(ex, sel, {m: titles[m] for m in items}, cmap, opacity, drawn.scale,
+                  abs_max if drawn.scale == "absolute" else None, container=d4, later=later)
