@@ -150,20 +150,37 @@ def gallery(sel: Selection) -> None:
 
 
 # --- noise controls -----------------------------------------------------------------------------
+NOISE_FORM = "noise_form"
+NOISE_APPLY = "w:noise_apply"
+
+
+def _apply(commits: Sequence) -> None:
+    for commit in commits:  # each wrapped by state.safe: never raises
+        commit()
+
+
 def noise_controls() -> tuple[int, float, int]:
-    """Samples (0–50), sigma (0.00–1.00) and seed, shared by all pages."""
-    c1, c2, c3 = st.columns([3, 3, 1])
-    n = c1.slider("Noise samples (0 = plain Grad-CAM / Grad-CAM++)", 0, state.MAX_SAMPLES, step=1,
-                  help="Smooth Grad-CAM++: average the gradients over this many noisy copies.",
-                  **state.bind(state.N_SAMPLES))
-    sigma = c2.slider("Noise σ (fraction of the image's value range)", 0.0, 1.0, step=0.01,
-                      format="%.2f", help="Standard deviation of the Gaussian noise, as a fraction "
-                      "of (max − min) of the preprocessed image. Used when samples > 0.",
-                      **state.bind(state.SIGMA, from_widget=lambda v: round(float(v), 2)))
-    seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1,
-                           help="Same seed, same noise, same smoothed maps.",
-                           **state.bind(state.SEED))
-    return int(n), float(sigma), int(seed)
+    """Samples (0–50), sigma (0.00–1.00) and seed, shared by all pages. In a form: dragging a
+    slider or stepping it with the keyboard recomputes nothing until "Apply noise" is pressed
+    (every noisy sample costs a gradient pass; a rerun per keyboard step queued minutes)."""
+    kws = [state.bind(state.N_SAMPLES),
+           state.bind(state.SIGMA, from_widget=lambda v: round(float(v), 2)),
+           state.bind(state.SEED)]
+    commits = tuple(kw.pop("on_change") for kw in kws)  # a form's widgets take no callbacks
+    with st.form(NOISE_FORM, border=False, enter_to_submit=False):
+        c1, c2, c3, c4 = st.columns([3, 3, 1, 1], vertical_alignment="bottom")
+        c1.slider("Noise samples (0 = plain Grad-CAM / Grad-CAM++)", 0, state.MAX_SAMPLES, step=1,
+                  help="Smooth Grad-CAM++: average the gradients over this many noisy copies. "
+                       "Applied with the button.", **kws[0])
+        c2.slider("Noise σ (fraction of the image's value range)", 0.0, 1.0, step=0.01,
+                  format="%.2f", help="Standard deviation of the Gaussian noise, as a fraction "
+                  "of (max − min) of the preprocessed image. Used when samples > 0.", **kws[1])
+        c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1,
+                        help="Same seed, same noise, same smoothed maps.", **kws[2])
+        c4.form_submit_button("Apply noise", on_click=_apply, args=(commits,), key=NOISE_APPLY,
+                              type="primary",
+                              icon=":material/check:", width="stretch")
+    return int(state.get(state.N_SAMPLES)), float(state.get(state.SIGMA)), int(state.get(state.SEED))
 
 
 # --- the side-by-side maps ----------------------------------------------------------------------
@@ -382,26 +399,35 @@ def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False,
                       abs_max if scale == "absolute" else None, later=report_extras)
 
 
+def overlay_png(disp: np.ndarray, cam: np.ndarray, cmap: str, opacity: float,
+                peak: float | None):
+    """A callable that writes the overlay as PNG bytes when called (a download's ``data``)."""
+    return lambda: loaders.png_bytes(render.overlay(disp, cam, cmap=cmap, opacity=opacity, peak=peak))
+
+
 def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn) -> None:
     stem = image_stem(sel)
     target = int(ex.targets[0])
     titles = method_titles(ex)
     d1, d2, d3 = st.columns(3)
     disp = loaders.display_image(sel.image_digest, sel.image)
+    # The files are written only when a button is clicked (a callable ``data``, run by
+    # Streamlit on its own thread): encoding two PNGs on every display change cost ~0.5 s.
     for col, m in zip((d1, d2), DEFAULT_METHODS):
         if m not in ex.maps:
             continue
-        pic = render.overlay(disp, ex.maps[m][0], cmap=cmap, opacity=opacity,
-                             peak=None if drawn.scale == "own" else drawn.tops[titles[m]])
-        col.download_button(f"Download {method_label(m)} overlay (PNG)", loaders.png_bytes(pic),
+        peak = None if drawn.scale == "own" else drawn.tops[titles[m]]
+        col.download_button(f"Download {method_label(m)} overlay (PNG)",
+                            overlay_png(disp, ex.maps[m][0], cmap, opacity, peak),
                             file_name=f"{stem}_{m.replace('+', 'pp')}.png", mime="image/png",
                             key=f"dl:{m}", on_click="ignore", width="stretch")
+    arrays = {m: ex.maps[m][0] for m in ex.maps}  # one array per method key
+    label = sel.class_label(target)
     d3.download_button(
         "Download raw maps (NPZ)",
-        loaders.npz_bytes(**{m: ex.maps[m][0] for m in ex.maps},  # one array per method key
-                          target=np.int64(target), layer=np.str_(ex.layer.path),
-                          n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
-                          class_name=np.str_(sel.class_label(target))),
+        lambda: loaders.npz_bytes(**arrays, target=np.int64(target), layer=np.str_(ex.layer.path),
+                                  n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
+                                  class_name=np.str_(label)),
         file_name=f"{stem}_maps.npz", mime="application/octet-stream", key="dl:npz",
         on_click="ignore", width="stretch")
 
