@@ -281,7 +281,8 @@ def gallery(res: A.Results, variant: str) -> None:
     st.markdown(f"**{row['image']}** — {how}")
     png = res.folder / f"{Path(str(row['image'])).stem}.png"
     if png.is_file():
-        st.image(str(png), width="stretch")
+        st.image(str(png), width="stretch",
+                 alt=f"The input {row['image']} and its maps side by side, as the batch run wrote them.")
     target, why = explain_target(row, res, variant)
     if target is not None:
         st.button("Open on Explain", key="w:audit_open_explain", on_click=open_on_explain,

@@ -90,7 +90,7 @@ def run_batch(
     n_steps: int | None = None,
     baselines: bool = False,
     weights: Any = "imagenet",
-    cmap: str = "jet",
+    cmap: str = "viridis",
     progress: TextIO | None | bool = None,
     on_image: Callable[[int, int], None] | None = None,
     engine: str = "local",
