@@ -230,7 +230,8 @@ def show(res: A.Results) -> None:
                 x="group:N", y="value:Q",
                 tooltip=["image", alt.Tooltip("value:Q", title=label, format=".3g")]),
         )
-        st.altair_chart(chart, width="stretch")
+        st.altair_chart(chart, width="stretch", theme="streamlit",
+                        alt=f"Box plot of {label} per {key_label}, one dot per image.")
         st.caption(f"One dot per image; the box spans the middle half, the line is the median ({label}).")
     gallery(res, variant)
 

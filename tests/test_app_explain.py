@@ -448,3 +448,23 @@ def test_noise_is_applied_with_the_button_only(monkeypatch):
     assert calls == [(2, 0.3)]
     assert "Smooth Grad-CAM++ (2 samples, σ=0.30)" in captions(at)
     assert at.slider(key="w:n_samples").value == 2
+
+
+def test_an_upload_resets_the_patient_data_with_a_notice():
+    """Issue 17: an upload silently kept the previous sample's age, sex and site."""
+    at = run(new_app())
+    assert at.selectbox(key="w:sex").value != "unknown"  # the first sample's recorded data
+    at = _choose_upload(at)
+    assert any("patient data (age, sex, body site) is set to unknown" in i.value for i in at.info)
+    assert (at.selectbox(key="w:sex").value, at.selectbox(key="w:site").value) == ("unknown", "unknown")
+    assert at.checkbox(key="w:age").value is True  # "Age unknown"
+    at.selectbox(key="w:sex").set_value("male")
+    run(at)
+    at.file_uploader(key="w:image_file").set_value(("mole.png", _png(Image.new("RGB", (64, 48), (180, 90, 60))), "image/png"))
+    run(at)
+    assert at.selectbox(key="w:sex").value == "unknown"  # a new photo: nobody's record
+    assert any("Patient data given to the model: age unknown, unknown, unknown" in c.value
+               for c in at.caption)
+    at.radio(key="w:image_source").set_value("sample")
+    run(at)
+    assert at.selectbox(key="w:sex").value != "unknown"  # the sample's recorded data is back

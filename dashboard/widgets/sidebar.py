@@ -22,6 +22,7 @@ from explainers.methods import DEFAULT_METHODS
 
 from dashboard.frame import loaders, state
 from dashboard.frame.errors import guard
+from dashboard.widgets.patient import reset_patient
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
 MODEL_TYPES = ["keras", "h5", "hdf5"]
@@ -129,6 +130,20 @@ def _image_changed() -> None:
     state.set(state.TARGET, None)
 
 
+def _photo_changed() -> None:  # an upload or a camera photo arrived: nobody's record
+    _image_changed()
+    reset_patient()
+
+
+def _source_changed() -> None:  # a sample brings its recorded data, an upload or photo none
+    _image_changed()
+    if state.get(state.IMAGE_SOURCE) != "sample":
+        reset_patient()
+    for s in loaders.samples() if state.get(state.IMAGE_SOURCE) == "sample" else ():
+        if s.image_id == state.get(state.SAMPLE):
+            prefill_metadata(s)
+
+
 def prefill_metadata(sample: zoo.Sample, keep: Sequence[str] = ()) -> None:
     """Set age, sex and site to a sample's recorded values (except the settings in ``keep``:
     values a link gave explicitly)."""
@@ -183,6 +198,7 @@ def _retry_download(key: str) -> None:
 
 
 _image_changed_cb = state.safe(_image_changed)
+_photo_changed_cb = state.safe(_photo_changed, "reading the new image")
 
 
 # --- sections -----------------------------------------------------------------------------------
@@ -270,7 +286,7 @@ def _image_section(sel: Selection) -> None:
     source = st.radio("Source", list(state.IMAGE_SOURCES), format_func=SOURCE_LABELS.get,
                       horizontal=True,
                       **state.bind(state.IMAGE_SOURCE, options=state.IMAGE_SOURCES,
-                                   labels=SOURCE_LABELS.get, on_change=_image_changed))
+                                   labels=SOURCE_LABELS.get, on_change=_source_changed))
     data, name = None, ""
     if source == "sample":
         samples = loaders.samples()
@@ -301,14 +317,14 @@ def _image_section(sel: Selection) -> None:
         st.caption("HAM10000 images, CC BY-NC-SA 4.0 (see explainers/data/samples/LICENSE.md)")
     elif source == "upload":
         up = st.file_uploader("Your image (JPEG, PNG, ...; any size)", type=IMAGE_TYPES,
-                              key="w:image_file", on_change=_image_changed_cb,
+                              key="w:image_file", on_change=_photo_changed_cb,
                               help="Held in memory only; never written to disk.")
         if up is None:
             st.info("Upload an image to explain it.")
         else:
             data, name = up.getvalue(), up.name
     else:
-        shot = st.camera_input("Take a photo", key="w:camera", on_change=_image_changed_cb)
+        shot = st.camera_input("Take a photo", key="w:camera", on_change=_photo_changed_cb)
         if shot is None:
             st.info("Take a photo to explain it.")
         else:
