@@ -26,7 +26,7 @@ st.set_page_config(
     page_title="Grad-CAM explorer",
     page_icon=":material/biotech:",
     layout="wide",
-    initial_sidebar_state="auto",
+    initial_sidebar_state=400,  # "auto", 400 px wide: a layer's or sample's name fits
 )
 
 HERE = Path(__file__).resolve().parent

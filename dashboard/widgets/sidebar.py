@@ -8,6 +8,7 @@ model (offline ImageNet weights, random weights) go to the top of the main area.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -205,9 +206,14 @@ _photo_changed_cb = state.safe(_photo_changed, "reading the new image")
 def _model_section(sel: Selection, notices) -> None:
     choices = loaders.model_choices()
     labels = {c.key: c.label for c in choices}
-    key = st.selectbox("Model", list(labels), format_func=labels.get,
-                       **state.bind(state.MODEL, options=list(labels), labels=labels.get,
+    # The box shows the name only (the whole description was cut in the sidebar); the rest
+    # is the caption under it.
+    names = {k: re.split(r" \(| — ", v, maxsplit=1)[0] for k, v in labels.items()}
+    key = st.selectbox("Model", list(labels), format_func=names.get,
+                       **state.bind(state.MODEL, options=list(labels), labels=names.get,
                                     on_change=_model_changed))
+    if labels.get(key, "") != names.get(key, ""):
+        st.caption(labels[key])
     if key == state.UPLOAD_MODEL:
         _uploaded_model(sel)
         return
@@ -393,7 +399,7 @@ def _layer_section(sel: Selection) -> None:
     def label(path: str) -> str:
         shape = by_path[path].output_shape
         dims = "×".join("?" if d is None else str(d) for d in shape[1:])
-        return f"{path}  ({dims}){'  — last' if path == last else ''}"
+        return f"{path} ({dims}){' · last' if path == last else ''}"  # short: not cut at 1280 px
 
     path = st.selectbox(
         f"Layer ({len(sel.layers)} with a spatial output)", list(by_path), format_func=label,

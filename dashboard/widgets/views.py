@@ -92,8 +92,9 @@ def prediction_summary(sel: Selection) -> str:
 
 
 def prediction_block(sel: Selection) -> None:
-    """The prediction table, and beside it the recorded diagnosis of a sample image."""
-    left, right = st.columns([3, 2], gap="large")
+    """The prediction table across the page (so the full class names are not cut), then the
+    recorded diagnosis of a sample image."""
+    left, right = st.container(), st.container()
     with left:
         title = "Prediction"
         if not sel.meaningful:
