@@ -310,14 +310,15 @@ def _image_section(sel: Selection) -> None:
             prefill_metadata(by_id[state.get(state.SAMPLE)], keep)
             st.session_state[_META_FILLED] = True
 
-        def sample_label(i: str) -> str:
-            return f"{i} — recorded: {by_id[i].dx_name}"
+        def sample_label(i: str) -> str:  # short, so the sidebar does not cut it
+            return f"{i} — {by_id[i].dx}"
 
         image_id = st.selectbox(
             "Sample dermoscopy image", list(by_id), format_func=sample_label,
             **state.bind(state.SAMPLE, options=list(by_id), labels=sample_label,
                          on_change=_sample_changed))
         sel.sample = by_id[image_id]
+        st.caption(f"Recorded diagnosis: {sel.sample.dx} = {sel.sample.dx_name}")
         data = loaders.sample_bytes(str(sel.sample.path))
         name = f"{image_id}.jpg"
         st.caption("HAM10000 images, CC BY-NC-SA 4.0 (see explainers/data/samples/LICENSE.md)")
