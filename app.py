@@ -34,7 +34,7 @@ st.set_page_config(
     # A local file: a ":material/...:" icon makes the browser fetch it from fonts.gstatic.com.
     page_icon=str(HERE / "dashboard" / "static" / "favicon.png"),
     layout="wide",
-    initial_sidebar_state="auto",
+    initial_sidebar_state=400,  # "auto", 400 px wide: a layer's or sample's name fits
 )
 # With [auth] in .streamlit/secrets.toml, a signed-out visitor gets the sign-in page only and
 # the run stops here: no page list, no warm-up started for them (docs/DEPLOY.md).

@@ -262,7 +262,8 @@ def show(res: A.Results) -> None:
                 x="group:N", y="value:Q",
                 tooltip=["image", alt.Tooltip("value:Q", title=label, format=".3g")]),
         )
-        st.altair_chart(chart, width="stretch")
+        st.altair_chart(chart, width="stretch", theme="streamlit",
+                        alt=f"Box plot of {label} per {key_label}, one dot per image.")
         st.caption(f"One dot per image; the box spans the middle half, the line is the median ({label}).")
     gallery(res, variant)
 
@@ -313,7 +314,8 @@ def gallery(res: A.Results, variant: str) -> None:
     st.markdown(f"**{plain(row['image'])}** — {how}")
     png = case_file(res, row["image"], ".png")
     if png.is_file():
-        st.image(str(png), width="stretch")
+        st.image(str(png), width="stretch",
+                 alt=f"The input {row['image']} and its maps side by side, as the batch run wrote them.")
     target, why = explain_target(row, res, variant)
     if target is not None:
         st.button("Open on Explain", key="w:audit_open_explain", on_click=open_on_explain,

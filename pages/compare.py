@@ -20,7 +20,7 @@ from explainers import render  # noqa: E402
 from explainers.evaluation import scoring as metrics
 from explainers.settings import ExplainSettings
 from explainers.evaluation.localisation import DEFAULT_THRESHOLD, box_scores, cam_box  # noqa: E402
-from explainers.methods import REGISTRY, method_keys, method_label  # noqa: E402
+from explainers.methods import COUNTERFACTUAL, REGISTRY, method_keys, method_label  # noqa: E402
 from explainers.methods.agreement import coinciding_groups, gradient_constant_per_channel  # noqa: E402
 from explainers.methods.guided import to_image  # noqa: E402
 from explainers.methods.scorecam import DEFAULT_MAX_CHANNELS  # noqa: E402
@@ -111,22 +111,48 @@ def mask_upload():
     return mask, (digest if mask is not None else None)
 
 
+def blank_note(m: str) -> str:
+    """What an all-zero map means, in words (shown instead of an untinted photo)."""
+    against = m == COUNTERFACTUAL
+    return (f"**No evidence {'against' if against else 'for'} the class** at this layer: "
+            f"the {REGISTRY[m].label} map is 0 everywhere"
+            + (" (nothing here would raise the class score if removed)." if against else "."))
+
+
+def same_as(maps) -> dict[str, list[str]]:
+    """For each heatmap, the other methods whose map has the same shape here."""
+    cams = {m: v for m, v in maps.items() if REGISTRY[m].cam and render.peak_of(v) > 0}
+    out: dict[str, list[str]] = {}
+    for group in coinciding_groups(cams):
+        for m in group:
+            out[m] = [REGISTRY[o].label for o in group if o != m]
+    return out
+
+
 def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
     cmap, opacity, scale, abs_max = display
     disp = loaders.display_image(sel.image_digest, sel.image)
     size = (sel.image.height, sel.image.width)
     peaks = {m: render.peak_of(maps[m]) for m in maps if REGISTRY[m].cam}
     tops = render.scale_peaks(peaks, scale, abs_max)
+    twins = same_as(maps)
+    class_text = sel.class_label(sel.target)
     cols = st.columns(3)
     for i, m in enumerate(k for k in method_keys() if k in maps):
         col = cols[i % 3]
-        lines = [f"**{method_label(m, n_samples, sigma)}** · {seconds.get(m, 0.0):.2f} s"]
-        if REGISTRY[m].cam:
+        title = method_label(m, n_samples, sigma)
+        lines = [f"**{title}** · {seconds.get(m, 0.0):.2f} s"]
+        if REGISTRY[m].cam and peaks[m] <= 0:
+            col.info(blank_note(m), icon=":material/block:")
+            lines.append(f"raw max 0 {render.RAW_UNIT}")
+        elif REGISTRY[m].cam:
             box = cam_box(maps[m], size, threshold)
             shown = cam_box(maps[m], disp.shape[:2], threshold)
             pic = render.overlay(disp, maps[m], cmap=cmap, opacity=opacity,
                                  peak=None if scale == "own" else tops[m])
-            col.image(render.draw_box(pic, shown), width="stretch")
+            col.image(render.draw_box(pic, shown), width="stretch",
+                      alt=views.alt_text(views.MapItem(m, title, maps[m]), class_text, peaks[m])
+                      + (f" Box {list(box)} px." if box else ""))
             lines.append(f"raw max {peaks[m]:.3g} {render.RAW_UNIT}")
             lines.append("box [x0, y0, x1, y1] = " + (f"{list(box)} px" if box else "none (all-zero map)"))
             if mask is not None:
@@ -135,9 +161,15 @@ def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
                              f"energy in mask {metrics.energy_in_mask(maps[m], mask):.2f} (1 = chance) · "
                              f"box IoU {scores['box_iou']:.2f} (0–1; < 0.5 = localisation error)")
         else:
-            col.image(to_image(maps[m]), width="stretch")
+            col.image(to_image(maps[m]), width="stretch",
+                      alt=f"{title}: the input gradient at the image's size; grey is 0, bright "
+                          "is positive, dark is negative.")
             lines.append("input gradient: grey = 0, bright = positive, dark = negative")
         col.markdown("  \n".join(lines))
+        about = REGISTRY[m].summary
+        if m in twins:
+            about += f" Here the same map as {', '.join(twins[m])}."
+        col.caption(about)
         if REGISTRY[m].cam:
             trust_views.verdict_badge(trust_views.cached_result(sel, m, n_samples, sigma), col)
     if peaks:
@@ -155,7 +187,8 @@ def textual(tape, mask):
     cols = st.columns(max(1, len(facts)))
     for col, f in zip(cols, facts):
         thumb = render.colorize(render.normalize(render.upsample(f.activation, (48, 48))), "viridis")
-        col.image(thumb, width="stretch")
+        col.image(thumb, width="stretch",
+                  alt=f"Filter {f.index}'s activation on the layer's grid: strongest {f.where}.")
         col.caption(f"#{f.index} · w = {f.weight:.3g} · {f.share * 100:.1f} % of the map · "
                     f"{f.where} ({f.where_fraction * 100:.0f} % of its activation)")
     st.caption("Thumbnails: each filter's activation on the layer's grid (bright = strong). "
@@ -175,8 +208,9 @@ def faithfulness(maps, token, mask, mask_digest):
     stored = st.session_state.get(FAITHFULNESS)
     if stored and stored[0] == key:
         labels = {m: REGISTRY[m].label for m in cams}
-        st.dataframe(pd.DataFrame(metrics.score_table(stored[1], labels)), hide_index=True,
-                     width="stretch")
+        frame = pd.DataFrame(metrics.score_table(stored[1], labels))
+        st.dataframe(frame, hide_index=True, width="stretch", column_config=eh.column_config(frame))
+        st.caption("↑ higher is better · ↓ lower is better (hover a column's name for more).")
 
 
 if sel.bundle is None:

@@ -53,6 +53,25 @@ def settings_row():
     return smooth, sigma, seed, int(steps)
 
 
+SCORED = "_eval_scored"  # the settings this session asked to score (bounded, newest last)
+
+
+def scored_on_request(token: tuple) -> bool:
+    """Whether to score now: only after the button was pressed for these settings (the
+    scores take 20–50 s on a CPU, so opening the page never starts them); settings scored
+    before in this session are shown again at once (cached)."""
+    asked = list(st.session_state.get(SCORED) or [])
+    if token in asked:
+        return True
+    st.info("Scoring takes a few forward passes per map (20–50 s on a 2-core CPU): press the "
+            "button to start. Nothing runs until then.", icon=":material/timer:")
+    if st.button("Score this image", type="primary", key="w:eval_single_go",
+                 icon=":material/play_arrow:"):
+        st.session_state[SCORED] = (asked + [token])[-16:]
+        return True
+    return False
+
+
 def single_image(smooth: int, sigma: float, seed: int, steps: int) -> None:
     labels = metrics.variant_labels(smooth, None)  # short names; σ is in the caption
     h, w = sel.bundle.input_size
@@ -69,8 +88,13 @@ def single_image(smooth: int, sigma: float, seed: int, steps: int) -> None:
         if mask is not None and not mask.any():
             st.warning("The mask is empty (no white pixels): localisation scores are 0.")
 
+    token = (sel.model_token, sel.image_digest, sel.extra_token, sel.layer.path, int(sel.target),
+             smooth, round(float(sigma), 4), int(seed), steps,
+             mask_digest if mask is not None else None)
+    if not scored_on_request(token):
+        return
     maps, ev, raw = None, None, None
-    with guard("computing the maps"):
+    with guard("computing the maps"), st.spinner("Computing the plain and smoothed maps ..."):
         plain = sel.explain(n_samples=0, sigma=sigma, seed=seed)
         smoothed = sel.explain(n_samples=smooth, sigma=sigma, seed=seed)
         maps = {key: (smoothed if is_smooth else plain).maps[method][0]
@@ -99,7 +123,9 @@ def single_image(smooth: int, sigma: float, seed: int, steps: int) -> None:
 
     st.subheader("Deletion and insertion curves")
     with guard("drawing the curves"):
-        st.pyplot(eh.curves_figure(ev.curves, labels, sel.class_label(sel.target)), clear_figure=False)
+        st.pyplot(eh.curves_figure(ev.curves, labels, sel.class_label(sel.target),
+                                   views.theme_text_color()),
+                  clear_figure=False, alt=eh.curves_alt(ev.curves, labels))
 
     st.subheader("The maps" + (" with the mask outlined" if mask is not None else ""))
     with guard("drawing the maps"):
@@ -107,7 +133,9 @@ def single_image(smooth: int, sigma: float, seed: int, steps: int) -> None:
                                          float(state.get(state.OPACITY)))
         cols = st.columns(4)
         for col, (key, picture) in zip(cols, pictures.items()):
-            col.image(picture, caption=labels[key], width="stretch")
+            col.image(picture, caption=labels[key], width="stretch",
+                      alt=f"The {labels[key]} map over the image"
+                          + (", the lesion mask outlined in white." if mask is not None else "."))
 
 
 def several_images(smooth: int, sigma: float, seed: int, steps: int) -> None:

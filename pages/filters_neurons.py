@@ -91,7 +91,8 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
                        st.columns([2, 3])[0])
     st.subheader("Map from these filters only")
     ex = None
-    with guard("computing the map of the chosen filters"):
+    with guard("computing the map of the chosen filters"), st.spinner("Computing the map of "
+                                                                     "the chosen filters …"):
         ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, filters=channels,
                          methods=tuple(offered))
     if ex is not None:
@@ -173,7 +174,8 @@ def neurons_section(base, n_samples, sigma, seed, cmap, opacity):
     ex = base
     if neurons is not None:
         ex = None
-        with guard("computing the map of the chosen positions"):
+        with guard("computing the map of the chosen positions"), st.spinner(
+                "Computing the map of the chosen positions …"):
             ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, neurons=neurons,
                              region=region, methods=tuple(m for m in base.maps if REGISTRY[m].cam))
     if ex is None:

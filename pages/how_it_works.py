@@ -170,3 +170,8 @@ else:
             step_differences(ex, n_samples, sigma)
         with guard("working one cell out by hand"):
             worked.step_worked(ex, sel)
+
+st.header("Every method in one line")
+st.caption("All the methods the dashboard offers (Explain's method box, Compare), from the "
+           "package's method registry: what each one shows and what it costs.")
+st.markdown("\n".join(teach.method_lines()))

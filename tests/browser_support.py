@@ -171,6 +171,11 @@ def slider_keys(page, label: str, key: str = "ArrowRight", times: int = 1, delay
             page.wait_for_timeout(delay_ms)
 
 
+def apply_noise(page) -> None:
+    """Press "Apply noise" (the noise sliders sit in a form: nothing runs until then)."""
+    page.get_by_role("button", name=re.compile("Apply noise")).first.click()
+
+
 def _slider_box(page, label: str):
     label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
     return page.get_by_test_id("stSlider").filter(has=label_el).first
@@ -248,10 +253,15 @@ def many_changes(page, n_changes: int, on_change=None, max_samples: int = 16) ->
     def samples(k: int) -> None:
         up = (k // 2) % 2 == 0
         slider_keys(page, "Noise samples", "ArrowRight" if up else "ArrowLeft", step)
+        apply_noise(page)
+
+    def sigma(k: int) -> None:
+        slider_keys(page, "Noise σ", "ArrowRight", 1)
+        apply_noise(page)
 
     actions = [
         samples,
-        lambda k: slider_keys(page, "Noise σ", "ArrowRight", 1),
+        sigma,
         lambda k: selectbox(page, "Layer", LAYERS[k % len(LAYERS)]),
         lambda k: selectbox(page, "Class to explain", CLASSES[k % len(CLASSES)]),
         lambda k: selectbox(page, "Sample dermoscopy image", SAMPLES[k % len(SAMPLES)]),
@@ -296,6 +306,57 @@ def memory_run(n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16,
                 "rss_after_close_mb": round(closed), "trace": trace, "error": error}
 
 
+# --- display-only settings: how long from the key press to the redrawn map ---------------------
+def _first_map_src(page) -> str:
+    img = page.locator('.st-key-maps_panel [data-testid="stImage"] img').nth(1)
+    return img.get_attribute("src") or ""
+
+
+def display_timing(repeats: int = 3) -> dict:
+    """Seconds from a display-only change (opacity by one keyboard step, colour map, scale) to
+    the redrawn Grad-CAM overlay and the end of the run, on a warm server (docs/BENCHMARKS.md)."""
+    out: dict = {"opacity": [], "cmap": [], "scale": []}
+    with contextlib.ExitStack() as stack:
+        url, _started, _proc = stack.enter_context(streamlit_server("bench_display.log"))
+        b = stack.enter_context(chromium())
+        page = b.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(url)
+        wait_maps(page)
+
+        def timed(name: str, action) -> None:
+            before = _first_map_src(page)
+            t0 = time.monotonic()
+            action()
+            page.wait_for_function(
+                """(old) => { const i = document.querySelectorAll(
+                       '.st-key-maps_panel [data-testid="stImage"] img')[1];
+                   return i && i.getAttribute('src') !== old; }""", arg=before,
+                timeout=PAGE_LIMIT_S * 1000)
+            shown = time.monotonic() - t0
+            wait_idle(page)
+            out[name].append(round(shown, 2))
+
+        for k in range(repeats):
+            timed("opacity", lambda: slider_keys(page, "Overlay opacity",
+                                                 "ArrowRight" if k % 2 == 0 else "ArrowLeft"))
+            timed("cmap", lambda: selectbox(page, "Colour map", CMAPS[(k + 1) % len(CMAPS)]))
+            timed("scale", lambda: page.get_by_text(
+                "one scale for the maps on screen" if k % 2 == 0 else "each map's own maximum",
+                exact=True).click())
+        # A computation: noise samples applied; seconds until a spinner or progress bar shows.
+        out["noise_feedback"] = []
+        for k in range(repeats):
+            slider_keys(page, "Noise samples", "ArrowRight", 4)
+            t0 = time.monotonic()
+            apply_noise(page)
+            page.locator('[data-testid="stSpinner"], [data-testid="stProgress"]').first.wait_for(
+                timeout=PAGE_LIMIT_S * 1000)
+            out["noise_feedback"].append(round(time.monotonic() - t0, 2))
+            wait_maps(page)
+        page.close()
+    return out
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "cold"
     if what == "cold":
@@ -314,6 +375,8 @@ if __name__ == "__main__":
         (ROOT / "artifacts").mkdir(exist_ok=True)
         (ROOT / "artifacts" / "dashboard_bench.json").write_text(json.dumps(report, indent=1))
         print(json.dumps({k: v for k, v in report.items() if not k.startswith("memory")}))
+    elif what == "display":
+        print(json.dumps(display_timing(int(sys.argv[2]) if len(sys.argv) > 2 else 3)))
     elif what == "memory":
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 1
         changes = int(sys.argv[3]) if len(sys.argv) > 3 else 40

@@ -23,6 +23,19 @@ def run(at: AppTest) -> AppTest:
     return at
 
 
+def set_noise(at: AppTest, samples: int | None = None, sigma: float | None = None,
+              seed: int | None = None) -> AppTest:
+    """Move the noise controls and press "Apply noise" (they sit in a form), then run."""
+    if samples is not None:
+        at.slider(key="w:n_samples").set_value(samples)
+    if sigma is not None:
+        at.slider(key="w:sigma").set_value(sigma)
+    if seed is not None:
+        at.number_input(key="w:seed").set_value(seed)
+    at.button(key="w:noise_apply").click()
+    return run(at)
+
+
 def open_page(page: str, **query) -> AppTest:
     """The app opened (with URL ``query``), then switched to ``page``."""
     at = run(new_app(**query))

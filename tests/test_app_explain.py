@@ -12,7 +12,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explainers import zoo
-from tests.helpers import new_app, run, small_cnn
+from tests.helpers import new_app, run, set_noise, small_cnn
 
 pytestmark = pytest.mark.slow
 
@@ -93,19 +93,16 @@ def test_default_view_shows_prediction_diagnosis_and_both_heatmaps(default_app):
 
 def test_samples_and_sigma_turn_both_maps_smooth():
     at = run(new_app())
-    at.slider(key="w:n_samples").set_value(3)
-    run(at)
+    set_noise(at, samples=3)
     caps = captions(at)
     assert "Smooth Grad-CAM (3 samples, σ=0.15)" in caps
     assert "Smooth Grad-CAM++ (3 samples, σ=0.15)" in caps
-    at.slider(key="w:sigma").set_value(0.3)
-    run(at)
+    set_noise(at, sigma=0.3)
     caps = captions(at)
     assert "Smooth Grad-CAM++ (3 samples, σ=0.30)" in caps
     assert at.query_params["samples"] == ["3"] or at.query_params["samples"] == "3"
     assert not errors(at)
-    at.slider(key="w:n_samples").set_value(0)
-    run(at)
+    set_noise(at, samples=0)
     assert "Grad-CAM" in captions(at) and "Grad-CAM++" in captions(at)
 
 
@@ -132,8 +129,7 @@ def test_colormap_and_opacity_recompute_nothing(monkeypatch):
     assert at.selectbox(key="w:cmap").value == "inferno" and at.slider(key="w:opacity").value == 0.8
     assert "Grad-CAM" in captions(at)
     # changing the noise recomputes the maps (and only them: the model is cached)
-    at.slider(key="w:n_samples").set_value(2)
-    run(at)
+    set_noise(at, samples=2)
     assert calls == [2]
 
 
@@ -429,3 +425,46 @@ def test_explain_the_recorded_diagnosis_when_the_model_differs():
     assert at.query_params["target"] in (str(zoo.SKIN_CLASSES.index(sample.dx)),
                                          [str(zoo.SKIN_CLASSES.index(sample.dx))])
     assert not [b for b in at.button if b.key == "w:explain_recorded"]  # done: no second click
+
+
+def test_noise_is_applied_with_the_button_only(monkeypatch):
+    """Moving a noise slider recomputes nothing; "Apply noise" commits all three at once."""
+    import dashboard.frame.loaders as loaders
+
+    at = run(new_app())
+    calls = []
+    real = loaders.explain_details
+
+    def counting(*a, **k):
+        calls.append((k.get("n_samples"), k.get("sigma")))
+        return real(*a, **k)
+
+    monkeypatch.setattr(loaders, "explain_details", counting)
+    at.slider(key="w:n_samples").set_value(2)
+    at.slider(key="w:sigma").set_value(0.3)
+    run(at)  # a rerun without the button (another widget): the form's values are not sent
+    assert calls == [] and "Grad-CAM++" in captions(at)
+    set_noise(at, samples=2, sigma=0.3)
+    assert calls == [(2, 0.3)]
+    assert "Smooth Grad-CAM++ (2 samples, σ=0.30)" in captions(at)
+    assert at.slider(key="w:n_samples").value == 2
+
+
+def test_an_upload_resets_the_patient_data_with_a_notice():
+    """Issue 17: an upload silently kept the previous sample's age, sex and site."""
+    at = run(new_app())
+    assert at.selectbox(key="w:sex").value != "unknown"  # the first sample's recorded data
+    at = _choose_upload(at)
+    assert any("patient data (age, sex, body site) is set to unknown" in i.value for i in at.info)
+    assert (at.selectbox(key="w:sex").value, at.selectbox(key="w:site").value) == ("unknown", "unknown")
+    assert at.checkbox(key="w:age").value is True  # "Age unknown"
+    at.selectbox(key="w:sex").set_value("male")
+    run(at)
+    at.file_uploader(key="w:image_file").set_value(("mole.png", _png(Image.new("RGB", (64, 48), (180, 90, 60))), "image/png"))
+    run(at)
+    assert at.selectbox(key="w:sex").value == "unknown"  # a new photo: nobody's record
+    assert any("Patient data given to the model: age unknown, unknown, unknown" in c.value
+               for c in at.caption)
+    at.radio(key="w:image_source").set_value("sample")
+    run(at)
+    assert at.selectbox(key="w:sex").value != "unknown"  # the sample's recorded data is back

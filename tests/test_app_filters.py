@@ -2,7 +2,7 @@
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from tests.helpers import new_app, open_page as _open, run
+from tests.helpers import new_app, open_page as _open, run, set_noise
 
 pytestmark = pytest.mark.slow
 
@@ -135,8 +135,7 @@ def test_individual_neuron_positions():
 def test_smoothed_settings_carry_over_from_the_explain_page():
     at = new_app()
     run(at)
-    at.slider(key="w:n_samples").set_value(2)
-    run(at)
+    set_noise(at, samples=2)
     at.switch_page(PAGE)
     run(at)
     assert "Smooth Grad-CAM++ (2 samples, σ=0.15) — 8 filters" in captions(at)

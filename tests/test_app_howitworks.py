@@ -124,3 +124,16 @@ def test_long_formulas_are_split_so_they_wrap():
     # no single formula is longer than the ones that fit a 1280 px page (the old two-in-one
     # Grad-CAM++ line was 330 characters)
     assert max(len(l.value) for l in at.latex) < 260
+
+
+def test_every_registered_method_is_explained_in_one_line():
+    from explainers.methods import REGISTRY
+
+    at = open_page()
+    assert "Every method in one line" in [h.value for h in at.header]
+    text = markdown(at)
+    for key, m in REGISTRY.items():
+        assert m.summary, f"{key} has no summary line"
+        assert f"- **{m.label}** ({m.reference};" in text, key
+        assert m.summary in text, key
+    assert "one forward pass per filter used" in text  # Score-CAM's cost, in words

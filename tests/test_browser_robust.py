@@ -134,9 +134,13 @@ def test_fast_sample_and_class_changes_end_on_the_last_choice(page):
     assert page.get_by_text(re.compile(f"^Class explained: {code} — ")).count() == 1
 
 
-def test_fifteen_slider_steps_are_fifteen(page):
-    """Issue 10: pressing the right arrow 15 times on the noise-samples slider ended at 14."""
+def test_fifteen_slider_steps_are_fifteen_and_one_run(page):
+    """Issue 10: pressing the right arrow 15 times on the noise-samples slider ended at 14.
+    Issue 17: each step started a rerun; now the steps stay in the form until Apply."""
     bs.slider_keys(page, "Noise samples", "ArrowRight", 15, delay_ms=120)
+    page.wait_for_timeout(600)
+    assert bs.query(page).get("samples") is None  # nothing applied yet
+    bs.apply_noise(page)
     bs.wait_maps(page)
     page.wait_for_timeout(1000)
     bs.wait_maps(page)
@@ -178,6 +182,7 @@ def test_a_copied_link_reproduces_the_view_in_a_new_session(browser, page):
     bs.selectbox(page, "Class to explain", "nv", sidebar)
     bs.wait_maps(page)
     bs.slider_keys(page, "Noise samples", "ArrowRight", 2)
+    bs.apply_noise(page)
     bs.wait_maps(page)
     bs.selectbox(page, "Colour map", "inferno")
     bs.wait_maps(page)

@@ -55,6 +55,10 @@ def app(files):
     _by_key(at.file_uploader, "w:model_file").upload("tiny.keras", model_bytes)
     _by_key(at.file_uploader, "w:image_file").upload("lesion.png", image_bytes, "image/png")
     at.run()
+    # Opening the page computes nothing: the scores wait for the button.
+    assert not at.dataframe and any("press the button" in i.value for i in at.info)
+    _by_key(at.button, "w:eval_single_go").click()
+    at.run()
     return at
 
 
@@ -80,6 +84,8 @@ def test_mask_adds_localisation_scores_and_bad_mask_is_a_plain_error(app, files)
     _, _, mask_bytes, photo_bytes = files
     uploader = _by_key(app.file_uploader, "w:eval_mask")
     uploader.upload("mask.png", mask_bytes, "image/png")
+    app.run()
+    _by_key(app.button, "w:eval_single_go").click()  # another mask: scored on request again
     app.run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     frame = app.dataframe[0].value

@@ -72,6 +72,47 @@ def test_every_method_but_scorecam_is_shown_with_time_and_box(app):
     assert not app.error, [e.value for e in app.error]
 
 
+def test_each_map_says_in_one_line_what_it_shows(app):
+    """Issue 17: five of the eight methods were explained nowhere in the product."""
+    captions = [c.value for c in app.caption]
+    for key in method_keys():
+        if key != "scorecam":
+            assert any(c.startswith(REGISTRY[key].summary) for c in captions), key
+    # at this layer (followed by global average pooling) HiResCAM's map is Grad-CAM's
+    hires = next(c for c in captions if c.startswith(REGISTRY["hirescam"].summary))
+    assert "Here the same map as Grad-CAM" in hires, hires
+
+
+def test_a_map_with_no_evidence_says_so_instead_of_a_blank_photo(tmp_path):
+    """A head with only positive weights: every channel's gradient is positive, so nothing
+    argues against the class and the counterfactual map is 0 everywhere."""
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+    p = keras.layers.GlobalAveragePooling2D()(a)
+    out = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant(0.5), name="head")(p)
+    path = tmp_path / "positive.keras"
+    keras.Model(inp, out).save(path)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["model"] = "upload"
+    at.session_state["image_source"] = "upload"
+    at.switch_page("pages/compare.py")
+    at.run()
+    _by_key(at.file_uploader, "w:model_file").upload("positive.keras", path.read_bytes())
+    _by_key(at.file_uploader, "w:image_file").upload(
+        "x.png", _png(np.random.default_rng(3).integers(0, 256, (24, 24, 3))), "image/png")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    notes = [i.value for i in at.info if "No evidence" in i.value]
+    assert notes == ["**No evidence against the class** at this layer: the Counterfactual "
+                     "Grad-CAM map is 0 everywhere (nothing here would raise the class score "
+                     "if removed)."], notes
+    alts = [i.alt for im in at.image for i in im.proto.imgs]
+    assert not any(a.startswith("Counterfactual") for a in alts)  # no untinted photo for it
+    assert any(a.startswith("Grad-CAM heatmap") for a in alts)
+
+
 def test_scorecam_on_request_then_mask_and_faithfulness(app):
     _by_key(app.number_input, "w:compare_k").set_value(2)
     app.run()
@@ -84,7 +125,8 @@ def test_scorecam_on_request_then_mask_and_faithfulness(app):
     _by_key(app.file_uploader, "w:compare_mask").upload("mask.png", _png(mask), "image/png")
     app.run()
     text = _text(app)
-    assert text.count("box IoU ") == len(method_keys(family="cam"))
+    blank = sum("No evidence" in i.value for i in app.info)  # an all-zero map has no box
+    assert text.count("box IoU ") == len(method_keys(family="cam")) - blank
     assert "energy in mask" in text and ("pointing hit" in text or "pointing miss" in text)
     _by_key(app.button, "w:compare_faith").click()
     app.run()
@@ -92,6 +134,10 @@ def test_scorecam_on_request_then_mask_and_faithfulness(app):
     table = app.dataframe[-1].value
     assert list(table["Method"]) == [REGISTRY[k].label for k in method_keys(family="cam")]
     assert "Average Drop (%)" in table.columns and "Pointing game (% hits)" in table.columns
+    # each score's direction is in its header: ↓ lower is better, ↑ higher is better
+    config = app.dataframe[-1].proto.columns
+    assert '"Average Drop (%) \\u2193"' in config or "Average Drop (%) ↓" in config, config
+    assert "Insertion AUC (0–1) ↑" in config or '"Insertion AUC (0\\u20131) \\u2191"' in config, config
     assert not app.error, [e.value for e in app.error]
 
 

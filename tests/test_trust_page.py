@@ -6,7 +6,7 @@ import pytest
 
 from explainers import zoo
 from explainers.trust import sanity
-from tests.helpers import open_page, run
+from tests.helpers import open_page, run, set_noise
 
 pytestmark = pytest.mark.slow
 PAGE = "pages/trust.py"
@@ -118,8 +118,7 @@ def test_sanity_check_runs_on_an_uploaded_model(cache, tmp_path):
 
 def test_seed_agreement_and_uncertainty_overlay_on_request(cache):
     at = open_page("pages/explain.py")
-    at.slider(key="w:n_samples").set_value(2)
-    run(at)
+    set_noise(at, samples=2)
     assert "Seed agreement" not in texts(at)  # the heavier part waits for the box
     at.checkbox(key="trust:seeds").check()
     run(at)

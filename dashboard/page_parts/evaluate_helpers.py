@@ -101,16 +101,32 @@ def score_frame(scores: Mapping[str, Mapping[str, float]], labels: Mapping[str, 
     return pd.DataFrame(metrics.score_table(scores, labels, digits=4))
 
 
+def direction_label(column: str) -> tuple[str, str | None]:
+    """A score column's header with its direction (``"Average Drop (%) ↓"``) and the help
+    saying it; other columns unchanged."""
+    key = next((k for k, v in metrics.SCORE_LABELS.items() if v == column), None)
+    if key not in metrics.HIGHER_IS_BETTER:
+        return column, None
+    if metrics.HIGHER_IS_BETTER[key]:
+        return f"{column} ↑", "↑ higher is better"
+    return f"{column} ↓", "↓ lower is better"
+
+
 def column_config(frame: pd.DataFrame) -> dict[str, Any]:
-    """Number formats per column: percentages with one decimal, AUCs and IoU with three."""
+    """Number formats per column (percentages with one decimal, AUCs and IoU with three) and
+    each score's direction in its header: ↑ higher is better, ↓ lower is better."""
     config = {}
     for col in frame.columns:
+        label, help_text = direction_label(col)
+        fmt = None
         if "(%" in col:
-            config[col] = st.column_config.NumberColumn(col, format="%.1f")
+            fmt = "%.1f"
         elif "AUC" in col or col.startswith("IoU"):
-            config[col] = st.column_config.NumberColumn(col, format="%.3f")
+            fmt = "%.3f"
         elif "ratio" in col:
-            config[col] = st.column_config.NumberColumn(col, format="%.2f")
+            fmt = "%.2f"
+        if fmt or help_text:
+            config[col] = st.column_config.NumberColumn(label, format=fmt, help=help_text)
     return config
 
 
@@ -128,9 +144,31 @@ def best_text(scores: Mapping[str, Mapping[str, float]], labels: Mapping[str, st
     return "\n".join(parts)
 
 
+def themed(fig: Figure, text_color: str) -> Figure:
+    """The figure on a transparent background with its text, ticks and frames in
+    ``text_color``, so it sits on the light and the dark theme alike (a transparent figure
+    face is saved transparent)."""
+    fig.patch.set_alpha(0.0)
+    for ax in fig.axes:
+        ax.set_facecolor("none")
+        ax.title.set_color(text_color)
+        ax.xaxis.label.set_color(text_color)
+        ax.yaxis.label.set_color(text_color)
+        ax.tick_params(colors=text_color)
+        for spine in ax.spines.values():
+            spine.set_color(text_color)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.get_frame().set_alpha(0.0)
+            for text in legend.get_texts():
+                text.set_color(text_color)
+    return fig
+
+
 def curves_figure(curves: Mapping[str, Mapping[str, metrics.Curve]], labels: Mapping[str, str],
-                  class_name: str) -> Figure:
-    """Deletion and insertion curves side by side, one line per method, AUC in the legend."""
+                  class_name: str, text_color: str = "#31333f") -> Figure:
+    """Deletion and insertion curves side by side, one line per method, AUC in the legend;
+    text in ``text_color`` on a transparent background (the page's theme)."""
     fig = Figure(figsize=(9.0, 3.4), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, kind, title in ((axes[0], "deletion", "Deletion (lower area is better)"),
@@ -148,7 +186,15 @@ def curves_figure(curves: Mapping[str, Mapping[str, metrics.Curve]], labels: Map
         ax.legend(fontsize=7, loc="upper right" if kind == "deletion" else "lower right")
         ax.tick_params(labelsize=8)
     axes[0].set_ylabel(f"probability of {class_name}", fontsize=9)
-    return fig
+    return themed(fig, text_color)
+
+
+def curves_alt(curves: Mapping[str, Mapping[str, metrics.Curve]], labels: Mapping[str, str]) -> str:
+    """The curves' text alternative: each method's two areas."""
+    parts = [f"{labels.get(k, k)}: deletion AUC {p['deletion'].auc:.3f}, insertion AUC "
+             f"{p['insertion'].auc:.3f}" for k, p in curves.items()]
+    return ("Deletion and insertion curves (probability against the share of pixels removed or "
+            "revealed). " + "; ".join(parts) + ".")
 
 
 def overlays_with_mask(image: np.ndarray, maps: Mapping[str, np.ndarray], mask: np.ndarray | None,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from explainers.methods import GRADCAM, GRADCAMPP
+from explainers.methods import GRADCAM, GRADCAMPP, REGISTRY
 
 
 @dataclass
@@ -248,3 +248,19 @@ def window(grid: np.ndarray, row: int, col: int, size: int = 8) -> tuple[np.ndar
     r0 = int(min(max(0, row - size // 2), max(0, h - size)))
     c0 = int(min(max(0, col - size // 2), max(0, w - size)))
     return grid[r0:r0 + size, c0:c0 + size], r0, c0
+
+
+COSTS = {"tape": "the one shared gradient pass", "forward": "one forward pass per filter used",
+         "guided": "one input-gradient pass"}
+
+
+def method_lines() -> list[str]:
+    """One Markdown line per method of the registry (so a new method is never left out):
+    its name, paper, what it costs and what it shows."""
+    lines = []
+    for key, m in REGISTRY.items():
+        cost = " + ".join(COSTS.get(n, n) for n in m.needs)
+        shape = "on the layer's grid" if m.cam else "at the image's size"
+        lines.append(f"- **{m.label}** ({m.reference}; {cost}; {shape}): "
+                     f"{m.summary or 'see the README.'}")
+    return lines

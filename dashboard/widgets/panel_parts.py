@@ -34,6 +34,18 @@ def technical_notes(ex, container=None) -> None:
                   f"each map with itself. Layer `{ex.layer.path}`, {filters} filters.")
 
 
+def overlay_png(disp: np.ndarray, cam: np.ndarray, cmap: str, opacity: float,
+                peak: float | None, failing: bool = False):
+    """A callable that writes the overlay (marked when its map failed the sanity checks) as
+    PNG bytes when called: a download button's ``data``."""
+
+    def write() -> bytes:
+        pic = render.overlay(disp, cam, cmap=cmap, opacity=opacity, peak=peak)
+        return loaders.png_bytes(render.mark_unreliable(pic) if failing else pic)
+
+    return write
+
+
 def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn,
               failing: Sequence[str] = (), abs_max: float | None = None,
               later: dict | None = None) -> None:
@@ -44,22 +56,23 @@ def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn,
     titles = method_titles(ex)
     d1, d2, d3, d4 = st.columns(4)
     disp = loaders.display_image(sel.image_digest, sel.image)
+    # The files are written only when a button is clicked (a callable ``data``, run by
+    # Streamlit on its own thread): encoding two PNGs on every display change cost ~0.5 s.
     for col, m in zip((d1, d2), DEFAULT_METHODS):
         if m not in ex.maps:
             continue
-        pic = render.overlay(disp, ex.maps[m][0], cmap=cmap, opacity=opacity,
-                             peak=None if drawn.scale == "own" else drawn.tops[titles[m]])
-        if m in failing:
-            pic = render.mark_unreliable(pic)
-        col.download_button(f"{method_label(m)} overlay (PNG)", loaders.png_bytes(pic),
+        peak = None if drawn.scale == "own" else drawn.tops[titles[m]]
+        col.download_button(f"{method_label(m)} overlay (PNG)",
+                            overlay_png(disp, ex.maps[m][0], cmap, opacity, peak, m in failing),
                             file_name=f"{stem}_{m.replace('+', 'pp')}.png", mime="image/png",
                             key=f"dl:{m}", on_click="ignore", width="stretch")
+    arrays = {m: ex.maps[m][0] for m in ex.maps}  # one array per method key
+    label = sel.class_label(target)
     d3.download_button(
         "Raw maps (NPZ)",
-        loaders.npz_bytes(**{m: ex.maps[m][0] for m in ex.maps},  # one array per method key
-                          target=np.int64(target), layer=np.str_(ex.layer.path),
-                          n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
-                          class_name=np.str_(sel.class_label(target))),
+        lambda: loaders.npz_bytes(**arrays, target=np.int64(target), layer=np.str_(ex.layer.path),
+                                  n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
+                                  class_name=np.str_(label)),
         file_name=f"{stem}_maps.npz", mime="application/octet-stream", key="dl:npz",
         on_click="ignore", width="stretch")
     from dashboard.page_parts.case_report import report_button

@@ -8,6 +8,7 @@ model (offline ImageNet weights, random weights) go to the top of the main area.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -23,6 +24,7 @@ from explainers.methods import DEFAULT_METHODS
 
 from dashboard.frame import loaders, state
 from dashboard.frame.errors import guard
+from dashboard.widgets.patient import reset_patient
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
 MODEL_TYPES = ["keras", "h5", "hdf5"]
@@ -129,6 +131,20 @@ def _image_changed() -> None:
     state.set(state.TARGET, None)
 
 
+def _photo_changed() -> None:  # an upload or a camera photo arrived: nobody's record
+    _image_changed()
+    reset_patient()
+
+
+def _source_changed() -> None:  # a sample brings its recorded data, an upload or photo none
+    _image_changed()
+    if state.get(state.IMAGE_SOURCE) != "sample":
+        reset_patient()
+    for s in loaders.samples() if state.get(state.IMAGE_SOURCE) == "sample" else ():
+        if s.image_id == state.get(state.SAMPLE):
+            prefill_metadata(s)
+
+
 def prefill_metadata(sample: zoo.Sample, keep: Sequence[str] = ()) -> None:
     """Set age, sex and site to a sample's recorded values (except the settings in ``keep``:
     values a link gave explicitly)."""
@@ -183,15 +199,21 @@ def _retry_download(key: str) -> None:
 
 
 _image_changed_cb = state.safe(_image_changed)
+_photo_changed_cb = state.safe(_photo_changed, "reading the new image")
 
 
 # --- sections -----------------------------------------------------------------------------------
 def _model_section(sel: Selection, notices) -> None:
     choices = loaders.model_choices()
     labels = {c.key: c.label for c in choices}
-    key = st.selectbox("Model", list(labels), format_func=labels.get,
-                       **state.bind(state.MODEL, options=list(labels), labels=labels.get,
+    # The box shows the name only (the whole description was cut in the sidebar); the rest
+    # is the caption under it.
+    names = {k: re.split(r" \(| — ", v, maxsplit=1)[0] for k, v in labels.items()}
+    key = st.selectbox("Model", list(labels), format_func=names.get,
+                       **state.bind(state.MODEL, options=list(labels), labels=names.get,
                                     on_change=_model_changed))
+    if labels.get(key, "") != names.get(key, ""):
+        st.caption(labels[key])
     if key == state.UPLOAD_MODEL:
         _uploaded_model(sel)
         return
@@ -270,7 +292,7 @@ def _image_section(sel: Selection) -> None:
     source = st.radio("Source", list(state.IMAGE_SOURCES), format_func=SOURCE_LABELS.get,
                       horizontal=True,
                       **state.bind(state.IMAGE_SOURCE, options=state.IMAGE_SOURCES,
-                                   labels=SOURCE_LABELS.get, on_change=_image_changed))
+                                   labels=SOURCE_LABELS.get, on_change=_source_changed))
     data, name = None, ""
     if source == "sample":
         samples = loaders.samples()
@@ -288,27 +310,28 @@ def _image_section(sel: Selection) -> None:
             prefill_metadata(by_id[state.get(state.SAMPLE)], keep)
             st.session_state[_META_FILLED] = True
 
-        def sample_label(i: str) -> str:
-            return f"{i} — recorded: {by_id[i].dx_name}"
+        def sample_label(i: str) -> str:  # short, so the sidebar does not cut it
+            return f"{i} — {by_id[i].dx}"
 
         image_id = st.selectbox(
             "Sample dermoscopy image", list(by_id), format_func=sample_label,
             **state.bind(state.SAMPLE, options=list(by_id), labels=sample_label,
                          on_change=_sample_changed))
         sel.sample = by_id[image_id]
+        st.caption(f"Recorded diagnosis: {sel.sample.dx} = {sel.sample.dx_name}")
         data = loaders.sample_bytes(str(sel.sample.path))
         name = f"{image_id}.jpg"
         st.caption("HAM10000 images, CC BY-NC-SA 4.0 (see explainers/data/samples/LICENSE.md)")
     elif source == "upload":
         up = st.file_uploader("Your image (JPEG, PNG, ...; any size)", type=IMAGE_TYPES,
-                              key="w:image_file", on_change=_image_changed_cb,
+                              key="w:image_file", on_change=_photo_changed_cb,
                               help="Held in memory only; never written to disk.")
         if up is None:
             st.info("Upload an image to explain it.")
         else:
             data, name = up.getvalue(), up.name
     else:
-        shot = st.camera_input("Take a photo", key="w:camera", on_change=_image_changed_cb)
+        shot = st.camera_input("Take a photo", key="w:camera", on_change=_photo_changed_cb)
         if shot is None:
             st.info("Take a photo to explain it.")
         else:
@@ -377,7 +400,7 @@ def _layer_section(sel: Selection) -> None:
     def label(path: str) -> str:
         shape = by_path[path].output_shape
         dims = "×".join("?" if d is None else str(d) for d in shape[1:])
-        return f"{path}  ({dims}){'  — last' if path == last else ''}"
+        return f"{path} ({dims}){' · last' if path == last else ''}"  # short: not cut at 1280 px
 
     path = st.selectbox(
         f"Layer ({len(sel.layers)} with a spatial output)", list(by_path), format_func=label,

@@ -95,7 +95,7 @@ def run_batch(
     n_steps: int | None = None,
     baselines: bool = False,
     weights: Any = "imagenet",
-    cmap: str = "jet",
+    cmap: str = "viridis",
     progress: TextIO | None | bool = None,
     on_image: Callable[[int, int], None] | None = None,
     on_wait: Callable[[str], None] | None = None,

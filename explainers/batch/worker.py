@@ -30,7 +30,7 @@ class WorkerSpec:
     n_steps: int
     baselines: bool
     out_dir: str
-    cmap: str = "jet"
+    cmap: str = "viridis"
     masks_dir: str | None = None
     meta: dict[str, dict[str, str]] = field(default_factory=dict)
 

@@ -13,4 +13,6 @@ def compute(terms: TapeTerms) -> np.ndarray:
 
 ORDER = 60  # place in the lists of methods
 METHOD = Method("counterfactual", "Counterfactual Grad-CAM", ("tape",), "cam", compute,
-                "Selvaraju et al. 2017, §3.3")
+                "Selvaraju et al. 2017, §3.3",
+                summary="Evidence against the class: the regions whose removal would raise "
+                        "the class score; blank when nothing argues against it.")

@@ -13,4 +13,6 @@ def compute(terms: TapeTerms) -> np.ndarray:
 
 
 ORDER = 10  # place in the lists of methods
-METHOD = Method(KEY, "Grad-CAM", ("tape",), "cam", compute, "Selvaraju et al. 2017")
+METHOD = Method(KEY, "Grad-CAM", ("tape",), "cam", compute, "Selvaraju et al. 2017",
+                summary="Where the evidence for the class is: each filter of the layer weighted "
+                        "by how much the class score rises with it on average.")

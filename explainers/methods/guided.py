@@ -29,9 +29,13 @@ def guided_gradcam(guided_gradient: np.ndarray, cam: np.ndarray) -> np.ndarray:
 ORDER = 80  # place in the lists of methods
 METHODS = (
     Method("guided-backprop", "Guided Backprop", ("guided",), "pixel", backprop,
-           "Springenberg et al. 2015", smoothed=False),
+           "Springenberg et al. 2015", smoothed=False,
+           summary="The input gradient through ReLUs that pass only positive gradients: "
+                   "fine edges at the image's resolution, hardly specific to the class."),
     Method("guided-gradcam", "Guided Grad-CAM", ("guided", "tape"), "pixel", guided_gradcam,
-           "Selvaraju et al. 2017", uses=(gradcam.KEY,)),
+           "Selvaraju et al. 2017", uses=(gradcam.KEY,),
+           summary="Guided backprop × the Grad-CAM map: the fine detail inside the region "
+                   "Grad-CAM finds for the class."),
 )
 
 

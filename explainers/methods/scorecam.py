@@ -103,4 +103,6 @@ def compute(activations: np.ndarray, model_input: np.ndarray, score_fn: ScoreFn,
 
 ORDER = 70  # place in the lists of methods
 METHOD = Method("scorecam", "Score-CAM", ("forward",), "cam", compute, "Wang et al. 2020",
-                smoothed=False)
+                smoothed=False,
+                summary="No gradients: each of K filters masks the image, and how much the "
+                        "class score rises is that filter's weight (K forward passes).")
