@@ -93,6 +93,12 @@ def test_explain_knows_the_default_verdicts_when_nothing_is_cached(cache):
     frame = next(d.value for d in at.dataframe if len(d.value) == 6)  # the other 6 classes
     assert "nv — melanocytic nevus" in list(frame["class"])
     assert "Energy in the lesion" in shown and "the centre prior alone gets" in shown  # automatic outline
+    from explainers.images import load_image
+    from explainers.trust.segmentation import outline
+
+    auto = outline(load_image(zoo.list_samples()[0].path))  # drawn white on the figures; says when uncertain
+    assert "Lesion figures use the automatic outline (white on the figures" in shown
+    assert (f"Here the outline is uncertain (dashed; stability {auto.stability:.2f}" in shown) == auto.uncertain
     assert "Two-sided map: Grad-CAM" in shown
     assert "Evidence for (red) and against (blue) the class" in [c for img in at.image for c in img.captions]
     assert not list(cache.glob("*.json"))
