@@ -107,8 +107,9 @@ def run_batch(
     `model`: a catalogue name, a model file or a `ModelBundle`. `progress`: the stream
     for the text progress bar (default stderr; False for none). `on_image(done, total)` is
     called after each image; `on_wait(message)` once if another run holds the folder (this run
-    waits for it, then skips the images it did). Images go through the model `batch_size` at a time, so memory
-    does not grow with the folder. `engine="ray"` runs the batches on Ray actors
+    waits for it, then skips the images it did). Images go through the model `batch_size` at a
+    time, so memory does not grow with the folder; locally in one worker process, so that an
+    image that crashes it costs that image only (`isolation`). `engine="ray"` runs the batches on Ray actors
     (`ray_engine.RayOptions` in `ray_options`; `model` must then be a name or a file).
     Raises `ExplainerError` for the user's mistakes (missing folders, bad settings, an out
     folder written with other settings).
