@@ -69,15 +69,15 @@ class BatchJob:
     cmap: str
 
     @classmethod
-    def create(cls, bundle: Any, layer: str | None, methods: Sequence[str], samples: int,
-               sigma: float, seed: int, n_steps: int, baselines: bool,
-               meta: dict[str, dict[str, str]], masks_dir: Path | None, out_dir: Path,
-               cmap: str) -> "BatchJob":
+    def create(cls, bundle: Any, options: Any, meta: dict[str, dict[str, str]],
+               masks_dir: Path | None, out_dir: Path) -> BatchJob:
+        """The job of a checked ``plan.BatchOptions`` (``n_steps`` resolved) on ``bundle``."""
         from explainers import resolve_layer
 
-        vs = tuple(variants(methods, samples, baselines))
-        return cls(resolve_layer(bundle.model, layer), vs, {v.key: _label(v, sigma) for v in vs},
-                   float(sigma), int(seed), int(n_steps), meta, masks_dir, out_dir, cmap)
+        o = options
+        vs = tuple(variants(o.methods, o.samples, o.baselines))
+        return cls(resolve_layer(bundle.model, o.layer), vs, {v.key: _label(v, o.sigma) for v in vs},
+                   float(o.sigma), int(o.seed), int(o.n_steps), meta, masks_dir, out_dir, o.cmap)
 
 
 def load_batch_model(model: str | os.PathLike, weights: Any, seed: int) -> Any:

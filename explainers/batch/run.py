@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from explainers.batch.files import (IMAGE_EXTENSIONS, Progress, fmt, image_seed, list_images,  # noqa: F401
                        output_stems, read_metadata, read_results, summarize, write_summary)
 from explainers.batch.job import (BASELINES, CHOICES, METHODS, BatchJob, Variant,  # noqa: F401 (re-exported)
                         load_batch_model, process_images, variants)
+from explainers.batch.plan import (DEFAULT_BATCH_SIZE, BatchOptions, BatchPlan, Engine,  # noqa: F401
+                                   options_from, validate)
 from explainers.batch.safe_io import folder_lock, temp_path, write_atomic
 from explainers.batch.trust_columns import trust_columns
 from explainers.batch.worker import WorkerSpec
@@ -25,9 +26,6 @@ from explainers.errors import ExplainerError
 RESULTS = "results.csv"
 SUMMARY = "summary.csv"
 SETTINGS = "batch.json"
-#: Where the batches run: in this process, or on a pool of Ray actors (docs/SCALING.md).
-Engine = Literal["local", "ray"]
-DEFAULT_BATCH_SIZE = 8
 
 #: results.csv columns before the per-method scores.
 BASE_COLUMNS = ("image", "error", "prediction", "prediction_name", "probability", "target",
@@ -83,101 +81,49 @@ def run_batch(
     model: Any,
     images: str | os.PathLike,
     out: str | os.PathLike,
+    options: BatchOptions | None = None,
     *,
-    methods: Sequence[str] = METHODS,
-    samples: int = 0,
-    sigma: float = 0.15,
-    seed: int = 0,
-    masks: str | os.PathLike | None = None,
-    metadata: str | os.PathLike | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    layer: str | None = None,
-    n_steps: int | None = None,
-    baselines: bool = False,
-    weights: Any = "imagenet",
-    cmap: str = "viridis",
     progress: TextIO | None | bool = None,
     on_image: Callable[[int, int], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
-    engine: Engine = "local",
-    ray_options: Any = None,
+    **choices: Any,
 ) -> BatchResult:
     """Explain and score every image in `images`; write overlays, maps and results to `out`.
 
-    `model`: a catalogue name, a model file or a `ModelBundle`. `progress`: the stream
-    for the text progress bar (default stderr; False for none). `on_image(done, total)` is
-    called after each image; `on_wait(message)` once if another run holds the folder (this run
-    waits for it, then skips the images it did). Images go through the model `batch_size` at a
-    time, so memory does not grow with the folder; locally in one worker process, so that an
-    image that crashes it costs that image only (`isolation`). `engine="ray"` runs the batches on Ray actors
-    (`ray_engine.RayOptions` in `ray_options`; `model` must then be a name or a file).
+    `model`: a catalogue name, a model file or a `ModelBundle`; the choices come as
+    `BatchOptions` or as its fields by keyword (`methods=`, `samples=`, `masks=`, ...).
+    `progress`: the stream for the text progress bar (default stderr; False for none).
+    `on_image(done, total)` is called after each image; `on_wait(message)` once if another run
+    holds the folder (this run waits for it, then skips the images it did). Three steps:
+    `plan.validate` (folders and numbers), `prepare` (the model and the job), `execute`.
     Raises `ExplainerError` for the user's mistakes (missing folders, bad settings, an out
     folder written with other settings).
     """
-    from explainers.evaluation.scoring import DEFAULT_STEPS
+    plan = validate(images, out, options_from(options, **choices))
+    bundle, job = prepare(model, plan)
+    return execute(model, bundle, job, plan, progress=progress, on_image=on_image, on_wait=on_wait)
 
-    images_dir = Path(images)
-    out_dir = Path(out)
-    if not images_dir.exists():
-        raise ExplainerError(f"images folder not found: {images_dir}")
-    if not images_dir.is_dir():
-        raise ExplainerError(f"--images must be a folder, got a file: {images_dir}")
-    masks_dir = Path(masks) if masks is not None else None
-    if masks_dir is not None and not masks_dir.is_dir():
-        raise ExplainerError(f"masks folder not found: {masks_dir}")
-    meta = read_metadata(Path(metadata)) if metadata is not None else {}
-    methods = tuple(dict.fromkeys([methods] if isinstance(methods, str) else methods))
-    bad = [m for m in methods if m not in CHOICES]
-    if bad or not methods:
-        raise ExplainerError(
-            f"unknown method {bad[0] if bad else '(none)'!r}; choose from {', '.join(CHOICES)} or all"
-        )
-    try:
-        samples, batch_size, seed = int(samples), int(batch_size), int(seed)
-        sigma = float(sigma)
-        n_steps = DEFAULT_STEPS if n_steps is None else int(n_steps)
-    except (TypeError, ValueError):
-        raise ExplainerError(
-            "samples, batch size, seed and steps must be whole numbers, sigma a number"
-        ) from None
-    if samples < 0:
-        raise ExplainerError(f"the number of samples must be 0 or more, got {samples}")
-    if batch_size < 1:
-        raise ExplainerError(f"the batch size must be 1 or more, got {batch_size}")
-    if not math.isfinite(sigma) or sigma < 0:
-        raise ExplainerError(f"sigma must be 0 or more, got {sigma}")
-    if not 1 <= n_steps <= 1024:
-        raise ExplainerError(f"the number of steps must be between 1 and 1024, got {n_steps}")
-    if engine not in ("local", "ray"):
-        raise ExplainerError(f"unknown engine {engine!r}; choose local or ray")
-    if engine == "ray":
-        from explainers.batch.ray_engine import require_ray
 
-        require_ray()
-    files = list_images(images_dir)
-    if not files:
-        raise ExplainerError(
-            f"no images in {images_dir} (looked for {', '.join(IMAGE_EXTENSIONS)})"
-        )
-    if out_dir.resolve() == images_dir.resolve():
-        raise ExplainerError("--out must be another folder than --images (the overlays are PNG images)")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExplainerError(f"--out must be a folder, got a file: {out_dir}")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExplainerError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
-
-    # Heavy imports only now: the CLI's --help must stay fast.
+def prepare(model: Any, plan: BatchPlan) -> tuple[Any, BatchJob]:
+    """The model (loaded unless a `ModelBundle` was given) and the job every batch runs."""
     from explainers.zoo import ModelBundle
 
-    if engine == "ray" and isinstance(model, ModelBundle):
+    o = plan.options
+    if o.engine == "ray" and isinstance(model, ModelBundle):
         raise ExplainerError("the Ray engine loads the model in every worker: give its name or file")
-    bundle = model if isinstance(model, ModelBundle) else load_batch_model(model, weights, seed)
-    job = BatchJob.create(bundle, layer, methods, samples, sigma, seed, n_steps, baselines, meta,
-                          masks_dir, out_dir, cmap)
+    bundle = model if isinstance(model, ModelBundle) else load_batch_model(model, o.weights, o.seed)
+    return bundle, BatchJob.create(bundle, o, plan.meta, plan.masks_dir, plan.out_dir)
+
+
+def execute(model: Any, bundle: Any, job: BatchJob, plan: BatchPlan, *,
+            progress: TextIO | None | bool = None, on_image: Callable[[int, int], None] | None = None,
+            on_wait: Callable[[str], None] | None = None) -> BatchResult:
+    """Run the planned batch: resume what results.csv holds, explain the rest (locally in one
+    worker process, so that an image that crashes it costs that image only, `isolation`; or on
+    Ray actors), append each row as it comes, then write the summary."""
+    o, out_dir, files = plan.options, plan.out_dir, list(plan.files)
     layer_info, vs, labels = job.layer, job.variants, job.labels
-    settings = _settings(bundle, layer_info.path, vs, sigma, seed, n_steps)
+    settings = _settings(bundle, layer_info.path, vs, o.sigma, o.seed, o.n_steps)
     columns = result_columns(vs)
 
     stream = None if progress is False else (sys.stderr if progress in (None, True) else progress)
@@ -190,55 +136,27 @@ def run_batch(
 
     # One run at a time per folder: a second one waits, then resumes (skips what the first did).
     with folder_lock(out_dir, waiting):
-        results_path = out_dir / RESULTS
-        settings_path = out_dir / SETTINGS
-        header, rows = read_results(results_path)
-        if rows or settings_path.exists():
-            try:
-                old = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else None
-            except (OSError, ValueError):
-                old = None
-            if old != settings or (header and header != columns):
-                raise ExplainerError(
-                    f"{out_dir} holds results made with other settings ({_diff(old, settings)}); "
-                    "use another --out folder, or delete it to start again"
-                )
-        done = {r["image"] for r in rows if not (r.get("error") or "").strip()}
-        kept = [r for r in rows if r["image"] in done]
-        # Rewrite results.csv without the failed rows (they are retried), atomically.
-        tmp = temp_path(results_path)
-        try:
-            write_atomic(settings_path, json.dumps(settings, indent=2) + "\n")
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(kept)
-            os.replace(tmp, results_path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise ExplainerError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
-
+        done = _resume(out_dir, settings, columns)
         todo = [p for p in files if p.name not in done]
         result = BatchResult(out=out_dir, skipped=len(files) - len(todo), total=len(files), labels=labels)
         bar = None if stream is None else Progress(len(files), stream)
         stems = output_stems(files)
         count = result.skipped
+        results_path = out_dir / RESULTS
         with open(results_path, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
-            what, how = _worker_model(model, bundle, weights)
-            spec = WorkerSpec(
-                model=what, weights=how, seed=seed, layer=layer_info.path, methods=methods,
-                samples=samples, sigma=sigma, n_steps=n_steps, baselines=baselines, meta=meta,
-                masks_dir=None if masks_dir is None else str(masks_dir.resolve()),
-                out_dir=str(out_dir.resolve()), cmap=cmap)
-            if engine == "ray":
+            what, how = _worker_model(model, bundle, o.weights)
+            spec = WorkerSpec(model=what, weights=how, layer=layer_info.path, options=o,
+                              meta=plan.meta, out_dir=str(out_dir.resolve()),
+                              masks_dir=None if plan.masks_dir is None else str(plan.masks_dir.resolve()))
+            if o.engine == "ray":
                 from explainers.batch.ray_engine import ray_rows
 
                 del bundle  # each actor loads its own; the driver only writes results.csv
                 rows_in = ray_rows([p.resolve() for p in todo], [stems[p] for p in todo], spec,
-                                   ray_options, batch_size)
+                                   o.ray_options, o.batch_size)
             else:
-                rows_in = _local_rows(spec, bundle, job, todo, stems, batch_size, stream)
+                rows_in = _local_rows(spec, bundle, job, todo, stems, o.batch_size, stream)
             if bar is not None:
                 bar.update(count, f"({result.skipped} already done)" if result.skipped else "")
             for row in rows_in:
@@ -256,6 +174,37 @@ def run_batch(
         result.summary = summarize(results_path, vs)
         write_summary(out_dir / SUMMARY, result.summary, labels)
         return result
+
+
+def _resume(out_dir: Path, settings: dict, columns: list[str]) -> set[str]:
+    """The images results.csv already holds without an error; refuses a folder written with
+    other settings. Rewrites results.csv without the failed rows (they are retried), atomically."""
+    results_path, settings_path = out_dir / RESULTS, out_dir / SETTINGS
+    header, rows = read_results(results_path)
+    if rows or settings_path.exists():
+        try:
+            old = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else None
+        except (OSError, ValueError):
+            old = None
+        if old != settings or (header and header != columns):
+            raise ExplainerError(
+                f"{out_dir} holds results made with other settings ({_diff(old, settings)}); "
+                "use another --out folder, or delete it to start again"
+            )
+    done = {r["image"] for r in rows if not (r.get("error") or "").strip()}
+    kept = [r for r in rows if r["image"] in done]
+    tmp = temp_path(results_path)
+    try:
+        write_atomic(settings_path, json.dumps(settings, indent=2) + "\n")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(kept)
+        os.replace(tmp, results_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExplainerError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+    return done
 
 
 def _worker_model(model: Any, bundle: Any, weights: Any) -> tuple[Any, Any]:

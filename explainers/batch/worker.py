@@ -5,6 +5,7 @@ crashed its worker process every time it was tried (``crash_row``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +23,9 @@ class WorkerSpec:
 
     model: Any
     weights: Any
-    seed: int
-    layer: str
-    methods: tuple[str, ...]
-    samples: int
-    sigma: float
-    n_steps: int
-    baselines: bool
+    layer: str  # the resolved layer path: every worker explains the same one
+    options: Any  # plan.BatchOptions, checked
     out_dir: str
-    cmap: str = "viridis"
     masks_dir: str | None = None
     meta: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -39,12 +34,10 @@ def load_worker(spec: WorkerSpec) -> tuple[Any, Any]:
     """`(bundle, job)` in this process: the model loaded (or unpickled) once per worker."""
     from explainers.batch.job import BatchJob, load_batch_model
 
-    bundle = (load_batch_model(spec.model, spec.weights, spec.seed) if isinstance(spec.model, str)
-              else spec.model)
-    job = BatchJob.create(
-        bundle, spec.layer, spec.methods, spec.samples, spec.sigma, spec.seed, spec.n_steps,
-        spec.baselines, spec.meta, None if spec.masks_dir is None else Path(spec.masks_dir),
-        Path(spec.out_dir), spec.cmap)
+    bundle = (load_batch_model(spec.model, spec.weights, spec.options.seed)
+              if isinstance(spec.model, str) else spec.model)
+    job = BatchJob.create(bundle, dataclasses.replace(spec.options, layer=spec.layer), spec.meta,
+                          None if spec.masks_dir is None else Path(spec.masks_dir), Path(spec.out_dir))
     return bundle, job
 
 
