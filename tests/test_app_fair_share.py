@@ -92,10 +92,12 @@ def test_scorecam_over_all_channels_is_refused_and_fewer_run(monkeypatch, tmp_pa
     assert errors(at) == ["Problem computing Score-CAM: This shared server runs Score-CAM over "
                           "at most 2 channels (one forward pass each); choose K = 2 or fewer "
                           "(you asked for 4 of 4)."]
-    assert "Grad-CAM++" in captions(at)  # the other methods' maps are still shown
+    text = "\n".join(m.value for m in at.markdown)
+    assert "**Grad-CAM++** · " in text  # the other methods' maps are still shown
+    assert "**Score-CAM** · " not in text
     by_key(at.number_input, "w:compare_k").set_value(2)
     run(at)
     by_key(at.button, "w:compare_run_scorecam").click()
     run(at)
     assert not errors(at)
-    assert any(c.startswith("Score-CAM") for c in captions(at))
+    assert "**Score-CAM** · " in "\n".join(m.value for m in at.markdown)
