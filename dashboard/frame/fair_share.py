@@ -10,8 +10,8 @@ How (``FairShare``):
   tab of a signed-in user) waits until it ends. It waits rather than cancelling the first: the
   engine can only stop at a progress tick, the first result may be what the other tab shows,
   and both land in the shared caches, so waiting loses no work.
-- A computation runs only while it holds one of the process's ``turns`` (1 on a 2-core machine:
-  one compiled pass already uses every core). A freed turn is handed to the first in the queue
+- A computation runs only while it holds one of the process's ``turns`` (2, as many as the
+  engine's compiled passes at once; a user holds at most one). A freed turn is handed to the first in the queue
   (no thread can barge in). Between steps (the progress callbacks the engine calls after each
   chunk of samples, each image, each Score-CAM batch) a running computation calls
   ``checkpoint()``: if someone waits who has run no more steps than it has, it gives its turn
@@ -146,10 +146,11 @@ class _Ticket:
 
 
 def default_turns() -> int:
-    """``EXPLAINERS_TURNS``, else 1 on a machine of 2 cores or fewer (one compiled pass uses
-    them all), else 2 (the engine's ``PASS_SLOTS``)."""
+    """``EXPLAINERS_TURNS``, else 2: the engine's ``PASS_SLOTS``, so that a new visitor's first
+    step runs beside a long job's step instead of waiting for it to end (with 1 turn it waited
+    for the whole of the long job's step: seconds at block1 on a busy 2-core machine)."""
     turns = _env_int(TURNS_ENV, 0)
-    return turns if turns > 0 else (1 if (os.cpu_count() or 1) <= 2 else 2)
+    return turns if turns > 0 else 2
 
 
 class FairShare:
