@@ -49,3 +49,55 @@ def test_locally_the_same_setting_runs(monkeypatch):
     run(at)
     assert not errors(at)
     assert "Smooth Grad-CAM++ (5 samples, σ=0.15)" in captions(at)
+
+
+def test_scorecam_over_all_channels_is_refused_and_fewer_run(monkeypatch, tmp_path):
+    """Compare with a tiny uploaded model of 4 channels and a cap of 2 (in shared mode)."""
+    import io
+
+    import keras
+    import numpy as np
+    from PIL import Image
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv(fair_share.SHARED_ENV, "1")
+    monkeypatch.setenv(fair_share.MAX_CHANNELS_ENV, "2")
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((24, 24, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(a))
+    keras.Model(inp, out).save(tmp_path / "tiny.keras")
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(png, "PNG")
+
+    def by_key(widgets, key):
+        return next(w for w in widgets if w.key == key)
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["model"] = "upload"
+    at.session_state["image_source"] = "upload"
+    at.switch_page("pages/compare.py")
+    at.run()
+    by_key(at.file_uploader, "w:model_file").upload("tiny.keras", (tmp_path / "tiny.keras").read_bytes())
+    by_key(at.file_uploader, "w:image_file").upload("lesion.png", png.getvalue(), "image/png")
+    run(at)
+    assert not errors(at)
+    by_key(at.number_input, "w:compare_k").set_value(4)
+    run(at)
+    by_key(at.button, "w:compare_run_scorecam").click()
+    run(at)
+    assert errors(at) == ["Problem computing Score-CAM: This shared server runs Score-CAM over "
+                          "at most 2 channels (one forward pass each); choose K = 2 or fewer "
+                          "(you asked for 4 of 4)."]
+    text = "\n".join(m.value for m in at.markdown)
+    assert "**Grad-CAM++** · " in text  # the other methods' maps are still shown
+    assert "**Score-CAM** · " not in text
+    by_key(at.number_input, "w:compare_k").set_value(2)
+    run(at)
+    by_key(at.button, "w:compare_run_scorecam").click()
+    run(at)
+    assert not errors(at)
+    assert "**Score-CAM** · " in "\n".join(m.value for m in at.markdown)

@@ -83,8 +83,8 @@ def test_other_users_request_is_served_before_the_same_users_second():
     for job in (a1, a2, b):
         job.join()
         assert job.error is None
-    # A1's step ends in a checkpoint that hands the turn to B, B's hands it back to A1 (turn
-    # about, a step each); A2 waits for A1's end, and then for B's turn
+    # A1's step ends in a checkpoint that hands the turn to B, B's hands it back to A1 (both
+    # have run one step); A1's end hands the turn to B, waiting, before A2 can even queue
     assert log == ["A1 start", "A1 step 0", "B start", "B step 0", "A1 end", "B end",
                    "A2 start", "A2 step 0", "A2 end"]
     assert b.waits[-1] is None and a2.waits[-1] is None  # the message is removed when it starts
@@ -98,7 +98,7 @@ def test_a_light_request_waits_one_step_of_a_long_computation_not_all_of_it():
     until(lambda: "A step 0" in log, "A's first step")
     light = waiting_job(fs, "B", "B", log)
     assert light.waits == [Wait("others", 1)]
-    # A's next checkpoint hands the turn over; then A and B alternate, a step each.
+    # A's next checkpoint hands the turn over; B, with fewer steps run, then goes on to its end.
     heavy.go.set()
     until(lambda: "B start" in log, "B to start")
     assert log[-2:] == ["A step 1", "B start"]
@@ -110,9 +110,34 @@ def test_a_light_request_waits_one_step_of_a_long_computation_not_all_of_it():
         time.sleep(0.005)
     heavy.join()
     light.join()
-    assert log.index("A step 1") < log.index("B start") < log.index("B step 0") < log.index("A step 2")
-    assert log.index("A step 2") < log.index("B end") < log.index("A step 3")
+    assert log.index("A step 1") < log.index("B start") < log.index("B end") < log.index("A step 2")
     assert log[-1] == "A end" and heavy.error is None and light.error is None
+
+
+def drive(*jobs: Job) -> None:
+    """Let every job take its steps as soon as it can, until all have ended."""
+    deadline = time.monotonic() + LIMIT
+    while any(j.thread.is_alive() for j in jobs) and time.monotonic() < deadline:
+        for j in jobs:
+            if not j.go.is_set():
+                j.go.set()
+        time.sleep(0.005)
+    for j in jobs:
+        j.join()
+        assert j.error is None
+
+
+def test_two_long_computations_take_turns_a_step_each_once_level():
+    fs, log = FairShare(turns=1, poll_s=0.01), []
+    a = Job(fs, "A", "A", log, steps=4).start()
+    until(lambda: "A start" in log, "A")
+    a.go.set()
+    until(lambda: "A step 0" in log, "A's first step")
+    e = waiting_job(fs, "E", "E", log, steps=4)
+    drive(a, e)
+    # E catches up on A's lead (A had run 2 steps when E started), then they alternate
+    assert log == ["A start", "A step 0", "A step 1", "E start", "E step 0", "E step 1",
+                   "A step 2", "E step 2", "A step 3", "E step 3", "A end", "E end"]
 
 
 def test_queue_positions_count_the_people_ahead():

@@ -10,13 +10,15 @@ How (``FairShare``):
   tab of a signed-in user) waits until it ends. It waits rather than cancelling the first: the
   engine can only stop at a progress tick, the first result may be what the other tab shows,
   and both land in the shared caches, so waiting loses no work.
-- A computation runs only while it holds one of the process's ``turns`` (1 on a 2-core machine:
-  one compiled pass already uses every core). Waiting users are queued in arrival order and a
-  freed turn is handed to the first of them (no thread can barge in). Between steps (the
-  progress callbacks the engine calls after each chunk of samples, each image, each
-  Score-CAM batch) a running computation calls ``checkpoint()``: if someone is waiting it gives
-  its turn to them and queues again at the back. So users are served round-robin, a step at a
-  time, and a light request waits for at most one step of each person ahead of it.
+- A computation runs only while it holds one of the process's ``turns`` (2, as many as the
+  engine's compiled passes at once; a user holds at most one). A freed turn is handed to the first in the queue
+  (no thread can barge in). Between steps (the progress callbacks the engine calls after each
+  chunk of samples, each image, each Score-CAM batch) a running computation calls
+  ``checkpoint()``: if someone waits who has run no more steps than it has, it gives its turn
+  to them and queues again. The queue is ordered by steps run so far, then by arrival (least
+  service first): computations that have run as many steps take turns round-robin, a step at
+  a time, and a new, light request goes before the long ones, so it waits for at most the one
+  step in progress.
 - Turns are taken only inside a cache's compute function (after its per-key lock), and nothing
   inside a turn takes a cache lock, so the turns and the cache locks cannot deadlock; a nested
   computation of the same thread runs inside the turn it already holds.
@@ -139,19 +141,21 @@ class _Ticket:
     user: str
     on_wait: OnWait | None = None
     granted: bool = False
+    steps: int = 0  # steps run so far (checkpoints passed): the queue's order
     shown: Wait | None = field(default=None)
 
 
 def default_turns() -> int:
-    """``EXPLAINERS_TURNS``, else 1 on a machine of 2 cores or fewer (one compiled pass uses
-    them all), else 2 (the engine's ``PASS_SLOTS``)."""
+    """``EXPLAINERS_TURNS``, else 2: the engine's ``PASS_SLOTS``, so that a new visitor's first
+    step runs beside a long job's step instead of waiting for it to end (with 1 turn it waited
+    for the whole of the long job's step: seconds at block1 on a busy 2-core machine)."""
     turns = _env_int(TURNS_ENV, 0)
-    return turns if turns > 0 else (1 if (os.cpu_count() or 1) <= 2 else 2)
+    return turns if turns > 0 else 2
 
 
 class FairShare:
     """One heavy computation per user at a time; ``turns`` of them run at once, handed out
-    round-robin (see the module docstring)."""
+    least service first, round-robin among equals (see the module docstring)."""
 
     def __init__(self, turns: int = 1, poll_s: float = 0.5) -> None:
         self.turns = max(1, int(turns))
@@ -183,6 +187,11 @@ class FairShare:
             return None
         place = list(self._queue).index(t) if t in self._queue else 0
         return Wait("others", place + len(self._holding))
+
+    def _enqueue(self, t: _Ticket) -> None:  # under the lock: after those with as few steps
+        at = next((i for i, other in enumerate(self._queue) if other.steps > t.steps),
+                  len(self._queue))
+        self._queue.insert(at, t)
 
     def _grant(self) -> None:  # under the lock: hand free turns to the first in the queue
         while len(self._holding) < self.turns and self._queue:
@@ -228,7 +237,7 @@ class FairShare:
         try:
             self._wait(t, lambda: self._own[user][0] is t)
             with self._cond:
-                self._queue.append(t)
+                self._enqueue(t)
                 self._grant()
             self._wait(t, lambda: t.granted)
             self._local.ticket = t
@@ -249,18 +258,20 @@ class FairShare:
                 self._grant()
 
     def checkpoint(self) -> None:
-        """Between two steps of this thread's computation: if someone waits for a turn, give
-        ours to them and queue again at the back (round-robin). A no-op outside a computation
-        or when nobody waits, so it is cheap to call from every progress callback."""
+        """Between two steps of this thread's computation: if someone waits who has run no more
+        steps than this one, give our turn to them and queue again (behind everyone with as
+        few steps: round-robin among equals). A no-op outside a computation or when nobody
+        waits, so it is cheap to call from every progress callback."""
         t = getattr(self._local, "ticket", None)
         if t is None:
             return
         with self._cond:
-            if not self._queue or t not in self._holding:
+            t.steps += 1
+            if not self._queue or t not in self._holding or self._queue[0].steps > t.steps:
                 return
             self._holding.remove(t)
             t.granted = False
-            self._queue.append(t)
+            self._enqueue(t)
             self._grant()
         self._wait(t, lambda: t.granted)
 
