@@ -4,6 +4,15 @@ Uploads are decoded from memory and never written to disk. The pixel count is ch
 the header *before* any pixel is decoded, so a small file that declares a huge image (a
 decompression bomb) is refused without allocating it. Pillow's global ``MAX_IMAGE_PIXELS`` is
 left alone: other code in the same process may rely on it.
+
+The limits, in one place (the README repeats them):
+
+- ``MAX_PIXELS``: larger images (width × height, from the header) are refused;
+- ``MAX_SIDE``: what any page or command needs (the model sees ~300 px, the pages draw at most
+  512, a report page ~1000): a decoded image is at most this many pixels on its longer side.
+  A JPEG is decoded at a reduced scale (Pillow's ``draft``: 1/2, 1/4 or 1/8 straight from the
+  DCT), so a 48-megapixel photo costs tens of megabytes, not gigabytes; other formats are
+  decoded whole (up to ``MAX_PIXELS``), then reduced.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from explainers.errors import ExplainerError
 #: Largest image accepted, in pixels (width x height). 50 MP is a 8660x5773 photo; a
 #: classifier looks at ~0.05 MP, so anything bigger is almost certainly a mistake or an attack.
 MAX_PIXELS = 50_000_000
+#: Longest side, in pixels, of every decoded image (larger ones are reduced, aspect kept).
+MAX_SIDE = 2048
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
@@ -110,13 +121,16 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS,
+               max_side: int | None = MAX_SIDE) -> Image.Image:
     """Decode a path, bytes or binary file into a fully loaded 8-bit RGB ``PIL.Image``.
 
     Every failure the user can cause (missing, empty, truncated, not an image, too large, an
     unsupported colour mode) is an ``ExplainerError`` with a one-line message. EXIF rotation is
     applied so phone photos are explained the way they are seen. Truncation is detected as long
     as ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` keeps its default (False); it is not changed here.
+    The result is at most ``max_side`` pixels on its longer side (None: full size), a JPEG being
+    decoded at that scale directly.
     """
     data, name = _read_bytes(source)
     try:
@@ -143,6 +157,11 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
         width, height = im.size
         _check_size(width, height, name, max_pixels)
         try:
+            if max_side and im.format == "JPEG" and max(width, height) > max_side:
+                # Decode at 1/2, 1/4 or 1/8 scale (never below max_side on the longer side).
+                scale = max(width, height) / max_side
+                im.draft(im.mode if im.mode in ("RGB", "L") else None,
+                         (max(1, int(width / scale)), max(1, int(height / scale))))
             im.load()  # force the full decode now, so a truncated file fails here, not later
         except Image.DecompressionBombError:
             raise ExplainerError(f"{name} is too large; refusing it as a possible decompression bomb") from None
@@ -161,6 +180,8 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
         except (ValueError, OSError) as exc:
             raise ExplainerError(f"{name} has colour mode {im.mode}, which cannot be converted to RGB: {_one_line(exc)}") from None
         rgb.load()
+        if max_side and max(rgb.size) > max_side:
+            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
         return rgb
 
 

@@ -107,7 +107,10 @@ def mask_upload():
     mask = None
     with guard(f"reading the mask {up.name}"):
         digest = loaders.digest(up.getvalue())
-        mask = eh.mask_from_upload(digest, tuple(sel.bundle.input_size), up.getvalue(), up.name)
+        mask, note = eh.mask_from_upload(digest, tuple(sel.bundle.input_size), up.getvalue(), up.name,
+                                         (sel.image.height, sel.image.width))
+        if note:
+            st.info(note, icon=":material/aspect_ratio:")
     return mask, (digest if mask is not None else None)
 
 

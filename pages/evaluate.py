@@ -13,7 +13,7 @@ from dashboard.page_parts import evaluate_helpers as eh
 from dashboard.frame import fair_share, loaders, state
 from dashboard.widgets import sidebar, views
 from dashboard.frame.errors import guard
-from dashboard.frame.notices import code, plain
+from dashboard.frame.notices import code, plain as plain_text
 from explainers import zoo
 from explainers.evaluation import scoring as metrics
 
@@ -84,7 +84,10 @@ def single_image(smooth: int, sigma: float, seed: int, steps: int) -> None:
         with guard(f"reading the mask {up.name}"):
             data = up.getvalue()
             mask_digest = loaders.digest(data)
-            mask = eh.mask_from_upload(mask_digest, (h, w), data, up.name)
+            mask, note = eh.mask_from_upload(mask_digest, (h, w), data, up.name,
+                                             (sel.image.height, sel.image.width))
+            if note:
+                st.info(note, icon=":material/aspect_ratio:")
         if mask is not None and not mask.any():
             st.warning("The mask is empty (no white pixels): localisation scores are 0.")
 
@@ -113,7 +116,7 @@ def single_image(smooth: int, sigma: float, seed: int, steps: int) -> None:
     st.subheader("Scores for this image")
     frame = eh.score_frame(ev.scores, labels)
     st.dataframe(frame, hide_index=True, width="stretch", column_config=eh.column_config(frame))
-    st.caption(f"Class explained: **{plain(sel.target_text())}** · layer {code(sel.layer.path)} · "
+    st.caption(f"Class explained: **{plain_text(sel.target_text())}** · layer {code(sel.layer.path)} · "
                f"smoothing σ = {sigma:.2f}, seed {seed} · {steps} deletion / insertion steps. One image gives a noisy verdict; use "
                "*Several images* below for a fairer comparison.")
     st.markdown(eh.best_text(ev.scores, labels))

@@ -18,7 +18,7 @@ from explainers.trust import sanity
 from explainers.trust.artefact_audit import EDGE_SHARE, REGIONS, audit  # noqa: E402
 from explainers.trust.segmentation import STABLE_IOU  # noqa: E402
 from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label  # noqa: E402
-from explainers.evaluation.scoring import load_mask  # noqa: E402
+from explainers.evaluation.scoring import load_mask_noted  # noqa: E402
 
 CAM_METHODS = [k for k in REGISTRY if REGISTRY[k].cam and "forward" not in REGISTRY[k].needs]
 
@@ -120,7 +120,10 @@ def _audit_section() -> None:
     mask = None
     if upload is not None:
         with guard("reading the mask"):
-            mask = load_mask(upload.getvalue(), (sel.image.height, sel.image.width))
+            size = (sel.image.height, sel.image.width)
+            mask, note = load_mask_noted(upload.getvalue(), size, image_size=size)
+            if note:
+                st.info(note, icon=":material/aspect_ratio:")
     t = int(sel.target)
     result = audit(sel.bundle, sel.image, ex.maps[method][0], t, extra_inputs=sel.extra, mask=mask,
                    box=box, mode=mode)

@@ -170,6 +170,9 @@ def test_index_lists():
             cli_model.parse_index_list(bad)
     with pytest.raises(ExplainerError, match="row,col pairs"):
         cli_model.parse_positions("3;4")
+    with pytest.raises(ExplainerError, match="more than 4096 neuron positions"):
+        cli_model.parse_positions(";".join(["1,2"] * 4097))
+    assert len(cli_model.parse_positions(";".join(["1,2"] * 4096))) == 4096
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,24 @@ def test_mask_adds_localisation_scores_and_bad_mask_is_a_plain_error(app, files)
     assert "Pointing game (% hits)" not in app.dataframe[0].value.columns
 
 
+def test_a_mask_of_another_size_is_scaled_with_a_note_and_of_other_proportions_refused(app, files):
+    _, _, mask_bytes, _ = files
+    twice = np.zeros((60, 60), np.uint8)
+    twice[16:44, 16:44] = 255  # the same mask, drawn at twice the image's size
+    _by_key(app.file_uploader, "w:eval_mask").set_value(("mask2x.png", _png(twice), "image/png"))
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert "The mask (60×60 pixels) was scaled to the image (30×30)." in [i.value for i in app.info]
+    assert "Pointing game (% hits)" in app.dataframe[0].value.columns
+    wide = np.zeros((30, 60), np.uint8)
+    wide[8:22, 8:40] = 255
+    _by_key(app.file_uploader, "w:eval_mask").set_value(("wide.png", _png(wide), "image/png"))
+    app.run()
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1 and "the mask is 60×30 pixels but the image is 30×30" in errors[0], errors
+    assert "Pointing game (% hits)" not in app.dataframe[0].value.columns  # never stretched
+
+
 def test_several_images_aggregates_with_a_download(app, files):
     _, image_bytes, _, photo_bytes = files
     _by_key(app.file_uploader, "w:eval_mask").clear()

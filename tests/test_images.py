@@ -158,3 +158,67 @@ def test_resize_takes_height_then_width():
     assert to_array(out)[5, 5].tolist() == [10, 20, 30]
     with pytest.raises(ExplainerError):
         resize(im, (0, 10))
+
+
+def _big_jpeg(width: int, height: int) -> bytes:
+    """A real photo-like JPEG of width × height made here (a gradient with noise), small on disk."""
+    rng = np.random.default_rng(0)
+    tile = (rng.random((height // 16, width // 16, 3)) * 255).astype(np.uint8)
+    im = Image.fromarray(tile).resize((width, height), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=40)
+    return buf.getvalue()
+
+
+_DECODE = """
+import resource, sys
+from explainers.images import load_image
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+im = load_image(data, max_side=None if sys.argv[2] == "full" else 2048)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(im.size[0], im.size[1], grown * 1024)
+"""
+
+
+def _decode_in_a_fresh_process(path, how: str) -> tuple[tuple[int, int], int]:
+    """(size, growth of the peak resident memory in bytes) of decoding the file, measured in a
+    process of its own (Pillow's pixels are outside tracemalloc's view)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", _DECODE, str(path), how], check=True,
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    w, h, grown = (int(v) for v in out.stdout.split())
+    return (w, h), grown
+
+
+def test_a_48_megapixel_jpeg_is_decoded_small_with_a_bounded_peak(tmp_path):
+    from explainers.images import MAX_SIDE
+
+    path = tmp_path / "big.jpg"
+    path.write_bytes(_big_jpeg(8000, 6000))  # 48 MP in about 1 MB
+    size, grown = _decode_in_a_fresh_process(path, "reduced")
+    assert size == (MAX_SIDE, 1536)
+    # Decoded at 1/2 scale (4000 × 3000 × 3 = 36 MB), then reduced: never the full 144 MB.
+    assert grown < 64 * 2**20, grown
+    full_size, full_grown = _decode_in_a_fresh_process(path, "full")  # the measurement sees it
+    assert full_size == (8000, 6000) and full_grown > 140 * 2**20, full_grown
+    im = load_image(path)
+    assert 60 < np.asarray(im).mean() < 200  # the picture, not a blank
+
+
+def test_every_format_is_reduced_to_the_longest_side_and_small_ones_are_untouched():
+    from explainers.images import MAX_SIDE
+
+    for fmt in ("PNG", "WEBP"):
+        buf = io.BytesIO()
+        Image.new("RGB", (3000, 1000), (10, 200, 30)).save(buf, format=fmt)
+        im = load_image(buf.getvalue())
+        assert im.size == (MAX_SIDE, round(1000 * MAX_SIDE / 3000)), fmt
+        assert tuple(np.asarray(im)[5, 5]) == pytest.approx((10, 200, 30), abs=3)
+    small = io.BytesIO()
+    Image.new("RGB", (640, 480)).save(small, format="JPEG")
+    assert load_image(small.getvalue()).size == (640, 480)
+    assert load_image(_big_jpeg(4096, 64), max_side=None).size == (4096, 64)

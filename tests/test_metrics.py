@@ -339,3 +339,17 @@ def test_reference_maps():
     r1, r2 = M.random_map((4, 4), seed=1), M.random_map((4, 4), seed=1)
     np.testing.assert_array_equal(r1, r2)
     assert not np.array_equal(r1, M.random_map((4, 4), seed=2))
+
+
+def test_mask_fit_scales_copies_with_a_note_and_refuses_other_proportions():
+    assert M.mask_fit((30, 40), (30, 40)) is None
+    assert M.mask_fit((60, 80), (30, 40)) == "The mask (80×60 pixels) was scaled to the image (40×30)."
+    assert M.mask_fit((1365, 2048), (1364, 2048)) is not None  # rounding of a scaled copy
+    with pytest.raises(ExplainerError, match="the mask is 40×40 pixels but the image is 40×30"):
+        M.mask_fit((40, 40), (30, 40))
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:50, 20:60] = 255
+    got, note = M.load_mask_noted(_png(mask), (30, 40), image_size=(30, 40))
+    assert got.shape == (30, 40) and got[15, 20] and not got[0, 0] and "scaled" in note
+    with pytest.raises(ExplainerError, match="proportions differ"):
+        M.load_mask(_png(mask), (30, 40), image_size=(40, 40))

@@ -153,3 +153,15 @@ def test_an_h5_error_shows_no_server_path(tmp_path):
     text = str(info.value)
     assert "plain.h5" in text and "/tmp" not in text and "explainers-model-" not in text
     assert "\n" not in text
+
+
+def test_class_names_files_are_bounded_before_they_are_split():
+    from explainers.models.user_files import MAX_NAMES_BYTES, parse_class_names
+
+    huge = b"\n" * (MAX_NAMES_BYTES + 1)  # a million empty lines: refused unsplit
+    exc, peak = _peak(lambda: parse_class_names(huge, 3))
+    assert isinstance(exc, ExplainerError) and "larger than 1024 KiB" in str(exc)
+    assert peak < 2**16, peak
+    with pytest.raises(ExplainerError, match="longer than 200 characters"):
+        parse_class_names("cat\n" + "d" * 201 + "\nbird\n", 3)
+    assert parse_class_names(b"\xef\xbb\xbfcat\r\ndog\n\nbird\n", 3) == ["cat", "dog", "bird"]

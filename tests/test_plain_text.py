@@ -8,7 +8,7 @@ import re
 import pytest
 from markdown_it import MarkdownIt
 
-from dashboard.frame.notices import code, plain
+from dashboard.frame.notices import JOINER, code, plain
 from tests.helpers import new_app, run, small_cnn
 
 LINK = "[Session expired: sign in again](https://evil.example/login)"
@@ -22,8 +22,9 @@ def rendered(markdown: str) -> str:
 
 
 def shown_text(markdown: str) -> str:
-    """What a reader sees: the rendered HTML without tags, entities decoded."""
-    return html.unescape(re.sub(r"<[^>]+>", "", rendered(markdown))).strip()
+    """What a reader sees: the rendered HTML without tags, entities decoded (and without the
+    invisible word joiners that break bare addresses)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered(markdown))).replace(JOINER, "").strip()
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -36,11 +37,15 @@ def test_plain_text_renders_as_the_characters_typed(text):
 
 
 def test_bare_addresses_are_not_turned_into_links():
-    # GitHub-flavoured Markdown links bare http://, www. and e-mail addresses: each is broken
-    # by an escape that CommonMark removes on display.
-    out = plain("go to https://evil.example or www.evil.example or me@evil.example")
-    assert not re.search(r"\w://|www\.|[^\\]@", out), out
-    assert shown_text(out) == "go to https://evil.example or www.evil.example or me@evil.example"
+    # GitHub-flavoured Markdown (Streamlit's) links bare http://, www. and e-mail addresses by
+    # searching the parsed text, so escapes do not stop it: an invisible word joiner does (this
+    # is the pattern remark-gfm searches for, checked in a real browser too).
+    gfm = re.compile(r"(?i)(https?://|www(?=\.))[-.\w]+|[-.\w+]+@[-\w]+(\.[-\w]+)+")
+    typed = "go to https://evil.example or WWW.evil.example or me@evil.example"
+    assert len(gfm.findall(typed)) == 3
+    out = plain(typed)
+    assert not gfm.search(out.replace("\\", "")), out
+    assert shown_text(out) == typed
 
 
 def test_code_spans_cannot_be_closed_early():

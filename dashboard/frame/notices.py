@@ -15,8 +15,10 @@ _NOTICE_BOX = "_notice_box"
 # Markdown's (and Streamlit's) specials: emphasis, code, links and images ([...](...), ![...]),
 # raw HTML and autolinks (<...>), maths ($), strike-through, colour directives (:red[...]).
 _SPECIALS = re.compile(r"([\\`*_\[\]<>$~|#!])")
-# Bare addresses that GitHub-flavoured Markdown would turn into links: http://, www., mail.
-_AUTOLINK = re.compile(r"(?i)(\w)(://)|\b(www)(\.)|(@)")
+# Bare addresses that GitHub-flavoured Markdown turns into links *after* parsing (a search over
+# the text, so no escape stops it): an invisible word joiner breaks each pattern.
+_AUTOLINK = re.compile(r"(?i)(://|www(?=\.)|@)")
+JOINER = "\u2060"
 
 
 def plain(text: object) -> str:
@@ -25,8 +27,7 @@ def plain(text: object) -> str:
     on one line. Use it wherever such text goes into ``st.markdown``/``st.info``/a caption."""
     one_line = re.sub(r"[\r\n\t\v\f\u2028\u2029]+", " ", str(text))
     escaped = _SPECIALS.sub(r"\\\1", one_line)
-    return _AUTOLINK.sub(lambda m: (m.group(1) + "\\:" + "//") if m.group(2)
-                         else (m.group(3) + "\\.") if m.group(4) else "\\@", escaped)
+    return _AUTOLINK.sub(lambda m: m.group(1)[0] + JOINER + m.group(1)[1:], escaped)
 
 
 def code(text: object) -> str:

@@ -91,7 +91,7 @@ import streamlit as st
 from explainers.methods import DEFAULT_METHODS, GRADCAMPP, method_keys
 
 from dashboard.frame.notices import _page_id, _run_id, notice, notices_here, plain  # noqa: F401 - re-exported
-from dashboard.frame.url_values import (choice as _choice, flag, float_range as _float_range, fmt_positions,
+from dashboard.frame.url_values import (bounded as _bounded, choice as _choice, flag, float_range as _float_range, fmt_positions,
                                    fmt_region, ids as _ids, int_range as _int_range, method_list,
                                    nonempty as _nonempty, opt_int as _opt_int, opt_str as _opt_str,
                                    positions as _positions, region as _region)
@@ -268,7 +268,7 @@ def init() -> None:
         for key, (name, parse) in URL_KEYS.items():
             if name in params:
                 try:
-                    from_url[key] = parse(str(params[name]))
+                    from_url[key] = _bounded(parse)(str(params[name]))
                 except (TypeError, ValueError):
                     bad.append(f"{name}={plain(str(params[name])[:40])}")
         ss[_INITIALISED] = True

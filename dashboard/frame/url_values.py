@@ -1,10 +1,29 @@
 """Parsing the dashboard's settings from URL text and writing them back: each parser takes the
 text of one query parameter and returns the value or raises ``ValueError`` (a hand-edited or
-hostile link), so ``dashboard.frame.state`` can fall back to the default and say so."""
+hostile link), so ``dashboard.frame.state`` can fall back to the default and say so.
+
+Every count and length is checked before anything is built from the text: a value longer than
+``MAX_TEXT`` is refused before it is read, a list's number of items is counted from its
+separators first (``MAX_POSITIONS``, ``MAX_IDS``)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
+
+#: The longest value of one parameter (the longest real one, 1024 positions, is ~6000).
+MAX_TEXT = 8192
+MAX_POSITIONS = 1024
+MAX_IDS = 100
+MAX_INT = 10_000  # grid rows, columns and region corners (the largest layer grid is far smaller)
+
+
+def bounded(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` that first refuses text longer than ``MAX_TEXT``."""
+    def check(text: str) -> Any:
+        if len(text) > MAX_TEXT:
+            raise ValueError("too long")
+        return parse(text)
+    return check
 
 
 def opt_int(text: str) -> int | None:
@@ -54,8 +73,10 @@ def opt_str(text: str) -> str | None:
 
 
 def ints(text: str, n: int | None = None, sep: str = ",") -> list[int]:
+    if n is not None and text and text.count(sep) + 1 != n:
+        raise ValueError(text)  # counted before anything is converted
     values = [int(t) for t in text.split(sep)] if text else []
-    if (n is not None and len(values) != n) or any(not 0 <= v < 10_000 for v in values):
+    if (n is not None and len(values) != n) or any(not 0 <= v < MAX_INT for v in values):
         raise ValueError(text)
     return values
 
@@ -70,17 +91,16 @@ def region(text: str) -> list[int] | None:
 
 
 def positions(text: str) -> list[list[int]]:
-    cells = [ints(cell, 2, "-") for cell in text.split(",")] if text else []
-    if len(cells) > 1024:
+    if text.count(",") >= MAX_POSITIONS:
         raise ValueError(text)
-    return cells
+    cells = [ints(cell, 2, "-") for cell in text.split(",")] if text else []
+    return list(map(list, dict.fromkeys(map(tuple, cells))))
 
 
 def ids(text: str) -> list[str] | None:
-    ids = [nonempty(t) for t in text.split(",")] if text else []
-    if len(ids) > 100:
+    if text.count(",") >= MAX_IDS:
         raise ValueError(text)
-    return ids
+    return list(dict.fromkeys(nonempty(t) for t in text.split(","))) if text else []
 
 
 def flag(text: str) -> bool:

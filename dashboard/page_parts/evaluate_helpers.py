@@ -39,12 +39,14 @@ def raw_image(model_token: str, image_digest: str, _bundle: zoo.ModelBundle, _im
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def mask_from_upload(digest: str, size: tuple[int, int], _data: bytes, name: str) -> np.ndarray:
-    """A binary mask from an uploaded PNG, resized to the model's input; ExplainerError in plain
-    words for anything that is not a black-and-white image."""
+def mask_from_upload(digest: str, size: tuple[int, int], _data: bytes, name: str,
+                     image_size: tuple[int, int] | None = None) -> tuple[np.ndarray, str | None]:
+    """A binary mask from an uploaded PNG, resized to the model's input, and the note to show
+    when it was scaled to the image (``image_size = (H, W)``); ExplainerError in plain words for
+    anything that is not a black-and-white image of the image's proportions."""
     buf = io.BytesIO(_data)
     buf.name = name
-    return metrics.load_mask(buf, size)
+    return metrics.load_mask_noted(buf, size, image_size=image_size)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -20,9 +20,15 @@ def parse_index_list(text: str) -> list[int]:
     return parse_indices(text)
 
 
+MAX_POSITIONS = 4096
+
+
 def parse_positions(text: str) -> list[tuple[int, int]]:
-    """Neuron positions on the layer's grid: ``"3,4;5,6"`` or ``"3:4,5:6"`` (row, column)."""
+    """Neuron positions on the layer's grid: ``"3,4;5,6"`` or ``"3:4,5:6"`` (row, column), at
+    most ``MAX_POSITIONS`` (counted before any is read)."""
     text = str(text).strip()
+    if max(text.count(";") + 1, text.count(":")) > MAX_POSITIONS:
+        raise ExplainerError(f"more than {MAX_POSITIONS} neuron positions; choose fewer or a --region")
     if ";" in text or ":" not in text:
         pieces = [p for p in text.split(";") if p.strip()]
         pairs = [p.split(",") for p in pieces]

@@ -297,13 +297,22 @@ def as_mask(mask: Any, size: Sequence[int] | None = None) -> np.ndarray:
     return arr.astype(bool)
 
 
-def load_mask(source: Any, size: Sequence[int] | None = None) -> np.ndarray:
+def load_mask(source: Any, size: Sequence[int] | None = None, *,
+              image_size: Sequence[int] | None = None) -> np.ndarray:
     """A binary mask from a PNG (path, bytes or file): white (or any bright value) is inside.
 
     Read with the same safe loader as images. A file that is not an image, or a picture that
     is clearly not a black-and-white mask (more than 5 % grey pixels: a photo uploaded by
-    mistake), is an ``ExplainerError``. Resized to ``size = (H, W)`` by nearest neighbour.
+    mistake), is an ``ExplainerError``; so is a mask whose shape is not the image's
+    (``image_size = (H, W)``, see ``mask_fit``). Resized to ``size = (H, W)`` by nearest neighbour.
     """
+    return load_mask_noted(source, size, image_size=image_size)[0]
+
+
+def load_mask_noted(source: Any, size: Sequence[int] | None = None, *,
+                    image_size: Sequence[int] | None = None) -> tuple[np.ndarray, str | None]:
+    """``load_mask`` and the one-line note to show when the mask had to be resized to fit the
+    image (None when it is the image's size or no ``image_size`` is given)."""
     from explainers.images import load_image
 
     image = load_image(source).convert("L")
@@ -314,7 +323,27 @@ def load_mask(source: Any, size: Sequence[int] | None = None) -> np.ndarray:
             f"the mask is not black and white ({grey * 100:.0f} % of its pixels are grey); "
             "upload a binary PNG with the lesion in white on black"
         )
-    return as_mask(values > 127, size)
+    note = mask_fit(values.shape, image_size) if image_size is not None else None
+    return as_mask(values > 127, size), note
+
+
+#: How far a mask's width/height ratio may differ from the image's (rounding of scaled copies).
+MASK_ASPECT_TOLERANCE = 0.02
+
+
+def mask_fit(mask_shape: Sequence[int], image_size: Sequence[int]) -> str | None:
+    """A mask of ``mask_shape = (H, W)`` for an image of ``image_size = (H, W)``: an
+    ExplainerError when its proportions differ (a mask of another image: stretching it would
+    put the lesion in the wrong place), a one-line note when it is a scaled copy, else None."""
+    mh, mw = (int(v) for v in mask_shape[:2])
+    ih, iw = (int(v) for v in image_size[:2])
+    if (mh, mw) == (ih, iw):
+        return None
+    if abs((mw / mh) / (iw / ih) - 1.0) > MASK_ASPECT_TOLERANCE:
+        raise ExplainerError(
+            f"the mask is {mw}×{mh} pixels but the image is {iw}×{ih}: its proportions differ, "
+            "so it is not this image's mask; upload the mask made for this image")
+    return f"The mask ({mw}×{mh} pixels) was scaled to the image ({iw}×{ih})."
 
 
 def energy_in_mask(cam: Any, mask: Any) -> float:

@@ -40,7 +40,7 @@ from explainers.evaluation.score_formulas import (  # noqa: F401  (re-exported: 
     DEFAULT_BLUR_SIGMA, DEFAULT_STEPS, Curve, Preprocess, ScoreFn, _baseline, _check_steps, _one_map,
     _preprocess, _raw_image, _scores, as_mask, auc, average_drop, deletion, draw_outline,
     energy_in_mask, gaussian_blur, increase_in_confidence, insertion, iou_at, load_mask,
-    map_at, mask_outline, masked_image, perturbation_curve, perturbation_stack, pixel_order,
+    load_mask_noted, mask_fit, map_at, mask_outline, masked_image, perturbation_curve, perturbation_stack, pixel_order,
     pointing_game, step_counts)
 
 #: Per-image score keys, in table order, with their column names (units included).

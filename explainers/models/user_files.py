@@ -168,14 +168,26 @@ def _check_user_model(model: Any, name: str) -> tuple[tuple[int, int], int, int]
     return size, int(c), int(outputs[0].shape[-1])
 
 
+#: The largest class-names file and the longest name accepted (checked before it is split).
+MAX_NAMES_BYTES = 2**20
+MAX_NAME_CHARS = 200
+
+
 def parse_class_names(text: str | bytes, n_classes: int | None = None) -> list[str]:
-    """One class name per line (blank lines ignored); the count must match the model's outputs."""
+    """One class name per line (blank lines ignored); the count must match the model's outputs.
+    Its size is checked before it is split into lines."""
+    if len(text) > MAX_NAMES_BYTES:
+        raise ExplainerError(f"the class-names file is larger than {MAX_NAMES_BYTES // 2**10} KiB; "
+                             "it should hold one short name per line")
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ExplainerError("the class-names file is not UTF-8 text") from None
     names = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if any(len(n) > MAX_NAME_CHARS for n in names):
+        raise ExplainerError(f"a class name in the class-names file is longer than {MAX_NAME_CHARS} "
+                             "characters; give one short name per line")
     if not names:
         raise ExplainerError("the class-names file has no names (one per line expected)")
     if n_classes is not None and len(names) != n_classes:
