@@ -41,10 +41,11 @@ ProgressFn = Callable[[int, int], None]
 
 #: Items per call of the compiled passes: as many as one call's memory budget allows, since
 #: larger calls are faster per item (a fixed cost per call, ~8 ms on a 2-core CPU). Measured
-#: with the system allocator (docs/BENCHMARKS.md, "Items per call"): one item's transient peak
-#: is 15 MB for MobileNetV2's last-layer gradient, 43 MB for its guided (input) gradient,
-#: 13 MB for its forward pass; for the skin-lesion Xception see ``gradient_chunk_size``.
-CALL_BUDGET = 512 * 2**20  # bytes one compiled call may take at its peak
+#: with the system allocator (docs/BENCHMARKS.md, "Items per call"): a call's transient peak
+#: is about 100-150 MB plus, per item, 15 MB for a last-layer gradient (both models), 43 MB
+#: for MobileNetV2's guided (input) gradient, 13 MB for its forward pass, and 150 MB for the
+#: skin-lesion Xception's block2 gradient (its 4 items: 707 MB; 8: 1363 MB).
+CALL_BUDGET = 768 * 2**20  # bytes one compiled call may take at its peak
 FORWARD_CHUNK_SIZE = 8  # forward passes (prediction, evaluation, Score-CAM): ~13-20 MB per item
 GRADIENT_CHUNK_SIZE = 4  # gradient passes where the model's layer sizes are unknown
 MAX_GRADIENT_CHUNK = 16  # beyond this, no faster per item on a CPU
@@ -269,12 +270,13 @@ def gradient_chunk_size(model: keras.Model, path: Sequence[str] | None = None) -
     """Items per gradient call for the layer at ``path`` (None: the model input, as guided
     backprop needs): the largest power of two (1 to ``MAX_GRADIENT_CHUNK``) whose estimated
     peak fits ``CALL_BUDGET``. One item's peak: 4 bytes x (3 x the largest layer output, the
-    forward pass's transient tensors, + 0.35 x the outputs from the layer to the model's
-    output, kept for the backward pass). Checked against measured peaks (system allocator,
-    docs/BENCHMARKS.md): MobileNetV2 224 last layer 14 estimated / 15 MB measured, input
-    43 / 43 MB; skin-lesion Xception 254 last layer 23 / 21, block2 70 / 61, input 82 / 74:
-    16 items at both models' last layers, 8 for MobileNetV2's guided backprop, 4 for the
-    skin-lesion model's block2 and guided backprop."""
+    forward pass's transient tensors, + 0.93 x the outputs from the layer to the model's
+    output, kept for the backward pass). Fitted on the measured peaks (system allocator,
+    docs/BENCHMARKS.md) of the skin-lesion Xception at 254: last layer 23 estimated / 15-27 MB
+    measured, block2 150 / 133-164 MB per item; it over-estimates MobileNetV2's guided pass
+    (91 / 43 MB: separable convolutions keep more than their outputs). Result: 16 items at
+    both models' last layers, 8 for MobileNetV2's guided backprop, 4 for the skin-lesion
+    model's block2 and guided backprop."""
     sizes, start = [], None
     for parts, layer in iter_layers(model):
         if path is not None and tuple(parts) == tuple(path):
@@ -286,7 +288,7 @@ def gradient_chunk_size(model: keras.Model, path: Sequence[str] | None = None) -
         start = 0
     if start is None or not any(sizes):
         return GRADIENT_CHUNK_SIZE
-    per_item = 4.0 * (3 * max(sizes) + 0.35 * sum(sizes[start:]))
+    per_item = 4.0 * (3 * max(sizes) + 0.93 * sum(sizes[start:]))
     fits = int(max(1, min(MAX_GRADIENT_CHUNK, CALL_BUDGET // per_item)))
     return 1 << (fits.bit_length() - 1)  # a power of two: 8 or 16 noise samples split evenly
 
