@@ -25,10 +25,10 @@ def raw_maxima(at: AppTest) -> list[float]:
 
 
 def test_weak_smoothed_grad_cam_is_flagged_in_words():
-    # measured on the default melanoma with 8 noise samples, seed 2 (2026-11-29, noise drawn in
-    # chunks of 4): smoothed Grad-CAM's raw maximum is 0.00976 beside smoothed Grad-CAM++'s 8.02,
-    # i.e. 3.9 % in Grad-CAM units (seeds 0-7 give 0.0098-0.0375: 3.6-14 %)
-    at = run(new_app(samples="8", seed="2"))
+    # measured on the default melanoma with 8 noise samples, seed 5 (2026-12-07, noise drawn per
+    # item from (seed, image, copy)): smoothed Grad-CAM's raw maximum is 0.0119 beside smoothed
+    # Grad-CAM++'s 8.31, i.e. 4.6 % in Grad-CAM units (seeds 0-7 give 0.0119-0.0316: 4.6-11 %)
+    at = run(new_app(samples="8", seed="5"))
     gc, pp = raw_maxima(at)
     flags = [m.value for m in at.markdown if "Weak evidence" in m.value]
     assert len(flags) == 1

@@ -518,14 +518,16 @@ def test_only_the_last_few_layers_keep_their_compiled_steps(rng):
 
 
 def test_items_per_gradient_call_follow_the_layer_s_memory(skin_lesion_model):
-    """TensorFlow's pool keeps the peak of the largest call: the skin-lesion model's last layer
-    (little kept for its backward pass) takes 4 items per call, block2 (nearly the whole
-    network kept) and guided backprop (back to the input) 1; a model of unknown sizes 2."""
-    from explainers.engine.capture import GRADIENT_CHUNK_SIZE, GradientCapture
+    """One call's peak must fit capture.CALL_BUDGET (768 MB): the skin-lesion model's last
+    layer (little kept for its backward pass, ~23 MB per item) takes 16 items per call, block2
+    (nearly the whole network kept, ~150 MB) and guided backprop (back to the input) 4; a
+    model of unknown sizes 4. Powers of two, so 8 or 16 noise samples split into equal calls."""
+    from explainers.engine.capture import CALL_BUDGET, GRADIENT_CHUNK_SIZE, GradientCapture
     from explainers.engine.guided_gradient import get_guided
 
     model = skin_lesion_model
-    assert get_capture(model).chunk_size == 4
-    assert GradientCapture(model, "block2_sepconv2_act").chunk_size == 1
-    assert get_guided(model).chunk_size == 1
-    assert gradient_chunk_size(model, ("no", "such", "layer")) == GRADIENT_CHUNK_SIZE
+    assert CALL_BUDGET == 768 * 2**20
+    assert get_capture(model).chunk_size == 16
+    assert GradientCapture(model, "block2_sepconv2_act").chunk_size == 4
+    assert get_guided(model).chunk_size == 4
+    assert gradient_chunk_size(model, ("no", "such", "layer")) == GRADIENT_CHUNK_SIZE == 4

@@ -20,7 +20,6 @@ Run: ``python -m explainers bench evaluation [--images N] [--samples 16] [--step
 from __future__ import annotations
 
 import statistics
-import time
 
 import numpy as np
 
@@ -36,7 +35,7 @@ def run_evaluation(model_name: str = "skin-lesion", images: int = 2, samples: in
     """Seconds per image of ``metrics.explain_and_evaluate`` (ours) and of its floor."""
     from explainers import zoo
     from explainers.evaluation import scoring as metrics
-    from explainers.bench.machine import machine
+    from explainers.bench.machine import clock, machine
     from explainers.engine.capture import get_runner
     from explainers.engine.core import explain, predict
 
@@ -70,9 +69,9 @@ def run_evaluation(model_name: str = "skin-lesion", images: int = 2, samples: in
     for r in range(int(repeats)):
         order = (("ours", ours), ("floor", floor)) if r % 2 == 0 else (("floor", floor), ("ours", ours))
         for name, fn in order:
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            times[name].append((time.perf_counter() - t0) / len(raws))
+            times[name].append((clock() - t0) / len(raws))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"machine": machine(), "model": model_name, "images": len(raws), "samples": samples,
             "steps": steps, "forwards": n_forward, "gradient_passes": 1 + samples,
@@ -81,7 +80,9 @@ def run_evaluation(model_name: str = "skin-lesion", images: int = 2, samples: in
 
 
 def format_evaluation(r: dict) -> str:
-    return (f"machine: {r['machine']}\n"
+    from explainers.bench.machine import clock_name
+
+    return (f"machine: {r['machine']}; timed in {clock_name()}\n"
             f"model: {r['model']}, {r['images']} image(s), {r['samples']} noise samples, "
             f"{r['steps']} deletion/insertion steps\n"
             f"floor per image: {r['gradient_passes']} gradient passes + {r['forwards']} forward "

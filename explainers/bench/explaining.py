@@ -24,20 +24,19 @@ does not depend on the weights).
 from __future__ import annotations
 
 import statistics
-import time
 
 import numpy as np
 
-from explainers.bench.machine import machine
+from explainers.bench.machine import clock, clock_name, machine, use_clock
 
 
 def _timeit(fn, repeats: int) -> float:
     fn()  # warm-up (tracing)
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return statistics.median(times)
 
 
@@ -104,13 +103,13 @@ def run_benchmark(model_name: str = "MobileNetV2", samples: int = 16, repeats: i
     plain(), ours(), ours_top_class()  # warm-up (tracing)
     rounds = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         plain()
-        t1 = time.perf_counter()
+        t1 = clock()
         ours()
-        t2 = time.perf_counter()
+        t2 = clock()
         ours_top_class()
-        t3 = time.perf_counter()
+        t3 = clock()
         rounds.append((t1 - t0, t2 - t1, t3 - t2))
     result["plain_s"] = statistics.median(r[0] for r in rounds)
     result["ours_s"] = statistics.median(r[1] for r in rounds)
@@ -134,9 +133,9 @@ def _interleaved(pairs: dict, repeats: int) -> dict:
         for name, (ours, base) in pairs.items():
             seconds = {}
             for label, fn in ((("ours", ours), ("base", base)) if r % 2 else (("base", base), ("ours", ours))):
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn()
-                seconds[label] = time.perf_counter() - t0
+                seconds[label] = clock() - t0
             rounds[name].append((seconds["ours"], seconds["base"]))
     return {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
                    statistics.median(r[0] / r[1] for r in rs)) for name, rs in rounds.items()}
@@ -153,13 +152,13 @@ def _formula_seconds(shape: tuple, keys: tuple, repeats: int = 50) -> tuple[floa
     g = rng.normal(size=a.shape)
     out = []
     for chosen in (keys, keys[:1]):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(repeats):
             terms = TapeTerms(a, g, g * g, g * g * g)
             _ = terms.alpha
             for key in chosen:
                 weighted_map(a, REGISTRY[key].compute(terms))
-        out.append((time.perf_counter() - t0) / repeats)
+        out.append((clock() - t0) / repeats)
     return out[0], out[1]
 
 
@@ -231,7 +230,7 @@ def format_extended(r: dict) -> str:
         ("masked_forwards", f"Score-CAM, K = {r['k']} of {r['channels']} channels",
                      f"{r['k']} plain compiled forward passes (chunks of {FORWARD_CHUNK_SIZE})", 1.2),
     ]
-    lines = [f"machine: {r['machine']}",
+    lines = [f"machine: {r['machine']}; timed in {clock_name()}",
              f"model: {r['model']} {r['input']}, layer {r['layer']}; medians of {r['repeats']} "
              "interleaved rounds, ratio = median of the per-round ratios"]
     for key, ours, base, goal in rows:
@@ -247,7 +246,7 @@ def format_extended(r: dict) -> str:
 
 def format_result(r: dict) -> str:
     lines = [
-        f"machine: {r['machine']}",
+        f"machine: {r['machine']}; timed in {clock_name()}",
         f"model: {r['model']} {r['input']}, layer {r['layer']}, {r['samples']} noise samples",
         f"plain forward+backward of {r['samples']} images: {r['plain_s'] * 1000:8.1f} ms",
         f"ours (Grad-CAM + Grad-CAM++, smoothed):  {r['ours_s'] * 1000:8.1f} ms",

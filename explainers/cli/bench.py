@@ -9,6 +9,7 @@ import keras
 
 from explainers.bench.evaluation import format_evaluation, run_evaluation
 from explainers.bench.explaining import format_extended, format_result, run_benchmark, run_extended
+from explainers.bench.machine import use_clock
 from explainers.errors import ExplainerError
 
 
@@ -24,9 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-nested", action="store_true", help="leave out the slow baseline")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall-clock seconds, or this process's CPU seconds (steadier on a "
+                             "machine other jobs share)")
 
 
 def run(args: argparse.Namespace) -> int:
+    use_clock(args.clock)
     if args.what == "evaluation":
         if min(args.samples, args.repeats, args.images, args.steps) < 1:
             raise ExplainerError("--samples, --repeats, --images and --steps must be at least 1")

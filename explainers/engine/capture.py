@@ -7,11 +7,12 @@ Why this shape:
 - The per-chunk function has a batch dimension of ``None`` and takes the class indices as a
   tensor, so it is traced once per (model, layer): changing the number of noise samples,
   the target or the number of images never retraces.
-- Chunks of a few items (``gradient_chunk_size``, ``FORWARD_CHUNK_SIZE``), and at most
-  ``PASS_SLOTS`` chunks in flight at once in the whole process, bound the memory however many
-  samples or sessions ask: TensorFlow's CPU allocator (a BFC pool under oneDNN) keeps the
-  high-water mark of the largest call resident for the life of the process, so the peak of
-  one call is memory a server never gets back.
+- Chunks of a bounded number of items (``gradient_chunk_size``, ``FORWARD_CHUNK_SIZE``), and
+  at most ``PASS_SLOTS`` chunks in flight at once in the whole process, bound the memory one
+  explanation needs at its peak however many samples or sessions ask (``CALL_BUDGET`` per
+  call). With TensorFlow on the system allocator (``engine/allocator.py``) that peak is
+  returned when the call ends; on oneDNN's default pool it would stay resident for the life
+  of the process.
 - The graph is re-run through ``adapter.run_graph`` without building or changing anything on
   the shared model, so several threads (dashboard sessions) can use one capture at once.
 """
@@ -38,21 +39,19 @@ from explainers.errors import ExplainerError  # noqa: E402
 
 ProgressFn = Callable[[int, int], None]
 
-#: Items per call of the compiled passes. TensorFlow's CPU pool keeps the peak of the largest
-#: call resident, and a gradient pass holds the activations between the layer and the output
-#: for its backward pass, so the items per gradient call depend on the layer
-#: (``gradient_chunk_size``). Measured on the skin-lesion model (254x254 Xception, 2-core CPU,
-#: docs/BENCHMARKS.md): the pool grows by about 20 MB per item of a forward pass or of the last
-#: layer's gradient pass and 67 MB per item of block2's (1035 MB in chunks of 16); per item, a
-#: forward pass costs 35 ms in chunks of 4 or 8, the last layer's gradient 49 / 41 / 38 ms in
-#: chunks of 1 / 2 / 4, block2's 109 / 90 / 79 ms.
-FORWARD_CHUNK_SIZE = 4  # forward passes (prediction, evaluation, Score-CAM)
-GRADIENT_CHUNK_SIZE = 2  # gradient passes where the model's layer sizes are unknown
-MAX_GRADIENT_CHUNK = 16  # small models: fewer, larger calls (per-call costs dominate)
-#: Bytes of TensorFlow's pool one gradient call should need at most (by ``gradient_chunk_size``).
-GRADIENT_CALL_BUDGET = 96 * 2**20
+#: Items per call of the compiled passes: as many as one call's memory budget allows, since
+#: larger calls are faster per item (a fixed cost per call, ~8 ms on a 2-core CPU). Measured
+#: with the system allocator (docs/BENCHMARKS.md, "Items per call"): a call's transient peak
+#: is about 100-150 MB plus, per item, 15 MB for a last-layer gradient (both models), 43 MB
+#: for MobileNetV2's guided (input) gradient, 13 MB for its forward pass, and 150 MB for the
+#: skin-lesion Xception's block2 gradient (its 4 items: 707 MB; 8: 1363 MB).
+CALL_BUDGET = 768 * 2**20  # bytes one compiled call may take at its peak
+FORWARD_CHUNK_SIZE = 8  # forward passes (prediction, evaluation, Score-CAM): ~13-20 MB per item
+GRADIENT_CHUNK_SIZE = 4  # gradient passes where the model's layer sizes are unknown
+MAX_GRADIENT_CHUNK = 16  # beyond this, no faster per item on a CPU
 #: Compiled calls running at once in this process (dashboard sessions, threads): more would
-#: not be faster on a CPU whose cores one call already uses, and each adds its peak to the pool.
+#: not be faster on a CPU whose cores one call already uses, and each adds its peak (up to
+#: ``CALL_BUDGET``) to the process's memory at that moment.
 PASS_SLOTS = threading.BoundedSemaphore(2)
 
 
@@ -269,12 +268,15 @@ class GradientCapture:
 
 def gradient_chunk_size(model: keras.Model, path: Sequence[str] | None = None) -> int:
     """Items per gradient call for the layer at ``path`` (None: the model input, as guided
-    backprop needs): as many as fit ``GRADIENT_CALL_BUDGET`` (1 to ``MAX_GRADIENT_CHUNK``) by
-    an estimate of one item's share of TensorFlow's pool, 4 bytes x (3 x the largest layer
-    output, the forward pass's transient tensors, + 0.35 x the outputs from the layer to the
-    model's output, kept for the backward pass). The two factors were fitted on the
-    skin-lesion Xception (20 MB per item measured at its last layer, 67 MB at block2; the
-    estimate gives 24 and 74 MB: 4 items at the last layer, 1 at block2)."""
+    backprop needs): the largest power of two (1 to ``MAX_GRADIENT_CHUNK``) whose estimated
+    peak fits ``CALL_BUDGET``. One item's peak: 4 bytes x (3 x the largest layer output, the
+    forward pass's transient tensors, + 0.93 x the outputs from the layer to the model's
+    output, kept for the backward pass). Fitted on the measured peaks (system allocator,
+    docs/BENCHMARKS.md) of the skin-lesion Xception at 254: last layer 23 estimated / 15-27 MB
+    measured, block2 150 / 133-164 MB per item; it over-estimates MobileNetV2's guided pass
+    (91 / 43 MB: separable convolutions keep more than their outputs). Result: 16 items at
+    both models' last layers, 8 for MobileNetV2's guided backprop, 4 for the skin-lesion
+    model's block2 and guided backprop."""
     sizes, start = [], None
     for parts, layer in iter_layers(model):
         if path is not None and tuple(parts) == tuple(path):
@@ -286,8 +288,9 @@ def gradient_chunk_size(model: keras.Model, path: Sequence[str] | None = None) -
         start = 0
     if start is None or not any(sizes):
         return GRADIENT_CHUNK_SIZE
-    per_item = 4.0 * (3 * max(sizes) + 0.35 * sum(sizes[start:]))
-    return int(max(1, min(MAX_GRADIENT_CHUNK, GRADIENT_CALL_BUDGET // per_item)))
+    per_item = 4.0 * (3 * max(sizes) + 0.93 * sum(sizes[start:]))
+    fits = int(max(1, min(MAX_GRADIENT_CHUNK, CALL_BUDGET // per_item)))
+    return 1 << (fits.bit_length() - 1)  # a power of two: 8 or 16 noise samples split evenly
 
 
 def item_seeds(seed: int, images: np.ndarray, samples: np.ndarray) -> np.ndarray:
