@@ -18,6 +18,8 @@ from explainers import zoo
 from explainers.evaluation import scoring as metrics
 
 sel = sidebar.selection()
+MAX_UPLOADS = 32  # images evaluated in one go from uploads (each costs ~140 forward passes)
+
 st.title("Evaluate the maps")
 st.caption(
     "A heatmap that looks plausible is not yet a faithful one. These scores check whether the "
@@ -165,7 +167,12 @@ def several_images(smooth: int, sigma: float, seed: int, steps: int) -> None:
             st.caption("Each sample is given its recorded patient data.")
     else:
         ups = st.file_uploader("Images", type=sidebar.IMAGE_TYPES, accept_multiple_files=True,
-                               key="w:eval_uploads")
+                               key="w:eval_uploads", help=f"At most {MAX_UPLOADS} at a time.")
+        if len(ups or []) > MAX_UPLOADS:
+            st.error(f"{len(ups)} images were uploaded; evaluate at most {MAX_UPLOADS} at a time "
+                     "(remove some, or use the batch command for a whole folder).",
+                     icon=":material/error:")
+            return
         for up in ups or []:
             items.append((up.name, up.getvalue(), zoo.default_extra_inputs(sel.bundle)))
         if sel.bundle.metadata_input:

@@ -159,3 +159,17 @@ def test_baselines_are_scored_beside_the_methods(setup, tmp_path):
     with np.load(tmp_path / "base" / "im1.npz") as npz:
         assert npz["map:centre"].shape == (16, 16)
         assert npz["map:centre"][8, 8] > npz["map:centre"][0, 0]
+
+
+def test_a_mask_of_another_images_proportions_is_that_rows_error(setup, tmp_path):
+    root, model_path, images, masks, meta = setup
+    wrong = tmp_path / "masks"
+    wrong.mkdir()
+    m = np.zeros((40, 20), np.uint8)  # the images are 24 × 20: a tall mask is another image's
+    m[5:30, 5:15] = 255
+    Image.fromarray(m).save(wrong / "im1_segmentation.png")
+    B.run_batch(str(model_path), images, tmp_path / "out", masks=wrong, n_steps=4, progress=False)
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        rows = {r["image"]: r for r in csv.DictReader(f)}
+    assert "the mask is 20×40 pixels but the image is 24×20" in rows["im1.png"]["error"]
+    assert not rows["im0.png"]["error"] and not rows["im2.png"]["error"]

@@ -146,3 +146,24 @@ def test_several_images_aggregates_with_a_download(app, files):
     assert "Average Drop (%)" in summary.columns
     labels = [b.label for b in app.get("download_button")]
     assert "Download the averaged table (CSV)" in labels
+
+
+def test_too_many_uploaded_images_are_refused_in_one_line(app, files):
+    _, image_bytes, _, _ = files
+    _by_key(app.radio, "w:eval_mode").set_value("several")
+    app.run()
+    _by_key(app.radio, "w:eval_source").set_value("upload")
+    app.run()
+    _by_key(app.file_uploader, "w:eval_uploads").set_value(
+        [(f"i{i}.png", image_bytes, "image/png") for i in range(33)])
+    app.run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "33 images were uploaded; evaluate at most 32 at a time (remove some, or use the batch "
+        "command for a whole folder)."]
+    assert not [b for b in app.button if b.key == "w:eval_many_go"]
+    _by_key(app.file_uploader, "w:eval_uploads").set_value(
+        [(f"i{i}.png", image_bytes, "image/png") for i in range(2)])
+    app.run()
+    assert not app.error and [b for b in app.button if b.key == "w:eval_many_go"]
+

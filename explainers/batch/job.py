@@ -125,10 +125,12 @@ def process_images(bundle: Any, files: Sequence[Path], job: BatchJob,
                        localization=info.get("localization", ""))
         rows[path] = row
         try:
-            raw = raw_image_for(bundle, load_image(path))
+            image = load_image(path)
+            raw = raw_image_for(bundle, image)
             extra = _metadata_for(bundle, info)
             mask_path = find_mask(job.masks_dir, path)
-            mask = load_mask(mask_path, raw.shape[:2]) if mask_path is not None else None
+            mask = (load_mask(mask_path, raw.shape[:2], image_size=(image.height, image.width))
+                    if mask_path is not None else None)  # another image's proportions: an error
             row["mask"] = mask_path.name if mask_path is not None else ""
         except ExplainerError as exc:
             row["error"] = " ".join(str(exc).split())
