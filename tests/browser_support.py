@@ -134,11 +134,24 @@ def errors(page) -> list[str]:
     return [found.nth(i).inner_text() for i in range(found.count())]
 
 
+def reveal(locator) -> None:
+    """Open the collapsed expander (a ``<details>``) that holds ``locator``, if any: Explain
+    keeps its display controls in one."""
+    locator.wait_for(state="attached", timeout=PAGE_LIMIT_S * 1000)
+    if locator.is_visible():
+        return
+    summary = locator.locator("xpath=ancestor::details[1]/summary")
+    if summary.count():
+        summary.first.click()
+        locator.wait_for(state="visible", timeout=30_000)
+
+
 def selectbox(page, label: str, text: str, where=None) -> None:
     """Choose, in the select box labelled ``label``, the first option containing ``text``
     (typed into the box's search field, then Enter: works for long, virtualised lists too)."""
     label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
     box = (where or page).get_by_test_id("stSelectbox").filter(has=label_el).first
+    reveal(box)
     field = box.locator("input")
     field.click()
     field.fill(text)
@@ -156,6 +169,7 @@ def selectbox_text(page, label: str) -> str:
     """What the select box labelled ``label`` shows."""
     label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
     box = page.get_by_test_id("stSelectbox").filter(has=label_el).first
+    reveal(box)
     field = box.locator("input")
     shown = field.input_value() if field.count() else ""
     return shown or box.inner_text()
@@ -178,7 +192,9 @@ def apply_noise(page) -> None:
 
 def _slider_box(page, label: str):
     label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
-    return page.get_by_test_id("stSlider").filter(has=label_el).first
+    box = page.get_by_test_id("stSlider").filter(has=label_el).first
+    reveal(box)
+    return box
 
 
 def _slider(page, label: str):

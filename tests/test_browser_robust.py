@@ -70,9 +70,12 @@ def _png(image: Image.Image, fmt: str = "PNG") -> bytes:
 
 
 def _recorded(page) -> str:
-    """The sample id named under "Recorded diagnosis"."""
+    """The sample id named under "Recorded diagnosis" (in its expander, opened if need be)."""
     loc = page.get_by_text(re.compile(r"from the HAM10000 record of"))
-    return loc.first.inner_text() if loc.count() else ""
+    if not loc.count():
+        return ""
+    bs.reveal(loc.first)
+    return loc.first.inner_text()
 
 
 def _upload(page, name: str, data: bytes, mime: str) -> None:

@@ -161,7 +161,8 @@ def known_result(bundle, layer: str, method: str, n_samples: int = 0, sigma: flo
 def pooling_note(gradients: np.ndarray | None, alpha: np.ndarray | None) -> str:
     """A plain note when the layer is followed directly by global average pooling (the gradient
     is the same at every position): Grad-CAM equals HiResCAM there, and Grad-CAM++'s α is about
-    ½ everywhere, so Grad-CAM++ is close to a plain sum of the activations. "" otherwise."""
+    ½ everywhere, so its weights are relu(g)·hw/2: Grad-CAM without the negative channel
+    weights. "" otherwise."""
     from explainers.methods.agreement import gradient_constant_per_channel
 
     if gradients is None or not gradient_constant_per_channel(np.asarray(gradients)[:1]):
@@ -172,6 +173,6 @@ def pooling_note(gradients: np.ndarray | None, alpha: np.ndarray | None) -> str:
         a = np.asarray(alpha, dtype=np.float64)[:1]
         a = a[np.isfinite(a) & (a != 0)]
         if a.size and float(np.abs(a - 0.5).max()) < 0.05:
-            text += (" and Grad-CAM++'s α ≈ 0.5 everywhere, so its map is close to the channels' "
-                     "activations summed with a weight of about ½ per positive gradient")
+            text += (" and Grad-CAM++'s α ≈ 0.5 everywhere, so its map is Grad-CAM's with the "
+                     "negative channel weights dropped (times a constant)")
     return text + "."
