@@ -323,5 +323,6 @@ def heavy(scheduler: FairShare | None = None) -> Iterator[None]:
 
 def checkpoint() -> None:
     """``SCHEDULER.checkpoint()``: call between steps of a heavy computation (progress
-    callbacks); the engine-agnostic hook a chunk loop can call too."""
+    callbacks); ``loaders`` installs it before every compiled call of the engine too
+    (``capture.set_before_pass``), so one-shot forward work hands its turn over as well."""
     SCHEDULER.checkpoint()

@@ -53,6 +53,20 @@ MAX_GRADIENT_CHUNK = 16  # beyond this, no faster per item on a CPU
 #: not be faster on a CPU whose cores one call already uses, and each adds its peak (up to
 #: ``CALL_BUDGET``) to the process's memory at that moment.
 PASS_SLOTS = threading.BoundedSemaphore(2)
+#: Called before each compiled call takes a slot: where a server that shares the process among
+#: several people hands the next call to whoever's turn it is (``dashboard.frame.fair_share``).
+_before_pass: Callable[[], None] | None = None
+
+
+def set_before_pass(hook: Callable[[], None] | None) -> None:
+    """Install ``hook`` (None: none), called before every chunk's compiled call in this process."""
+    global _before_pass
+    _before_pass = hook
+
+
+def _take_turn() -> None:
+    if _before_pass is not None:
+        _before_pass()
 
 
 @dataclass
@@ -97,6 +111,7 @@ class ModelRunner:
         out = []
         for start in range(0, n, self.chunk_size):
             chunk = [np.asarray(x[start : start + self.chunk_size]) for x in inputs]
+            _take_turn()
             with PASS_SLOTS:
                 out.append(self._forward(*chunk).numpy())
         return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
@@ -181,6 +196,7 @@ class GradientCapture:
     def _run(self, inputs: list[np.ndarray], targets: np.ndarray, stds: np.ndarray,
              seeds: np.ndarray, segments: np.ndarray, n_segments: int) -> list[np.ndarray]:
         """One chunk through the compiled pass (in one of the process's ``PASS_SLOTS``)."""
+        _take_turn()
         with PASS_SLOTS:
             return [t.numpy() for t in self._pass(
                 *inputs,
