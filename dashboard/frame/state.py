@@ -17,43 +17,10 @@ persistent value before the widget is drawn and returns the keyword arguments (`
     state.set(state.LAYER, None)                    # only before that widget is drawn,
                                                     # or inside a callback
 
-Persistent keys (value type, default)
--------------------------------------
-MODEL          str   "skin-lesion"   model catalogue key (``explainers.zoo``), or UPLOAD_MODEL
-                                     for the user's own ``.keras``/``.h5`` file
-RANDOM_OK      list  []              catalogue keys for which the user chose to continue with
-                                     random weights because ImageNet weights could not be fetched
-IMAGE_SOURCE   str   "sample"        "sample" | "upload" | "camera"
-SAMPLE         str   first sample    bundled sample id (file stem, e.g. "ISIC_0024338")
-AGE            int|None  from sample patient age in years; None = unknown
-SEX            str   from sample     "female" | "male" | "unknown"
-SITE           str   from sample     body site: "arm" | "head-or-neck" | "leg-or-genital" |
-                                     "trunk" | "unknown"
-LAYER          str|None  None        layer path ("xception/block14_sepconv2_act"); None = the
-                                     model's last spatial layer
-TARGET         int|None  None        class index to explain; None = top-1 prediction
-N_SAMPLES      int   0               noise samples (0 = plain Grad-CAM / Grad-CAM++), 0..50
-SIGMA          float 0.15            noise standard deviation as a fraction of the image range
-SEED           int   0               noise seed (same seed, same smoothed maps)
-CMAP           str   "viridis"       colour map of the overlays (one of CMAPS)
-OPACITY        float 0.5             overlay opacity, 0..1
-SCALE          str   "own"           how maps are scaled for display: "own" (each map's own
-                                     maximum) | "shared" (one scale for the maps on screen) |
-                                     "absolute" (raw values)
-METHODS        list  [gradcam, gradcam++]  Explain: the methods drawn (registry keys; Score-CAM is
-                                     on Compare, where its cost is shown first)
-BOX            bool  False           Explain: draw each map's localisation box
-FILTER_METHOD  str   GRADCAMPP       Filters and neurons: the method whose filter terms are shown
-FILTER_MODE    str   "top k"         "top k" (by that method's weight) | "list"
-FILTERS        str   "0-15"          filter indices as typed: "3, 10, 32" or "0-15, 40"
-TOP_K          int   8               k for "top k"
-NEURON_MODE    str   "all"           "all" | "region" | "positions"
-REGION         list|None None        [row0, col0, row1, col1] on the layer's grid (inclusive)
-POSITIONS      list  []              [[row, col], ...] on the layer's grid
-EVAL_MODE      str   "this"          Evaluate: "this" (the current image) | "several"
-EVAL_SOURCE    str   "samples"       Evaluate, several images: "samples" | "upload"
-EVAL_SAMPLES   list|None None        Evaluate: sample ids to score; None = the first four
-EVAL_STEPS     int   16              Evaluate: deletion / insertion steps (8, 16 or 32)
+Persistent keys
+---------------
+Each key's value type, default and meaning are listed in docs/ARCHITECTURE.md ("The
+dashboard's settings"); the names are the constants below.
 
 Per-run (not settings)
 ----------------------
