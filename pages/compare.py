@@ -174,7 +174,7 @@ def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
             about += f" Here the same map as {', '.join(twins[m])}."
         col.caption(about)
         if REGISTRY[m].cam:
-            trust_views.verdict_badge(trust_views.cached_result(sel, m, n_samples, sigma), col)
+            trust_views.verdict_badge(trust_views.known_verdict(sel, m, n_samples, sigma), col)
     if peaks:
         views.colorbar(views.Drawn(peaks, tops, [], scale), cmap)
 

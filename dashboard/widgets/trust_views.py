@@ -57,6 +57,19 @@ def cached_result(sel, method: str, n_samples: int, sigma: float) -> sanity.Meth
         return None
 
 
+def known_verdict(sel, method: str, n_samples: int, sigma: float) -> sanity.MethodSanity | None:
+    """The verdict known without computing: the disk cache, else the measurement shipped for
+    the default model and layer (``explainers.trust.verdicts``); None when neither has it. The
+    shipped results carry no maps: for the verdict only."""
+    from explainers.trust.verdicts import known_result
+
+    try:
+        fp = _fingerprint(sel.model_token, sel.bundle)
+        return known_result(sel.bundle, sel.layer.path, method, n_samples, sigma, fingerprint=fp)[0]
+    except Exception:  # noqa: BLE001 - a missing or unreadable measurement never breaks the page
+        return None
+
+
 def _line(container, flagged: bool, name: str, value: str, meaning: str) -> None:
     """Neutral styling: the figure, its meaning and, when it crosses its threshold, the words."""
     container.markdown(f"**{name}: {value}**{' (past the warning threshold)' if flagged else ''} — {meaning}")
