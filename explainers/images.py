@@ -10,9 +10,9 @@ The limits, in one place (the README repeats them):
 - ``MAX_PIXELS``: larger images (width × height, from the header) are refused;
 - ``MAX_SIDE``: what any page or command needs (the model sees ~300 px, the pages draw at most
   512, a report page ~1000): a decoded image is at most this many pixels on its longer side.
-  A JPEG is decoded at a reduced scale (Pillow's ``draft``: 1/2, 1/4 or 1/8 straight from the
-  DCT), so a 48-megapixel photo costs tens of megabytes, not gigabytes; other formats are
-  decoded whole (up to ``MAX_PIXELS``), then reduced.
+  A JPEG is decoded at the first of 1/2, 1/4 or 1/8 scale that fits (Pillow's ``draft``, straight
+  from the DCT), so a 48-megapixel photo (8000 × 6000) is decoded at 2000 × 1500 for tens of
+  megabytes; other formats are decoded whole (up to ``MAX_PIXELS``), then reduced.
 """
 
 from __future__ import annotations
@@ -158,10 +158,10 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS,
         _check_size(width, height, name, max_pixels)
         try:
             if max_side and im.format == "JPEG" and max(width, height) > max_side:
-                # Decode at 1/2, 1/4 or 1/8 scale (never below max_side on the longer side).
-                scale = max(width, height) / max_side
+                # Decode straight at 1/2, 1/4 or 1/8 scale: the first that fits max_side.
+                k = next((k for k in (2, 4, 8) if max(width, height) / k <= max_side), 8)
                 im.draft(im.mode if im.mode in ("RGB", "L") else None,
-                         (max(1, int(width / scale)), max(1, int(height / scale))))
+                         (max(1, -(-width // k)), max(1, -(-height // k))))
             im.load()  # force the full decode now, so a truncated file fails here, not later
         except Image.DecompressionBombError:
             raise ExplainerError(f"{name} is too large; refusing it as a possible decompression bomb") from None
@@ -172,7 +172,7 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS,
                 raise ExplainerError(f"{name} is truncated or damaged: the image data ends early") from None
             raise ExplainerError(f"{name} could not be decoded: {_one_line(exc)}") from None
         try:
-            im = ImageOps.exif_transpose(im) or im
+            ImageOps.exif_transpose(im, in_place=True)  # no copy when the photo is upright
         except Exception:
             pass  # a broken EXIF block is no reason to refuse the pixels
         try:
