@@ -95,7 +95,8 @@ def _audit_section() -> None:
     if sel.image is None or not sel.ready:
         st.info("Choose an image in the sidebar to audit its map.")
         return
-    ex = sel.explain(methods=DEFAULT_METHODS)
+    with st.spinner("Computing the maps …"):
+        ex = sel.explain(methods=DEFAULT_METHODS)
     method = st.radio("Map", DEFAULT_METHODS, format_func=lambda k: REGISTRY[k].label,
                       horizontal=True, key="trust:audit_method")
     upload = st.file_uploader("Lesion mask (PNG, white lesion on black); automatic when none",
@@ -115,8 +116,9 @@ def _audit_section() -> None:
         with guard("reading the mask"):
             mask = load_mask(upload.getvalue(), (sel.image.height, sel.image.width))
     t = int(sel.target)
-    result = audit(sel.bundle, sel.image, ex.maps[method][0], t, extra_inputs=sel.extra, mask=mask,
-                   box=box, mode=mode)
+    with st.spinner("Outlining the lesion and re-scoring the image with regions hidden …"):
+        result = audit(sel.bundle, sel.image, ex.maps[method][0], t, extra_inputs=sel.extra,
+                       mask=mask, box=box, mode=mode)
     shown = draw_outline(np.asarray(sel.image.convert("RGB")), result.lesion, (255, 255, 255), 3)
     left, right = st.columns(2)
     left.image(render.overlay(shown, ex.maps[method][0], opacity=0.45), width="stretch",
