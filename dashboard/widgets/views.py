@@ -1,5 +1,5 @@
-"""Pieces of page that several pages draw: the prediction table, the noise controls, the
-side-by-side maps with their raw maxima, weak-evidence flags and colour scale (a fragment:
+"""Pieces of page that several pages draw: the prediction table, the noise controls (from
+``noise_form``), the side-by-side maps with their raw maxima, weak-evidence flags and colour scale (a fragment:
 colour map, opacity and scale rerun only it and recompute nothing), filter parsing and the
 layer grid drawn over the image."""
 
