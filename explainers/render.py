@@ -245,8 +245,15 @@ def overlay(image_uint8: np.ndarray, cam: np.ndarray, cmap: str | Colormap = DEF
         alpha = np.full(scaled.shape + (1,), opacity, dtype=np.float32)
     if threshold > 0:
         alpha = np.where(scaled[..., None] < threshold, 0.0, alpha)
-    blended = (1.0 - alpha) * img.astype(np.float32) + alpha * heat
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    # (1 − α)·image + α·heat, in place (the same float32 operations, fewer temporaries: a
+    # display change redraws every overlay, so this runs on each opacity step).
+    blended = img.astype(np.float32)
+    blended *= 1.0 - alpha
+    heat *= alpha
+    blended += heat
+    np.rint(blended, out=blended)
+    np.clip(blended, 0, 255, out=blended)
+    return blended.astype(np.uint8)
 
 
 def scale_to(maps: np.ndarray, peak: float) -> np.ndarray:

@@ -20,7 +20,7 @@ from explainers import render  # noqa: E402
 from explainers.evaluation import scoring as metrics
 from explainers.settings import ExplainSettings
 from explainers.evaluation.localisation import DEFAULT_THRESHOLD, box_scores, cam_box  # noqa: E402
-from explainers.methods import COUNTERFACTUAL, REGISTRY, method_keys, method_label  # noqa: E402
+from explainers.methods import REGISTRY, method_keys, method_label  # noqa: E402
 from explainers.methods.agreement import coinciding_groups, gradient_constant_per_channel  # noqa: E402
 from explainers.methods.guided import to_image  # noqa: E402
 from explainers.methods.scorecam import DEFAULT_MAX_CHANNELS  # noqa: E402
@@ -114,14 +114,6 @@ def mask_upload():
     return mask, (digest if mask is not None else None)
 
 
-def blank_note(m: str) -> str:
-    """What an all-zero map means, in words (shown instead of an untinted photo)."""
-    against = m == COUNTERFACTUAL
-    return (f"**No evidence {'against' if against else 'for'} the class** at this layer: "
-            f"the {REGISTRY[m].label} map is 0 everywhere"
-            + (" (nothing here would raise the class score if removed)." if against else "."))
-
-
 def same_as(maps) -> dict[str, list[str]]:
     """For each heatmap, the other methods whose map has the same shape here."""
     cams = {m: v for m, v in maps.items() if REGISTRY[m].cam and render.peak_of(v) > 0}
@@ -146,7 +138,7 @@ def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
         title = method_label(m, n_samples, sigma)
         lines = [f"**{title}** · {seconds.get(m, 0.0):.2f} s"]
         if REGISTRY[m].cam and peaks[m] <= 0:
-            col.info(blank_note(m), icon=":material/block:")
+            col.info(views.blank_note(m, REGISTRY[m].label), icon=":material/block:")
             lines.append(f"raw max 0 {render.RAW_UNIT}")
         elif REGISTRY[m].cam:
             box = cam_box(maps[m], size, threshold)

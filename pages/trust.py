@@ -102,7 +102,8 @@ def _audit_section() -> None:
     if sel.image is None or not sel.ready:
         st.info("Choose an image in the sidebar to audit its map.")
         return
-    ex = sel.explain(methods=DEFAULT_METHODS)
+    with st.spinner("Computing the maps …"):
+        ex = sel.explain(methods=DEFAULT_METHODS)
     method = st.radio("Map", DEFAULT_METHODS, format_func=lambda k: REGISTRY[k].label,
                       horizontal=True, key="trust:audit_method")
     upload = st.file_uploader("Lesion mask (PNG, white lesion on black); automatic when none",
@@ -125,8 +126,9 @@ def _audit_section() -> None:
             if note:
                 st.info(note, icon=":material/aspect_ratio:")
     t = int(sel.target)
-    result = audit(sel.bundle, sel.image, ex.maps[method][0], t, extra_inputs=sel.extra, mask=mask,
-                   box=box, mode=mode)
+    with st.spinner("Outlining the lesion and re-scoring the image with regions hidden …"):
+        result = audit(sel.bundle, sel.image, ex.maps[method][0], t, extra_inputs=sel.extra,
+                       mask=mask, box=box, mode=mode)
     shown = render.overlay(np.asarray(sel.image.convert("RGB")), ex.maps[method][0], opacity=0.45)
     how = ("uploaded mask" if result.stability is None else
            f"automatic; stability {result.stability:.2f} = IoU of the outlines at a stricter and a looser "

@@ -162,11 +162,18 @@ def prediction(model_token: str, image_digest: str, extra_token: tuple, _bundle:
     return predict(_bundle.model, _x, _extra)
 
 
+#: A pause after showing a progress bar, before the computation starts: TensorFlow then takes
+#: every core, and the server's thread that sends the bar to the browser waited seconds for
+#: one on a busy machine (the bar appeared 2–4 s after the click; issue 17).
+SEND_FIRST_S = 0.05
+
+
 def _explanation_uncached(bundle, x, extra, settings: ExplainSettings, show_progress: bool):
     n_samples = settings.n_samples
     bar = None
     if show_progress and n_samples > 0:
         bar = st.progress(0.0, text=f"Computing {n_samples} noisy samples ...")
+        time.sleep(SEND_FIRST_S)  # see SEND_FIRST_S
 
     def progress(done: int, total: int) -> None:
         if bar is not None:

@@ -15,6 +15,8 @@ from explainers import explain_details, zoo
 from explainers.engine.capture import get_runner
 from explainers.settings import ExplainSettings
 
+from dashboard.frame.loaders import SEND_FIRST_S
+
 
 @st.cache_data(show_spinner=False, max_entries=12)  # ~5 MB each for the skin-lesion model
 def explanation(model_token: str, image_digest: str, extra_token: tuple, settings: ExplainSettings,
@@ -23,6 +25,7 @@ def explanation(model_token: str, image_digest: str, extra_token: tuple, setting
     maps and each method's seconds). A progress bar is shown while it runs and removed after,
     so a cache hit replays nothing visible."""
     bar = st.progress(0.0, text="Computing ...")
+    time.sleep(SEND_FIRST_S)  # the bar reaches the browser before TensorFlow takes the cores
 
     def progress(done: int, total: int) -> None:
         bar.progress(min(1.0, done / max(total, 1)), text=f"Computing: {done} of {total}")

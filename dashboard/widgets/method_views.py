@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.frame import state
-from explainers.methods import DEFAULT_METHODS, REGISTRY, method_keys, method_label
+from explainers.methods import COUNTERFACTUAL, DEFAULT_METHODS, REGISTRY, method_keys, method_label
 from explainers.methods.guided import to_image
 
 #: What Explain offers: every method but those that cost extra forward passes per channel.
@@ -54,3 +54,11 @@ def draw_pixel_maps(ex, columns: Sequence) -> None:
                       f"{pixel.shape[1]} px; grey is 0, bright is positive, dark is negative.")
         col.caption(f"max |value| **{float(np.abs(pixel).max()):.3g}** (class score per unit of "
                     "the model's input); grey = 0")
+
+
+def blank_note(method: str, title: str) -> str:
+    """What a map that is 0 everywhere means, in words (shown instead of an untinted photo)."""
+    against = method == COUNTERFACTUAL
+    return (f"**No evidence {'against' if against else 'for'} the class** at this layer: the "
+            f"{title} map is 0 everywhere"
+            + (" (nothing here would raise the class score if removed)." if against else "."))

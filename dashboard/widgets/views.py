@@ -1,5 +1,5 @@
-"""Pieces of page that several pages draw: the prediction table, the noise controls, the
-side-by-side maps with their raw maxima, weak-evidence flags and colour scale (a fragment:
+"""Pieces of page that several pages draw: the prediction table, the noise controls (from
+``noise_form``), the side-by-side maps with their raw maxima, weak-evidence flags and colour scale (a fragment:
 colour map, opacity and scale rerun only it and recompute nothing), filter parsing and the
 layer grid drawn over the image."""
 
@@ -21,7 +21,8 @@ from explainers.errors import ExplainerError
 
 from dashboard.frame import loaders, state
 from dashboard.frame.notices import code, plain
-from dashboard.widgets.method_views import draw_pixel_maps
+from dashboard.widgets.method_views import blank_note, draw_pixel_maps
+from dashboard.widgets.noise_form import noise_controls  # noqa: F401 - the pages call views.noise_controls
 from dashboard.widgets.sidebar import RANDOM_NOTE, Selection
 
 
@@ -151,40 +152,6 @@ def gallery(sel: Selection) -> None:
                           width="stretch")
 
 
-# --- noise controls -----------------------------------------------------------------------------
-NOISE_FORM = "noise_form"
-NOISE_APPLY = "w:noise_apply"
-
-
-def _apply(commits: Sequence) -> None:
-    for commit in commits:  # each wrapped by state.safe: never raises
-        commit()
-
-
-def noise_controls() -> tuple[int, float, int]:
-    """Samples (0–50), sigma (0.00–1.00) and seed, shared by all pages. In a form: dragging a
-    slider or stepping it with the keyboard recomputes nothing until "Apply noise" is pressed
-    (every noisy sample costs a gradient pass; a rerun per keyboard step queued minutes)."""
-    kws = [state.bind(state.N_SAMPLES),
-           state.bind(state.SIGMA, from_widget=lambda v: round(float(v), 2)),
-           state.bind(state.SEED)]
-    commits = tuple(kw.pop("on_change") for kw in kws)  # a form's widgets take no callbacks
-    with st.form(NOISE_FORM, border=False, enter_to_submit=False):
-        c1, c2, c3, c4 = st.columns([3, 3, 1, 1], vertical_alignment="bottom")
-        c1.slider("Noise samples (0 = plain Grad-CAM / Grad-CAM++)", 0, state.MAX_SAMPLES, step=1,
-                  help="Smooth Grad-CAM++: average the gradients over this many noisy copies. "
-                       "Applied with the button.", **kws[0])
-        c2.slider("Noise σ (fraction of the image's value range)", 0.0, 1.0, step=0.01,
-                  format="%.2f", help="Standard deviation of the Gaussian noise, as a fraction "
-                  "of (max − min) of the preprocessed image. Used when samples > 0.", **kws[1])
-        c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1,
-                        help="Same seed, same noise, same smoothed maps.", **kws[2])
-        c4.form_submit_button("Apply noise", on_click=_apply, args=(commits,), key=NOISE_APPLY,
-                              type="primary",
-                              icon=":material/check:", width="stretch")
-    return int(state.get(state.N_SAMPLES)), float(state.get(state.SIGMA)), int(state.get(state.SEED))
-
-
 # --- the side-by-side maps ----------------------------------------------------------------------
 SCALE_NAMES = {"own": "each map's own maximum", "shared": "one scale for the maps on screen",
                "absolute": "absolute (a fixed raw range)"}
@@ -308,6 +275,10 @@ def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cma
     tops = render.scale_peaks(peaks, scale, abs_max)
     for col, it in zip(columns, items):
         peak = peaks[it.title]
+        if peak <= 0:  # an untinted photo looked like a broken map
+            col.info(blank_note(it.method, it.title), icon=":material/block:")
+            col.caption(f"raw max **0** {render.RAW_UNIT}")
+            continue
         pic = render.overlay(disp, it.cam, cmap=cmap, opacity=opacity,
                              peak=None if scale == "own" else tops[it.title])
         if boxes:
