@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from explainers.engine.allocator import prefer_system_allocator  # noqa: E402
+from explainers.engine.allocator import prefer_system_allocator
 
 prefer_system_allocator()  # before TensorFlow loads (plain `streamlit run app.py` starts here)
 
@@ -45,22 +45,57 @@ warmup = start_warmup()  # once per server process; returns at once
 # has seen st.navigation; see dashboard/frame/bootstrap.py) lands on the same page.
 
 pages = [
-    st.Page(str(HERE / "pages" / "explain.py"), title="Explain", icon=":material/visibility:",
-            default=True),
-    st.Page(str(HERE / "pages" / "filters_neurons.py"), title="Filters and neurons",
-            icon=":material/grid_on:", url_path="filters_neurons"),
-    st.Page(str(HERE / "pages" / "how_it_works.py"), title="How it works",
-            icon=":material/school:", url_path="how_it_works"),
-    st.Page(str(HERE / "pages" / "compare.py"), title="Compare methods",
-            icon=":material/compare:", url_path="compare"),
+    st.Page(
+        str(HERE / "pages" / "explain.py"),
+        title="Explain",
+        icon=":material/visibility:",
+        default=True,
+    ),
+    st.Page(
+        str(HERE / "pages" / "filters_neurons.py"),
+        title="Filters and neurons",
+        icon=":material/grid_on:",
+        url_path="filters_neurons",
+    ),
+    st.Page(
+        str(HERE / "pages" / "how_it_works.py"),
+        title="How it works",
+        icon=":material/school:",
+        url_path="how_it_works",
+    ),
+    st.Page(
+        str(HERE / "pages" / "compare.py"),
+        title="Compare methods",
+        icon=":material/compare:",
+        url_path="compare",
+    ),
 ]
 if (HERE / "pages" / "evaluate.py").is_file():  # written separately; the app runs without it
-    pages.append(st.Page(str(HERE / "pages" / "evaluate.py"), title="Evaluate",
-                         icon=":material/fact_check:", url_path="evaluate"))
+    pages.append(
+        st.Page(
+            str(HERE / "pages" / "evaluate.py"),
+            title="Evaluate",
+            icon=":material/fact_check:",
+            url_path="evaluate",
+        )
+    )
 
-pages.append(st.Page(str(HERE / "pages" / "trust.py"), title="Trust", icon=":material/verified:", url_path="trust"))
-pages.append(st.Page(str(HERE / "pages" / "audit.py"), title="Audit a dataset",
-                     icon=":material/checklist:", url_path="audit"))
+pages.append(
+    st.Page(
+        str(HERE / "pages" / "trust.py"),
+        title="Trust",
+        icon=":material/verified:",
+        url_path="trust",
+    )
+)
+pages.append(
+    st.Page(
+        str(HERE / "pages" / "audit.py"),
+        title="Audit a dataset",
+        icon=":material/checklist:",
+        url_path="audit",
+    )
+)
 
 page = st.navigation(pages)  # its own list is hidden (.streamlit/config.toml): the links below
 with st.sidebar:
@@ -71,12 +106,15 @@ with st.sidebar:
 
 status = st.empty()
 if not warmup.done():
-    status.info("**Grad-CAM explorer** is starting: loading TensorFlow and the skin-lesion "
-                "model (about 10 s after a server start) ...", icon=":material/hourglass_top:")
+    status.info(
+        "**Grad-CAM explorer** is starting: loading TensorFlow and the skin-lesion "
+        "model (about 10 s after a server start) ...",
+        icon=":material/hourglass_top:",
+    )
 
 from dashboard.frame import share, state  # noqa: E402  (imports TensorFlow)
-from dashboard.widgets import sidebar
 from dashboard.frame.errors import guard  # noqa: E402
+from dashboard.widgets import sidebar  # noqa: E402
 
 with guard("drawing the sidebar"):
     sidebar.render()

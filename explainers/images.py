@@ -21,7 +21,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -34,7 +34,7 @@ MAX_PIXELS = 50_000_000
 #: Longest side, in pixels, of every decoded image (larger ones are reduced, aspect kept).
 MAX_SIDE = 2048
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 # Opaque background for transparent images: what a viewer shows on a white page.
 _BACKGROUND = (255, 255, 255)
@@ -116,13 +116,14 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, _BACKGROUND + (255,))
+        background = Image.new("RGBA", rgba.size, (*_BACKGROUND, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return im.convert("RGB")
 
 
-def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS,
-               max_side: int | None = MAX_SIDE) -> Image.Image:
+def load_image(
+    source: ImageSource, *, max_pixels: int = MAX_PIXELS, max_side: int | None = MAX_SIDE
+) -> Image.Image:
     """Decode a path, bytes or binary file into a fully loaded 8-bit RGB ``PIL.Image``.
 
     Every failure the user can cause (missing, empty, truncated, not an image, too large, an
@@ -150,7 +151,9 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS,
         ) from None
     except Exception as exc:  # malformed headers raise anything from SyntaxError to struct.error
         if _looks_truncated(exc):
-            raise ExplainerError(f"{name} is truncated or damaged: the image data ends early") from None
+            raise ExplainerError(
+                f"{name} is truncated or damaged: the image data ends early"
+            ) from None
         raise ExplainerError(f"{name} is not a readable image: {_one_line(exc)}") from None
 
     with im:
@@ -160,16 +163,22 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS,
             if max_side and im.format == "JPEG" and max(width, height) > max_side:
                 # Decode straight at 1/2, 1/4 or 1/8 scale: the first that fits max_side.
                 k = next((k for k in (2, 4, 8) if max(width, height) / k <= max_side), 8)
-                im.draft(im.mode if im.mode in ("RGB", "L") else None,
-                         (max(1, -(-width // k)), max(1, -(-height // k))))
+                im.draft(
+                    im.mode if im.mode in ("RGB", "L") else None,
+                    (max(1, -(-width // k)), max(1, -(-height // k))),
+                )
             im.load()  # force the full decode now, so a truncated file fails here, not later
         except Image.DecompressionBombError:
-            raise ExplainerError(f"{name} is too large; refusing it as a possible decompression bomb") from None
+            raise ExplainerError(
+                f"{name} is too large; refusing it as a possible decompression bomb"
+            ) from None
         except MemoryError:
             raise ExplainerError(f"{name} is too large to decode in memory") from None
         except Exception as exc:
             if _looks_truncated(exc):
-                raise ExplainerError(f"{name} is truncated or damaged: the image data ends early") from None
+                raise ExplainerError(
+                    f"{name} is truncated or damaged: the image data ends early"
+                ) from None
             raise ExplainerError(f"{name} could not be decoded: {_one_line(exc)}") from None
         try:
             ImageOps.exif_transpose(im, in_place=True)  # no copy when the photo is upright
@@ -178,7 +187,9 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS,
         try:
             rgb = _to_rgb(im)
         except (ValueError, OSError) as exc:
-            raise ExplainerError(f"{name} has colour mode {im.mode}, which cannot be converted to RGB: {_one_line(exc)}") from None
+            raise ExplainerError(
+                f"{name} has colour mode {im.mode}, which cannot be converted to RGB: {_one_line(exc)}"
+            ) from None
         rgb.load()
         if max_side and max(rgb.size) > max_side:
             rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
@@ -209,7 +220,9 @@ def to_array(image: Image.Image) -> np.ndarray:
 
 def _looks_truncated(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return isinstance(exc, EOFError) or any(w in text for w in ("truncated", "broken", "premature end"))
+    return isinstance(exc, EOFError) or any(
+        w in text for w in ("truncated", "broken", "premature end")
+    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -24,15 +24,17 @@ _SPLIT = re.compile(r"[,\s;]+")
 EXAMPLE = "e.g. 3, 10, 32 or 0-15, 40"
 
 
-def parse_indices(text: str, k: int | None = None, *, max_count: int = MAX_COUNT,
-                  what: str = "filter") -> list[int]:
+def parse_indices(
+    text: str, k: int | None = None, *, max_count: int = MAX_COUNT, what: str = "filter"
+) -> list[int]:
     """``"3, 10, 32"`` or ``"0-15, 40"`` (ranges inclusive; commas, spaces or semicolons
     between parts) → sorted unique indices below ``k`` (below ``MAX_INDEX`` when ``k`` is None),
     at most ``max_count`` of them. Anything else: ExplainerError in plain words."""
     text = str(text or "").strip()
     if len(text) > MAX_TEXT:
-        raise ExplainerError(f"the {what} list is too long (over {MAX_TEXT} characters); "
-                             f"use ranges, {EXAMPLE}")
+        raise ExplainerError(
+            f"the {what} list is too long (over {MAX_TEXT} characters); use ranges, {EXAMPLE}"
+        )
     parts = [p for p in _SPLIT.split(text) if p]
     if not parts:
         raise ExplainerError(f"no {what} indices given: type them, {EXAMPLE}")
@@ -52,9 +54,12 @@ def parse_indices(text: str, k: int | None = None, *, max_count: int = MAX_COUNT
             raise ExplainerError(f"the range '{part}' runs backwards; write it as {hi}-{lo}")
         if hi >= bound:
             if k is None:
-                raise ExplainerError(f"{what} {hi} is far beyond any layer "
-                                     f"(none has {MAX_INDEX} {what}s)")
-            raise ExplainerError(f"{what} {hi} does not exist: this layer has {what}s 0 to {bound - 1}")
+                raise ExplainerError(
+                    f"{what} {hi} is far beyond any layer (none has {MAX_INDEX} {what}s)"
+                )
+            raise ExplainerError(
+                f"{what} {hi} does not exist: this layer has {what}s 0 to {bound - 1}"
+            )
         spans.append((lo, hi))
     merged = _merge(spans)
     count = sum(hi - lo + 1 for lo, hi in merged)

@@ -13,7 +13,8 @@ map whose evidence is tiny beside the others.
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence, get_args
+from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
 
 import matplotlib
 import numpy as np
@@ -92,7 +93,7 @@ def normalize(maps: np.ndarray) -> np.ndarray:
     posinf = np.isposinf(arr)
     arr = np.where(np.isfinite(arr), arr, 0.0)
     arr = np.maximum(arr, 0.0)
-    peak = arr.max(axis=(-2, -1), keepdims=True) if arr.size else np.zeros(arr.shape[:-2] + (1, 1))
+    peak = arr.max(axis=(-2, -1), keepdims=True) if arr.size else np.zeros((*arr.shape[:-2], 1, 1))
     safe_peak = np.where(peak > 0, peak, 1.0)
     out = np.where(peak > 0, arr / safe_peak, 0.0)
     out = np.where(posinf, 1.0, out)
@@ -105,7 +106,9 @@ def _colormap(cmap: str | Colormap) -> Colormap:
     try:
         return matplotlib.colormaps[cmap]
     except KeyError:
-        raise ExplainerError(f"unknown colour map '{cmap}' (try jet, viridis, inferno, turbo)") from None
+        raise ExplainerError(
+            f"unknown colour map '{cmap}' (try jet, viridis, inferno, turbo)"
+        ) from None
 
 
 def colorize(map01: np.ndarray, cmap: str | Colormap = DEFAULT_CMAP) -> np.ndarray:
@@ -139,8 +142,9 @@ def peak_of(cam: np.ndarray) -> float:
     return float(max(arr.max(), 0.0)) if arr.size else 0.0
 
 
-def scale_peaks(peaks: Mapping[str, float], scale: Scale = "own",
-                absolute_max: float | None = None) -> dict[str, float]:
+def scale_peaks(
+    peaks: Mapping[str, float], scale: Scale = "own", absolute_max: float | None = None
+) -> dict[str, float]:
     """The raw value drawn as the top colour of each map, for one of the three scales.
 
     ``own``: each map's own maximum (shapes comparable, magnitudes not); ``shared``: the largest
@@ -153,15 +157,17 @@ def scale_peaks(peaks: Mapping[str, float], scale: Scale = "own",
         return clean
     if scale == "shared":
         top = max(clean.values(), default=0.0)
-        return {k: top for k in clean}
+        return dict.fromkeys(clean, top)
     if scale == "absolute":
         try:
             value = float(absolute_max)
         except (TypeError, ValueError):
             raise ExplainerError("the absolute scale needs a maximum in raw map units") from None
         if not np.isfinite(value) or value <= 0:
-            raise ExplainerError(f"the absolute scale's maximum must be a positive number, got {absolute_max!r}")
-        return {k: value for k in clean}
+            raise ExplainerError(
+                f"the absolute scale's maximum must be a positive number, got {absolute_max!r}"
+            )
+        return dict.fromkeys(clean, value)
     raise ExplainerError(f"unknown scale '{scale}' (own, shared or absolute)")
 
 
@@ -204,9 +210,16 @@ def nice_ceiling(value: float) -> float:
     return float(10.0 * power)
 
 
-def overlay(image_uint8: np.ndarray, cam: np.ndarray, cmap: str | Colormap = DEFAULT_CMAP,
-            opacity: float = 0.5, *, peak: float | None = None, fade: str = "value",
-            threshold: float = 0.0) -> np.ndarray:
+def overlay(
+    image_uint8: np.ndarray,
+    cam: np.ndarray,
+    cmap: str | Colormap = DEFAULT_CMAP,
+    opacity: float = 0.5,
+    *,
+    peak: float | None = None,
+    fade: str = "value",
+    threshold: float = 0.0,
+) -> np.ndarray:
     """The raw map ``cam (h, w)`` upsampled to the image, scaled, coloured and alpha-blended,
     uint8 ``(H, W, 3)``.
 
@@ -242,7 +255,7 @@ def overlay(image_uint8: np.ndarray, cam: np.ndarray, cmap: str | Colormap = DEF
     if fade == "value":
         alpha = opacity * scaled[..., None]
     else:
-        alpha = np.full(scaled.shape + (1,), opacity, dtype=np.float32)
+        alpha = np.full((*scaled.shape, 1), opacity, dtype=np.float32)
     if threshold > 0:
         alpha = np.where(scaled[..., None] < threshold, 0.0, alpha)
     # (1 − α)·image + α·heat, in place (the same float32 operations, fewer temporaries: a
@@ -268,9 +281,15 @@ def scale_to(maps: np.ndarray, peak: float) -> np.ndarray:
     return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
 
 
-def colorbar_figure(cmap: str | Colormap = DEFAULT_CMAP, label: str = "relative importance",
-                    *, vmax: float | None = None, unit: str = RAW_UNIT,
-                    text_color: str | None = None, fontsize: float = 12.0) -> Figure:
+def colorbar_figure(
+    cmap: str | Colormap = DEFAULT_CMAP,
+    label: str = "relative importance",
+    *,
+    vmax: float | None = None,
+    unit: str = RAW_UNIT,
+    text_color: str | None = None,
+    fontsize: float = 12.0,
+) -> Figure:
     """A horizontal colour bar to sit under the overlays, on a transparent background.
 
     Without ``vmax`` its ticks say what the per-map scale means ("0 (none)" … "1 (map
@@ -284,7 +303,9 @@ def colorbar_figure(cmap: str | Colormap = DEFAULT_CMAP, label: str = "relative 
     top = None if vmax is None else float(vmax)
     if top is not None and not (np.isfinite(top) and top > 0):
         top = None
-    mappable = ScalarMappable(norm=Normalize(0.0, 1.0 if top is None else top), cmap=_colormap(cmap))
+    mappable = ScalarMappable(
+        norm=Normalize(0.0, 1.0 if top is None else top), cmap=_colormap(cmap)
+    )
     bar = fig.colorbar(mappable, cax=ax, orientation="horizontal")
     if top is None:
         bar.set_ticks([t for t, _ in SCALE_TICKS], labels=[s for _, s in SCALE_TICKS])
@@ -301,8 +322,9 @@ def colorbar_figure(cmap: str | Colormap = DEFAULT_CMAP, label: str = "relative 
     return fig
 
 
-def side_by_side(panels: Sequence[np.ndarray], captions: Sequence[str] | None = None,
-                 gap: int = 6) -> np.ndarray:
+def side_by_side(
+    panels: Sequence[np.ndarray], captions: Sequence[str] | None = None, gap: int = 6
+) -> np.ndarray:
     """Images of equal height in one row, each with its caption above, on white: uint8 RGB.
 
     Used for the CLI's ``input | Grad-CAM | Grad-CAM++`` picture.
@@ -330,8 +352,12 @@ def side_by_side(panels: Sequence[np.ndarray], captions: Sequence[str] | None = 
     return np.asarray(canvas, dtype=np.uint8).copy()
 
 
-def draw_box(image: np.ndarray, box: Sequence[int] | None, color: Sequence[int] = (255, 255, 255),
-             width: int = 2) -> np.ndarray:
+def draw_box(
+    image: np.ndarray,
+    box: Sequence[int] | None,
+    color: Sequence[int] = (255, 255, 255),
+    width: int = 2,
+) -> np.ndarray:
     """The image (uint8 RGB) with the rectangle ``box = (x0, y0, x1, y1)`` (x1, y1 exclusive,
     in the image's pixels) outlined ``width`` pixels inwards; unchanged when ``box`` is None."""
     img = _as_rgb_uint8(image).copy()
@@ -357,7 +383,9 @@ OUTLINE_COLOR = (255, 255, 255)
 DASH = 8
 
 
-def contour(mask: np.ndarray, shape: Sequence[int], width: int = 3, dashed: bool = False) -> np.ndarray:
+def contour(
+    mask: np.ndarray, shape: Sequence[int], width: int = 3, dashed: bool = False
+) -> np.ndarray:
     """Boolean (H, W): the border of ``mask`` (resized to ``shape``, nearest neighbour), pixels
     of the mask within ``width`` px of a non-mask 4-neighbour or of the image edge; ``dashed``
     keeps every other ``DASH``-px stretch (along the diagonals, so every side gets dashes)."""
@@ -368,7 +396,10 @@ def contour(mask: np.ndarray, shape: Sequence[int], width: int = 3, dashed: bool
     if m.ndim != 2:
         raise ExplainerError(f"a lesion mask is 2-D, got shape {m.shape}")
     if m.shape != (h, w):
-        m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+        m = (
+            np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST))
+            > 127
+        )
     inner = m.copy()
     for _ in range(max(1, int(width))):
         p = np.pad(inner, 1, constant_values=False)
@@ -380,8 +411,13 @@ def contour(mask: np.ndarray, shape: Sequence[int], width: int = 3, dashed: bool
     return edge
 
 
-def draw_contour(image: np.ndarray, mask: np.ndarray, color: Sequence[int] = OUTLINE_COLOR,
-                 width: int = 3, dashed: bool = False) -> np.ndarray:
+def draw_contour(
+    image: np.ndarray,
+    mask: np.ndarray,
+    color: Sequence[int] = OUTLINE_COLOR,
+    width: int = 3,
+    dashed: bool = False,
+) -> np.ndarray:
     """The image (uint8 RGB, e.g. an overlay) with the lesion outline drawn on top: its pixels
     are exactly ``color``, so the outline stays readable whatever the map below it."""
     img = _as_rgb_uint8(image).copy()
@@ -393,8 +429,9 @@ def draw_contour(image: np.ndarray, mask: np.ndarray, color: Sequence[int] = OUT
 ALARM_RGB = (200, 0, 32)
 
 
-def mark_unreliable(image: np.ndarray, label: str = "DO NOT READ AS EVIDENCE",
-                    color: Sequence[int] = ALARM_RGB) -> np.ndarray:
+def mark_unreliable(
+    image: np.ndarray, label: str = "DO NOT READ AS EVIDENCE", color: Sequence[int] = ALARM_RGB
+) -> np.ndarray:
     """The picture (uint8 RGB) with a red border and ``label`` in white on a red band across its
     top: a map that failed its sanity checks stays marked wherever the picture goes (a
     screenshot, a download, the report). A new array; the input is not changed."""
@@ -402,11 +439,11 @@ def mark_unreliable(image: np.ndarray, label: str = "DO NOT READ AS EVIDENCE",
 
     img = _as_rgb_uint8(image).copy()
     h, w = img.shape[:2]
-    t = max(2, int(round(min(h, w) * 0.025)))
+    t = max(2, round(min(h, w) * 0.025))
     c = np.asarray(color, dtype=np.uint8)[:3]
-    img[:t], img[h - t:], img[:, :t], img[:, w - t:] = c, c, c, c
-    band = max(12, int(round(h * 0.085)))
-    img[:min(h, band)] = c
+    img[:t], img[h - t :], img[:, :t], img[:, w - t :] = c, c, c, c
+    band = max(12, round(h * 0.085))
+    img[: min(h, band)] = c
     pic = Image.fromarray(img)
     draw = ImageDraw.Draw(pic)
     size = max(8, int(band * 0.62))
@@ -415,8 +452,12 @@ def mark_unreliable(image: np.ndarray, label: str = "DO NOT READ AS EVIDENCE",
         size -= 1
         font = ImageFont.load_default(size=size)
     left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-    draw.text(((w - (right - left)) / 2 - left, (band - (bottom - top)) / 2 - top), label,
-              fill=(255, 255, 255), font=font)
+    draw.text(
+        ((w - (right - left)) / 2 - left, (band - (bottom - top)) / 2 - top),
+        label,
+        fill=(255, 255, 255),
+        font=font,
+    )
     return np.asarray(pic, dtype=np.uint8)
 
 
@@ -434,12 +475,19 @@ def two_sided(for_map: np.ndarray, against_map: np.ndarray) -> tuple[np.ndarray,
     return np.clip((pro - con) / peak, -1.0, 1.0).astype(np.float32), peak
 
 
-def diverging_overlay(image_uint8: np.ndarray, for_map: np.ndarray, against_map: np.ndarray,
-                      cmap: str | Colormap = "RdBu_r", opacity: float = 0.55) -> np.ndarray:
+def diverging_overlay(
+    image_uint8: np.ndarray,
+    for_map: np.ndarray,
+    against_map: np.ndarray,
+    cmap: str | Colormap = "RdBu_r",
+    opacity: float = 0.55,
+) -> np.ndarray:
     """The two-sided map over the image: red = evidence for, blue = against, white = neither
     (0 at the colour map's centre). Uniform blend, as ``overlay``."""
     img = _as_rgb_uint8(image_uint8)
     signed, _ = two_sided(for_map, against_map)
     heat = colorize((upsample(signed, img.shape[:2]) + 1.0) / 2.0, cmap)
-    blended = (1.0 - float(opacity)) * img.astype(np.float32) + float(opacity) * heat.astype(np.float32)
+    blended = (1.0 - float(opacity)) * img.astype(np.float32) + float(opacity) * heat.astype(
+        np.float32
+    )
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

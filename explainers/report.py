@@ -16,10 +16,11 @@ import hashlib
 import io
 import platform
 import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
@@ -28,8 +29,10 @@ from matplotlib.figure import Figure
 from explainers import render
 from explainers.errors import ExplainerError
 
-DISCLAIMER = ("Research model, not a diagnostic device. The heatmaps show where the model found "
-              "evidence for a class; they do not show that the model is right.")
+DISCLAIMER = (
+    "Research model, not a diagnostic device. The heatmaps show where the model found "
+    "evidence for a class; they do not show that the model is right."
+)
 PACKAGES = ("numpy", "tensorflow", "keras", "matplotlib", "pillow", "sklesion")
 A4 = (8.27, 11.69)  # inches
 MAX_ROWS = 30  # classes listed one per row; beyond this the rest are summed
@@ -106,8 +109,9 @@ def _page() -> Figure:
     return fig
 
 
-def _text_lines(fig: Figure, lines: Sequence[tuple[str, dict]], top: float = 0.95,
-                step: float = 0.022) -> float:
+def _text_lines(
+    fig: Figure, lines: Sequence[tuple[str, dict]], top: float = 0.95, step: float = 0.022
+) -> float:
     y = top
     for text, style in lines:
         size = style.get("fontsize", 10)
@@ -126,9 +130,12 @@ def _prediction_rows(case: CaseData) -> tuple[list[int], float]:
     return [int(i) for i in shown], rest
 
 
-ALARM = "#%02x%02x%02x" % render.ALARM_RGB
-LEVEL_STYLE = {"fail": {"color": ALARM, "fontweight": "bold"}, "pass": {"color": "#1b7a2e"},
-               "unknown": {"color": "black"}}
+ALARM = "#{:02x}{:02x}{:02x}".format(*render.ALARM_RGB)
+LEVEL_STYLE = {
+    "fail": {"color": ALARM, "fontweight": "bold"},
+    "pass": {"color": "#1b7a2e"},
+    "unknown": {"color": "black"},
+}
 
 
 def summary_page(case: CaseData) -> Figure:
@@ -143,27 +150,43 @@ def summary_page(case: CaseData) -> Figure:
         (DISCLAIMER, {"fontsize": 9, "color": "#b00020", "fontweight": "bold"}),
         (f"Model: {case.model_label}", {"fontsize": 9}),
         (f"Model fingerprint: {case.model_fingerprint}", small),
-        (f"Image: {case.image_name} ({case.image.shape[1]}×{case.image.shape[0]} px shown)", {"fontsize": 9}),
+        (
+            f"Image: {case.image_name} ({case.image.shape[1]}×{case.image.shape[0]} px shown)",
+            {"fontsize": 9},
+        ),
     ]
     if case.patient:
         lines.append((f"Patient data given to the model: {case.patient}", {"fontsize": 9}))
     if case.record:
         lines.append((f"Recorded diagnosis: {case.record}", {"fontsize": 9}))
     if not case.meaningful:
-        lines.append(("The model has random weights: its prediction is meaningless.",
-                      {"fontsize": 9, "color": "#b00020"}))
-    lines.append((f"Heatmaps: class explained {case.explained}", {"fontsize": 12, "fontweight": "bold"}))
+        lines.append(
+            (
+                "The model has random weights: its prediction is meaningless.",
+                {"fontsize": 9, "color": "#b00020"},
+            )
+        )
+    lines.append(
+        (f"Heatmaps: class explained {case.explained}", {"fontsize": 12, "fontweight": "bold"})
+    )
     y = _text_lines(fig, lines, top=0.965, step=0.02)
     titles = list(case.maps)
     peaks = {t: render.peak_of(case.maps[t]) for t in titles}
     cells = int(np.prod(np.asarray(case.maps[titles[0]]).shape)) if titles else 0
-    comparable = {t: render.comparable_peak(case.methods.get(t, t), peaks[t], cells) for t in titles}
+    comparable = {
+        t: render.comparable_peak(case.methods.get(t, t), peaks[t], cells) for t in titles
+    }
     weak = set(render.weak_maps(comparable)) if len(titles) > 1 else set()
     tops = render.scale_peaks(peaks, case.scale, case.absolute_max)
     panels = [("Input", case.image, "", "unknown")]
     for t in titles:
-        pic = render.overlay(case.image, case.maps[t], cmap=case.cmap, opacity=case.opacity,
-                             peak=None if case.scale == "own" else tops[t])
+        pic = render.overlay(
+            case.image,
+            case.maps[t],
+            cmap=case.cmap,
+            opacity=case.opacity,
+            peak=None if case.scale == "own" else tops[t],
+        )
         level, sentence = case.verdicts.get(t, ("unknown", ""))
         if level == "fail":
             pic = render.mark_unreliable(pic)
@@ -185,27 +208,50 @@ def summary_page(case: CaseData) -> Figure:
         ax.set_title(title, fontsize=9)
         if note:
             wrapped = "\n".join(textwrap.fill(part, 34) for part in note.split("\n"))
-            ax.text(0.0, -0.03, wrapped, transform=ax.transAxes, ha="left", va="top", fontsize=7.5,
-                    **LEVEL_STYLE.get(level, {}))
+            ax.text(
+                0.0,
+                -0.03,
+                wrapped,
+                transform=ax.transAxes,
+                ha="left",
+                va="top",
+                fontsize=7.5,
+                **LEVEL_STYLE.get(level, {}),
+            )
     y = top - rows * (cell_h + text_h) - 0.01
     vmax = None if case.scale == "own" else max(tops.values(), default=0.0) or None
-    label = ("each map ÷ its own maximum" if vmax is None else
-             f"raw map value ({render.RAW_UNIT}), {case.scale} scale")
+    label = (
+        "each map ÷ its own maximum"
+        if vmax is None
+        else f"raw map value ({render.RAW_UNIT}), {case.scale} scale"
+    )
     bar_ax = fig.add_axes((0.15, y - 0.02, 0.7, 0.018))
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    bar = fig.colorbar(ScalarMappable(norm=Normalize(0, vmax or 1.0), cmap=render._colormap(case.cmap)),
-                       cax=bar_ax, orientation="horizontal")
+    bar = fig.colorbar(
+        ScalarMappable(norm=Normalize(0, vmax or 1.0), cmap=render._colormap(case.cmap)),
+        cax=bar_ax,
+        orientation="horizontal",
+    )
     if vmax is None:
         bar.set_ticks([t for t, _ in render.SCALE_TICKS], labels=[s for _, s in render.SCALE_TICKS])
     bar.set_label(label, fontsize=8)
     bar.ax.tick_params(labelsize=7)
     settings = "; ".join(f"{k}: {v}" for k, v in case.settings.items())
     raw = "; ".join(f"{t}: raw max {peaks[t]:.3g} {render.RAW_UNIT}" for t in titles)
-    _text_lines(fig, [("Settings: " + settings + f"; colour map {case.cmap}, opacity "
-                       f"{case.opacity:.2f} (fading with the map value), scale: {case.scale}. " + raw,
-                       {"fontsize": 7.5})], top=y - 0.075, step=0.018)
+    _text_lines(
+        fig,
+        [
+            (
+                "Settings: " + settings + f"; colour map {case.cmap}, opacity "
+                f"{case.opacity:.2f} (fading with the map value), scale: {case.scale}. " + raw,
+                {"fontsize": 7.5},
+            )
+        ],
+        top=y - 0.075,
+        step=0.018,
+    )
     return fig
 
 
@@ -215,8 +261,15 @@ def prediction_page(case: CaseData) -> Figure:
     small = {"fontsize": 9}
     shown, rest = _prediction_rows(case)
     kind = "probability" if case.softmax_head else "output"
-    y = _text_lines(fig, [(f"Prediction: every class, by pre-softmax score ({kind}, score)",
-                           {"fontsize": 13, "fontweight": "bold"})])
+    y = _text_lines(
+        fig,
+        [
+            (
+                f"Prediction: every class, by pre-softmax score ({kind}, score)",
+                {"fontsize": 13, "fontweight": "bold"},
+            )
+        ],
+    )
     height = 0.018 * (len(shown) + 1)
     ax = fig.add_axes((0.42, y - 0.03 - height, 0.38, height))
     probs = np.asarray(case.probabilities, dtype=np.float64)
@@ -227,25 +280,48 @@ def prediction_page(case: CaseData) -> Figure:
     ax.set_xlim(0, 100 if case.softmax_head else max(max(values), 1e-9) * 1.1)
     ax.tick_params(axis="x", labelsize=8)
     for pos, i in enumerate(shown):
-        text = (f"{probs[i] * 100:.1f} %" if case.softmax_head else f"{probs[i]:.4g}")
-        ax.text(1.02, pos, f"{text}  (score {float(case.logits[i]):.3f})",
-                transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+        text = f"{probs[i] * 100:.1f} %" if case.softmax_head else f"{probs[i]:.4g}"
+        ax.text(
+            1.02,
+            pos,
+            f"{text}  (score {float(case.logits[i]):.3f})",
+            transform=ax.get_yaxis_transform(),
+            va="center",
+            fontsize=8,
+        )
     ax.set_xlabel("probability (%)" if case.softmax_head else "model output", fontsize=8)
     y = y - 0.06 - height
     if rest:
-        fig.text(0.07, y, f"The other {len(case.probabilities) - len(shown)} classes together: "
-                          f"{rest * 100:.2f} %", fontsize=9, va="top")
+        fig.text(
+            0.07,
+            y,
+            f"The other {len(case.probabilities) - len(shown)} classes together: "
+            f"{rest * 100:.2f} %",
+            fontsize=9,
+            va="top",
+        )
         y -= 0.025
     versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
-    _text_lines(fig, [("Software", {"fontsize": 11, "fontweight": "bold"}), (f"{versions}", small),
-                      ("", small), (DISCLAIMER, {"fontsize": 8, "color": "#b00020"})], top=y - 0.01)
+    _text_lines(
+        fig,
+        [
+            ("Software", {"fontsize": 11, "fontweight": "bold"}),
+            (f"{versions}", small),
+            ("", small),
+            (DISCLAIMER, {"fontsize": 8, "color": "#b00020"}),
+        ],
+        top=y - 0.01,
+    )
     return fig
 
 
 def lines_page(title: str, lines: Sequence[str]) -> Figure:
     fig = _page()
-    _text_lines(fig, [(title, {"fontsize": 13, "fontweight": "bold"})]
-                + [(str(line), {"fontsize": 9}) for line in lines])
+    _text_lines(
+        fig,
+        [(title, {"fontsize": 13, "fontweight": "bold"})]
+        + [(str(line), {"fontsize": 9}) for line in lines],
+    )
     return fig
 
 
@@ -256,8 +332,12 @@ def write_report(case: CaseData, out: str | Path | io.BytesIO | None = None) -> 
     buf = io.BytesIO()
     created = case.created or _dt.datetime.now(_dt.timezone.utc)
     case.created = created
-    info = {"Title": f"Case report: {case.image_name}", "Subject": DISCLAIMER,
-            "Creator": "explainers (Grad-CAM explorer)", "CreationDate": created}
+    info = {
+        "Title": f"Case report: {case.image_name}",
+        "Subject": DISCLAIMER,
+        "Creator": "explainers (Grad-CAM explorer)",
+        "CreationDate": created,
+    }
     with PdfPages(buf, metadata=info) as pdf:
         pdf.savefig(summary_page(case))
         pdf.savefig(prediction_page(case))
@@ -280,7 +360,9 @@ def case_from_files(args: argparse.Namespace) -> CaseData:
     """Load the model and the image, explain the target, and build the report's content with
     the dashboard's own builder (``report_content.build_case``)."""
     from explainers import explain_details, predict
-    from explainers.cli.common import extra_inputs as _extra_inputs, load_bundle as _load_bundle, target_class as _target
+    from explainers.cli.common import extra_inputs as _extra_inputs
+    from explainers.cli.common import load_bundle as _load_bundle
+    from explainers.cli.common import target_class as _target
     from explainers.engine.core import method_label
     from explainers.images import load_image
     from explainers.methods import REGISTRY
@@ -293,14 +375,36 @@ def case_from_files(args: argparse.Namespace) -> CaseData:
     extra = _extra_inputs(bundle, args)
     pred = predict(bundle.model, x, extra)
     target = _target(bundle, args.target)
-    ex = explain_details(bundle.model, x, layer=args.layer, target=target, extra_inputs=extra,
-                         n_samples=args.samples, sigma=args.sigma, seed=args.seed)
+    ex = explain_details(
+        bundle.model,
+        x,
+        layer=args.layer,
+        target=target,
+        extra_inputs=extra,
+        n_samples=args.samples,
+        sigma=args.sigma,
+        seed=args.seed,
+    )
     titles = {m: method_label(m, ex.n_samples, ex.sigma) for m in ex.maps if REGISTRY[m].cam}
     name = Path(args.image).name
-    return build_case(bundle, ex, pred, image=image, x=x, extra=extra, image_name=name, titles=titles,
-                      patient=patient_text(args.age, args.sex, args.site) if bundle.metadata_input else "",
-                      record=sample_record(name), cmap=args.cmap, opacity=args.opacity, scale=args.scale,
-                      absolute_max=args.absolute_max, seed=args.seed, model_file=str(args.model))
+    return build_case(
+        bundle,
+        ex,
+        pred,
+        image=image,
+        x=x,
+        extra=extra,
+        image_name=name,
+        titles=titles,
+        patient=patient_text(args.age, args.sex, args.site) if bundle.metadata_input else "",
+        record=sample_record(name),
+        cmap=args.cmap,
+        opacity=args.opacity,
+        scale=args.scale,
+        absolute_max=args.absolute_max,
+        seed=args.seed,
+        model_file=str(args.model),
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -321,10 +425,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site", default=None, help="skin-lesion model: body site")
     p.add_argument("--cmap", default=render.DEFAULT_CMAP, help="colour map (default viridis)")
     p.add_argument("--opacity", type=fraction, default=0.5, help="overlay opacity 0..1")
-    p.add_argument("--scale", default="own", choices=render.SCALES,
-                   help="colour scale: own maximum, shared by the maps, or absolute")
-    p.add_argument("--absolute-max", type=nonneg_float, default=None, metavar="V",
-                   help="the absolute scale's top value in raw map units")
+    p.add_argument(
+        "--scale",
+        default="own",
+        choices=render.SCALES,
+        help="colour scale: own maximum, shared by the maps, or absolute",
+    )
+    p.add_argument(
+        "--absolute-max",
+        type=nonneg_float,
+        default=None,
+        metavar="V",
+        help="the absolute scale's top value in raw map units",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -339,5 +452,7 @@ def run(args: argparse.Namespace) -> int:
     render._colormap(args.cmap)  # an unknown colour map fails before the model is loaded
     case = case_from_files(args)
     data = write_report(case, out)
-    print(f"wrote {out} ({len(data) // 1024} KiB, {2 + len(case.extra_figures) + len(case.extra_lines)} pages)")
+    print(
+        f"wrote {out} ({len(data) // 1024} KiB, {2 + len(case.extra_figures) + len(case.extra_lines)} pages)"
+    )
     return 0

@@ -9,8 +9,8 @@ No Streamlit here. The sanity verdicts are read (disk cache, else the shipped me
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -27,8 +27,10 @@ def display_image(image, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
 
     scale = min(1.0, max_side / max(image.size))
     if scale < 1.0:
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.LANCZOS)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
@@ -46,7 +48,7 @@ def fingerprint_text(bundle, model_file: str | None = None) -> str:
 
 
 def patient_text(age: float | None, sex: str | None, site: str | None) -> str:
-    """"60 years, male, trunk": what the skin-lesion model was given (a HAM10000 localisation
+    """ "60 years, male, trunk": what the skin-lesion model was given (a HAM10000 localisation
     such as "back" is the model's site "trunk", as ``skin_lesion_metadata`` encodes it)."""
     from explainers.zoo import site_for_localization
 
@@ -66,9 +68,21 @@ def sample_record(image_name: str) -> str:
     return ""
 
 
-def trust_figures_for(bundle, x: np.ndarray, extra, image, maps: Mapping[str, np.ndarray], target: int,
-                      probabilities: np.ndarray, layer: str, n_samples: int, sigma: float, seed: int,
-                      with_seeds: bool = False, lesion_mask: np.ndarray | None = None) -> dict:
+def trust_figures_for(
+    bundle,
+    x: np.ndarray,
+    extra,
+    image,
+    maps: Mapping[str, np.ndarray],
+    target: int,
+    probabilities: np.ndarray,
+    layer: str,
+    n_samples: int,
+    sigma: float,
+    seed: int,
+    with_seeds: bool = False,
+    lesion_mask: np.ndarray | None = None,
+) -> dict:
     """The trust card of each map (``explainers.trust.card``), with the lesion outline for the
     dermoscopy model (``lesion_mask``, else the automatic one)."""
     from explainers.errors import ExplainerError
@@ -82,13 +96,25 @@ def trust_figures_for(bundle, x: np.ndarray, extra, image, maps: Mapping[str, np
             mask = segment_lesion(image)
         except ExplainerError:
             mask = None
-    return trust_figures(bundle.model, x, dict(maps), int(target), np.asarray(probabilities),
-                         extra_inputs=extra, layer=layer, n_samples=n_samples, sigma=sigma, seed=seed,
-                         mask=mask, with_seeds=with_seeds)
+    return trust_figures(
+        bundle.model,
+        x,
+        dict(maps),
+        int(target),
+        np.asarray(probabilities),
+        extra_inputs=extra,
+        layer=layer,
+        n_samples=n_samples,
+        sigma=sigma,
+        seed=seed,
+        mask=mask,
+        with_seeds=with_seeds,
+    )
 
 
-def trust_lines(figures: Mapping, titles: Mapping[str, str], verdicts: Mapping[str, tuple],
-                class_label) -> list[str]:
+def trust_lines(
+    figures: Mapping, titles: Mapping[str, str], verdicts: Mapping[str, tuple], class_label
+) -> list[str]:
     """The sanity verdicts and the trust card in words, per map."""
     from explainers.trust import card
     from explainers.trust.verdicts import technical_lines
@@ -103,55 +129,100 @@ def trust_lines(figures: Mapping, titles: Mapping[str, str], verdicts: Mapping[s
         f = figures.get(m)
         if f is None:
             continue
-        lines.append(f"{name}: class sensitivity {f.class_sensitivity:.2f} (Spearman with the map of "
-                     f"{class_label(f.runner_up)}; flagged from {card.CLASS_FLAG}); centre-prior "
-                     f"likeness {f.centre_prior:.2f} (flagged from {card.CENTRE_FLAG})"
-                     + ("" if f.seed_agreement is None else f"; seed agreement {f.seed_agreement:.2f}")
-                     + ("" if f.lesion_energy is None else
-                        f"; energy in the automatic lesion outline {f.lesion_energy:.2f}× chance "
-                        f"(centre prior: {f.prior_energy:.2f}×)"))
+        lines.append(
+            f"{name}: class sensitivity {f.class_sensitivity:.2f} (Spearman with the map of "
+            f"{class_label(f.runner_up)}; flagged from {card.CLASS_FLAG}); centre-prior "
+            f"likeness {f.centre_prior:.2f} (flagged from {card.CENTRE_FLAG})"
+            + ("" if f.seed_agreement is None else f"; seed agreement {f.seed_agreement:.2f}")
+            + (
+                ""
+                if f.lesion_energy is None
+                else f"; energy in the automatic lesion outline {f.lesion_energy:.2f}× chance "
+                f"(centre prior: {f.prior_energy:.2f}×)"
+            )
+        )
     return lines
 
 
-def build_case(bundle, ex, prediction, *, image, x: np.ndarray, extra, image_name: str,
-               titles: Mapping[str, str], patient: str = "", record: str = "",
-               cmap: str = "viridis", opacity: float = 0.5, scale: str = "own",
-               absolute_max: float | None = None, seed: int = 0, figures: Mapping | None = None,
-               display: np.ndarray | None = None, meaningful: bool | None = None,
-               extra_figures: Mapping | None = None, model_file: str | None = None,
-               extra_lines: Mapping[str, Sequence[str]] | None = None) -> CaseData:
+def build_case(
+    bundle,
+    ex,
+    prediction,
+    *,
+    image,
+    x: np.ndarray,
+    extra,
+    image_name: str,
+    titles: Mapping[str, str],
+    patient: str = "",
+    record: str = "",
+    cmap: str = "viridis",
+    opacity: float = 0.5,
+    scale: str = "own",
+    absolute_max: float | None = None,
+    seed: int = 0,
+    figures: Mapping | None = None,
+    display: np.ndarray | None = None,
+    meaningful: bool | None = None,
+    extra_figures: Mapping | None = None,
+    model_file: str | None = None,
+    extra_lines: Mapping[str, Sequence[str]] | None = None,
+) -> CaseData:
     """The report of explanation ``ex`` (its CAM maps named by ``titles``: key → title) of the
     PIL ``image`` (preprocessed ``x``, ``extra`` inputs) under ``bundle``. ``figures``: the
     trust cards already computed (the dashboard's), else computed here."""
-    from explainers.trust.verdicts import known_result, plain_verdict
     from explainers.trust.sanity import model_fingerprint
+    from explainers.trust.verdicts import known_result, plain_verdict
 
     t = int(ex.targets[0])
     probs = np.asarray(prediction.probabilities[0])
     fp = model_fingerprint(bundle)
     verdicts = {}
     for m in titles:
-        result, source = known_result(bundle, ex.layer.path, m, int(ex.n_samples), float(ex.sigma),
-                                      fingerprint=fp)
+        result, source = known_result(
+            bundle, ex.layer.path, m, int(ex.n_samples), float(ex.sigma), fingerprint=fp
+        )
         verdicts[m] = (plain_verdict(result, source), result)
     if figures is None:
-        figures = trust_figures_for(bundle, x, extra, image, {m: ex.maps[m][0] for m in titles}, t, probs,
-                                    ex.layer.path, int(ex.n_samples), float(ex.sigma), int(seed))
+        figures = trust_figures_for(
+            bundle,
+            x,
+            extra,
+            image,
+            {m: ex.maps[m][0] for m in titles},
+            t,
+            probs,
+            ex.layer.path,
+            int(ex.n_samples),
+            float(ex.sigma),
+            int(seed),
+        )
     lines = {TRUST_TITLE: trust_lines(figures, titles, verdicts, bundle.class_label)}
     lines.update(extra_lines or {})
     return CaseData(
         image=display if display is not None else display_image(image),
-        image_name=image_name or "image", model_label=bundle.label,
+        image_name=image_name or "image",
+        model_label=bundle.label,
         model_fingerprint=fingerprint_text(bundle, model_file),
         class_labels=[bundle.class_label(i) for i in range(prediction.probabilities.shape[-1])],
-        probabilities=probs, logits=np.asarray(prediction.logits[0]),
+        probabilities=probs,
+        logits=np.asarray(prediction.logits[0]),
         explained=f"{bundle.class_label(t)} ({probs[t] * 100:.1f} %)",
-        maps={titles[m]: ex.maps[m][0] for m in titles}, methods={titles[m]: m for m in titles},
-        settings={"layer": ex.layer.path,
-                  "noise": (f"{ex.n_samples} samples, σ = {ex.sigma:.2f}" if ex.n_samples else "none")},
-        cmap=cmap, opacity=opacity, scale=scale, absolute_max=absolute_max,
+        maps={titles[m]: ex.maps[m][0] for m in titles},
+        methods={titles[m]: m for m in titles},
+        settings={
+            "layer": ex.layer.path,
+            "noise": (f"{ex.n_samples} samples, σ = {ex.sigma:.2f}" if ex.n_samples else "none"),
+        },
+        cmap=cmap,
+        opacity=opacity,
+        scale=scale,
+        absolute_max=absolute_max,
         softmax_head=prediction.softmax_head,
         meaningful=bundle.meaningful if meaningful is None else meaningful,
-        patient=patient, record=record,
+        patient=patient,
+        record=record,
         verdicts={titles[m]: (v.level, v.sentence) for m, (v, _) in verdicts.items()},
-        extra_figures=dict(extra_figures or {}), extra_lines=lines)
+        extra_figures=dict(extra_figures or {}),
+        extra_lines=lines,
+    )

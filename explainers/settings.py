@@ -26,7 +26,9 @@ def check_noise(n_samples: object, sigma: object) -> tuple[int, float]:
         n_samples = int(n_samples)  # type: ignore[call-overload]
         sigma = float(sigma)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ExplainerError("the number of samples must be an integer and sigma a number") from None
+        raise ExplainerError(
+            "the number of samples must be an integer and sigma a number"
+        ) from None
     if n_samples < 0:
         raise ExplainerError(f"the number of noise samples must be 0 or more, got {n_samples}")
     if not math.isfinite(sigma) or sigma < 0:

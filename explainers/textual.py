@@ -56,7 +56,11 @@ def zones(h: int, w: int, mask: np.ndarray | None = None) -> dict[str, np.ndarra
     r, c = np.arange(h)[:, None], np.arange(w)[None, :]
     outer_r = (r < bh) | (r >= h - bh)
     outer_c = (c < bw) | (c >= w - bw)
-    named = {"centre": ~outer_r & ~outer_c, "border": outer_r ^ outer_c, "corners": outer_r & outer_c}
+    named = {
+        "centre": ~outer_r & ~outer_c,
+        "border": outer_r ^ outer_c,
+        "corners": outer_r & outer_c,
+    }
     return {name: z for name, z in named.items() if z.any()}
 
 
@@ -74,13 +78,27 @@ def _facts(indices, weights, shares, acts, named) -> list[FilterFact]:
     out = []
     for k in indices:
         where, fraction = _where(acts[..., k], named)
-        out.append(FilterFact(int(k), float(weights[k]), float(shares[k]), where, fraction,
-                              acts[..., k].astype(np.float32)))
+        out.append(
+            FilterFact(
+                int(k),
+                float(weights[k]),
+                float(shares[k]),
+                where,
+                fraction,
+                acts[..., k].astype(np.float32),
+            )
+        )
     return out
 
 
-PLACES = {"centre": "at the centre", "border": "on the border", "corners": "in the corners",
-          "lesion": "on the lesion", "skin": "on the skin around it", "nowhere": "nowhere (inactive)"}
+PLACES = {
+    "centre": "at the centre",
+    "border": "on the border",
+    "corners": "in the corners",
+    "lesion": "on the lesion",
+    "skin": "on the skin around it",
+    "nowhere": "nowhere (inactive)",
+}
 
 
 def _group_text(facts: list[FilterFact], kind: str) -> str:
@@ -91,8 +109,11 @@ def _group_text(facts: list[FilterFact], kind: str) -> str:
     places = [f.where for f in facts]
     commonest = max(dict.fromkeys(places), key=places.count)
     one = len(facts) == 1
-    subject = (f"the filter with the {kind} Grad-CAM weight ({ids})" if one else
-               f"the {len(facts)} filters with the {kind} Grad-CAM weights ({ids})")
+    subject = (
+        f"the filter with the {kind} Grad-CAM weight ({ids})"
+        if one
+        else f"the {len(facts)} filters with the {kind} Grad-CAM weights ({ids})"
+    )
     verb = ("carries" if one else "carry") if total >= 0 else ("takes away" if one else "take away")
     fire = "fires" if one else "fire mostly"
     count = "" if one else f" ({places.count(commonest)} of {len(facts)})"
@@ -100,8 +121,9 @@ def _group_text(facts: list[FilterFact], kind: str) -> str:
     return f"{subject} {verb} {amount} % of the map and {fire} {PLACES[commonest]}{count}"
 
 
-def describe(ex, image: int = 0, k: int = TOP, mask: np.ndarray | None = None,
-             class_name: str | None = None) -> TextualExplanation:
+def describe(
+    ex, image: int = 0, k: int = TOP, mask: np.ndarray | None = None, class_name: str | None = None
+) -> TextualExplanation:
     """The textual explanation of image ``image`` of an ``Explanation`` that holds Grad-CAM."""
     if gradcam.KEY not in ex.weights or ex.activations is None:
         raise ExplainerError("the textual explanation needs the Grad-CAM weights of this image")
@@ -120,8 +142,10 @@ def describe(ex, image: int = 0, k: int = TOP, mask: np.ndarray | None = None,
     bottom_facts = _facts(bottom, weights, shares, acts, named)
     target = int(ex.targets[image])
     name = class_name if class_name is not None else f"class {target}"
-    sentence = (f"For {name} at layer {ex.layer.path}, {_group_text(top_facts, 'largest')}; "
-                f"{_group_text(bottom_facts, 'most negative')}.")
+    sentence = (
+        f"For {name} at layer {ex.layer.path}, {_group_text(top_facts, 'largest')}; "
+        f"{_group_text(bottom_facts, 'most negative')}."
+    )
     return TextualExplanation(top_facts, bottom_facts, sentence)
 
 

@@ -20,24 +20,50 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from explainers.models.bundle import (  # noqa: F401  (re-exported: the catalogue's public names)
-    PREPROCESS_CHOICES, PREPROCESS_HELP, ModelBundle, Preprocess, prepare, resized_input)
 from explainers.errors import ExplainerError, one_line
+from explainers.models.bundle import (  # noqa: F401  (re-exported: the catalogue's public names)
+    PREPROCESS_CHOICES,
+    PREPROCESS_HELP,
+    ModelBundle,
+    Preprocess,
+    prepare,
+    resized_input,
+)
 from explainers.models.imagenet_names import IMAGENET_INDEX, imagenet_class_names  # noqa: F401
 from explainers.models.skin_lesion import (  # noqa: F401
-    AGE_MAX, AGE_MEAN, AGE_RANGE, LOCALIZATION_SITES, SAMPLES_DIR, SEXES, SITES, SKIN_CLASS_NAMES,
-    SKIN_CLASSES, SKIN_LESION, SKIN_LESION_PIP, SKIN_MALIGNANT, Sample, default_extra_inputs,
-    list_samples, load_skin_lesion, site_for_localization, skin_lesion_metadata,
-    skin_lesion_model_path)
+    AGE_MAX,
+    AGE_MEAN,
+    AGE_RANGE,
+    LOCALIZATION_SITES,
+    SAMPLES_DIR,
+    SEXES,
+    SITES,
+    SKIN_CLASS_NAMES,
+    SKIN_CLASSES,
+    SKIN_LESION,
+    SKIN_LESION_PIP,
+    SKIN_MALIGNANT,
+    Sample,
+    default_extra_inputs,
+    list_samples,
+    load_skin_lesion,
+    site_for_localization,
+    skin_lesion_metadata,
+    skin_lesion_model_path,
+)
 from explainers.models.user_files import (  # noqa: F401
-    DEFAULT_INPUT_SIZE, ModelSource, load_model_file, parse_class_names)
-
+    DEFAULT_INPUT_SIZE,
+    ModelSource,
+    load_model_file,
+    parse_class_names,
+)
 
 # --- Keras Applications ---------------------------------------------------------------------
 
@@ -58,23 +84,62 @@ _GCS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 APPLICATIONS: dict[str, AppSpec] = {
     s.key: s
     for s in (
-        AppSpec("MobileNetV2", "mobilenet_v2", 224,
-                "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
-                _GCS + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
-                "-1..1"),
-        AppSpec("ResNet50", "resnet50", 224, "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-                _GCS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5", "imagenet caffe"),
-        AppSpec("VGG16", "vgg16", 224, "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-                _GCS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5", "imagenet caffe"),
-        AppSpec("Xception", "xception", 299, "xception_weights_tf_dim_ordering_tf_kernels.h5",
-                _GCS + "xception/xception_weights_tf_dim_ordering_tf_kernels.h5", "-1..1"),
-        AppSpec("InceptionV3", "inception_v3", 299, "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
-                _GCS + "inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5", "-1..1"),
-        AppSpec("DenseNet121", "densenet", 224, "densenet121_weights_tf_dim_ordering_tf_kernels.h5",
-                _GCS + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels.h5", "imagenet torch"),
-        AppSpec("EfficientNetB0", "efficientnet", 224, "efficientnetb0.h5",
-                "https://storage.googleapis.com/keras-applications/efficientnetb0.h5",
-                "none (inside the model)"),
+        AppSpec(
+            "MobileNetV2",
+            "mobilenet_v2",
+            224,
+            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+            _GCS + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+            "-1..1",
+        ),
+        AppSpec(
+            "ResNet50",
+            "resnet50",
+            224,
+            "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+            _GCS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+            "imagenet caffe",
+        ),
+        AppSpec(
+            "VGG16",
+            "vgg16",
+            224,
+            "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+            _GCS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+            "imagenet caffe",
+        ),
+        AppSpec(
+            "Xception",
+            "xception",
+            299,
+            "xception_weights_tf_dim_ordering_tf_kernels.h5",
+            _GCS + "xception/xception_weights_tf_dim_ordering_tf_kernels.h5",
+            "-1..1",
+        ),
+        AppSpec(
+            "InceptionV3",
+            "inception_v3",
+            299,
+            "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+            _GCS + "inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+            "-1..1",
+        ),
+        AppSpec(
+            "DenseNet121",
+            "densenet",
+            224,
+            "densenet121_weights_tf_dim_ordering_tf_kernels.h5",
+            _GCS + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels.h5",
+            "imagenet torch",
+        ),
+        AppSpec(
+            "EfficientNetB0",
+            "efficientnet",
+            224,
+            "efficientnetb0.h5",
+            "https://storage.googleapis.com/keras-applications/efficientnetb0.h5",
+            "none (inside the model)",
+        ),
     )
 }
 
@@ -129,7 +194,7 @@ def _cached_weights(spec: AppSpec) -> Path | None:
 def _home_short(path: Path) -> str:
     home = os.path.expanduser("~")
     text = str(path)
-    return "~" + text[len(home):] if home and text.startswith(home + os.sep) else text
+    return "~" + text[len(home) :] if home and text.startswith(home + os.sep) else text
 
 
 def _app_preprocess(spec: AppSpec) -> Preprocess:
@@ -221,8 +286,13 @@ def _load_application(spec: AppSpec, weights: Any) -> ModelBundle:
     )
 
 
-def load_model(name: str | os.PathLike, weights: Any = "imagenet", *,
-               class_names: Sequence[str] | None = None, preprocess: str | None = None) -> ModelBundle:
+def load_model(
+    name: str | os.PathLike,
+    weights: Any = "imagenet",
+    *,
+    class_names: Sequence[str] | None = None,
+    preprocess: str | None = None,
+) -> ModelBundle:
     """A catalogue model by name (``"skin-lesion"``, ``"MobileNetV2"``, ...; case-insensitive),
     or the user's model when ``name`` is a ``.keras`` / ``.h5`` file.
 
@@ -246,10 +316,13 @@ def load_model(name: str | os.PathLike, weights: Any = "imagenet", *,
             f"unknown model '{text}'; choose from {', '.join(model_names())} or give a .keras/.h5 file"
         )
     if class_names is not None or preprocess is not None:
-        raise ExplainerError(f"class names and preprocessing are set for your own model files only; {key} has its own")
+        raise ExplainerError(
+            f"class names and preprocessing are set for your own model files only; {key} has its own"
+        )
     if key == SKIN_LESION:
         if _normalise_weights(weights) != "imagenet":  # load_model's default: "the usual weights"
-            raise ExplainerError("the skin-lesion model comes with its own trained weights only; "
-                                 "leave weights unset")
+            raise ExplainerError(
+                "the skin-lesion model comes with its own trained weights only; leave weights unset"
+            )
         return load_skin_lesion()
     return _load_application(APPLICATIONS[key], weights)

@@ -6,14 +6,10 @@ diagnosis and the sample gallery."""
 
 import streamlit as st
 
-from dashboard.frame.bootstrap import ensure_navigation
-
-ensure_navigation()  # a first run straight into this file goes back through app.py
-
-from dashboard.widgets import method_views, sidebar, trust_views, views
 from dashboard.frame import state
 from dashboard.frame.errors import guard
 from dashboard.frame.notices import plain
+from dashboard.widgets import method_views, sidebar, trust_views, views
 
 sel = sidebar.selection()
 st.title("Explain a prediction")
@@ -28,32 +24,45 @@ elif not sel.ready:
 else:
     with guard("showing the prediction"):
         st.markdown(views.prediction_summary(sel))
-    n_samples, sigma, seed = (int(state.get(state.N_SAMPLES)), float(state.get(state.SIGMA)),
-                              int(state.get(state.SEED)))
+    n_samples, sigma, seed = (
+        int(state.get(state.N_SAMPLES)),
+        float(state.get(state.SIGMA)),
+        int(state.get(state.SEED)),
+    )
     st.subheader("Heatmaps")
     # One fixed slot above the maps: the spinner (and the progress bar of noisy samples) goes
     # here, so the previous maps stay in place, faded, until the new ones replace them.
     status = st.empty()
     cams, pixels = method_views.split(state.get(state.METHODS) or ())
     ex = pixel_ex = None
-    with guard("computing the heatmaps"):
-        with status.container():
-            with st.spinner(f"Computing the maps for {plain(sel.class_label(sel.target))} …"):
-                ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, methods=cams)
+    with guard("computing the heatmaps"), status.container():
+        with st.spinner(f"Computing the maps for {plain(sel.class_label(sel.target))} …"):
+            ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, methods=cams)
     if pixels and ex is not None:
-        with guard("computing the guided maps"), status.container(), st.spinner("Guided backprop …"):
+        with (
+            guard("computing the guided maps"),
+            status.container(),
+            st.spinner("Guided backprop …"),
+        ):
             pixel_ex = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed, methods=pixels)
-    status.caption("Where the model found evidence for the class, one map per method, and under "
-                   "each map whether it can be read as evidence at all.")
+    status.caption(
+        "Where the model found evidence for the class, one map per method, and under "
+        "each map whether it can be read as evidence at all."
+    )
     if ex is not None:
         later: dict = {}  # filled by the trust section below, read by the report button on click
         with guard("drawing the heatmaps"):
-            views.maps_panel(ex, sel, pixel_ex, boxes=bool(state.get(state.BOX)), report_extras=later)
+            views.maps_panel(
+                ex, sel, pixel_ex, boxes=bool(state.get(state.BOX)), report_extras=later
+            )
     method_views.method_controls()
     views.noise_controls()
     if ex is not None:
         with guard("checking how far to trust the maps"):
             trust_views.explain_trust_section(sel, ex, n_samples, sigma, seed, report_extras=later)
-    with guard("showing the prediction"), st.expander("Prediction of every class and the recorded diagnosis"):
+    with (
+        guard("showing the prediction"),
+        st.expander("Prediction of every class and the recorded diagnosis"),
+    ):
         views.prediction_block(sel)
     views.gallery(sel)

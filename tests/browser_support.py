@@ -20,15 +20,21 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PAGE_LIMIT_S = 240
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def chromium_missing() -> str | None:
@@ -49,7 +55,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(log_name: str = "streamlit.log", cwd: Path | None = None) -> Iterator[tuple[str, float, subprocess.Popen]]:
+def streamlit_server(
+    log_name: str = "streamlit.log", cwd: Path | None = None
+) -> Iterator[tuple[str, float, subprocess.Popen]]:
     """A fresh dashboard server (``python -m dashboard.frame.serve``, i.e. ``streamlit run app.py``
     with the warm-up started at once); yields (url, start time (monotonic), process)."""
     cwd = cwd or Path(os.environ.get("DASHBOARD_DIR", ROOT))  # another checkout, to compare
@@ -60,12 +68,32 @@ def streamlit_server(log_name: str = "streamlit.log", cwd: Path | None = None) -
     started = time.monotonic()
     # As `bash run.sh dashboard` starts it (the warm-up begins with the server); a checkout
     # from before dashboard/frame/serve.py existed is started with plain `streamlit run`.
-    launcher = ["dashboard.frame.serve"] if (cwd / "dashboard" / "serve.py").is_file() else ["streamlit", "run", "app.py"]
+    launcher = (
+        ["dashboard.frame.serve"]
+        if (cwd / "dashboard" / "serve.py").is_file()
+        else ["streamlit", "run", "app.py"]
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", *launcher, "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            *launcher,
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 60
@@ -118,14 +146,16 @@ def wait_idle(page, timeout_s: float = PAGE_LIMIT_S) -> None:
     page.wait_for_function(
         """() => { const app = document.querySelector('[data-testid="stApp"]');
                    return app && app.getAttribute('data-test-script-state') === 'notRunning'; }""",
-        timeout=timeout_s * 1000)
+        timeout=timeout_s * 1000,
+    )
     page.wait_for_timeout(200)
 
 
 def wait_maps(page, timeout_s: float = PAGE_LIMIT_S) -> None:
     """Both heatmaps of the Explain page are shown and the run is over."""
-    page.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"Grad-CAM\+\+")).first.wait_for(
-        timeout=timeout_s * 1000)
+    page.get_by_test_id("stImageCaption").filter(
+        has_text=re.compile(r"Grad-CAM\+\+")
+    ).first.wait_for(timeout=timeout_s * 1000)
     wait_idle(page, timeout_s)
 
 
@@ -149,7 +179,9 @@ def reveal(locator) -> None:
 def selectbox(page, label: str, text: str, where=None) -> None:
     """Choose, in the select box labelled ``label``, the first option containing ``text``
     (typed into the box's search field, then Enter: works for long, virtualised lists too)."""
-    label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
+    label_el = page.get_by_test_id("stWidgetLabel").filter(
+        has_text=re.compile("^" + re.escape(label))
+    )
     box = (where or page).get_by_test_id("stSelectbox").filter(has=label_el).first
     reveal(box)
     field = box.locator("input")
@@ -161,13 +193,15 @@ def selectbox(page, label: str, text: str, where=None) -> None:
     try:
         option.wait_for(timeout=15_000)
         option.click()
-    except Exception:  # noqa: BLE001 - the list did not show it: the old way
+    except Exception:
         field.press("Enter")
 
 
 def selectbox_text(page, label: str) -> str:
     """What the select box labelled ``label`` shows."""
-    label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
+    label_el = page.get_by_test_id("stWidgetLabel").filter(
+        has_text=re.compile("^" + re.escape(label))
+    )
     box = page.get_by_test_id("stSelectbox").filter(has=label_el).first
     reveal(box)
     field = box.locator("input")
@@ -175,7 +209,9 @@ def selectbox_text(page, label: str) -> str:
     return shown or box.inner_text()
 
 
-def slider_keys(page, label: str, key: str = "ArrowRight", times: int = 1, delay_ms: int = 0) -> None:
+def slider_keys(
+    page, label: str, key: str = "ArrowRight", times: int = 1, delay_ms: int = 0
+) -> None:
     """Press ``key`` on the slider labelled ``label``."""
     thumb = _slider(page, label)
     thumb.focus()
@@ -191,7 +227,9 @@ def apply_noise(page) -> None:
 
 
 def _slider_box(page, label: str):
-    label_el = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^" + re.escape(label)))
+    label_el = page.get_by_test_id("stWidgetLabel").filter(
+        has_text=re.compile("^" + re.escape(label))
+    )
     box = page.get_by_test_id("stSlider").filter(has=label_el).first
     reveal(box)
     return box
@@ -253,11 +291,26 @@ def cold_start(n_sessions: int = 1) -> list[float]:
         return results
 
 
-LAYERS = ("block14_sepconv1_act", "block4_sepconv2_act", "block13_sepconv2_act",
-          "block7_sepconv3_act", "block2_sepconv2_act", "block10_sepconv1_act", "block14_sepconv2_act")
+LAYERS = (
+    "block14_sepconv1_act",
+    "block4_sepconv2_act",
+    "block13_sepconv2_act",
+    "block7_sepconv3_act",
+    "block2_sepconv2_act",
+    "block10_sepconv1_act",
+    "block14_sepconv2_act",
+)
 CLASSES = ("bcc", "nv", "bkl", "mel")
-SAMPLES = ("ISIC_0024338", "ISIC_0024550", "ISIC_0024669", "ISIC_0024793", "ISIC_0025319",
-           "ISIC_0026154", "ISIC_0028410", "ISIC_0024367")
+SAMPLES = (
+    "ISIC_0024338",
+    "ISIC_0024550",
+    "ISIC_0024669",
+    "ISIC_0024793",
+    "ISIC_0025319",
+    "ISIC_0026154",
+    "ISIC_0028410",
+    "ISIC_0024367",
+)
 CMAPS = ("inferno", "jet", "magma", "viridis")
 
 
@@ -290,8 +343,9 @@ def many_changes(page, n_changes: int, on_change=None, max_samples: int = 16) ->
             on_change(k)
 
 
-def memory_run(n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16,
-               browser=None) -> dict:
+def memory_run(
+    n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16, browser=None
+) -> dict:
     """Server RSS after the first view and after ``n_changes`` changes in each of
     ``n_sessions`` sessions (driven one after another, all kept open) on a fresh server."""
     with contextlib.ExitStack() as stack:
@@ -308,18 +362,26 @@ def memory_run(n_sessions: int = 1, n_changes: int = 40, max_samples: int = 16,
         error = None
         try:
             for page in pages:
-                many_changes(page, n_changes, lambda k: trace.append(round(rss_mb(proc.pid))),
-                             max_samples)
-        except Exception as exc:  # noqa: BLE001 - reported with the partial trace
+                many_changes(
+                    page, n_changes, lambda k: trace.append(round(rss_mb(proc.pid))), max_samples
+                )
+        except Exception as exc:
             error = f"{type(exc).__name__} after {len(trace)} changes: {str(exc)[:200]}"
         last = rss_mb(proc.pid)
         for page in pages:
             page.close()
         time.sleep(3)
         closed = rss_mb(proc.pid)
-        return {"sessions": n_sessions, "changes": n_changes, "rss_first_mb": round(first),
-                "rss_last_mb": round(last), "rss_peak_mb": max(trace or [last]),
-                "rss_after_close_mb": round(closed), "trace": trace, "error": error}
+        return {
+            "sessions": n_sessions,
+            "changes": n_changes,
+            "rss_first_mb": round(first),
+            "rss_last_mb": round(last),
+            "rss_peak_mb": max(trace or [last]),
+            "rss_after_close_mb": round(closed),
+            "trace": trace,
+            "error": error,
+        }
 
 
 # --- display-only settings: how long from the key press to the redrawn map ---------------------
@@ -346,19 +408,29 @@ def display_timing(repeats: int = 3) -> dict:
             page.wait_for_function(
                 """(old) => { const i = document.querySelectorAll(
                        '.st-key-maps_panel [data-testid="stImage"] img')[1];
-                   return i && i.getAttribute('src') !== old; }""", arg=before,
-                timeout=PAGE_LIMIT_S * 1000)
+                   return i && i.getAttribute('src') !== old; }""",
+                arg=before,
+                timeout=PAGE_LIMIT_S * 1000,
+            )
             shown = time.monotonic() - t0
             wait_idle(page)
             out[name].append(round(shown, 2))
 
         for k in range(repeats):
-            timed("opacity", lambda: slider_keys(page, "Overlay opacity",
-                                                 "ArrowRight" if k % 2 == 0 else "ArrowLeft"))
+            timed(
+                "opacity",
+                lambda: slider_keys(
+                    page, "Overlay opacity", "ArrowRight" if k % 2 == 0 else "ArrowLeft"
+                ),
+            )
             timed("cmap", lambda: selectbox(page, "Colour map", CMAPS[(k + 1) % len(CMAPS)]))
-            timed("scale", lambda: page.get_by_text(
-                "one scale for the maps on screen" if k % 2 == 0 else "each map's own maximum",
-                exact=True).click())
+            timed(
+                "scale",
+                lambda: page.get_by_text(
+                    "one scale for the maps on screen" if k % 2 == 0 else "each map's own maximum",
+                    exact=True,
+                ).click(),
+            )
         # A computation: noise samples applied; seconds until a spinner or progress bar shows.
         out["noise_feedback"] = []
         has_apply = page.get_by_role("button", name=re.compile("Apply noise")).count() > 0
@@ -371,7 +443,8 @@ def display_timing(repeats: int = 3) -> dict:
                 t0 = time.monotonic()
                 slider_keys(page, "Noise samples", "ArrowRight", 4)
             page.locator('[data-testid="stSpinner"], [data-testid="stProgress"]').first.wait_for(
-                timeout=PAGE_LIMIT_S * 1000)
+                timeout=PAGE_LIMIT_S * 1000
+            )
             out["noise_feedback"].append(round(time.monotonic() - t0, 2))
             wait_maps(page)
         page.close()
@@ -385,9 +458,12 @@ if __name__ == "__main__":
         print(json.dumps({"sessions": n, "seconds_to_maps": cold_start(n)}))
     elif what == "all":  # every dashboard figure of docs/BENCHMARKS.md in one run
         changes = int(sys.argv[2]) if len(sys.argv) > 2 else 40
-        report = {"load_average_at_start": os.getloadavg(),
-                  "cold_1": [cold_start(1)[0] for _ in range(5)], "cold_4": cold_start(4),
-                  "cold_8": cold_start(8)}
+        report = {
+            "load_average_at_start": os.getloadavg(),
+            "cold_1": [cold_start(1)[0] for _ in range(5)],
+            "cold_4": cold_start(4),
+            "cold_8": cold_start(8),
+        }
         print(json.dumps(report), flush=True)
         for sessions in (1, 8):
             report[f"memory_{sessions}"] = memory_run(sessions, changes, 16)

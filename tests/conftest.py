@@ -19,7 +19,9 @@ def skin_lesion_model():
     import keras
 
     spec = importlib.util.find_spec("sklesion")
-    assert spec is not None, "sklesion is installed by run.sh (pip install --no-deps sklesion==0.2.2)"
+    assert spec is not None, (
+        "sklesion is installed by run.sh (pip install --no-deps sklesion==0.2.2)"
+    )
     path = Path(spec.origin).parent / "model.keras"
     return keras.saving.load_model(path, safe_mode=True)
 

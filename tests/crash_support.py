@@ -12,7 +12,7 @@ POISON = (7, 77, 177)
 
 def poison_image(size=(20, 24)):
     """The RGB pixels of the poison image."""
-    return np.tile(np.array(POISON, np.uint8), size + (1,))
+    return np.tile(np.array(POISON, np.uint8), (*size, 1))
 
 
 def abort_on_poison(x):
@@ -41,8 +41,10 @@ def ray_worker_setup():
 
     def load_image(source, *args, **kwargs):
         image = real(source, *args, **kwargs)
-        if np.array_equal(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0),
-                          np.array([POISON], np.uint8)):
+        if np.array_equal(
+            np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0),
+            np.array([POISON], np.uint8),
+        ):
             os.abort()
         fault = os.environ.get(KILL_ONCE_ENV)
         if fault and os.path.isfile(fault):

@@ -21,8 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.browser_support import (  # noqa: E402
-    PAGE_LIMIT_S, caption, chromium, streamlit_server)
+from tests.browser_support import PAGE_LIMIT_S, caption, chromium, streamlit_server
 
 HEAVY = {"layer": "xception/block1_conv1", "samples": "50"}
 
@@ -94,16 +93,24 @@ def run(checkout: Path, repeats: int) -> dict:
                 finally:
                     heavy.close()
                 time.sleep(5)
-    return {"crowd_s": crowds, "checkout": str(checkout), "turns_env": os.environ.get("EXPLAINERS_TURNS"),
-            "idle_s": idle, "loaded_s": loaded,
-            "idle_median_s": statistics.median(idle), "loaded_median_s": statistics.median(loaded),
-            "ratio_of_medians": round(statistics.median(loaded) / statistics.median(idle), 2),
-            "load_average_at_end": os.getloadavg()}
+    return {
+        "crowd_s": crowds,
+        "checkout": str(checkout),
+        "turns_env": os.environ.get("EXPLAINERS_TURNS"),
+        "idle_s": idle,
+        "loaded_s": loaded,
+        "idle_median_s": statistics.median(idle),
+        "loaded_median_s": statistics.median(loaded),
+        "ratio_of_medians": round(statistics.median(loaded) / statistics.median(idle), 2),
+        "load_average_at_end": os.getloadavg(),
+    }
 
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     checkouts = [Path(p).resolve() for p in sys.argv[2:]] or [Path(__file__).resolve().parents[1]]
-    print(json.dumps({"load_average_at_start": os.getloadavg(), "cpus": os.cpu_count()}), flush=True)
+    print(
+        json.dumps({"load_average_at_start": os.getloadavg(), "cpus": os.cpu_count()}), flush=True
+    )
     for c in checkouts:
         print(json.dumps(run(c, n)), flush=True)

@@ -23,8 +23,9 @@ def run(at: AppTest) -> AppTest:
     return at
 
 
-def set_noise(at: AppTest, samples: int | None = None, sigma: float | None = None,
-              seed: int | None = None) -> AppTest:
+def set_noise(
+    at: AppTest, samples: int | None = None, sigma: float | None = None, seed: int | None = None
+) -> AppTest:
     """Move the noise controls and press "Apply noise" (they sit in a form), then run."""
     if samples is not None:
         at.slider(key="w:n_samples").set_value(samples)

@@ -9,7 +9,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-
 # --- the two models ------------------------------------------------------------------------
 
 
@@ -154,7 +153,7 @@ class Case:
 
     def passes(self):
         out = [self.one(self.x[i], i) for i in range(len(self.x))]
-        return [np.stack(v) for v in zip(*out)]  # A, g, logits, guided
+        return [np.stack(v) for v in zip(*out, strict=False)]  # A, g, logits, guided
 
     def logits_of(self, x, i):
         return self.one(x, i)[2]
@@ -179,11 +178,13 @@ def gradcampp_w(a, g):
 
 def resize(maps, size):
     """tf.image.resize, bilinear, half-pixel centres: (N, h, w) -> (N, H, W)."""
-    return tf.image.resize(np.asarray(maps, np.float64)[..., None], size, "bilinear").numpy()[..., 0]
+    return tf.image.resize(np.asarray(maps, np.float64)[..., None], size, "bilinear").numpy()[
+        ..., 0
+    ]
 
 
 def scorecam(case, a, targets, channels=None):
-    n, h, w, k = a.shape
+    n, _h, _w, k = a.shape
     size = case.x.shape[1:3]
     weights = np.zeros((n, k))
     for i in range(n):
@@ -208,7 +209,9 @@ def reference(method, case):
         "gradcam": lambda: gradcam,
         "gradcam++": lambda: cam(a, gradcampp_w(a, g)),
         "hirescam": lambda: relu((g * a).sum(-1)),
-        "xgradcam": lambda: cam(a, (a / (a.sum(axis=(1, 2), keepdims=True) + 1e-7) * g).sum(axis=(1, 2))),
+        "xgradcam": lambda: cam(
+            a, (a / (a.sum(axis=(1, 2), keepdims=True) + 1e-7) * g).sum(axis=(1, 2))
+        ),
         "layercam": lambda: relu((relu(g) * a).sum(-1)),
         "counterfactual": lambda: cam(a, (-g).mean(axis=(1, 2))),
         "scorecam": lambda: scorecam(case, a, targets),
@@ -219,5 +222,14 @@ def reference(method, case):
 
 
 #: Every registered method must have a reference here (tests/test_methods.py checks it).
-METHODS_WITH_REFERENCE = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam",
-                          "counterfactual", "scorecam", "guided-backprop", "guided-gradcam")
+METHODS_WITH_REFERENCE = (
+    "gradcam",
+    "gradcam++",
+    "hirescam",
+    "xgradcam",
+    "layercam",
+    "counterfactual",
+    "scorecam",
+    "guided-backprop",
+    "guided-gradcam",
+)

@@ -14,8 +14,15 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-PAGES = ["pages/explain.py", "pages/filters_neurons.py", "pages/how_it_works.py",
-         "pages/compare.py", "pages/evaluate.py", "pages/trust.py", "pages/audit.py"]
+PAGES = [
+    "pages/explain.py",
+    "pages/filters_neurons.py",
+    "pages/how_it_works.py",
+    "pages/compare.py",
+    "pages/evaluate.py",
+    "pages/trust.py",
+    "pages/audit.py",
+]
 
 
 def _png(array) -> bytes:
@@ -42,8 +49,12 @@ def _by_key(widgets, key):
 
 def images_without_alt(at: AppTest) -> list[str]:
     """Each image (st.image, st.pyplot) and chart whose text alternative is empty, by caption."""
-    missing = [img.caption or "(no caption)" for im in at.image for img in im.proto.imgs
-               if not img.alt.strip()]
+    missing = [
+        img.caption or "(no caption)"
+        for im in at.image
+        for img in im.proto.imgs
+        if not img.alt.strip()
+    ]
     for chart in at.get("arrow_vega_lite_chart"):
         alt = getattr(chart.proto, "alt", None)
         if alt is not None and not str(alt).strip():
@@ -62,8 +73,10 @@ def test_every_image_on_every_page_has_a_text_alternative(tmp_path):
         at.switch_page(page)
         at.run()
         # An upload box the page shows empty gets the files again, as a user would.
-        for key, name, data in (("w:model_file", "tiny.keras", model),
-                                ("w:image_file", "lesion.png", image)):
+        for key, name, data in (
+            ("w:model_file", "tiny.keras", model),
+            ("w:image_file", "lesion.png", image),
+        ):
             box = next((w for w in at.file_uploader if w.key == key), None)
             if box is not None and not box.value:
                 box.upload(name, data, "image/png" if name.endswith(".png") else None)
@@ -76,6 +89,11 @@ def test_every_image_on_every_page_has_a_text_alternative(tmp_path):
         seen[page] = sum(len(im.proto.imgs) for im in at.image)
         assert images_without_alt(at) == [], page
     # The pages that show images did show them (the check above is not vacuous).
-    for page in ("pages/explain.py", "pages/compare.py", "pages/evaluate.py", "pages/filters_neurons.py"):
+    for page in (
+        "pages/explain.py",
+        "pages/compare.py",
+        "pages/evaluate.py",
+        "pages/filters_neurons.py",
+    ):
         assert seen[page] > 0, seen
     assert seen["pages/evaluate.py"] >= 5, seen  # the curves and the four maps

@@ -17,7 +17,6 @@ from tests.helpers import new_app, run, set_noise, small_cnn
 pytestmark = pytest.mark.slow
 
 
-
 def captions(at: AppTest) -> list[str]:
     return [c for img in at.image for c in img.captions]
 
@@ -27,8 +26,12 @@ def errors(at: AppTest) -> list[str]:
 
 
 def texts(at: AppTest) -> str:
-    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption]
-                     + [w.value for w in at.warning] + [i.value for i in at.info])
+    return "\n".join(
+        [m.value for m in at.markdown]
+        + [c.value for c in at.caption]
+        + [w.value for w in at.warning]
+        + [i.value for i in at.info]
+    )
 
 
 def assert_page_works(at: AppTest) -> None:
@@ -167,13 +170,17 @@ def test_metadata_changes_the_prediction_input():
     at.selectbox(key="w:sex").set_value("unknown")
     at.selectbox(key="w:site").set_value("unknown")
     run(at)
-    assert any("Patient data given to the model: age unknown, unknown, unknown" in c.value
-               for c in at.caption)
+    assert any(
+        "Patient data given to the model: age unknown, unknown, unknown" in c.value
+        for c in at.caption
+    )
     assert len(at.dataframe[0].value) == 7 and not errors(at)
 
 
 def test_settings_come_from_the_url():
-    at = run(new_app(samples="2", sigma="0.25", cmap="inferno", layer="xception/block14_sepconv1_act"))
+    at = run(
+        new_app(samples="2", sigma="0.25", cmap="inferno", layer="xception/block14_sepconv1_act")
+    )
     assert at.slider(key="w:n_samples").value == 2
     assert at.slider(key="w:sigma").value == 0.25
     assert at.selectbox(key="w:cmap").value == "inferno"
@@ -184,7 +191,9 @@ def test_settings_come_from_the_url():
 def test_bad_url_values_fall_back_to_defaults():
     at = run(new_app(samples="many", sigma="7", model="NoSuchNet", layer="nope", sex="x"))
     notes = [i.value for i in at.info]
-    assert any(n.startswith("The link's sex=x, samples=many, sigma=7 are not valid") for n in notes), notes
+    assert any(
+        n.startswith("The link's sex=x, samples=many, sigma=7 are not valid") for n in notes
+    ), notes
     assert any("NoSuchNet" in n for n in notes) and any("nope" in n for n in notes), notes
     assert at.selectbox(key="w:sex").value == "female"  # the sample's recorded data instead
     assert at.slider(key="w:n_samples").value == 0
@@ -258,10 +267,10 @@ def _bomb_png(width=100_000, height=100_000) -> bytes:
     """A tiny PNG whose header declares 10 gigapixels."""
     data = _png(Image.new("L", (1, 1)))
     ihdr = data.find(b"IHDR")
-    body = struct.pack(">II", width, height) + data[ihdr + 12: ihdr + 17]
+    body = struct.pack(">II", width, height) + data[ihdr + 12 : ihdr + 17]
     chunk = b"IHDR" + body
-    patched = data[: ihdr] + chunk + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
-    return patched + data[ihdr + len(chunk) + 4:]
+    patched = data[:ihdr] + chunk + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    return patched + data[ihdr + len(chunk) + 4 :]
 
 
 def _choose_upload(at: AppTest) -> AppTest:
@@ -279,7 +288,8 @@ def test_uploaded_image_is_explained_without_a_diagnosis():
     assert "Grad-CAM" in captions(at) and "Grad-CAM++" in captions(at)
     assert any(c.startswith("Input (300×200 px") for c in captions(at))
     assert "No recorded diagnosis: this image is not one of the bundled samples." in [
-        c.value for c in at.caption]
+        c.value for c in at.caption
+    ]
     assert [b.label for b in at.get("download_button")]
 
 
@@ -298,12 +308,18 @@ def test_grayscale_upload_and_camera_photo():
     assert "Grad-CAM" in captions(at) and "Grad-CAM++" in captions(at)
 
 
-@pytest.mark.parametrize("name, data, message", [
-    ("notes.png", b"these are my notes, not a picture\n" * 20,
-     "Problem reading notes.png: notes.png is not an image file Pillow can read"),
-    ("cut.jpg", None, "Problem reading cut.jpg: cut.jpg is truncated or damaged"),
-    ("bomb.png", None, "refusing it as a possible decompression bomb"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        (
+            "notes.png",
+            b"these are my notes, not a picture\n" * 20,
+            "Problem reading notes.png: notes.png is not an image file Pillow can read",
+        ),
+        ("cut.jpg", None, "Problem reading cut.jpg: cut.jpg is truncated or damaged"),
+        ("bomb.png", None, "refusing it as a possible decompression bomb"),
+    ],
+)
 def test_bad_image_uploads_give_a_plain_error_and_the_page_keeps_working(name, data, message):
     if name == "cut.jpg":
         full = _sample_jpeg()
@@ -317,7 +333,8 @@ def test_bad_image_uploads_give_a_plain_error_and_the_page_keeps_working(name, d
     assert len(msgs) == 1 and message in msgs[0], msgs
     assert_page_works(at)
     assert "Choose an image in the sidebar: a sample, your upload or a camera photo." in [
-        i.value for i in at.info]
+        i.value for i in at.info
+    ]
     # and recovering: back to a sample, everything is there again
     at.radio(key="w:image_source").set_value("sample")
     run(at)
@@ -356,13 +373,28 @@ def test_user_model_with_class_names(model_bytes):
     assert "model" not in at.query_params  # an upload cannot be restored from a link
 
 
-@pytest.mark.parametrize("name, key, names, message", [
-    ("junk.keras", None, None, "junk.keras is not a Keras model file"),
-    ("lambda.keras", "lambda.keras", None, "lambda.keras contains Python code"),
-    ("nospatial.keras", "nospatial.keras", None, "the model has no layer with a spatial output"),
-    ("cnn.keras", "cnn.keras", b"cat\ndog\n", "the class-names file has 2 names but the model has 3 outputs"),
-])
-def test_bad_model_uploads_give_a_plain_error_and_the_page_keeps_working(model_bytes, name, key, names, message):
+@pytest.mark.parametrize(
+    ("name", "key", "names", "message"),
+    [
+        ("junk.keras", None, None, "junk.keras is not a Keras model file"),
+        ("lambda.keras", "lambda.keras", None, "lambda.keras contains Python code"),
+        (
+            "nospatial.keras",
+            "nospatial.keras",
+            None,
+            "the model has no layer with a spatial output",
+        ),
+        (
+            "cnn.keras",
+            "cnn.keras",
+            b"cat\ndog\n",
+            "the class-names file has 2 names but the model has 3 outputs",
+        ),
+    ],
+)
+def test_bad_model_uploads_give_a_plain_error_and_the_page_keeps_working(
+    model_bytes, name, key, names, message
+):
     data = model_bytes[key] if key else b"this is not a model at all" * 10
     at = _upload_model(run(new_app()), name, data, names)
     msgs = errors(at)
@@ -373,8 +405,10 @@ def test_bad_model_uploads_give_a_plain_error_and_the_page_keeps_working(model_b
         assert "Grad-CAM++" in captions(at)
         assert set(at.dataframe[0].value["class"]) == {"class 0", "class 1", "class 2"}
     else:
-        assert "No model is loaded: see the message above, or choose another model in the sidebar." in [
-            i.value for i in at.info]
+        assert (
+            "No model is loaded: see the message above, or choose another model in the sidebar."
+            in [i.value for i in at.info]
+        )
     # the other models still work
     at.selectbox(key="w:model").set_value("skin-lesion")
     run(at)
@@ -422,8 +456,10 @@ def test_explain_the_recorded_diagnosis_when_the_model_differs():
     button.click()
     run(at)
     assert any(c.value.startswith(f"Class explained: **{sample.dx} — ") for c in at.caption)
-    assert at.query_params["target"] in (str(zoo.SKIN_CLASSES.index(sample.dx)),
-                                         [str(zoo.SKIN_CLASSES.index(sample.dx))])
+    assert at.query_params["target"] in (
+        str(zoo.SKIN_CLASSES.index(sample.dx)),
+        [str(zoo.SKIN_CLASSES.index(sample.dx))],
+    )
     assert not [b for b in at.button if b.key == "w:explain_recorded"]  # done: no second click
 
 
@@ -456,15 +492,22 @@ def test_an_upload_resets_the_patient_data_with_a_notice():
     assert at.selectbox(key="w:sex").value != "unknown"  # the first sample's recorded data
     at = _choose_upload(at)
     assert any("patient data (age, sex, body site) is set to unknown" in i.value for i in at.info)
-    assert (at.selectbox(key="w:sex").value, at.selectbox(key="w:site").value) == ("unknown", "unknown")
+    assert (at.selectbox(key="w:sex").value, at.selectbox(key="w:site").value) == (
+        "unknown",
+        "unknown",
+    )
     assert at.checkbox(key="w:age").value is True  # "Age unknown"
     at.selectbox(key="w:sex").set_value("male")
     run(at)
-    at.file_uploader(key="w:image_file").set_value(("mole.png", _png(Image.new("RGB", (64, 48), (180, 90, 60))), "image/png"))
+    at.file_uploader(key="w:image_file").set_value(
+        ("mole.png", _png(Image.new("RGB", (64, 48), (180, 90, 60))), "image/png")
+    )
     run(at)
     assert at.selectbox(key="w:sex").value == "unknown"  # a new photo: nobody's record
-    assert any("Patient data given to the model: age unknown, unknown, unknown" in c.value
-               for c in at.caption)
+    assert any(
+        "Patient data given to the model: age unknown, unknown, unknown" in c.value
+        for c in at.caption
+    )
     at.radio(key="w:image_source").set_value("sample")
     run(at)
     assert at.selectbox(key="w:sex").value != "unknown"  # the sample's recorded data is back

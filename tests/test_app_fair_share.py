@@ -24,17 +24,25 @@ def test_too_many_samples_are_refused_with_a_sentence_and_the_page_stays_usable(
     assert not errors(at) and "Grad-CAM++" in captions(at)
     at.slider(key="w:n_samples").set_value(9)
     run(at)
-    assert errors(at) == ["Problem computing the heatmaps: This shared server computes at most 8 "
-                          "noise samples per map; choose 8 or fewer (you asked for 9)."]
+    assert errors(at) == [
+        (
+            "Problem computing the heatmaps: This shared server computes at most 8 "
+            "noise samples per map; choose 8 or fewer (you asked for 9)."
+        )
+    ]
     assert at.title[0].value == "Explain a prediction"
     assert at.slider(key="w:n_samples").value == 9  # the controls are still there
     # Near the input (block1_conv1, 126×126 of 254×254) a quarter of the cap: 3 refused, 2 run.
     at.slider(key="w:n_samples").set_value(3)
     at.selectbox(key="w:layer").set_value("xception/block1_conv1")
     run(at)
-    assert errors(at) == ["Problem computing the heatmaps: At a layer this close to the input "
-                          "(126×126 positions) this shared server computes at most 2 noise "
-                          "samples per map; choose 2 or fewer, or a later layer."]
+    assert errors(at) == [
+        (
+            "Problem computing the heatmaps: At a layer this close to the input "
+            "(126×126 positions) this shared server computes at most 2 noise "
+            "samples per map; choose 2 or fewer, or a later layer."
+        )
+    ]
     at.slider(key="w:n_samples").set_value(2)
     run(at)
     assert not errors(at)
@@ -71,7 +79,9 @@ def test_scorecam_over_all_channels_is_refused_and_fewer_run(monkeypatch, tmp_pa
     out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(a))
     keras.Model(inp, out).save(tmp_path / "tiny.keras")
     png = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(png, "PNG")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(
+        png, "PNG"
+    )
 
     def by_key(widgets, key):
         return next(w for w in widgets if w.key == key)
@@ -81,7 +91,9 @@ def test_scorecam_over_all_channels_is_refused_and_fewer_run(monkeypatch, tmp_pa
     at.session_state["image_source"] = "upload"
     at.switch_page("pages/compare.py")
     at.run()
-    by_key(at.file_uploader, "w:model_file").upload("tiny.keras", (tmp_path / "tiny.keras").read_bytes())
+    by_key(at.file_uploader, "w:model_file").upload(
+        "tiny.keras", (tmp_path / "tiny.keras").read_bytes()
+    )
     by_key(at.file_uploader, "w:image_file").upload("lesion.png", png.getvalue(), "image/png")
     run(at)
     assert not errors(at)
@@ -89,9 +101,13 @@ def test_scorecam_over_all_channels_is_refused_and_fewer_run(monkeypatch, tmp_pa
     run(at)
     by_key(at.button, "w:compare_run_scorecam").click()
     run(at)
-    assert errors(at) == ["Problem computing Score-CAM: This shared server runs Score-CAM over "
-                          "at most 2 channels (one forward pass each); choose K = 2 or fewer "
-                          "(you asked for 4 of 4)."]
+    assert errors(at) == [
+        (
+            "Problem computing Score-CAM: This shared server runs Score-CAM over "
+            "at most 2 channels (one forward pass each); choose K = 2 or fewer "
+            "(you asked for 4 of 4)."
+        )
+    ]
     text = "\n".join(m.value for m in at.markdown)
     assert "**Grad-CAM++** · " in text  # the other methods' maps are still shown
     assert "**Score-CAM** · " not in text

@@ -2,7 +2,9 @@
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from tests.helpers import new_app, open_page as _open, run, set_noise
+
+from tests.helpers import new_app, run, set_noise
+from tests.helpers import open_page as _open
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +48,22 @@ def test_default_top_k_filters_with_weights_and_their_map():
     raw = [c.value for c in at.caption if c.value.startswith("raw max ") and "**" not in c.value]
     assert len(raw) == 8
     peaks = [float(c.split()[2]) for c in raw]
-    flagged = [p for p, c in zip(peaks, raw) if "weak: under 5 % of the strongest filter" in c]
+    flagged = [
+        p
+        for p, c in zip(peaks, raw, strict=False)
+        if "weak: under 5 % of the strongest filter" in c
+    ]
     assert flagged == [p for p in peaks if p < 0.05 * max(peaks)]
     # the grid to click on is an Altair chart with the two selections
     chart = at.get("vega_lite_chart")
-    assert chart and '"name": "cell"' in chart[0].proto.spec and '"name": "box"' in chart[0].proto.spec
+    assert (
+        chart and '"name": "cell"' in chart[0].proto.spec and '"name": "box"' in chart[0].proto.spec
+    )
     assert "Grad-CAM++ — all positions" in captions(at)
-    assert [h.value for h in at.header] == ["Model", "Image", "Explain", "Filters", "Neurons"] or \
-        {"Filters", "Neurons"} <= {h.value for h in at.header}
+    assert [h.value for h in at.header] == ["Model", "Image", "Explain", "Filters", "Neurons"] or {
+        "Filters",
+        "Neurons",
+    } <= {h.value for h in at.header}
 
 
 def test_top_k_slider_and_filter_list_with_ranges():
@@ -73,13 +83,16 @@ def test_top_k_slider_and_filter_list_with_ranges():
     assert not errors(at)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("3, ten", "cannot read 'ten': use filter indices and ranges"),
-    ("0-20000000", "filter 20000000 does not exist: this layer has filters 0 to 2047"),
-    ("5000", "filter 5000 does not exist: this layer has filters 0 to 2047"),
-    ("9-2", "the range '9-2' runs backwards"),
-    ("", "no filter indices given"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("3, ten", "cannot read 'ten': use filter indices and ranges"),
+        ("0-20000000", "filter 20000000 does not exist: this layer has filters 0 to 2047"),
+        ("5000", "filter 5000 does not exist: this layer has filters 0 to 2047"),
+        ("9-2", "the range '9-2' runs backwards"),
+        ("", "no filter indices given"),
+    ],
+)
 def test_bad_filter_lists_give_a_plain_error_and_the_page_keeps_working(text, message):
     at = open_page()
     at.radio(key="w:filter_mode").set_value("list")
@@ -103,7 +116,9 @@ def test_region_of_neurons():
     at.slider(key="w:region_cols").set_value((4, 7))
     run(at)
     caps = captions(at)
-    assert "The layer's 8×8 grid over the image; chosen: rows 1–3, columns 4–7." in caption_texts(at)
+    assert "The layer's 8×8 grid over the image; chosen: rows 1–3, columns 4–7." in caption_texts(
+        at
+    )
     assert "Grad-CAM — rows 1–3, columns 4–7" in caps
     assert "Grad-CAM++ — rows 1–3, columns 4–7" in caps
     assert at.session_state["region"] == [1, 4, 3, 7]
@@ -168,8 +183,12 @@ def test_the_filter_terms_follow_the_chosen_method():
     # The same numbers from the explainer itself: XGrad-CAM's 8 largest channel weights.
     bundle = zoo.load_model("skin-lesion")
     sample = zoo.list_samples()[0]
-    ex = explain_details(bundle.model, zoo.prepare(bundle, sample.path),
-                         extra_inputs=[sample.metadata()], methods=("xgradcam",))
+    ex = explain_details(
+        bundle.model,
+        zoo.prepare(bundle, sample.path),
+        extra_inputs=[sample.metadata()],
+        methods=("xgradcam",),
+    )
     expected = sorted(ex.weights["xgradcam"][0], reverse=True)[:8]
     assert weights == pytest.approx(expected, rel=6e-3)  # printed to 3 significant digits
     assert "XGrad-CAM — 8 filters" in captions(at)

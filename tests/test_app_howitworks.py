@@ -32,9 +32,13 @@ def test_formulas_and_steps_with_this_images_numbers(skin_lesion_model):
     assert at.title[0].value == "How it works"
     assert not at.error
     headers = [h.value for h in at.header]
-    for h in ("1 · The class score", "2 · Grad-CAM (Selvaraju et al., 2017)",
-              "3 · Grad-CAM++ (Chattopadhay et al., 2018)",
-              "4 · Smooth Grad-CAM++ (Omeiza et al., 2019)", "5 · The differences, on this image"):
+    for h in (
+        "1 · The class score",
+        "2 · Grad-CAM (Selvaraju et al., 2017)",
+        "3 · Grad-CAM++ (Chattopadhay et al., 2018)",
+        "4 · Smooth Grad-CAM++ (Omeiza et al., 2019)",
+        "5 · The differences, on this image",
+    ):
         assert h in headers
     latex = " ".join(l.value for l in at.latex)
     assert len(at.latex) >= 5
@@ -83,12 +87,19 @@ def test_worked_example_computes_one_cell_by_hand(skin_lesion_model):
     at = open_page()
     assert "6 · A worked example: one cell, by hand" in [h.value for h in at.header]
     assert [t.label for t in at.tabs][:5] == [
-        f"① A and g of filter {at.number_input(key='w:teach_filter').value}", "② its two weights",
-        "③ Grad-CAM at the cell", "④ Grad-CAM++ at the cell", "⑤ What this implies"]
+        f"① A and g of filter {at.number_input(key='w:teach_filter').value}",
+        "② its two weights",
+        "③ Grad-CAM at the cell",
+        "④ Grad-CAM++ at the cell",
+        "⑤ What this implies",
+    ]
     text = markdown(at)
     # the default cell is the Grad-CAM++ peak; the hand sum equals the explainer's map there
-    sums = re.findall(r"= \*\*([-0-9.e+]+)\*\*; ReLU → \*\*([-0-9.e+]+)\*\*\. The explainer's map at "
-                      r"this cell: \*\*([-0-9.e+]+)\*\*", text)
+    sums = re.findall(
+        r"= \*\*([-0-9.e+]+)\*\*; ReLU → \*\*([-0-9.e+]+)\*\*\. The explainer's map at "
+        r"this cell: \*\*([-0-9.e+]+)\*\*",
+        text,
+    )
     assert len(sums) == 2
     for total, relu, explainer in sums:
         assert float(relu) == pytest.approx(max(float(total), 0.0))
@@ -100,7 +111,7 @@ def test_worked_example_computes_one_cell_by_hand(skin_lesion_model):
     assert "Grad-CAM equals HiResCAM here" in text
     # the A and g grids of the chosen filter, labelled by grid row and column
     grids = [d.value for d in at.dataframe if list(d.value.columns)[:2] == ["0", "1"]]
-    assert len(grids) == 2 and grids[0].shape == (8, 8) and list(grids[0].index)[0] == "row 0"
+    assert len(grids) == 2 and grids[0].shape == (8, 8) and next(iter(grids[0].index)) == "row 0"
 
     # the exact fallback: another cell and another filter by number
     at.number_input(key="w:teach_row").set_value(0)
@@ -115,7 +126,10 @@ def test_worked_example_computes_one_cell_by_hand(skin_lesion_model):
     x = zoo.prepare(bundle, load_image(sample.path))
     ex = explain_details(skin_lesion_model, x, extra_inputs=[sample.metadata()])
     w_gc = float(ex.weights["gradcam"][0][7])
-    m = re.search(r"\$w_\{7\} = \\frac\{1\}\{Z\}\\sum_\{ij\} g_\{ij\}\$ = [-0-9.e+]+ / 64 = \*\*([-0-9.e+]+)\*\*", text)
+    m = re.search(
+        r"\$w_\{7\} = \\frac\{1\}\{Z\}\\sum_\{ij\} g_\{ij\}\$ = [-0-9.e+]+ / 64 = \*\*([-0-9.e+]+)\*\*",
+        text,
+    )
     assert m and float(m.group(1)) == pytest.approx(w_gc, rel=1e-3)
 
 

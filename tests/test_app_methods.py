@@ -14,7 +14,9 @@ def captions(at) -> list[str]:
 
 def test_more_methods_are_drawn_with_their_raw_maxima_and_kept_in_the_link():
     at = run(new_app())
-    at.multiselect(key="w:methods").set_value(["gradcam", "hirescam", "layercam", "guided-backprop"])
+    at.multiselect(key="w:methods").set_value(
+        ["gradcam", "hirescam", "layercam", "guided-backprop"]
+    )
     run(at)
     assert not at.error, [e.value for e in at.error]
     caps = captions(at)
@@ -24,8 +26,10 @@ def test_more_methods_are_drawn_with_their_raw_maxima_and_kept_in_the_link():
     raw = [c.value for c in at.caption if c.value.startswith("raw max")]
     assert len(raw) == 3  # one per heatmap; the guided map states its own scale
     assert any("grey = 0" in c.value for c in at.caption)
-    assert at.query_params["methods"] in ("gradcam,hirescam,layercam,guided-backprop",
-                                          ["gradcam,hirescam,layercam,guided-backprop"])
+    assert at.query_params["methods"] in (
+        "gradcam,hirescam,layercam,guided-backprop",
+        ["gradcam,hirescam,layercam,guided-backprop"],
+    )
     # The same link opens the same view in a new session.
     again = run(new_app(methods="gradcam,hirescam,layercam,guided-backprop"))
     assert at.multiselect(key="w:methods").value == again.multiselect(key="w:methods").value
@@ -34,8 +38,14 @@ def test_more_methods_are_drawn_with_their_raw_maxima_and_kept_in_the_link():
 def test_a_bad_methods_link_falls_back_with_a_notice():
     at = run(new_app(methods="gradcam,not-a-method"))
     assert at.multiselect(key="w:methods").value == ["gradcam", "gradcam++"]
-    notes = " ".join(x.value for x in list(at.info) + list(at.warning) + list(at.caption)
-                     + list(at.markdown) + [t.value for t in at.toast])
+    notes = " ".join(
+        x.value
+        for x in list(at.info)
+        + list(at.warning)
+        + list(at.caption)
+        + list(at.markdown)
+        + [t.value for t in at.toast]
+    )
     assert "methods" in notes.lower()
 
 

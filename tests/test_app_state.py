@@ -31,9 +31,14 @@ def _script():
     if sent != "nothing":  # what a browser may send, then the callback, before the script
         st.session_state["w:target"] = sent
         st.session_state["_callback"]()
-    kwargs = state.bind(state.TARGET, options=options, labels=label,
-                        to_widget=lambda v: -1 if v is None else int(v),
-                        from_widget=from_widget, on_change=boom)
+    kwargs = state.bind(
+        state.TARGET,
+        options=options,
+        labels=label,
+        to_widget=lambda v: -1 if v is None else int(v),
+        from_widget=from_widget,
+        on_change=boom,
+    )
     st.session_state["_callback"] = kwargs["on_change"]
     st.selectbox("Class", options, format_func=label, **kwargs)
     st.write(f"target={state.get(state.TARGET)!r}")
@@ -120,7 +125,9 @@ def test_a_refusing_converter_and_a_failing_callback_become_messages():
 def test_a_bad_link_value_says_so_in_one_line():
     at = _app(target="x", cmap="rainbow", opacity="0.3")
     notes = [i.value for i in at.info]
-    assert notes == ["The link's target=x, cmap=rainbow are not valid; the default is used instead."]
+    assert notes == [
+        "The link's target=x, cmap=rainbow are not valid; the default is used instead."
+    ]
     assert _target(at) == "target=None"
     assert at.session_state["opacity"] == 0.3
 
@@ -128,15 +135,30 @@ def test_a_bad_link_value_says_so_in_one_line():
 def test_every_picture_setting_round_trips_through_the_url():
     from dashboard.frame import state
 
-    values = {state.CMAP: "inferno", state.OPACITY: 0.35, state.SCALE: "shared",
-              state.FILTER_MODE: "list", state.FILTERS: "3, 10-12", state.TOP_K: 12,
-              state.NEURON_MODE: "positions", state.REGION: [1, 2, 5, 6],
-              state.POSITIONS: [[0, 1], [7, 7]], state.EVAL_MODE: "several",
-              state.EVAL_SOURCE: "upload", state.EVAL_SAMPLES: ["ISIC_0024338", "ISIC_0024550"],
-              state.EVAL_STEPS: 32, state.N_SAMPLES: 8, state.SIGMA: 0.2, state.SEED: 3,
-              state.TARGET: 4, state.LAYER: "xception/block13_sepconv2_act"}
+    values = {
+        state.CMAP: "inferno",
+        state.OPACITY: 0.35,
+        state.SCALE: "shared",
+        state.FILTER_MODE: "list",
+        state.FILTERS: "3, 10-12",
+        state.TOP_K: 12,
+        state.NEURON_MODE: "positions",
+        state.REGION: [1, 2, 5, 6],
+        state.POSITIONS: [[0, 1], [7, 7]],
+        state.EVAL_MODE: "several",
+        state.EVAL_SOURCE: "upload",
+        state.EVAL_SAMPLES: ["ISIC_0024338", "ISIC_0024550"],
+        state.EVAL_STEPS: 32,
+        state.N_SAMPLES: 8,
+        state.SIGMA: 0.2,
+        state.SEED: 3,
+        state.TARGET: 4,
+        state.LAYER: "xception/block13_sepconv2_act",
+    }
     for key, value in values.items():
         name, parse = state.URL_KEYS[key]
         assert parse(state._url_text(key, value)) == value, (key, name)
-    assert state.DEFAULTS[state.CMAP] == "viridis" and {"viridis", "inferno", "jet"} <= set(state.CMAPS)
+    assert state.DEFAULTS[state.CMAP] == "viridis" and {"viridis", "inferno", "jet"} <= set(
+        state.CMAPS
+    )
     assert state.URL_KEYS[state.SCALE][0] == "scale" and state.DEFAULTS[state.SCALE] == "own"

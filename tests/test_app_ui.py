@@ -21,7 +21,9 @@ def colour_bar(at: AppTest) -> str:
 
 
 def raw_maxima(at: AppTest) -> list[float]:
-    return [float(m) for c in at.caption for m in re.findall(r"^raw max \*\*([-0-9.e+]+)\*\*", c.value)]
+    return [
+        float(m) for c in at.caption for m in re.findall(r"^raw max \*\*([-0-9.e+]+)\*\*", c.value)
+    ]
 
 
 def test_weak_smoothed_grad_cam_is_flagged_in_words():
@@ -42,7 +44,9 @@ def test_no_flag_for_a_healthy_pair_and_every_image_has_a_text_alternative():
     assert not [m for m in at.markdown if "Weak evidence" in m.value]
     assert all(alts(at)), alts(at)
     maps = [a for a in alts(at) if "heatmap" in a]
-    assert len(maps) == 2 and all("for class mel — melanoma" in a and "grid cell (row" in a for a in maps)
+    assert len(maps) == 2 and all(
+        "for class mel — melanoma" in a and "grid cell (row" in a for a in maps
+    )
 
 
 def test_three_colour_scales_and_the_colour_bar_in_raw_values():
@@ -53,7 +57,9 @@ def test_three_colour_scales_and_the_colour_bar_in_raw_values():
     run(at)
     peak = max(raw_maxima(at))
     bar = colour_bar(at)
-    assert bar.startswith("Colour bar: raw map value (class-score units); one scale for the maps on screen")
+    assert bar.startswith(
+        "Colour bar: raw map value (class-score units); one scale for the maps on screen"
+    )
     assert float(bar.rsplit(" ", 1)[1]) == pytest.approx(peak, rel=1e-2)
     assert at.query_params.get("scale") in ("shared", ["shared"])
     # absolute: a fixed top value, kept when the image changes
@@ -73,7 +79,9 @@ def test_captions_belong_to_the_maps_after_a_change():
     at.selectbox(key="w:target").set_value(5)
     run(at)
     explained = [c.value for c in at.caption if c.value.startswith("Class explained:")]
-    assert len(explained) == 1 and explained[0].startswith("Class explained: **nv — melanocytic nevus")
+    assert len(explained) == 1 and explained[0].startswith(
+        "Class explained: **nv — melanocytic nevus"
+    )
     assert all("for class nv — melanocytic nevus" in a for a in alts(at) if "heatmap" in a)
     # nothing above the maps names the class being explained (that text went stale while the
     # maps were recomputed); the prediction line names the top-1 class only

@@ -9,8 +9,10 @@ from tests.helpers import new_app, run, small_cnn
 
 pytestmark = pytest.mark.slow
 
-FAILS = ("Do not read this map as evidence: it stays the same when the model's weights are random "
-         "and is the same for every class.")
+FAILS = (
+    "Do not read this map as evidence: it stays the same when the model's weights are random "
+    "and is the same for every class."
+)
 PASSES = "Passed the checks: it changes with the model and with the class."
 
 
@@ -18,7 +20,7 @@ def texts(at) -> str:
     return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
 
 
-@pytest.fixture()
+@pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPLAINERS_SANITY_CACHE", str(tmp_path / "sanity"))
     return tmp_path / "sanity"

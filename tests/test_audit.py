@@ -5,7 +5,14 @@ import keras
 import numpy as np
 import pytest
 
-from explainers.trust.artefact_audit import audit, audit_json, box_mask, energy_shares, hide, region_masks
+from explainers.trust.artefact_audit import (
+    audit,
+    audit_json,
+    box_mask,
+    energy_shares,
+    hide,
+    region_masks,
+)
 from explainers.zoo import ModelBundle
 from tests.test_segmentation import synthetic
 
@@ -32,15 +39,26 @@ def brightness_bundle():
     k = np.zeros((3, 3, 3, 2), np.float32)
     k[1, 1, :, 0] = 1 / 3
     model.get_layer("conv").set_weights([k, np.zeros(2, np.float32)])
-    model.get_layer("head").set_weights([np.array([[1 / 20, -1 / 20], [0, 0]], np.float32),
-                                         np.array([-128 / 20, 128 / 20], np.float32)])
-    return ModelBundle(key="tiny", label="tiny", model=model, input_size=(32, 32),
-                       class_names=["light", "dark"], preprocess=lambda a: a, weights="file")
+    model.get_layer("head").set_weights(
+        [
+            np.array([[1 / 20, -1 / 20], [0, 0]], np.float32),
+            np.array([-128 / 20, 128 / 20], np.float32),
+        ]
+    )
+    return ModelBundle(
+        key="tiny",
+        label="tiny",
+        model=model,
+        input_size=(32, 32),
+        class_names=["light", "dark"],
+        preprocess=lambda a: a,
+        weights="file",
+    )
 
 
 def test_hiding_the_dark_corners_changes_the_tiny_models_output():
     bundle = brightness_bundle()
-    image, disc, corners = synthetic(vignette=True)
+    image, disc, _corners = synthetic(vignette=True)
     cam = np.ones((8, 8))
     result = audit(bundle, image, cam, 0, mask=disc)
     edit = {e.region: e for e in result.edits}["corners"]
@@ -48,13 +66,20 @@ def test_hiding_the_dark_corners_changes_the_tiny_models_output():
     assert edit.probability_after > edit.probability_before + 0.05  # lighter corners -> "light" up
     assert "leans on it" in edit.sentence("light")
     data = audit_json(result)
-    assert data["mask"] == "upload" and set(data["energy"]) == {"lesion", "border", "skin", "corners"}
-    assert [set(e) for e in data["edits"]] == [{"region", "probability_before", "probability_after"}] * 2
+    assert data["mask"] == "upload" and set(data["energy"]) == {
+        "lesion",
+        "border",
+        "skin",
+        "corners",
+    }
+    assert [set(e) for e in data["edits"]] == [
+        {"region", "probability_before", "probability_after"}
+    ] * 2
 
 
 def test_box_edit_and_modes():
     bundle = brightness_bundle()
-    image, disc, _ = synthetic()
+    image, _disc, _ = synthetic()
     result = audit(bundle, image, np.ones((8, 8)), 0, box=(0, 0, 240, 180), mode="blur")
     assert result.mask_source == "auto" and result.edits[-1].region == "box"
     filled = np.asarray(hide(image, box_mask((180, 240), (100, 60, 140, 120)), "fill"))

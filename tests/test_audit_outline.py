@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from explainers import render
-from explainers.trust.artefact_audit import (EDGE_FRACTION, Edit, audit, audit_json, band_width,
-                                             edge_share, is_uncertain)
+from explainers.trust.artefact_audit import (
+    EDGE_FRACTION,
+    Edit,
+    audit,
+    audit_json,
+    band_width,
+    edge_share,
+    is_uncertain,
+)
 from explainers.trust.segmentation import STABLE_IOU, outline
 from tests.test_audit import brightness_bundle
 from tests.test_segmentation import gradual, synthetic
@@ -14,7 +21,7 @@ from tests.test_segmentation import gradual, synthetic
 
 def square(h=40, w=50, box=(10, 30, 15, 40)):
     m = np.zeros((h, w), bool)
-    m[box[0]:box[1], box[2]:box[3]] = True
+    m[box[0] : box[1], box[2] : box[3]] = True
     return m
 
 
@@ -58,7 +65,9 @@ def test_edge_share_is_the_high_area_in_the_band_just_outside_the_outline():
     assert edge_share(hugging, lesion, 3) == 1.0
     assert edge_share(far, lesion, 3) == 0.0
     assert edge_share(hugging | far, lesion, 3) == pytest.approx(120 / 520)
-    assert edge_share(hugging | far, lesion, 25) == 1.0  # a coarse map: both within a cell (cols 70..94)
+    assert (
+        edge_share(hugging | far, lesion, 25) == 1.0
+    )  # a coarse map: both within a cell (cols 70..94)
     assert edge_share(np.zeros_like(far), lesion, 3) == 0.0
 
 
@@ -71,12 +80,23 @@ def test_uncertainty_rule():
 
 def test_wording_firm_hedged_and_no_change():
     firm = Edit("outside-high", "the high-map area outside the lesion", 0.96, 0.26, 500)
-    assert firm.sentence("mel") == ("hiding the high-map area outside the lesion moves P(mel) 0.96 → 0.26: "
-                                    "the prediction leans on it")
-    hedged = Edit("outside-high", "the high-map area outside the lesion outline", 0.96, 0.26, 500, uncertain=True)
-    assert hedged.sentence("mel") == ("hiding the high-map area outside the lesion outline moves P(mel) 0.96 → 0.26: "
-                                      "the prediction may lean on the area outside the outline — the outline "
-                                      "itself is uncertain here")
+    assert firm.sentence("mel") == (
+        "hiding the high-map area outside the lesion moves P(mel) 0.96 → 0.26: "
+        "the prediction leans on it"
+    )
+    hedged = Edit(
+        "outside-high",
+        "the high-map area outside the lesion outline",
+        0.96,
+        0.26,
+        500,
+        uncertain=True,
+    )
+    assert hedged.sentence("mel") == (
+        "hiding the high-map area outside the lesion outline moves P(mel) 0.96 → 0.26: "
+        "the prediction may lean on the area outside the outline — the outline "
+        "itself is uncertain here"
+    )
     still = Edit("outside-high", "x", 0.96, 0.95, 500, uncertain=True)
     assert still.sentence("mel").endswith("the prediction does not rest on it")
 
@@ -94,9 +114,11 @@ def test_audit_of_a_fading_lesion_is_uncertain_and_of_a_sharp_disc_is_not():
     assert edit.uncertain and "outside the lesion outline" in edit.description
     assert not {e.region: e for e in result.edits}["corners"].uncertain
     data = audit_json(result)
-    assert data["outline_uncertain"] is True and data["outline_stability"] == pytest.approx(auto.stability, abs=1e-4)
+    assert data["outline_uncertain"] is True and data["outline_stability"] == pytest.approx(
+        auto.stability, abs=1e-4
+    )
 
-    disc_image, disc, _ = synthetic(radius=60)
+    disc_image, _disc, _ = synthetic(radius=60)
     spot = np.zeros((8, 8))
     spot[3:5, 3:5] = 1.0  # high only inside the disc
     sharp = audit(bundle, disc_image, spot, 0)

@@ -44,11 +44,15 @@ def folder(tmp_path_factory, data_root):
     images.mkdir()
     rng = np.random.default_rng(2)
     for name in DX:
-        Image.fromarray(rng.integers(0, 256, (18, 18, 3), dtype=np.uint8)).save(images / f"{name}.png")
+        Image.fromarray(rng.integers(0, 256, (18, 18, 3), dtype=np.uint8)).save(
+            images / f"{name}.png"
+        )
     (images / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
     meta = root / "labels.csv"
-    meta.write_text("image_id,dx,age,sex,localization\n"
-                    + "".join(f"{k},{v},50,male,back\n" for k, v in DX.items()))
+    meta.write_text(
+        "image_id,dx,age,sex,localization\n"
+        + "".join(f"{k},{v},50,male,back\n" for k, v in DX.items())
+    )
     out = workspace.new_run_folder("local", "tiny")
     B.run_batch(str(model_path), images, out, metadata=meta, n_steps=4, progress=False)
     return out
@@ -78,7 +82,9 @@ def test_bootstrap_interval_known_answers():
     mean, low, high = A.bootstrap_interval(x)
     half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)  # the normal interval the bootstrap approaches
     assert mean == pytest.approx(x.mean())
-    assert low == pytest.approx(x.mean() - half, abs=0.05) and high == pytest.approx(x.mean() + half, abs=0.05)
+    assert low == pytest.approx(x.mean() - half, abs=0.05) and high == pytest.approx(
+        x.mean() + half, abs=0.05
+    )
 
 
 def test_page_shows_counts_groups_and_worst_first(folder):
@@ -94,7 +100,10 @@ def test_page_shows_counts_groups_and_worst_first(folder):
         values = [float(r["gradcam:average_drop_pct"]) for r in rows if r["dx"] == dx]
         assert groups.loc[dx, col] == pytest.approx(np.mean(values))
         low, high = (float(t) for t in groups.loc[dx, f"{col} 95 % CI"].split(" – "))
-        assert min(values) - 1e-3 <= low <= np.mean(values) * 1.001 + 1e-3 and high <= max(values) + 1e-3
+        assert (
+            min(values) - 1e-3 <= low <= np.mean(values) * 1.001 + 1e-3
+            and high <= max(values) + 1e-3
+        )
     # The gallery: the first ordering offered is the lowest share of the map in the lesion (the
     # automatic outline, as no mask was given), then the largest drop when asked.
     gallery = frame_with(at, "Maps")
@@ -133,6 +142,7 @@ def test_runs_are_listed_newest_first_and_a_broken_one_is_one_message(folder, da
     assert not at.error and {m.label: m.value for m in at.metric}["Images explained"] == "5"
     assert not any(str(data_root) in c.value for c in at.caption)
     import shutil
+
     shutil.rmtree(broken)
 
 
@@ -143,8 +153,9 @@ def test_no_runs_yet_says_how_to_make_one(tmp_path, monkeypatch):
     assert not at.error and any("no batch runs yet" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("typed", ["/etc", "~root", "../../", "../..", "/", "~", "..",
-                                   "etc/passwd", "./"])
+@pytest.mark.parametrize(
+    "typed", ["/etc", "~root", "../../", "../..", "/", "~", "..", "etc/passwd", "./"]
+)
 def test_typed_paths_cannot_reach_the_filesystem(folder, data_root, tmp_path, typed):
     # a page state forged to hold a path instead of a run name opens nothing
     at = AppTest.from_file(PAGE, default_timeout=120)
@@ -164,7 +175,7 @@ def test_typed_paths_cannot_reach_the_filesystem(folder, data_root, tmp_path, ty
     # a link planted in the runs folder that points outside is not listed
     outside = tmp_path / "outside"
     outside.mkdir(exist_ok=True)
-    (outside / "results.csv").write_text(( folder / "results.csv").read_text())
+    (outside / "results.csv").write_text((folder / "results.csv").read_text())
     link = workspace.runs_folder("local") / "planted"
     if not link.exists():
         link.symlink_to(outside, target_is_directory=True)
@@ -179,7 +190,7 @@ def test_user_ids_get_their_own_folders(data_root):
     assert workspace.safe_name("a@b") != workspace.safe_name("a_b")  # no two ids share a folder
     first = workspace.new_run_folder("someone else", "x")
     assert first.parent == workspace.runs_folder("someone else")
-    assert workspace.user_runs("local") and not [p for p in workspace.user_runs("someone else")]
+    assert workspace.user_runs("local") and not list(workspace.user_runs("someone else"))
     assert first.name.endswith("-x") and workspace.new_run_folder("someone else", "x") != first
 
 
@@ -195,7 +206,7 @@ def test_open_on_explain_sets_the_runs_settings(folder, tmp_path, data_root):
         reader = csv.DictReader(f)
         rows = [r for r in reader if not r["error"]]
         header = reader.fieldnames
-    for r, image_id in zip(rows, ids):
+    for r, image_id in zip(rows, ids, strict=False):
         r["image"] = f"{image_id}.jpg"
         r["layer"] = "xception/block14_sepconv2_act"
         r["target"] = "4"
@@ -236,8 +247,9 @@ def test_batch_over_the_bundled_samples_from_the_page(data_root):
     folder = workspace.find_run("local", at.session_state["audit_folder"])
     assert folder.parent == data_root / "users" / "local" / "runs"
     rows = results(folder)
-    assert sorted(r["image"] for r in rows) == sorted(f"{s}.jpg" for s in
-                                                      [p.stem for p in folder.glob("*.npz")])
+    assert sorted(r["image"] for r in rows) == sorted(
+        f"{s}.jpg" for s in [p.stem for p in folder.glob("*.npz")]
+    )
     # Per diagnosis, the recorded dx of the bundled samples: 8 images in the "all images" row.
     groups = frame_with(at, "Group").set_index("Group")
     assert groups.loc["all images", "Images"] == 8 and "mel" in groups.index

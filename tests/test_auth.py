@@ -8,17 +8,21 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from dashboard.frame import access_log, auth, serve
 
 ROOT = Path(__file__).resolve().parents[1]
-GOOD = {"redirect_uri": "https://dash.example.org/oauth2callback", "cookie_secret": "x" * 40,
-        "client_id": "id", "client_secret": "secret",
-        "server_metadata_url": "https://login.example.org/.well-known/openid-configuration"}
+GOOD = {
+    "redirect_uri": "https://dash.example.org/oauth2callback",
+    "cookie_secret": "x" * 40,
+    "client_id": "id",
+    "client_secret": "secret",
+    "server_metadata_url": "https://login.example.org/.well-known/openid-configuration",
+}
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -32,13 +36,16 @@ def test_a_complete_section_is_configured_and_names_its_providers():
     assert auth.providers(two) == ["microsoft", "google"] and auth.is_configured(two)
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"redirect_uri": None}, "lacks redirect_uri"),
-    ({"cookie_secret": ""}, "lacks cookie_secret"),
-    ({"client_secret": None}, "names no provider"),
-    ({"redirect_uri": "https://dash.example.org/"}, "must end with /oauth2callback"),
-    ({"cookie_secret": "short"}, "too short"),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"redirect_uri": None}, "lacks redirect_uri"),
+        ({"cookie_secret": ""}, "lacks cookie_secret"),
+        ({"client_secret": None}, "names no provider"),
+        ({"redirect_uri": "https://dash.example.org/"}, "must end with /oauth2callback"),
+        ({"cookie_secret": "short"}, "too short"),
+    ],
+)
 def test_an_incomplete_section_says_what_is_missing(change, words):
     section = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
     why = auth.problem(section)
@@ -47,7 +54,9 @@ def test_an_incomplete_section_says_what_is_missing(change, words):
 
 
 def test_no_section_means_local_use():
-    assert auth.problem(None) is None and not auth.is_configured(None) and auth.providers(None) == []
+    assert (
+        auth.problem(None) is None and not auth.is_configured(None) and auth.providers(None) == []
+    )
 
 
 def test_the_example_secrets_file_needs_a_real_cookie_secret_and_the_real_file_is_not_in_git():
@@ -61,7 +70,9 @@ def test_the_example_secrets_file_needs_a_real_cookie_secret_and_the_real_file_i
 def test_read_secrets_merges_files_later_wins(tmp_path):
     (tmp_path / "a.toml").write_text('[auth]\nclient_id = "a"\n[other]\nx = 1\n')
     (tmp_path / "b.toml").write_text('[auth]\nclient_id = "b"\n')
-    merged = auth.read_secrets([tmp_path / "a.toml", tmp_path / "missing.toml", tmp_path / "b.toml"])
+    merged = auth.read_secrets(
+        [tmp_path / "a.toml", tmp_path / "missing.toml", tmp_path / "b.toml"]
+    )
     assert merged == {"auth": {"client_id": "b"}, "other": {"x": 1}}
 
 
@@ -100,9 +111,21 @@ def test_data_root_follows_the_environment(tmp_path, monkeypatch):
     assert auth.data_root() == tmp_path / "xdg" / "explainers"
 
 
-@pytest.mark.parametrize("address, local", [
-    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True), ("127.0.1.1", True),
-    ("0.0.0.0", False), ("", False), (None, False), ("192.168.1.5", False), ("::", False)])
+@pytest.mark.parametrize(
+    ("address", "local"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("127.0.1.1", True),
+        ("0.0.0.0", False),
+        ("", False),
+        (None, False),
+        ("192.168.1.5", False),
+        ("::", False),
+    ],
+)
 def test_is_loopback(address, local):
     assert auth.is_loopback(address) is local
 
@@ -121,19 +144,31 @@ def test_config_binds_this_machine_and_keeps_the_protections():
 
 def _serve(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m dashboard.frame.serve ARGS`` in the repository, stopped at once if it starts."""
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith("STREAMLIT_") and k != serve.SHARED_ENV}
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("STREAMLIT_") and k != serve.SHARED_ENV
+    }
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "dashboard.frame.serve", *args], cwd=ROOT,
-                          env=full_env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard.frame.serve", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("args, env", [
-    (["--shared"], {}),
-    ([], {serve.SHARED_ENV: "1"}),
-    (["--server.address", "0.0.0.0"], {}),
-    ([], {"STREAMLIT_SERVER_ADDRESS": "192.168.1.5"}),
-])
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--shared"], {}),
+        ([], {serve.SHARED_ENV: "1"}),
+        (["--server.address", "0.0.0.0"], {}),
+        ([], {"STREAMLIT_SERVER_ADDRESS": "192.168.1.5"}),
+    ],
+)
 def test_shared_without_sign_in_is_refused_with_one_line(tmp_path, args, env):
     empty = tmp_path / "secrets.toml"
     empty.write_text("[other]\nx = 1\n")
@@ -149,7 +184,9 @@ def test_shared_with_incomplete_sign_in_says_what_is_missing(tmp_path):
     bad.write_text('[auth]\nredirect_uri = "https://dash.example.org/oauth2callback"\n')
     out = _serve(tmp_path, "--shared", "--secrets.files", str(bad))
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
-    assert out.stderr.startswith("error: refusing to listen on 0.0.0.0: [auth] in secrets.toml lacks cookie_secret")
+    assert out.stderr.startswith(
+        "error: refusing to listen on 0.0.0.0: [auth] in secrets.toml lacks cookie_secret"
+    )
 
 
 @pytest.fixture
@@ -163,7 +200,8 @@ def streamlit_config_restored():
 
 
 def test_shared_with_sign_in_opens_to_the_network_and_names_the_public_host(
-        tmp_path, monkeypatch, streamlit_config_restored):
+    tmp_path, monkeypatch, streamlit_config_restored
+):
     pytest.importorskip("authlib", reason="Authlib comes with requirements.txt (streamlit[auth])")
     good = tmp_path / "secrets.toml"
     good.write_text("[auth]\n" + "".join(f'{k} = "{v}"\n' for k, v in GOOD.items()))
@@ -171,8 +209,14 @@ def test_shared_with_sign_in_opens_to_the_network_and_names_the_public_host(
     for name in [n for n in os.environ if n.startswith("STREAMLIT_")] + [serve.SHARED_ENV]:
         monkeypatch.delenv(name, raising=False)
     args = serve.shared_args(["--shared", "--secrets.files", str(good)])
-    assert args == ["--secrets.files", str(good), "--server.address", "0.0.0.0",
-                    "--browser.serverAddress", "dash.example.org"]
+    assert args == [
+        "--secrets.files",
+        str(good),
+        "--server.address",
+        "0.0.0.0",
+        "--browser.serverAddress",
+        "dash.example.org",
+    ]
     local = serve.shared_args(["--secrets.files", str(tmp_path / "none.toml")])
     assert local == ["--secrets.files", str(tmp_path / "none.toml")]  # 127.0.0.1: no sign-in needed
 
@@ -198,14 +242,17 @@ def test_access_log_records_the_fields_only(tmp_path):
     assert (log.path.stat().st_mode & 0o777) == 0o600
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"image": "patient_jane_doe.jpg"},                    # a file name, not a hash
-    {"image": "ffd8ffe000104a46494600010101" + "zz"},     # not hex
-    {"image": b"\x89PNG\r\n\x1a\n".hex() + "0" * 100},      # too long to be a hash: data
-    {"page": "Explain\nage 54, female, trunk"},          # patient data smuggled into the page
-    {"page": "x" * 81},
-    {"who": "Alice"},                                     # a name outside the session record
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"image": "patient_jane_doe.jpg"},  # a file name, not a hash
+        {"image": "ffd8ffe000104a46494600010101" + "zz"},  # not hex
+        {"image": b"\x89PNG\r\n\x1a\n".hex() + "0" * 100},  # too long to be a hash: data
+        {"page": "Explain\nage 54, female, trunk"},  # patient data smuggled into the page
+        {"page": "x" * 81},
+        {"who": "Alice"},  # a name outside the session record
+    ],
+)
 def test_access_log_refuses_anything_but_hashes_and_page_titles(tmp_path, kwargs):
     log = access_log.AccessLog(tmp_path / "access.jsonl")
     fields = {"page": "Explain", "image": None, **kwargs}
@@ -227,7 +274,12 @@ def test_access_log_is_bounded_by_size_and_number_of_files(tmp_path):
     for i in range(400):  # about 40 kB of records: many times what may be kept
         log.record("local", "view", f"Page {i}")
     files = log.files()
-    assert [f.name for f in files] == ["access.jsonl", "access.jsonl.1", "access.jsonl.2", "access.jsonl.3"]
+    assert [f.name for f in files] == [
+        "access.jsonl",
+        "access.jsonl.1",
+        "access.jsonl.2",
+        "access.jsonl.3",
+    ]
     assert all(f.stat().st_size <= 2048 for f in files)
     assert not (tmp_path / "access.jsonl.4").exists()
     assert sum(f.stat().st_size for f in files) <= (3 + 1) * 2048
@@ -278,6 +330,10 @@ def test_a_signed_out_visitor_gets_the_sign_in_page_only(monkeypatch):
 
 
 def test_an_incomplete_auth_section_stops_the_app_with_one_line(monkeypatch):
-    at, started = _app_with_secrets({k: v for k, v in GOOD.items() if k != "cookie_secret"}, monkeypatch)
-    assert [e.value for e in at.error] == ["Sign-in is not set up correctly: [auth] in secrets.toml lacks cookie_secret."]
+    at, started = _app_with_secrets(
+        {k: v for k, v in GOOD.items() if k != "cookie_secret"}, monkeypatch
+    )
+    assert [e.value for e in at.error] == [
+        "Sign-in is not set up correctly: [auth] in secrets.toml lacks cookie_secret."
+    ]
     assert not at.button and len(at.sidebar.children) == 0 and started == []

@@ -46,12 +46,18 @@ LIMIT_MS = 120_000
 def _node() -> str:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is missing: this test runs a real OpenID Connect provider (tests/oidc, Node.js 20+)")
+        pytest.skip(
+            "node is missing: this test runs a real OpenID Connect provider (tests/oidc, Node.js 20+)"
+        )
     if not (OIDC / "node_modules" / "oidc-provider").is_dir():
         npm = shutil.which("npm")
         assert npm, "npm is missing: install it with Node.js, or run npm ci --prefix tests/oidc"
-        done = subprocess.run([npm, "ci", "--prefix", str(OIDC), "--no-audit", "--no-fund"],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [npm, "ci", "--prefix", str(OIDC), "--no-audit", "--no-fund"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, f"npm ci --prefix tests/oidc failed: {done.stderr[-800:]}"
     return node
 
@@ -107,20 +113,49 @@ def site(tmp_path_factory):
         f'client_secret = "{client_secret}"\n'
         f'server_metadata_url = "{idp}/.well-known/openid-configuration"\n'
         # oidc-provider, like Keycloak, has no "select_account" (Streamlit's default prompt)
-        'client_kwargs = { prompt = "login" }\n')
+        'client_kwargs = { prompt = "login" }\n'
+    )
     data_root = tmp / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", EXPLAINERS_DATA_ROOT=str(data_root))
     with contextlib.ExitStack() as stack:
-        provider = stack.enter_context(_process(
-            [node, str(OIDC / "provider.mjs"), str(idp_port), "explainers-dashboard", client_secret, app],
-            "auth_provider.log", cwd=OIDC))
-        dashboard = stack.enter_context(_process(
-            [sys.executable, "-m", "dashboard.frame.serve", "--server.port", str(app_port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--secrets.files", str(secrets_file)],
-            "auth_streamlit.log", cwd=ROOT, env=env))
-        _wait_http(f"{idp}/.well-known/openid-configuration", provider, "the OpenID Connect provider")
+        provider = stack.enter_context(
+            _process(
+                [
+                    node,
+                    str(OIDC / "provider.mjs"),
+                    str(idp_port),
+                    "explainers-dashboard",
+                    client_secret,
+                    app,
+                ],
+                "auth_provider.log",
+                cwd=OIDC,
+            )
+        )
+        dashboard = stack.enter_context(
+            _process(
+                [
+                    sys.executable,
+                    "-m",
+                    "dashboard.frame.serve",
+                    "--server.port",
+                    str(app_port),
+                    "--server.address",
+                    "127.0.0.1",
+                    "--server.headless",
+                    "true",
+                    "--secrets.files",
+                    str(secrets_file),
+                ],
+                "auth_streamlit.log",
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        _wait_http(
+            f"{idp}/.well-known/openid-configuration", provider, "the OpenID Connect provider"
+        )
         _wait_http(f"{app}/_stcore/health", dashboard, "the dashboard")
         yield app + "/", data_root
 
@@ -172,14 +207,16 @@ def _sign_out(page, app: str) -> None:
 
 def _upload_panel(page) -> None:
     page.get_by_test_id("stSidebar").get_by_text("Upload", exact=True).click()
-    page.get_by_test_id("stSidebar").get_by_test_id("stFileUploaderDropzoneInput").wait_for(state="attached")
+    page.get_by_test_id("stSidebar").get_by_test_id("stFileUploaderDropzoneInput").wait_for(
+        state="attached"
+    )
 
 
 def _local_favicon(page, app: str) -> None:
     icons = page.eval_on_selector_all("link[rel~='icon']", "els => els.map(e => e.href)")
     assert icons, "no favicon link"
     for href in icons:
-        assert href.startswith(app) or href.startswith("data:"), f"favicon from elsewhere: {href}"
+        assert href.startswith((app, "data:")), f"favicon from elsewhere: {href}"
 
 
 def test_sign_in_upload_sign_out_and_isolation_against_a_real_provider(site, browser):
@@ -199,10 +236,12 @@ def test_sign_in_upload_sign_out_and_isolation_against_a_real_provider(site, bro
     _sign_in(page, app, "a")
     _upload_panel(page)
     page.get_by_test_id("stSidebar").get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
-        files=[{"name": UPLOAD_NAME, "mimeType": "image/jpeg", "buffer": data}])
+        files=[{"name": UPLOAD_NAME, "mimeType": "image/jpeg", "buffer": data}]
+    )
     page.get_by_test_id("stSidebar").get_by_text(UPLOAD_NAME).wait_for()
-    page.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^Input \(600×450 px")).first.wait_for(
-        timeout=bs.PAGE_LIMIT_S * 1000)
+    page.get_by_test_id("stImageCaption").filter(
+        has_text=re.compile(r"^Input \(600×450 px")
+    ).first.wait_for(timeout=bs.PAGE_LIMIT_S * 1000)
     bs.wait_idle(page)
     assert not bs.errors(page), bs.errors(page)
     _local_favicon(page, app.rstrip("/"))
@@ -236,9 +275,15 @@ def test_sign_in_upload_sign_out_and_isolation_against_a_real_provider(site, bro
     user_b = next(v for k, v in ids.items() if "Bob Baker" in k)
     image = hashlib.sha1(data).hexdigest()[:16]  # the dashboard's content hash (loaders.digest)
     assert {"user": user_a, "action": "upload-image", "image": image}.items() <= next(
-        r for r in rows if r["action"] == "upload-image").items()
+        r for r in rows if r["action"] == "upload-image"
+    ).items()
     assert not [r for r in rows if r["user"] == user_b and r["action"].startswith("upload")]
-    assert {r["action"] for r in rows if r["user"] == user_a} >= {"session", "view", "upload-image", "sign-out"}
+    assert {r["action"] for r in rows if r["user"] == user_a} >= {
+        "session",
+        "view",
+        "upload-image",
+        "sign-out",
+    }
     text = log_file.read_text()
     assert UPLOAD_NAME not in text and "jane" not in text.lower()
     assert all(set(r) <= {"time", "user", "action", "page", "image", "who"} for r in rows)
@@ -253,9 +298,22 @@ def test_without_sign_in_nothing_changes_and_no_page_asks_another_host(browser, 
     app = f"http://127.0.0.1:{port}/"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", EXPLAINERS_DATA_ROOT=str(tmp_path / "data"))
-    with _process([sys.executable, "-m", "dashboard.frame.serve", "--server.port", str(port),
-                   "--server.headless", "true", "--secrets.files", str(no_auth)],
-                  "local_streamlit.log", cwd=ROOT, env=env) as proc:
+    with _process(
+        [
+            sys.executable,
+            "-m",
+            "dashboard.frame.serve",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--secrets.files",
+            str(no_auth),
+        ],
+        "local_streamlit.log",
+        cwd=ROOT,
+        env=env,
+    ) as proc:
         _wait_http(app + "_stcore/health", proc, "the dashboard")
         hosts: set[str] = set()
         context, page = _new_page(browser, hosts)
@@ -273,5 +331,7 @@ def test_without_sign_in_nothing_changes_and_no_page_asks_another_host(browser, 
             bs.wait_idle(page)
             assert not bs.errors(page), f"{title}: {bs.errors(page)}"
         context.close()
-        assert hosts and hosts <= LOCAL_HOSTS, f"requests to other hosts: {sorted(hosts - LOCAL_HOSTS)}"
+        assert hosts and hosts <= LOCAL_HOSTS, (
+            f"requests to other hosts: {sorted(hosts - LOCAL_HOSTS)}"
+        )
     assert not (tmp_path / "data").exists(), "a local run writes no access log"

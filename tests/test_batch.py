@@ -29,7 +29,9 @@ def setup(tmp_path_factory):
     images.mkdir()
     rng = np.random.default_rng(0)
     for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(images / f"im{i}.png")
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+            images / f"im{i}.png"
+        )
     (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     (images / "notes.txt").write_text("not an image: ignored")
 
@@ -40,8 +42,9 @@ def setup(tmp_path_factory):
     Image.fromarray(m).save(masks / "im0_segmentation.png")
 
     meta = root / "labels.csv"
-    meta.write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n"
-                    "L1,im1,nv,histo,40,female,back\n")
+    meta.write_text(
+        "lesion_id,image_id,dx,dx_type,age,sex,localization\nL1,im1,nv,histo,40,female,back\n"
+    )
     return root, model_path, images, masks, meta
 
 
@@ -54,8 +57,17 @@ def test_batch_runs_resumes_and_logs_errors(setup):
     root, model_path, images, masks, meta = setup
     out = root / "out"
     log = io.StringIO()
-    result = B.run_batch(str(model_path), images, out, samples=2, masks=masks, metadata=meta,
-                         batch_size=2, n_steps=4, progress=log)
+    result = B.run_batch(
+        str(model_path),
+        images,
+        out,
+        samples=2,
+        masks=masks,
+        metadata=meta,
+        batch_size=2,
+        n_steps=4,
+        progress=log,
+    )
     assert (result.total, result.processed, result.failed, result.skipped) == (4, 3, 1, 0)
     rows = read_rows(out / "results.csv")
     assert sorted(r["image"] for r in rows) == ["broken.jpg", "im0.png", "im1.png", "im2.png"]
@@ -67,7 +79,12 @@ def test_batch_runs_resumes_and_logs_errors(setup):
         assert row["error"] == ""
         assert 0 <= float(row["probability"]) <= 1 and row["prediction"] == row["target"]
         for v in ("gradcam", "gradcam++", "smooth-gradcam", "smooth-gradcam++"):
-            for k in ("average_drop_pct", "increase_in_confidence_pct", "deletion_auc", "insertion_auc"):
+            for k in (
+                "average_drop_pct",
+                "increase_in_confidence_pct",
+                "deletion_auc",
+                "insertion_auc",
+            ):
                 assert np.isfinite(float(row[f"{v}:{k}"]))
     # The mask gives localisation scores for im0 only; the metadata's dx is recorded for im1.
     assert by_name["im0.png"]["mask"] == "im0_segmentation.png"
@@ -93,7 +110,10 @@ def test_batch_runs_resumes_and_logs_errors(setup):
         assert -1 <= float(row[f"{v}:class_sensitivity"]) <= 1
         assert -1 <= float(row[f"{v}:hidden_corners_change"]) <= 1
         assert float(row[f"{v}:outline_uncertain"]) == 0.0  # a given mask is never "uncertain"
-        assert float(by_name["im1.png"][f"{v}:outline_uncertain"]) in (0.0, 1.0)  # automatic outline
+        assert float(by_name["im1.png"][f"{v}:outline_uncertain"]) in (
+            0.0,
+            1.0,
+        )  # automatic outline
     text = log.getvalue()
     assert "4/4 images" in text and "broken.jpg (error)" in text
     summary = read_rows(out / "summary.csv")
@@ -102,8 +122,17 @@ def test_batch_runs_resumes_and_logs_errors(setup):
     before = {r["image"]: r for r in rows if not r["error"]}
 
     # Second run: the three done images are skipped; the corrupt one is retried (and fails again).
-    again = B.run_batch(str(model_path), images, out, samples=2, masks=masks, metadata=meta,
-                        batch_size=2, n_steps=4, progress=False)
+    again = B.run_batch(
+        str(model_path),
+        images,
+        out,
+        samples=2,
+        masks=masks,
+        metadata=meta,
+        batch_size=2,
+        n_steps=4,
+        progress=False,
+    )
     assert (again.skipped, again.processed, again.failed) == (3, 0, 1)
     rows2 = read_rows(out / "results.csv")
     assert len(rows2) == 4
@@ -111,11 +140,13 @@ def test_batch_runs_resumes_and_logs_errors(setup):
 
     # Other settings into the same folder: refused, nothing mixed.
     with pytest.raises(ExplainerError, match="other settings"):
-        B.run_batch(str(model_path), images, out, samples=0, batch_size=2, n_steps=4, progress=False)
+        B.run_batch(
+            str(model_path), images, out, samples=0, batch_size=2, n_steps=4, progress=False
+        )
 
 
 def test_batch_user_errors_are_one_line(setup, tmp_path):
-    root, model_path, images, masks, meta = setup
+    _root, model_path, images, _masks, _meta = setup
     with pytest.raises(ExplainerError, match="images folder not found"):
         B.run_batch(str(model_path), tmp_path / "nope", tmp_path / "o")
     with pytest.raises(ExplainerError, match="no images"):
@@ -135,23 +166,52 @@ def test_batch_user_errors_are_one_line(setup, tmp_path):
 def test_cli_batch(setup, tmp_path, capsys):
     from explainers.cli import main
 
-    root, model_path, images, masks, meta = setup
-    code = main(["batch", "--model", str(model_path), "--images", str(images), "--out",
-                 str(tmp_path / "cli"), "--method", "gradcam", "--steps", "4"])
+    _root, model_path, images, _masks, _meta = setup
+    code = main(
+        [
+            "batch",
+            "--model",
+            str(model_path),
+            "--images",
+            str(images),
+            "--out",
+            str(tmp_path / "cli"),
+            "--method",
+            "gradcam",
+            "--steps",
+            "4",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "| Grad-CAM |" in captured.out and "Average Drop (%)" in captured.out
     assert "4/4 images" in captured.err
-    code = main(["batch", "--model", str(model_path), "--images", str(tmp_path / "missing"),
-                 "--out", str(tmp_path / "cli2")])
+    code = main(
+        [
+            "batch",
+            "--model",
+            str(model_path),
+            "--images",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "cli2"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"error: images folder not found: {tmp_path / 'missing'}"]
 
 
 def test_baselines_are_scored_beside_the_methods(setup, tmp_path):
-    root, model_path, images, masks, meta = setup
-    result = B.run_batch(str(model_path), images, tmp_path / "base", methods=("gradcam",),
-                         baselines=True, n_steps=4, progress=False)
+    _root, model_path, images, _masks, _meta = setup
+    result = B.run_batch(
+        str(model_path),
+        images,
+        tmp_path / "base",
+        methods=("gradcam",),
+        baselines=True,
+        n_steps=4,
+        progress=False,
+    )
     assert list(result.summary) == ["gradcam", "centre", "random"]
     assert result.labels["centre"] == "Centre prior (baseline)"
     rows = [r for r in read_rows(tmp_path / "base" / "results.csv") if not r["error"]]
@@ -162,7 +222,7 @@ def test_baselines_are_scored_beside_the_methods(setup, tmp_path):
 
 
 def test_a_mask_of_another_images_proportions_is_that_rows_error(setup, tmp_path):
-    root, model_path, images, masks, meta = setup
+    _root, model_path, images, _masks, _meta = setup
     wrong = tmp_path / "masks"
     wrong.mkdir()
     m = np.zeros((40, 20), np.uint8)  # the images are 24 × 20: a tall mask is another image's

@@ -17,16 +17,17 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from crash_support import abort_on_poison, poison_image
 from PIL import Image
 
-from crash_support import abort_on_poison, poison_image
 from explainers import zoo
-from explainers.batch import isolation, run as B
+from explainers.batch import isolation
+from explainers.batch import run as B
 from explainers.batch.safe_io import WAITING, folder_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = [f"im{i}.png" for i in range(4)]
-FAST = dict(methods=("gradcam",), n_steps=2, batch_size=2)
+FAST = {"methods": ("gradcam",), "n_steps": 2, "batch_size": 2}
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +67,10 @@ def count_workers(monkeypatch):
     return started
 
 
-def test_an_image_that_crashes_its_worker_is_an_error_row_and_the_rest_is_kept(setup, tmp_path,
-                                                                                 monkeypatch):
-    root, model_path, images = setup
+def test_an_image_that_crashes_its_worker_is_an_error_row_and_the_rest_is_kept(
+    setup, tmp_path, monkeypatch
+):
+    _root, model_path, images = setup
     folder = tmp_path / "images"
     folder.mkdir()
     for name in GOOD:
@@ -86,10 +88,11 @@ def test_an_image_that_crashes_its_worker_is_an_error_row_and_the_rest_is_kept(s
 
     assert (result.total, result.processed, result.failed) == (5, 4, 1)
     rows = {r["image"]: r for r in read_rows(out)}
-    assert len(read_rows(out)) == 5 and sorted(rows) == sorted(GOOD + ["im2_poison.png"])
+    assert len(read_rows(out)) == 5 and sorted(rows) == sorted([*GOOD, "im2_poison.png"])
     assert rows["im2_poison.png"]["error"] == (
         "the worker process crashed (exit code 134 (SIGABRT)) on this image twice; "
-        "the other images were explained")
+        "the other images were explained"
+    )
     assert rows["im2_poison.png"]["prediction"] == ""
     # The good images, im2 of the crashed batch and im3 after it included, are what a run
     # without the poison gives.
@@ -105,7 +108,7 @@ def test_an_image_that_crashes_its_worker_is_an_error_row_and_the_rest_is_kept(s
 
 
 def test_the_normal_path_uses_one_worker_for_the_whole_run(setup, tmp_path, monkeypatch):
-    root, model_path, images = setup
+    _root, model_path, images = setup
     started = count_workers(monkeypatch)
     result = B.run_batch(str(model_path), images, tmp_path / "o", progress=False, **FAST)
     assert (result.processed, result.failed) == (4, 0) and len(started) == 1
@@ -114,7 +117,7 @@ def test_the_normal_path_uses_one_worker_for_the_whole_run(setup, tmp_path, monk
 
 
 def test_three_threads_into_one_folder_wait_join_and_write_each_image_once(setup, tmp_path):
-    root, model_path, images = setup
+    _root, model_path, images = setup
     bundle = zoo.load_model(model_path)  # one model for all, as the dashboard's sessions share it
     out = tmp_path / "shared"
     out.mkdir()
@@ -122,8 +125,10 @@ def test_three_threads_into_one_folder_wait_join_and_write_each_image_once(setup
 
     def one_run(i):
         try:
-            results[i] = B.run_batch(bundle, images, out, progress=False, on_wait=waited.append, **FAST)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results[i] = B.run_batch(
+                bundle, images, out, progress=False, on_wait=waited.append, **FAST
+            )
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=one_run, args=(i,)) for i in range(3)]
@@ -147,12 +152,28 @@ def test_three_threads_into_one_folder_wait_join_and_write_each_image_once(setup
 
 
 def test_two_command_lines_into_one_folder(setup, tmp_path):
-    root, model_path, images = setup
+    _root, model_path, images = setup
     out = tmp_path / "cli"
-    cmd = [sys.executable, "-m", "explainers", "batch", "--model", str(model_path), "--images",
-           str(images), "--out", str(out), "--method", "gradcam", "--steps", "2"]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "explainers",
+        "batch",
+        "--model",
+        str(model_path),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--method",
+        "gradcam",
+        "--steps",
+        "2",
+    ]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outputs]
     rows = read_rows(out)
@@ -161,11 +182,15 @@ def test_two_command_lines_into_one_folder(setup, tmp_path):
     assert explained == [0, 4]  # the second run waited, then found everything done
 
 
-def test_a_model_that_cannot_go_to_a_worker_is_explained_here_and_said(setup, tmp_path, monkeypatch):
-    root, model_path, images = setup
+def test_a_model_that_cannot_go_to_a_worker_is_explained_here_and_said(
+    setup, tmp_path, monkeypatch
+):
+    _root, model_path, images = setup
     started = count_workers(monkeypatch)
     bundle = zoo.load_model(model_path)
-    bundle = dataclasses.replace(bundle, preprocess=lambda x: np.asarray(x, np.float32))  # no pickle
+    bundle = dataclasses.replace(
+        bundle, preprocess=lambda x: np.asarray(x, np.float32)
+    )  # no pickle
     log = io.StringIO()
     result = B.run_batch(bundle, images, tmp_path / "o", progress=log, **FAST)
     assert (result.processed, result.failed) == (4, 0) and len(started) == 1  # refused, no retry

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import caption as _caption, streamlit_server, wait_idle as _wait_idle
+from tests.browser_support import caption as _caption
+from tests.browser_support import streamlit_server
+from tests.browser_support import wait_idle as _wait_idle
 
 pytestmark = pytest.mark.slow
 
@@ -40,17 +42,27 @@ def _need(condition: bool, reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    _need(Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is not None,
-          f"no Chromium at {CHROMIUM}: install Debian's chromium package (apt-get install chromium)")
+    _need(
+        Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is not None,
+        f"no Chromium at {CHROMIUM}: install Debian's chromium package (apt-get install chromium)",
+    )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _need(False, "the playwright Python package is not installed (requirements-dev.txt)")
     with sync_playwright() as p:
         b = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield b
         b.close()
 
@@ -81,7 +93,9 @@ def _image_src(page, caption: str) -> str:
                         .find(e => e.textContent.trim() === cap);
                       const box = c && c.closest('[data-testid="stImage"]');
                       const img = box && box.querySelector('img');
-                      return img ? img.src : ''; }""", caption)
+                      return img ? img.src : ''; }""",
+        caption,
+    )
 
 
 def _shot(page, name: str, docs: bool = False) -> None:
@@ -133,7 +147,9 @@ def test_every_page_in_a_real_browser(browser, server):
                         .find(e => e.textContent.trim() === 'Grad-CAM');
                       const img = c && c.closest('[data-testid="stImage"]').querySelector('img');
                       return img && img.src && img.src !== old; }""",
-        arg=before, timeout=30000)
+        arg=before,
+        timeout=30000,
+    )
     timings["colormap_change_s"] = round(time.monotonic() - t0, 2)
     _wait_idle(page)
     _no_errors(page, "Explain after the colour map change")
@@ -154,7 +170,12 @@ def test_every_page_in_a_real_browser(browser, server):
     _caption(page, f"{smooth} — all positions").wait_for(timeout=PAGE_LIMIT_S * 1000)
     _wait_idle(page)
     _no_errors(page, "Filters and neurons")
-    assert page.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^filter \d+: w = ")).count() == 8
+    assert (
+        page.get_by_test_id("stImageCaption")
+        .filter(has_text=re.compile(r"^filter \d+: w = "))
+        .count()
+        == 8
+    )
     _shot(page, "filters_neurons", docs=True)
 
     _go(page, "How it works")

@@ -40,7 +40,8 @@ def test_a_dark_system_theme_is_followed_and_the_settings_menu_is_reachable(brow
     page.goto(server)
     bs.wait_maps(page)
     background = page.evaluate(
-        """() => getComputedStyle(document.querySelector('[data-testid="stApp"]')).backgroundColor""")
+        """() => getComputedStyle(document.querySelector('[data-testid="stApp"]')).backgroundColor"""
+    )
     assert _luminance(background) < 0.3, background
     # The menu (top right) offers the theme: System, Light, Dark; Light turns the page light.
     page.get_by_test_id("stMainMenu").click()
@@ -54,7 +55,8 @@ def test_a_dark_system_theme_is_followed_and_the_settings_menu_is_reachable(brow
         """() => { const c = getComputedStyle(document.querySelector('[data-testid="stApp"]'))
                    .backgroundColor.match(/\\d+/g).map(Number);
                    return (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255 > 0.7; }""",
-        timeout=10_000)
+        timeout=10_000,
+    )
     ctx.close()
 
 

@@ -94,15 +94,25 @@ def test_two_uploads_in_a_row_then_unusual_images(page):
     bs.wait_maps(page)
     _no_errors(page, "first upload")
     unusual = [
-        ("cmyk.jpg", _png(Image.new("CMYK", (300, 200), (10, 200, 30, 0)), "JPEG"), "image/jpeg", "300×200"),
-        ("deep.png", _png(Image.fromarray(rng.integers(0, 65535, (64, 96), dtype=np.uint16))),
-         "image/png", "96×64"),
+        (
+            "cmyk.jpg",
+            _png(Image.new("CMYK", (300, 200), (10, 200, 30, 0)), "JPEG"),
+            "image/jpeg",
+            "300×200",
+        ),
+        (
+            "deep.png",
+            _png(Image.fromarray(rng.integers(0, 65535, (64, 96), dtype=np.uint16))),
+            "image/png",
+            "96×64",
+        ),
         ("dot.png", _png(Image.new("RGB", (1, 1), (200, 40, 40))), "image/png", "1×1"),
     ]
     for name, data, mime, size in unusual:
         _upload(page, name, data, mime)
         page.get_by_test_id("stImageCaption").filter(has_text=f"Input ({size} px").wait_for(
-            timeout=bs.PAGE_LIMIT_S * 1000)
+            timeout=bs.PAGE_LIMIT_S * 1000
+        )
         bs.wait_maps(page)
         _no_errors(page, f"upload of {name} after another upload")
         assert page.get_by_test_id("stSidebar").get_by_text("Model", exact=True).count() >= 1
@@ -133,7 +143,9 @@ def test_fast_sample_and_class_changes_end_on_the_last_choice(page):
     top1 = "top-1" in box
     assert ("target" in bs.query(page)) != top1, (bs.query(page), box)
     if not top1:
-        assert bs.query(page)["target"] == str(["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"].index(code))
+        assert bs.query(page)["target"] == str(
+            ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"].index(code)
+        )
     assert page.get_by_text(re.compile(f"^Class explained: {code} — ")).count() == 1
 
 
@@ -192,8 +204,10 @@ def test_a_copied_link_reproduces_the_view_in_a_new_session(browser, page):
     bs.slider_keys(page, "Overlay opacity", "ArrowRight", 4)
     page.wait_for_url(re.compile(r"opacity=0\.70"))  # the address follows every change
     bs.wait_maps(page)
-    shown = {m: _overlay_src(page, m) for m in ("Smooth Grad-CAM (2 samples, σ=0.15)",
-                                                 "Smooth Grad-CAM++ (2 samples, σ=0.15)")}
+    shown = {
+        m: _overlay_src(page, m)
+        for m in ("Smooth Grad-CAM (2 samples, σ=0.15)", "Smooth Grad-CAM++ (2 samples, σ=0.15)")
+    }
     assert all(shown.values()), shown
     frame = page.frame_locator('[data-testid="stSidebar"] iframe').first
     frame.get_by_role("button", name="Copy link").click()
@@ -220,7 +234,9 @@ def _overlay_src(page, caption: str) -> str:
         """(cap) => { const c = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
                         .find(e => e.textContent.trim() === cap);
                       const img = c && c.closest('[data-testid="stImage"]').querySelector('img');
-                      return img ? img.src : ''; }""", caption)
+                      return img ? img.src : ''; }""",
+        caption,
+    )
 
 
 def test_memory_stays_bounded_over_many_changes(browser):

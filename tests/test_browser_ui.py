@@ -9,27 +9,47 @@ import re
 
 import pytest
 
-from tests.test_browser import (CHROMIUM, COLD_START_LIMIT_S, DOC_SHOTS, PAGE_LIMIT_S, SHOTS,
-                                _caption, _need, _no_errors, _streamlit_server, _wait_idle)
+from tests.test_browser import (
+    CHROMIUM,
+    COLD_START_LIMIT_S,
+    DOC_SHOTS,
+    PAGE_LIMIT_S,
+    SHOTS,
+    _caption,
+    _need,
+    _no_errors,
+    _streamlit_server,
+    _wait_idle,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from pathlib import Path
     import shutil
+    from pathlib import Path
 
-    _need(Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is not None,
-          f"no Chromium at {CHROMIUM}: install Debian's chromium package")
+    _need(
+        Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is not None,
+        f"no Chromium at {CHROMIUM}: install Debian's chromium package",
+    )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _need(False, "the playwright Python package is not installed (requirements-dev.txt)")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                                    "--disable-background-networking", "--disable-sync"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-sync",
+            ],
+        )
         yield b
         b.close()
 
@@ -65,7 +85,11 @@ def test_explain_at_1280x720_honest_scale_and_never_stale(browser, server):
     _no_errors(page, "Explain")
     # the maps are above the fold, each with its verdict under it and its raw maximum in its
     # text alternative (the figures themselves are in "Details for the technical reader")
-    box = page.locator('[data-testid="stImage"]').filter(has=_caption(page, "Grad-CAM++")).bounding_box()
+    box = (
+        page.locator('[data-testid="stImage"]')
+        .filter(has=_caption(page, "Grad-CAM++"))
+        .bounding_box()
+    )
     assert box["y"] + box["height"] - 40 <= 720, box  # the picture (not its caption) is visible
     text = _panel_text(page)
     assert "Passed the checks" in text and "Do not read this map as evidence" in text, text
@@ -77,18 +101,25 @@ def test_explain_at_1280x720_honest_scale_and_never_stale(browser, server):
     # the shared scale: the colour bar is in raw values (its text alternative and ticks say so)
     page.get_by_text("Display: colour map, opacity, colour scale").click()
     page.get_by_text("one scale for the maps on screen").click()
-    page.wait_for_function("""() => [...document.querySelectorAll('.st-key-maps_panel img')]
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.st-key-maps_panel img')]
         .some(i => (i.getAttribute('alt') || '').startsWith('Colour bar: raw map value'))""",
-                           timeout=60000)
+        timeout=60000,
+    )
     _wait_idle(page)
-    bar = [a for a in _alts(page) if a.startswith("Colour bar")][0]
+    bar = next(a for a in _alts(page) if a.startswith("Colour bar"))
     peak = max(float(v) for v in re.findall(r"raw maximum ([0-9.e+-]+)", " ".join(_alts(page))))
-    assert re.search(r"0 to ([0-9.e+-]+)$", bar) and float(bar.rsplit(" ", 1)[1]) == pytest.approx(peak, rel=1e-2)
+    assert re.search(r"0 to ([0-9.e+-]+)$", bar) and float(bar.rsplit(" ", 1)[1]) == pytest.approx(
+        peak, rel=1e-2
+    )
     _shot(page, "explain_shared_scale")
 
     # change the class: after the run, every caption in the panel names the new class
-    box = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(
-        has_text="Class to explain")
+    box = (
+        page.get_by_test_id("stSidebar")
+        .get_by_test_id("stSelectbox")
+        .filter(has_text="Class to explain")
+    )
     box.scroll_into_view_if_needed()
     box.locator("input").click()
     page.keyboard.type("nv")
@@ -131,7 +162,9 @@ def test_narrow_screen_starts_with_the_sidebar_closed(browser, server):
     sidebar = page.get_by_test_id("stSidebar").bounding_box()
     # collapsed: the sidebar takes (almost) none of the screen, and the maps are in view
     assert sidebar is None or sidebar["x"] + sidebar["width"] < 60, sidebar
-    assert page.locator('[data-testid="stImage"]').filter(has=_caption(page, "Grad-CAM")).is_visible()
+    assert (
+        page.locator('[data-testid="stImage"]').filter(has=_caption(page, "Grad-CAM")).is_visible()
+    )
     _shot(page, "explain_420px")
 
 
@@ -153,7 +186,9 @@ def test_a_click_on_the_grid_chooses_a_neuron(browser, server):
         return {x: r.x + parseFloat(m[1]), y: r.y + parseFloat(m[2]), w: parseFloat(s[1]), h: parseFloat(s[2])};
     }""")
     row, col = 2, 5
-    page.mouse.click(frame["x"] + (col + 0.5) * frame["w"] / 8, frame["y"] + (row + 0.5) * frame["h"] / 8)
+    page.mouse.click(
+        frame["x"] + (col + 0.5) * frame["w"] / 8, frame["y"] + (row + 0.5) * frame["h"] / 8
+    )
     _caption(page, f"Grad-CAM++ — positions ({row}, {col})").wait_for(timeout=PAGE_LIMIT_S * 1000)
     _wait_idle(page)
     _no_errors(page, "Filters and neurons after a click")
@@ -164,7 +199,9 @@ def test_a_click_on_the_grid_chooses_a_neuron(browser, server):
 def test_worked_example_tabs(browser, server):
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     page.goto(server + "how_it_works")
-    page.get_by_text("6 · A worked example: one cell, by hand").wait_for(timeout=PAGE_LIMIT_S * 1000)
+    page.get_by_text("6 · A worked example: one cell, by hand").wait_for(
+        timeout=PAGE_LIMIT_S * 1000
+    )
     _wait_idle(page)
     _no_errors(page, "How it works")
     page.get_by_role("tab", name="⑤ What this implies").click()
@@ -195,8 +232,11 @@ def test_dark_theme_colour_bar_is_transparent_with_light_text(browser, monkeypat
         _wait_idle(page)
         src = page.evaluate("""() => [...document.querySelectorAll('.st-key-maps_panel img')]
             .find(i => (i.getAttribute('alt') || '').startsWith('Colour bar')).src""")
-        data = page.evaluate("""async (u) => { const b = await (await fetch(u)).arrayBuffer();
-            return btoa(String.fromCharCode(...new Uint8Array(b))); }""", src)
+        data = page.evaluate(
+            """async (u) => { const b = await (await fetch(u)).arrayBuffer();
+            return btoa(String.fromCharCode(...new Uint8Array(b))); }""",
+            src,
+        )
         bar = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGBA"))
         Image.fromarray(bar).save(SHOTS / "colourbar_dark.png")
         assert bar[0, 0, 3] == 0  # transparent background: the dark page shows through

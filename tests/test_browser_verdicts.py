@@ -16,7 +16,9 @@ from tests.browser_support import caption, chromium, chromium_missing, streamlit
 
 pytestmark = pytest.mark.slow
 
-SENTENCE = re.compile(r"^Do not read this map as evidence: it stays the same when the model's weights are random")
+SENTENCE = re.compile(
+    r"^Do not read this map as evidence: it stays the same when the model's weights are random"
+)
 MAX_PAGE_PX = 1800
 
 
@@ -39,7 +41,11 @@ def running(empty_cache):
 
 def _column_of(page, title: str):
     """The maps panel's column holding the picture captioned ``title``."""
-    return page.locator('.st-key-maps_panel [data-testid="stColumn"]').filter(has=caption(page, title)).first
+    return (
+        page.locator('.st-key-maps_panel [data-testid="stColumn"]')
+        .filter(has=caption(page, title))
+        .first
+    )
 
 
 def _page_height(page) -> float:
@@ -51,11 +57,19 @@ def _text(pdf: bytes) -> list[str]:
     import pypdf
 
     pages = pypdf.PdfReader(io.BytesIO(pdf)).pages
-    return [re.sub(r"Created \d{4}-\d\d-\d\d \d\d:\d\d UTC", "Created <date>", " ".join(p.extract_text().split()))
-            for p in pages]
+    return [
+        re.sub(
+            r"Created \d{4}-\d\d-\d\d \d\d:\d\d UTC",
+            "Created <date>",
+            " ".join(p.extract_text().split()),
+        )
+        for p in pages
+    ]
 
 
-def test_first_view_says_grad_cam_pp_is_not_evidence_and_the_page_fits(running, empty_cache, tmp_path):
+def test_first_view_says_grad_cam_pp_is_not_evidence_and_the_page_fits(
+    running, empty_cache, tmp_path
+):
     url, b = running
     page = b.new_page(viewport={"width": 1280, "height": 720})
     page.goto(url)
@@ -81,18 +95,42 @@ def test_first_view_says_grad_cam_pp_is_not_evidence_and_the_page_fits(running, 
 
     s = list_samples()[0]
     out = tmp_path / "cli.pdf"
-    done = subprocess.run([sys.executable, "-m", "explainers", "report", "--model", "skin-lesion",
-                           "--image", str(s.path), "--age", f"{s.age:g}", "--sex", s.sex,
-                           "--site", s.localization, "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "explainers",
+            "report",
+            "--model",
+            "skin-lesion",
+            "--image",
+            str(s.path),
+            "--age",
+            f"{s.age:g}",
+            "--sex",
+            s.sex,
+            "--site",
+            s.localization,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     command = _text(out.read_bytes())
-    for n, (a, c) in enumerate(zip(button, command)):
+    for n, (a, c) in enumerate(zip(button, command, strict=False)):
         if a != c:  # the first differing words, readable
             wa, wc = a.split(), c.split()
-            i = next((k for k, (x, y) in enumerate(zip(wa, wc)) if x != y), min(len(wa), len(wc)))
-            pytest.fail(f"page {n + 1} differs at word {i}: button {wa[max(0, i - 8):i + 8]} "
-                        f"vs command {wc[max(0, i - 8):i + 8]}")
+            i = next(
+                (k for k, (x, y) in enumerate(zip(wa, wc, strict=False)) if x != y),
+                min(len(wa), len(wc)),
+            )
+            pytest.fail(
+                f"page {n + 1} differs at word {i}: button {wa[max(0, i - 8) : i + 8]} "
+                f"vs command {wc[max(0, i - 8) : i + 8]}"
+            )
     assert len(button) == len(command) and button == command
     assert "Passed the checks" in button[0] and "Do not read this map as evidence" in button[0]
     page.close()
@@ -103,7 +141,11 @@ def test_on_a_phone_the_maps_come_first(running):
     page = b.new_page(viewport={"width": 420, "height": 900})
     page.goto(url)
     wait_maps(page)
-    pp = page.locator('[data-testid="stImage"]').filter(has=caption(page, "Grad-CAM++")).bounding_box()
+    pp = (
+        page.locator('[data-testid="stImage"]')
+        .filter(has=caption(page, "Grad-CAM++"))
+        .bounding_box()
+    )
     methods = page.get_by_test_id("stMultiSelect").first.bounding_box()
     assert pp["y"] < methods["y"], (pp, methods)
     assert page.get_by_text(SENTENCE).count() == 1

@@ -28,13 +28,13 @@ def test_changing_the_sample_sends_the_new_top1_label():
     at.selectbox(key="w:sample").set_value("ISIC_0024550")
     run(at)
     now = _top1_label(at)
-    prediction = [m.value for m in at.markdown if m.value.startswith("**Prediction:**")][0]
+    prediction = next(m.value for m in at.markdown if m.value.startswith("**Prediction:**"))
     assert now.startswith("top-1: bcc") and "bcc" in prediction.split("·")[0]
     # what the browser shows is the new label, not the one it had
     assert _sent_label(at) == now != first
     assert at.selectbox(key="w:target").value == -1  # still "the top-1 class"
     # and the maps explain bcc
-    caption = [c.value for c in at.caption if c.value.startswith("Class explained:")][0]
+    caption = next(c.value for c in at.caption if c.value.startswith("Class explained:"))
     assert "bcc" in caption
     run(at)
     assert _sent_label(at) is None  # unchanged labels are not re-sent (no lost clicks)

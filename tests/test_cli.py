@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from explainers import cli
-from explainers.cli import common as cli_model, explain as explain_command
+from explainers.cli import common as cli_model
+from explainers.cli import explain as explain_command
 from explainers.errors import ExplainerError
 from tests.conftest import ROOT
 
@@ -27,8 +28,14 @@ def run_cli(*args, env_extra=None, timeout=300):
     env = dict(os.environ)
     env.pop("EXPLAINERS_DEBUG", None)
     env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-m", "explainers", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "explainers", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -57,7 +64,9 @@ def files(tmp_path_factory):
     _cnn().save(d / "tiny.keras")
     _cnn(lam=True).save(d / "lambda.keras")
     inp = keras.Input((8, 8, 3))
-    keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(inp))).save(d / "flat.keras")
+    keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(inp))).save(
+        d / "flat.keras"
+    )
     (d / "notmodel.keras").write_text("not a model")
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(d / "img.png")
@@ -76,17 +85,35 @@ def files(tmp_path_factory):
 
 def test_skin_lesion_with_metadata_end_to_end(tmp_path):
     out = tmp_path / "maps.npz"
-    rc, stdout, stderr = run_cli("explain", "--model", "skin-lesion", "--image", MEL, "--age", "35",
-                                 "--sex", "female", "--site", "back", "--out", out)
+    rc, stdout, stderr = run_cli(
+        "explain",
+        "--model",
+        "skin-lesion",
+        "--image",
+        MEL,
+        "--age",
+        "35",
+        "--sex",
+        "female",
+        "--site",
+        "back",
+        "--out",
+        out,
+    )
     assert rc == 0, stderr
     assert stderr == ""  # not even TensorFlow's start-up lines
     assert "prediction (top 3, probability):" in stdout
     assert "1. [4] mel — melanoma: " in stdout and "%" in stdout
-    assert "explained: class [4] mel — melanoma" in stdout and "xception/block14_sepconv2_act" in stdout
+    assert (
+        "explained: class [4] mel — melanoma" in stdout
+        and "xception/block14_sepconv2_act" in stdout
+    )
     data = np.load(out)
     for method in ("gradcam", "gradcam++"):
         assert data[method].shape == (8, 8) and data[method].dtype == np.float32
-        assert np.isfinite(data[method]).all() and data[method].min() >= 0 and data[method].max() > 0
+        assert (
+            np.isfinite(data[method]).all() and data[method].min() >= 0 and data[method].max() > 0
+        )
     assert data["image"].shape == (254, 254, 3) and data["image"].dtype == np.uint8
     assert int(data["target"]) == 4 and str(data["class_name"]) == "mel"
     assert str(data["layer"]) == "xception/block14_sepconv2_act"
@@ -105,9 +132,15 @@ def test_user_errors_in_a_real_process(files, case):
 
 def test_offline_imagenet_weights_in_a_real_process(tmp_path):
     # An empty Keras cache and a proxy that refuses connections: offline, whatever the machine.
-    env = {"KERAS_HOME": str(tmp_path / "keras"), "TMPDIR": str(tmp_path),
-           "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "no_proxy": ""}
+    env = {
+        "KERAS_HOME": str(tmp_path / "keras"),
+        "TMPDIR": str(tmp_path),
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "no_proxy": "",
+    }
     rc, _, stderr = run_cli("layers", "--model", "MobileNetV2", env_extra=env)
     assert_one_error_line(rc, stderr, "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5")
     assert str(tmp_path / "keras" / "models") in stderr and "--weights none" in stderr
@@ -118,8 +151,19 @@ def test_offline_imagenet_weights_in_a_real_process(tmp_path):
 
 def test_mobilenet_random_weights_png_side_by_side(tmp_path, capfd):
     out = tmp_path / "overlay.png"
-    rc = cli.main(["explain", "--model", "MobileNetV2", "--weights", "none", "--image", str(MEL),
-                   "--out", str(out)])
+    rc = cli.main(
+        [
+            "explain",
+            "--model",
+            "MobileNetV2",
+            "--weights",
+            "none",
+            "--image",
+            str(MEL),
+            "--out",
+            str(out),
+        ]
+    )
     captured = capfd.readouterr()
     assert rc == 0, captured.err
     assert "random weights" in captured.out and "prediction (top 3" in captured.out
@@ -133,16 +177,49 @@ def test_mobilenet_random_weights_png_side_by_side(tmp_path, capfd):
 
 def test_one_method_npz_with_target_filters_neurons_and_smoothing(files, tmp_path, capfd):
     out = tmp_path / "m.npz"
-    rc = cli.main(["explain", "--model", str(files / "tiny.keras"), "--image", str(files / "img.png"),
-                   "--class-names", str(files / "names.txt"), "--target", "dog", "--method", "gradcam++",
-                   "--layer", "conv_a", "--filters", "0-2,5", "--neurons", "3,4;10,12", "--region",
-                   "--samples", "3", "--sigma", "0.1", "--seed", "7", "--out", str(out)])
+    rc = cli.main(
+        [
+            "explain",
+            "--model",
+            str(files / "tiny.keras"),
+            "--image",
+            str(files / "img.png"),
+            "--class-names",
+            str(files / "names.txt"),
+            "--target",
+            "dog",
+            "--method",
+            "gradcam++",
+            "--layer",
+            "conv_a",
+            "--filters",
+            "0-2,5",
+            "--neurons",
+            "3,4;10,12",
+            "--region",
+            "--samples",
+            "3",
+            "--sigma",
+            "0.1",
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capfd.readouterr()
     assert rc == 0, captured.err
-    assert "explained: class [1] dog" in captured.out and "Smooth Grad-CAM++ (3 samples" in captured.out
+    assert (
+        "explained: class [1] dog" in captured.out
+        and "Smooth Grad-CAM++ (3 samples" in captured.out
+    )
     data = np.load(out)
     assert "gradcam" not in data.files and data["gradcam++"].shape == (30, 30)
-    assert int(data["target"]) == 1 and str(data["class_name"]) == "dog" and str(data["layer"]) == "conv_a"
+    assert (
+        int(data["target"]) == 1
+        and str(data["class_name"]) == "dog"
+        and str(data["layer"]) == "conv_a"
+    )
     assert int(data["n_samples"]) == 3
     cam = data["gradcam++"]
     outside = np.ones_like(cam, dtype=bool)
@@ -163,9 +240,14 @@ def test_index_lists():
     assert cli_model.parse_index_list("0-3, 8,2") == [0, 1, 2, 3, 8]
     assert cli_model.parse_positions("3,4;5,6") == [(3, 4), (5, 6)]
     assert cli_model.parse_positions("3:4,5:6") == [(3, 4), (5, 6)]
-    for bad, message in (("a", "cannot read 'a'"), ("5-2", "runs backwards"), ("-1", "0 or more"),
-                         ("", "no filter indices"), ("3-", "cannot read '3-'"),
-                         ("0-999999999", "far beyond any layer")):
+    for bad, message in (
+        ("a", "cannot read 'a'"),
+        ("5-2", "runs backwards"),
+        ("-1", "0 or more"),
+        ("", "no filter indices"),
+        ("3-", "cannot read '3-'"),
+        ("0-999999999", "far beyond any layer"),
+    ):
         with pytest.raises(ExplainerError, match=message):
             cli_model.parse_index_list(bad)
     with pytest.raises(ExplainerError, match="row,col pairs"):
@@ -176,7 +258,7 @@ def test_index_lists():
 
 
 @pytest.mark.parametrize(
-    "case, fragment",
+    ("case", "fragment"),
     [
         ("missing image", "image file not found"),
         ("empty image", "empty (0 bytes)"),
@@ -214,17 +296,30 @@ def test_user_errors_in_process(files, capfd, case, fragment):
         "bad age": ["--model", "skin-lesion", "--image", img, "--age", "300"],
         "filter out of range": ["--model", tiny, "--image", img, "--filters", "0-8"],
         "bad out": ["--model", tiny, "--image", img, "--out", "x.jpg"],
-        "class names count": ["--model", tiny, "--image", img, "--class-names", str(files / "names3.txt")],
+        "class names count": [
+            "--model",
+            tiny,
+            "--image",
+            img,
+            "--class-names",
+            str(files / "names3.txt"),
+        ],
     }[case]
     rc = cli.main(["explain", *args])
     assert_one_error_line(rc, capfd.readouterr().err, fragment)
 
 
 @pytest.mark.parametrize(
-    "args, fragment",
+    ("args", "fragment"),
     [
-        (["explain", "--model", "x", "--image", "y", "--samples", "-2"], "argument --samples: must be 0 or more"),
-        (["explain", "--model", "x", "--image", "y", "--sigma", "-0.5"], "argument --sigma: must be"),
+        (
+            ["explain", "--model", "x", "--image", "y", "--samples", "-2"],
+            "argument --samples: must be 0 or more",
+        ),
+        (
+            ["explain", "--model", "x", "--image", "y", "--sigma", "-0.5"],
+            "argument --sigma: must be",
+        ),
         (["explain", "--model", "x"], "required: --image"),
         (["explain", "--model", "x", "--image", "y", "--method", "lime"], "argument --method"),
         (["frobnicate"], "invalid choice"),

@@ -22,11 +22,12 @@ from explainers.methods.cam_weights import gradcampp_alpha
 
 def reference_noise(n_images, n_samples, shape, seed):
     """The standard normal noise of copy s of image i: drawn from (seed, i, s) alone."""
-    out = np.zeros((n_images, n_samples) + tuple(shape))
+    out = np.zeros((n_images, n_samples, *tuple(shape)))
     for i in range(n_images):
         for s in range(n_samples):
             out[i, s] = item_noise(tuple(shape), item_seeds(seed, [i], [s])[0]).numpy()
     return out
+
 
 # --- the NumPy reference ---------------------------------------------------------------------
 
@@ -39,7 +40,7 @@ def reference_maps(A, g, d2=None, d3=None, filters=None, position_mask=None):
     d3 = g**3 if d3 is None else d3
     if position_mask is not None:
         A = A * position_mask[None, :, :, None]
-    n, h, w, k = A.shape
+    _n, _h, _w, k = A.shape
     gc_w = g.mean(axis=(1, 2))
     S = A.sum(axis=(1, 2))[:, None, None, :]
     den = 2 * d2 + S * d3
@@ -77,7 +78,7 @@ def linear_model():
 def linear_reference(model, x, target):
     A = keras.Model(model.inputs, model.get_layer("conv").output).predict(x, verbose=0)
     W = model.get_layer("head").kernel.numpy()
-    n, h, w, k = A.shape
+    _n, h, w, _k = A.shape
     g = np.broadcast_to(W[:, target].T[:, None, None, :] / (h * w), A.shape)
     return A.astype(np.float64), g.astype(np.float64)
 
@@ -135,7 +136,11 @@ def softmax_model():
 
 def softmax_reference(model, x, target=None):
     """A and the gradient of the pre-softmax score, by the chain rule in NumPy."""
-    A = keras.Model(model.inputs, model.get_layer("conv2").output).predict(x, verbose=0).astype(np.float64)
+    A = (
+        keras.Model(model.inputs, model.get_layer("conv2").output)
+        .predict(x, verbose=0)
+        .astype(np.float64)
+    )
     W1, b1 = (v.numpy().astype(np.float64) for v in model.get_layer("hidden").weights)
     W2, b2 = (v.numpy().astype(np.float64) for v in model.get_layer("probs").weights)
     f = A.reshape(len(A), -1)
@@ -197,20 +202,34 @@ def test_a_seed_gives_the_same_smoothed_maps_for_any_items_per_call(nested_model
         monkeypatch.setattr(capture, "gradient_chunk_size", lambda model, path=None, k=size: k)
         capture._captures.get(nested_model).clear()  # rebuilt with the patched size
         assert get_capture(nested_model).chunk_size == size
-        got[size] = explain(nested_model, x, extra_inputs=[meta], methods=methods,
-                            n_samples=7, sigma=0.2, seed=11)
+        got[size] = explain(
+            nested_model, x, extra_inputs=[meta], methods=methods, n_samples=7, sigma=0.2, seed=11
+        )
     monkeypatch.undo()
     capture._captures.get(nested_model).clear()
     for size in (3, 16):
         for m in methods:
             assert np.abs(got[1][m]).max() > 0
-            np.testing.assert_allclose(got[size][m], got[1][m], rtol=1e-5,
-                                       atol=1e-6 * np.abs(got[1][m]).max(), err_msg=f"{m}, {size}")
-    alone = explain(nested_model, x[:1], extra_inputs=[meta[:1]], methods=methods,
-                    n_samples=7, sigma=0.2, seed=11)
+            np.testing.assert_allclose(
+                got[size][m],
+                got[1][m],
+                rtol=1e-5,
+                atol=1e-6 * np.abs(got[1][m]).max(),
+                err_msg=f"{m}, {size}",
+            )
+    alone = explain(
+        nested_model,
+        x[:1],
+        extra_inputs=[meta[:1]],
+        methods=methods,
+        n_samples=7,
+        sigma=0.2,
+        seed=11,
+    )
     for m in methods:  # the first image alone: the same noise as in the pair
-        np.testing.assert_allclose(alone[m][0], got[1][m][0], rtol=1e-5,
-                                   atol=1e-6 * np.abs(got[1][m]).max(), err_msg=m)
+        np.testing.assert_allclose(
+            alone[m][0], got[1][m][0], rtol=1e-5, atol=1e-6 * np.abs(got[1][m]).max(), err_msg=m
+        )
 
 
 def test_tiny_sigma_equals_the_plain_map(softmax_model, rng):
@@ -224,8 +243,9 @@ def test_saturated_softmax_gives_finite_maps_and_logit_targets():
     """Huge logits turn softmax into exact 0/1 (and its gradient into 0 or NaN); the
     explainer must work from the logits."""
     inp = keras.Input((4, 4, 1))
-    a = keras.layers.Conv2D(2, 1, activation="relu", name="conv",
-                            kernel_initializer=keras.initializers.Constant(50.0))(inp)
+    a = keras.layers.Conv2D(
+        2, 1, activation="relu", name="conv", kernel_initializer=keras.initializers.Constant(50.0)
+    )(inp)
     f = keras.layers.Flatten()(a)
     out = keras.layers.Dense(3, activation="softmax", kernel_initializer="ones")(f)
     model = keras.Model(inp, out)
@@ -265,9 +285,11 @@ def nested_model():
 
 def nested_reference(model, x, meta, target=None):
     backbone = model.get_layer("backbone")
-    A = keras.Model(backbone.inputs, backbone.get_layer("conv_b").output).predict(x / 255.0, verbose=0)
+    A = keras.Model(backbone.inputs, backbone.get_layer("conv_b").output).predict(
+        x / 255.0, verbose=0
+    )
     A = A.astype(np.float64)
-    n, h, w, k = A.shape
+    _n, h, w, k = A.shape
     W1, b1 = (v.numpy().astype(np.float64) for v in model.get_layer("hidden").weights)
     W2, b2 = (v.numpy().astype(np.float64) for v in model.get_layer("probs").weights)
     z = np.concatenate([A.mean(axis=(1, 2)), meta], axis=1)
@@ -319,7 +341,7 @@ def test_skin_lesion_model_real_image(skin_lesion_model):
     """The real model: nested Xception, metadata input, softmax head."""
     from PIL import Image
 
-    from tests.conftest import ROOT  # noqa: F401
+    from tests.conftest import ROOT
 
     path = sorted((ROOT / "explainers" / "data" / "samples").glob("*.jpg"))
     if not path:
@@ -331,8 +353,9 @@ def test_skin_lesion_model_real_image(skin_lesion_model):
     assert resolve_layer(skin_lesion_model).path == "xception/block14_sepconv2_act"
     d = explain_details(skin_lesion_model, img, extra_inputs=[meta], n_samples=2, seed=0)
     pred = predict(skin_lesion_model, img, [meta])
-    np.testing.assert_allclose(pred.probabilities, skin_lesion_model.predict([img, meta], verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        pred.probabilities, skin_lesion_model.predict([img, meta], verbose=0), atol=1e-5
+    )
     assert d.targets[0] == pred.logits[0].argmax()
     for m in d.maps.values():
         assert m.shape == (1, 8, 8) and np.isfinite(m).all() and m.max() > 0
@@ -373,14 +396,20 @@ def test_model_without_spatial_layer_is_a_clear_error():
 
 
 def test_sequential_model(rng):
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(3, 3, activation="relu", name="c"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(2, activation="softmax", name="d"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(3, 3, activation="relu", name="c"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax", name="d"),
+        ]
+    )
     x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
-    A = keras.Model(model.inputs, model.get_layer("c").output).predict(x, verbose=0).astype(np.float64)
+    A = (
+        keras.Model(model.inputs, model.get_layer("c").output)
+        .predict(x, verbose=0)
+        .astype(np.float64)
+    )
     W = model.get_layer("d").kernel.numpy().astype(np.float64)
     g = np.broadcast_to(W[:, [1, 1]].T[:, None, None, :] / 36, A.shape)
     assert_maps_close(explain(model, x, target=1), reference_maps(A, g))
@@ -389,14 +418,14 @@ def test_sequential_model(rng):
 def test_bad_arguments_are_one_line_errors(linear_model):
     x = np.zeros((1, 8, 8, 3), np.float32)
     cases = [
-        (dict(target=4), "outside the model's classes"),
-        (dict(n_samples=-1), "0 or more"),
-        (dict(sigma=-0.1), "sigma must be 0 or more"),
-        (dict(methods=("score-cam",)), "unknown method"),
-        (dict(filters=[9]), "between 0 and 4"),
-        (dict(neurons=[(8, 0)]), "8x8 grid"),
-        (dict(neurons=[(0, 0)], region=True), "two corner"),
-        (dict(layer="missing"), "no layer named"),
+        ({"target": 4}, "outside the model's classes"),
+        ({"n_samples": -1}, "0 or more"),
+        ({"sigma": -0.1}, "sigma must be 0 or more"),
+        ({"methods": ("score-cam",)}, "unknown method"),
+        ({"filters": [9]}, "between 0 and 4"),
+        ({"neurons": [(8, 0)]}, "8x8 grid"),
+        ({"neurons": [(0, 0)], "region": True}, "two corner"),
+        ({"layer": "missing"}, "no layer named"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ExplainerError, match=message) as info:
@@ -427,7 +456,9 @@ def test_no_retracing_across_sample_counts_and_batch_sizes(softmax_model, rng):
 def test_progress_is_reported_per_chunk(softmax_model, rng):
     calls = []
     x = rng.normal(0, 1, (1, 6, 6, 2)).astype("float32")
-    explain_details(softmax_model, x, n_samples=40, seed=0, progress=lambda d, t: calls.append((d, t)))
+    explain_details(
+        softmax_model, x, n_samples=40, seed=0, progress=lambda d, t: calls.append((d, t))
+    )
     assert get_capture(softmax_model).chunk_size == 16  # a small model: the most per call
     assert calls == [(16, 40), (32, 40), (40, 40)]
 
@@ -435,23 +466,27 @@ def test_progress_is_reported_per_chunk(softmax_model, rng):
 def test_threads_sharing_one_model_get_their_own_results(nested_model, rng):
     x = rng.uniform(0, 255, (6, 10, 10, 3)).astype("float32")
     meta = rng.uniform(0, 1, (6, 2)).astype("float32")
-    jobs = [dict(target=i % 3, n_samples=(i % 2) * 4, seed=i) for i in range(6)]
-    expected = [explain(nested_model, x[i : i + 1], extra_inputs=[meta[i : i + 1]], **job)
-                for i, job in enumerate(jobs)]
+    jobs = [{"target": i % 3, "n_samples": (i % 2) * 4, "seed": i} for i in range(6)]
+    expected = [
+        explain(nested_model, x[i : i + 1], extra_inputs=[meta[i : i + 1]], **job)
+        for i, job in enumerate(jobs)
+    ]
     results = [None] * 6
     barrier = threading.Barrier(6)
 
     def work(i):
         barrier.wait()
         for _ in range(3):
-            results[i] = explain(nested_model, x[i : i + 1], extra_inputs=[meta[i : i + 1]], **jobs[i])
+            results[i] = explain(
+                nested_model, x[i : i + 1], extra_inputs=[meta[i : i + 1]], **jobs[i]
+            )
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for got, want in zip(results, expected):
+    for got, want in zip(results, expected, strict=False):
         for m in want:
             np.testing.assert_array_equal(got[m], want[m])
 
@@ -514,7 +549,9 @@ def test_only_the_last_few_layers_keep_their_compiled_steps(rng):
     assert get_capture(model, "c4") is held[4]  # a kept layer is not traced again
     again = get_capture(model, "c0")
     assert again is not held[0] and list(kept) == ["c4", "c0"]
-    np.testing.assert_allclose(explain(model, x, layer="c0", target=1)["gradcam++"], first["gradcam++"], rtol=1e-6)
+    np.testing.assert_allclose(
+        explain(model, x, layer="c0", target=1)["gradcam++"], first["gradcam++"], rtol=1e-6
+    )
 
 
 def test_items_per_gradient_call_follow_the_layer_s_memory(skin_lesion_model):

@@ -67,8 +67,12 @@ def test_table_compares_the_four_maps_on_every_faithfulness_score(app):
     assert not app.error, [e.value for e in app.error]
     assert app.title[0].value == "Evaluate the maps"
     frame = app.dataframe[0].value
-    assert list(frame["Method"]) == ["Grad-CAM", "Grad-CAM++",
-                                     "Smooth Grad-CAM (2 samples)", "Smooth Grad-CAM++ (2 samples)"]
+    assert list(frame["Method"]) == [
+        "Grad-CAM",
+        "Grad-CAM++",
+        "Smooth Grad-CAM (2 samples)",
+        "Smooth Grad-CAM++ (2 samples)",
+    ]
     for key in metrics.FAITHFULNESS_SCORES:
         assert metrics.SCORE_LABELS[key] in frame.columns
     assert "Average Drop (%)" in frame.columns and "Deletion AUC (0–1)" in frame.columns
@@ -108,7 +112,7 @@ def test_mask_adds_localisation_scores_and_bad_mask_is_a_plain_error(app, files)
 
 
 def test_a_mask_of_another_size_is_scaled_with_a_note_and_of_other_proportions_refused(app, files):
-    _, _, mask_bytes, _ = files
+    _, _, _mask_bytes, _ = files
     twice = np.zeros((60, 60), np.uint8)
     twice[16:44, 16:44] = 255  # the same mask, drawn at twice the image's size
     _by_key(app.file_uploader, "w:eval_mask").set_value(("mask2x.png", _png(twice), "image/png"))
@@ -121,7 +125,9 @@ def test_a_mask_of_another_size_is_scaled_with_a_note_and_of_other_proportions_r
     _by_key(app.file_uploader, "w:eval_mask").set_value(("wide.png", _png(wide), "image/png"))
     app.run()
     errors = [e.value for e in app.error]
-    assert len(errors) == 1 and "the mask is 60×30 pixels but the image is 30×30" in errors[0], errors
+    assert len(errors) == 1 and "the mask is 60×30 pixels but the image is 30×30" in errors[0], (
+        errors
+    )
     assert "Pointing game (% hits)" not in app.dataframe[0].value.columns  # never stretched
 
 
@@ -133,14 +139,22 @@ def test_several_images_aggregates_with_a_download(app, files):
     _by_key(app.radio, "w:eval_source").set_value("upload")
     app.run()
     _by_key(app.file_uploader, "w:eval_uploads").set_value(
-        [("a.png", image_bytes, "image/png"), ("b.png", photo_bytes, "image/png"),
-         ("broken.png", b"not a png", "image/png")])
+        [
+            ("a.png", image_bytes, "image/png"),
+            ("b.png", photo_bytes, "image/png"),
+            ("broken.png", b"not a png", "image/png"),
+        ]
+    )
     app.run()
     _by_key(app.button, "w:eval_many_go").click()
     app.run()
     assert not app.exception, app.exception
     errors = [e.value for e in app.error]
-    assert len(errors) == 1 and "broken.png" in errors[0], (errors, [i.value for i in app.info], [m.value for m in app.markdown][:20])
+    assert len(errors) == 1 and "broken.png" in errors[0], (
+        errors,
+        [i.value for i in app.info],
+        [m.value for m in app.markdown][:20],
+    )
     summary = app.dataframe[0].value
     assert list(summary["Images"]) == [2, 2, 2, 2]
     assert "Average Drop (%)" in summary.columns
@@ -155,15 +169,19 @@ def test_too_many_uploaded_images_are_refused_in_one_line(app, files):
     _by_key(app.radio, "w:eval_source").set_value("upload")
     app.run()
     _by_key(app.file_uploader, "w:eval_uploads").set_value(
-        [(f"i{i}.png", image_bytes, "image/png") for i in range(33)])
+        [(f"i{i}.png", image_bytes, "image/png") for i in range(33)]
+    )
     app.run()
     assert not app.exception
     assert [e.value for e in app.error] == [
-        "33 images were uploaded; evaluate at most 32 at a time (remove some, or use the batch "
-        "command for a whole folder)."]
+        (
+            "33 images were uploaded; evaluate at most 32 at a time (remove some, or use the batch "
+            "command for a whole folder)."
+        )
+    ]
     assert not [b for b in app.button if b.key == "w:eval_many_go"]
     _by_key(app.file_uploader, "w:eval_uploads").set_value(
-        [(f"i{i}.png", image_bytes, "image/png") for i in range(2)])
+        [(f"i{i}.png", image_bytes, "image/png") for i in range(2)]
+    )
     app.run()
     assert not app.error and [b for b in app.button if b.key == "w:eval_many_go"]
-

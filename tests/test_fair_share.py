@@ -23,8 +23,9 @@ class Job:
     """One computation on its own thread: logs 'start'/'end' (and each step) and runs a step
     each time ``go`` is set; ``waits`` records what ``on_wait`` was told."""
 
-    def __init__(self, fs: FairShare, user: str, name: str, log: list, steps: int = 1,
-                 fail: bool = False) -> None:
+    def __init__(
+        self, fs: FairShare, user: str, name: str, log: list, steps: int = 1, fail: bool = False
+    ) -> None:
         self.fs, self.user, self.name, self.log = fs, user, name, log
         self.steps, self.fail = steps, fail
         self.go = threading.Event()
@@ -44,7 +45,7 @@ class Job:
                     self.log.append(f"{self.name} step {step}")
                     self.fs.checkpoint()
                 self.log.append(f"{self.name} end")
-        except BaseException as exc:  # noqa: BLE001 - read by the test
+        except BaseException as exc:
             self.error = exc
 
     def start(self) -> "Job":
@@ -70,8 +71,9 @@ def test_other_users_request_is_served_before_the_same_users_second():
     a2 = waiting_job(fs, "A", "A2", log)
     b = waiting_job(fs, "B", "B", log)
     assert a2.waits[0] == Wait("own", 1)
-    assert a2.waits[0].text() == ("Your previous computation is still running; this one starts "
-                                  "when it ends.")
+    assert a2.waits[0].text() == (
+        "Your previous computation is still running; this one starts when it ends."
+    )
     assert b.waits[0] == Wait("others", 1)
     assert fs.running_users() == ["A"]
     a1.go.set()
@@ -85,8 +87,17 @@ def test_other_users_request_is_served_before_the_same_users_second():
         assert job.error is None
     # A1's step ends in a checkpoint that hands the turn to B, B's hands it back to A1 (both
     # have run one step); A1's end hands the turn to B, waiting, before A2 can even queue
-    assert log == ["A1 start", "A1 step 0", "B start", "B step 0", "A1 end", "B end",
-                   "A2 start", "A2 step 0", "A2 end"]
+    assert log == [
+        "A1 start",
+        "A1 step 0",
+        "B start",
+        "B step 0",
+        "A1 end",
+        "B end",
+        "A2 start",
+        "A2 step 0",
+        "A2 end",
+    ]
     assert b.waits[-1] is None and a2.waits[-1] is None  # the message is removed when it starts
 
 
@@ -136,8 +147,20 @@ def test_two_long_computations_take_turns_a_step_each_once_level():
     e = waiting_job(fs, "E", "E", log, steps=4)
     drive(a, e)
     # E catches up on A's lead (A had run 2 steps when E started), then they alternate
-    assert log == ["A start", "A step 0", "A step 1", "E start", "E step 0", "E step 1",
-                   "A step 2", "E step 2", "A step 3", "E step 3", "A end", "E end"]
+    assert log == [
+        "A start",
+        "A step 0",
+        "A step 1",
+        "E start",
+        "E step 0",
+        "E step 1",
+        "A step 2",
+        "E step 2",
+        "A step 3",
+        "E step 3",
+        "A end",
+        "E end",
+    ]
 
 
 def test_queue_positions_count_the_people_ahead():
@@ -211,6 +234,7 @@ def test_a_wait_interrupted_by_a_rerun_withdraws_from_the_queue():
     def interrupted():
         def on_wait(why):
             raise Rerun()
+
         try:
             with fs.computation("B", on_wait):
                 log.append("B ran")
@@ -233,9 +257,8 @@ def test_a_wait_interrupted_by_a_rerun_withdraws_from_the_queue():
 
 def test_nested_computation_of_the_same_thread_does_not_deadlock():
     fs = FairShare(turns=1)
-    with fs.computation("A"):
-        with fs.computation("A"):
-            fs.checkpoint()
+    with fs.computation("A"), fs.computation("A"):
+        fs.checkpoint()
     assert fs.running_users() == []
 
 
@@ -255,8 +278,11 @@ def test_shared_mode_refuses_the_heaviest_settings_with_a_sentence(monkeypatch):
     monkeypatch.delenv(fair_share.MAX_SAMPLES_ENV, raising=False)
     assert fair_share.max_samples() == 16
     check_settings(16, grid=(8, 8), input_size=(254, 254))
-    with pytest.raises(Refused, match=r"^This shared server computes at most 16 noise samples "
-                                      r"per map; choose 16 or fewer \(you asked for 17\)\.$"):
+    with pytest.raises(
+        Refused,
+        match=r"^This shared server computes at most 16 noise samples "
+        r"per map; choose 16 or fewer \(you asked for 17\)\.$",
+    ):
         check_settings(17, grid=(8, 8), input_size=(254, 254))
     # block1_conv1 of the 254-pixel Xception: 126×126 ≥ 254²/16, so a quarter of the cap
     check_settings(4, grid=(126, 126), input_size=(254, 254))

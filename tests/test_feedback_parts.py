@@ -12,8 +12,12 @@ from explainers.methods import REGISTRY
 
 def _curves():
     x = np.linspace(0.0, 1.0, 5)
-    return {"gradcam": {"deletion": metrics.Curve("deletion", x, 1 - x, 0.5),
-                        "insertion": metrics.Curve("insertion", x, x, 0.5)}}
+    return {
+        "gradcam": {
+            "deletion": metrics.Curve("deletion", x, 1 - x, 0.5),
+            "insertion": metrics.Curve("insertion", x, x, 0.5),
+        }
+    }
 
 
 def test_curves_figure_is_transparent_with_the_themes_text_colour():
@@ -23,7 +27,9 @@ def test_curves_figure_is_transparent_with_the_themes_text_colour():
         assert to_rgba(ax.get_facecolor())[3] == 0.0
         assert to_rgba(ax.title.get_color()) == to_rgba("#fafafa")
         assert all(to_rgba(t.get_color()) == to_rgba("#fafafa") for t in ax.get_xticklabels())
-        assert all(to_rgba(t.get_color()) == to_rgba("#fafafa") for t in ax.get_legend().get_texts())
+        assert all(
+            to_rgba(t.get_color()) == to_rgba("#fafafa") for t in ax.get_legend().get_texts()
+        )
     alt = eh.curves_alt(_curves(), {"gradcam": "Grad-CAM"})
     assert "Grad-CAM: deletion AUC 0.500, insertion AUC 0.500" in alt
 
@@ -39,5 +45,5 @@ def test_every_score_header_says_which_direction_is_better():
 def test_how_it_works_lists_every_registered_method_once():
     lines = teach.method_lines()
     assert len(lines) == len(REGISTRY)
-    for line, m in zip(lines, REGISTRY.values()):
+    for line, m in zip(lines, REGISTRY.values(), strict=False):
         assert line.startswith(f"- **{m.label}** (") and m.summary and line.endswith(m.summary)

@@ -22,11 +22,19 @@ def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 def _png_header_only(width: int, height: int) -> bytes:
     """A valid PNG signature and IHDR declaring width x height, with no pixel data at all:
     a few dozen bytes that would need gigabytes if decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_png_from_path_bytes_and_file_object_give_the_same_rgb_pixels(tmp_path):
@@ -69,7 +77,11 @@ def test_transparent_pixels_are_composited_on_white():
 def test_palette_with_transparency_and_la_are_composited_on_white():
     pal = Image.new("P", (3, 3), 0)
     pal.putpalette([0, 0, 255] + [0, 0, 0] * 255)
-    assert to_array(load_image(_encode(pal, "PNG", transparency=0)))[1, 1].tolist() == [255, 255, 255]
+    assert to_array(load_image(_encode(pal, "PNG", transparency=0)))[1, 1].tolist() == [
+        255,
+        255,
+        255,
+    ]
     assert to_array(load_image(_encode(pal, "PNG")))[1, 1].tolist() == [0, 0, 255]
     la = Image.new("LA", (3, 3), (0, 0))
     assert to_array(load_image(_encode(la, "PNG")))[0, 0].tolist() == [255, 255, 255]
@@ -129,7 +141,7 @@ def test_decompression_bomb_is_refused_from_the_header(size):
     with pytest.raises(ExplainerError, match="decompression bomb") as info:
         load_image(_png_header_only(*size))
     assert "truncated" not in str(info.value)
-    assert Image.MAX_IMAGE_PIXELS == before  # Pillow's global limit is left alone
+    assert before == Image.MAX_IMAGE_PIXELS  # Pillow's global limit is left alone
 
 
 def test_a_real_large_one_colour_png_is_refused_and_a_lower_limit_applies():
@@ -193,8 +205,13 @@ def _decode_in_a_fresh_process(path, how: str) -> tuple[tuple[int, int], int]:
     import sys
     from pathlib import Path
 
-    out = subprocess.run([sys.executable, "-c", _DECODE, str(path), how], check=True,
-                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", _DECODE, str(path), how],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     w, h, grown = (int(v) for v in out.stdout.split())
     return (w, h), grown
 

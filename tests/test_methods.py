@@ -7,18 +7,23 @@ import numpy as np
 import pytest
 
 from explainers import ExplainerError, explain, explain_details
-from explainers.engine.capture import GradientCapture, get_capture
-from explainers.methods import REGISTRY, method_keys, method_label, resolve_methods
-from explainers.methods import scorecam
+from explainers.engine.capture import GradientCapture
+from explainers.methods import REGISTRY, method_keys, method_label, resolve_methods, scorecam
 from tests import method_references as ref
 
 
 @pytest.fixture(scope="module")
 def cases():
     rng = np.random.default_rng(7)
-    f = ref.Case("functional", ref.functional_model(), rng.normal(0, 1, (2, 6, 6, 2)).astype("float32"))
-    n = ref.Case("nested", ref.nested_model(), rng.uniform(0, 255, (2, 9, 9, 3)).astype("float32"),
-                 rng.uniform(0, 1, (2, 2)).astype("float32"))
+    f = ref.Case(
+        "functional", ref.functional_model(), rng.normal(0, 1, (2, 6, 6, 2)).astype("float32")
+    )
+    n = ref.Case(
+        "nested",
+        ref.nested_model(),
+        rng.uniform(0, 255, (2, 9, 9, 3)).astype("float32"),
+        rng.uniform(0, 1, (2, 2)).astype("float32"),
+    )
     return {"functional": f, "nested": n}
 
 
@@ -40,8 +45,16 @@ def test_method_matches_numpy_reference(cases, method, model_name):
     got = ex.maps[method]
     assert got.dtype == np.float32 and np.isfinite(got).all()
     if REGISTRY[method].cam:
-        assert got.shape == want.shape == (2,) + case.model.get_layer(
-            "conv" if model_name == "functional" else "backbone").output.shape[1:3]
+        assert (
+            got.shape
+            == want.shape
+            == (
+                2,
+                *case.model.get_layer(
+                    "conv" if model_name == "functional" else "backbone"
+                ).output.shape[1:3],
+            )
+        )
         assert (got >= 0).all()
     else:
         assert got.shape == case.x.shape
@@ -54,10 +67,17 @@ def test_all_tape_methods_share_one_pass(cases, monkeypatch):
     case = cases["nested"]
     calls = []
     original = GradientCapture.stats
-    monkeypatch.setattr(GradientCapture, "stats",
-                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    maps = explain(case.model, case.x, extra_inputs=case.extra, methods=method_keys(needs="tape"),
-                   n_samples=3, seed=0)
+    monkeypatch.setattr(
+        GradientCapture, "stats", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    )
+    maps = explain(
+        case.model,
+        case.x,
+        extra_inputs=case.extra,
+        methods=method_keys(needs="tape"),
+        n_samples=3,
+        seed=0,
+    )
     assert len(calls) == 1 and set(maps) == set(method_keys(needs="tape"))
 
 
@@ -74,11 +94,19 @@ def test_smoothing_averages_the_terms_of_every_tape_method(cases):
     for i in range(2):
         span = case.x[i].max() - case.x[i].min()
         for s in range(n):
-            ai, gi, _, _ = ref.run_functional(case.model, case.x[i] + sigma * span * noise[i, s], targets[i])
+            ai, gi, _, _ = ref.run_functional(
+                case.model, case.x[i] + sigma * span * noise[i, s], targets[i]
+            )
             a[i] += ai / n
             g[i] += gi / n
-    got = explain(case.model, case.x, methods=["hirescam", "xgradcam", "layercam", "counterfactual"],
-                  n_samples=n, sigma=sigma, seed=seed)
+    got = explain(
+        case.model,
+        case.x,
+        methods=["hirescam", "xgradcam", "layercam", "counterfactual"],
+        n_samples=n,
+        sigma=sigma,
+        seed=seed,
+    )
     assert_close(got["hirescam"], ref.relu((g * a).sum(-1)), 1e-3)
     assert_close(got["layercam"], ref.relu((ref.relu(g) * a).sum(-1)), 1e-3)
     assert_close(got["counterfactual"], ref.cam(a, -g.mean(axis=(1, 2))), 1e-3)
@@ -89,8 +117,9 @@ def test_smoothing_averages_the_terms_of_every_tape_method(cases):
 def test_filters_and_neurons_apply_to_every_cam_method(cases):
     case = cases["functional"]
     keys = method_keys(family="cam")
-    ex = explain_details(case.model, case.x, methods=keys, filters=[0, 2], neurons=[(1, 1), (4, 3)],
-                         region=True)
+    ex = explain_details(
+        case.model, case.x, methods=keys, filters=[0, 2], neurons=[(1, 1), (4, 3)], region=True
+    )
     a, g, logits, _ = case.passes()
     inside = np.zeros((6, 6), bool)
     inside[1:5, 1:4] = True
@@ -109,12 +138,22 @@ def test_scorecam_keeps_the_channels_of_largest_variance(cases):
     case = cases["nested"]
     a, _, logits, _ = case.passes()
     k = 2
-    channels = [np.sort(np.argsort(-a[i].reshape(-1, 5).var(axis=0), kind="stable")[:k]) for i in range(2)]
+    channels = [
+        np.sort(np.argsort(-a[i].reshape(-1, 5).var(axis=0), kind="stable")[:k]) for i in range(2)
+    ]
     progress = []
-    ex = explain_details(case.model, case.x, extra_inputs=case.extra, methods="scorecam",
-                         max_channels=k, progress=lambda d, t: progress.append((d, t)))
+    ex = explain_details(
+        case.model,
+        case.x,
+        extra_inputs=case.extra,
+        methods="scorecam",
+        max_channels=k,
+        progress=lambda d, t: progress.append((d, t)),
+    )
     assert_close(ex.maps["scorecam"], ref.scorecam(case, a, logits.argmax(1), channels))
-    assert [(np.flatnonzero(w)).tolist() for w in ex.weights["scorecam"]] == [c.tolist() for c in channels]
+    assert [(np.flatnonzero(w)).tolist() for w in ex.weights["scorecam"]] == [
+        c.tolist() for c in channels
+    ]
     assert progress[-1] == (4, 4)
     with pytest.raises(ExplainerError, match="max_channels must be at least 1"):
         explain(case.model, case.x, extra_inputs=case.extra, methods="scorecam", max_channels=0)
@@ -151,9 +190,14 @@ def relu_variants_model():
     """Every way a ReLU is written: fused in Conv/Dense, ReLU layer, ReLU6, Activation, and
     inside a nested Sequential."""
     keras.utils.set_random_seed(9)
-    inner = keras.Sequential([keras.Input((6, 6, 3)),
-                              keras.layers.Conv2D(3, 3, padding="same", name="c1"),
-                              keras.layers.ReLU(name="r1")], name="inner")
+    inner = keras.Sequential(
+        [
+            keras.Input((6, 6, 3)),
+            keras.layers.Conv2D(3, 3, padding="same", name="c1"),
+            keras.layers.ReLU(name="r1"),
+        ],
+        name="inner",
+    )
     inp = keras.Input((6, 6, 2))
     x = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="c0")(inp)
     x = inner(x)
@@ -168,10 +212,16 @@ def relu_variants_model():
 
 def _guided_by_hand(model, x, t):
     """The chain rule for relu_variants_model, one image, guided at every ReLU."""
-    w = {l: [v.numpy().astype(np.float64) for v in layer.weights]
-         for l, layer in [("c0", model.get_layer("c0")), ("c1", model.get_layer("inner").get_layer("c1")),
-                          ("c2", model.get_layer("c2")), ("c3", model.get_layer("c3")),
-                          ("d", model.layers[-1])]}
+    w = {
+        l: [v.numpy().astype(np.float64) for v in layer.weights]
+        for l, layer in [
+            ("c0", model.get_layer("c0")),
+            ("c1", model.get_layer("inner").get_layer("c1")),
+            ("c2", model.get_layer("c2")),
+            ("c3", model.get_layer("c3")),
+            ("d", model.layers[-1]),
+        ]
+    }
     p0 = ref.conv(x.astype(np.float64), *w["c0"], same=True)
     a0 = ref.relu(p0)
     p1 = ref.conv(a0, *w["c1"], same=True)
@@ -206,11 +256,13 @@ def test_guided_backprop_leaves_the_model_as_it_was(cases):
     activations = {l.name: l.activation for l in model.layers if hasattr(l, "activation")}
     explain(model, case.x, methods=["guided-backprop", "gradcam"])
     after = explain(model, case.x, methods="gradcam")["gradcam"]
-    assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, model.weights))
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, model.weights, strict=False))
     assert {l.name: l.activation for l in model.layers if hasattr(l, "activation")} == activations
     assert_close(after, ref.reference("gradcam", case))  # plain gradients unaffected
-    np.testing.assert_allclose(model.predict(case.x, verbose=0),
-                               keras.Model(model.inputs, model.outputs).predict(case.x, verbose=0))
+    np.testing.assert_allclose(
+        model.predict(case.x, verbose=0),
+        keras.Model(model.inputs, model.outputs).predict(case.x, verbose=0),
+    )
 
 
 def test_guided_backprop_through_keras_ops_relu():
@@ -259,7 +311,9 @@ def test_filter_maps_of_channel_and_position_weights(cases):
     per_position = ex.filter_maps("hirescam", [0, 2])
     assert_close(per_position, np.moveaxis((g * a)[..., [0, 2]], -1, 1))
     per_channel = ex.filter_maps("gradcam", [1])
-    assert_close(per_channel, np.moveaxis(a[..., [1]] * g.mean(axis=(1, 2))[:, None, None, [1]], -1, 1))
+    assert_close(
+        per_channel, np.moveaxis(a[..., [1]] * g.mean(axis=(1, 2))[:, None, None, [1]], -1, 1)
+    )
     assert_close(ex.filter_maps("hirescam", range(3)).sum(1), (g * a).sum(-1))
 
 
@@ -270,7 +324,7 @@ def test_every_method_on_the_skin_lesion_model(skin_lesion_model):
 
     from tests.conftest import ROOT
 
-    path = sorted((ROOT / "explainers" / "data" / "samples").glob("*.jpg"))[0]
+    path = min((ROOT / "explainers" / "data" / "samples").glob("*.jpg"))
     img = np.asarray(Image.open(path).convert("RGB").resize((254, 254)), np.float32)[None]
     meta = np.zeros((1, 10), np.float32)
     meta[0, [2, 7, 9]] = 1
@@ -278,8 +332,11 @@ def test_every_method_on_the_skin_lesion_model(skin_lesion_model):
     ex = explain_details(skin_lesion_model, img, extra_inputs=[meta], methods="all", max_channels=8)
     for key in method_keys():
         m = ex.maps[key]
-        assert np.isfinite(m).all() and np.abs(m).max() > 0 or key == "counterfactual", key
+        assert (np.isfinite(m).all() and np.abs(m).max() > 0) or key == "counterfactual", key
         assert m.shape == ((1, 8, 8) if REGISTRY[key].cam else (1, 254, 254, 3)), key
     assert_close(ex.maps["hirescam"], ex.maps["gradcam"])  # block14_sepconv2_act -> global pooling
     assert (ex.weights["scorecam"] > 0).sum() == 8
-    assert all(np.array_equal(w, v.numpy()) for w, v in zip(weights, skin_lesion_model.weights[:5]))
+    assert all(
+        np.array_equal(w, v.numpy())
+        for w, v in zip(weights, skin_lesion_model.weights[:5], strict=False)
+    )

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 
 from explainers import ExplainerError, explain_details
-from explainers.evaluation.localisation import (box_iou, box_scores, cam_box, largest_component,
-                                     localisation_error, mask_box)
+from explainers.evaluation.localisation import (
+    box_iou,
+    box_scores,
+    cam_box,
+    largest_component,
+    localisation_error,
+    mask_box,
+)
 from explainers.render import draw_box, upsample
 from explainers.textual import describe, zones
 from tests import method_references as ref
@@ -38,7 +44,7 @@ def test_cam_box_thresholds_upsampled_map_and_keeps_largest_segment():
         keep = largest_component(up >= threshold * up.max())
         rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
         assert cam_box(cam, size, threshold) == (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
-    x0, y0, x1, y1 = cam_box(cam, size, 0.4)
+    _x0, _y0, x1, y1 = cam_box(cam, size, 0.4)
     assert x1 <= 40 and y1 <= 25  # the strong blob only, in the given image's pixels
     assert cam_box(np.zeros((4, 4)), size) is None
     with pytest.raises(ExplainerError, match="between 0 and 1"):
@@ -103,7 +109,9 @@ def test_textual_explanation_numbers_and_sentence():
     assert shares.sum() == pytest.approx(1.0, rel=1e-5)  # every filter's share adds to the map
     assert text.sentence.startswith("For mel at layer conv, ")
     total = abs(sum(f.share for f in text.top)) * 100
-    assert (f"{total:.0f} % of the map" if total >= 10 else f"{total:.1f} % of the map") in text.sentence
+    assert (
+        f"{total:.0f} % of the map" if total >= 10 else f"{total:.1f} % of the map"
+    ) in text.sentence
     for f in text.top + text.bottom:
         assert f"#{f.index}" in text.sentence
     with pytest.raises(ExplainerError, match="needs the Grad-CAM weights"):
@@ -119,8 +127,9 @@ def test_coinciding_methods_are_found_numerically():
     g2[0, 1, 1, 0] += 0.01
     assert not gradient_constant_per_channel(g2)
     a = np.random.default_rng(0).random((4, 4))
-    groups = coinciding_groups({"x": a, "y": 3 * a, "z": a ** 2, "w": np.zeros((4, 4)),
-                                "v": np.zeros((4, 4))})
+    groups = coinciding_groups(
+        {"x": a, "y": 3 * a, "z": a**2, "w": np.zeros((4, 4)), "v": np.zeros((4, 4))}
+    )
     assert groups == [["x", "y"], ["w", "v"]]
 
 
@@ -131,12 +140,15 @@ def test_at_a_layer_before_global_pooling_gradcam_equals_hirescam():
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (1, 9, 9, 3)).astype("float32")
     meta = rng.uniform(0, 1, (1, 2)).astype("float32")
-    ex = explain_details(model, x, extra_inputs=[meta], methods=["gradcam", "hirescam", "xgradcam", "layercam"])
+    ex = explain_details(
+        model, x, extra_inputs=[meta], methods=["gradcam", "hirescam", "xgradcam", "layercam"]
+    )
     assert gradient_constant_per_channel(ex.gradients)
     group = coinciding_groups({k: v[0] for k, v in ex.maps.items()})[0]
     assert group[:3] == ["gradcam", "hirescam", "xgradcam"]
     f = ref.functional_model()  # conv -> flatten: the gradient varies over positions
-    exf = explain_details(f, rng.normal(0, 1, (1, 6, 6, 2)).astype("float32"),
-                          methods=["gradcam", "hirescam"])
+    exf = explain_details(
+        f, rng.normal(0, 1, (1, 6, 6, 2)).astype("float32"), methods=["gradcam", "hirescam"]
+    )
     assert not gradient_constant_per_channel(exf.gradients)
     assert coinciding_groups({k: v[0] for k, v in exf.maps.items()}) == []

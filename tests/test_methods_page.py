@@ -44,8 +44,9 @@ def app(tmp_path_factory):
     at.switch_page("pages/compare.py")
     at.run()
     _by_key(at.file_uploader, "w:model_file").upload("tiny.keras", path.read_bytes())
-    _by_key(at.file_uploader, "w:image_file").upload("lesion.png", _png(rng.integers(0, 256, (30, 40, 3))),
-                                                     "image/png")
+    _by_key(at.file_uploader, "w:image_file").upload(
+        "lesion.png", _png(rng.integers(0, 256, (30, 40, 3))), "image/png"
+    )
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -101,13 +102,18 @@ def test_a_map_with_no_evidence_says_so_instead_of_a_blank_photo(tmp_path):
     at.run()
     _by_key(at.file_uploader, "w:model_file").upload("positive.keras", path.read_bytes())
     _by_key(at.file_uploader, "w:image_file").upload(
-        "x.png", _png(np.random.default_rng(3).integers(0, 256, (24, 24, 3))), "image/png")
+        "x.png", _png(np.random.default_rng(3).integers(0, 256, (24, 24, 3))), "image/png"
+    )
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     notes = [i.value for i in at.info if "No evidence" in i.value]
-    assert notes == ["**No evidence against the class** at this layer: the Counterfactual "
-                     "Grad-CAM map is 0 everywhere (nothing here would raise the class score "
-                     "if removed)."], notes
+    assert notes == [
+        (
+            "**No evidence against the class** at this layer: the Counterfactual "
+            "Grad-CAM map is 0 everywhere (nothing here would raise the class score "
+            "if removed)."
+        )
+    ], notes
     alts = [i.alt for im in at.image for i in im.proto.imgs]
     assert not any(a.startswith("Counterfactual") for a in alts)  # no untinted photo for it
     assert any(a.startswith("Grad-CAM heatmap") for a in alts)
@@ -137,7 +143,9 @@ def test_scorecam_on_request_then_mask_and_faithfulness(app):
     # each score's direction is in its header: ↓ lower is better, ↑ higher is better
     config = app.dataframe[-1].proto.columns
     assert '"Average Drop (%) \\u2193"' in config or "Average Drop (%) ↓" in config, config
-    assert "Insertion AUC (0–1) ↑" in config or '"Insertion AUC (0\\u20131) \\u2191"' in config, config
+    assert "Insertion AUC (0–1) ↑" in config or '"Insertion AUC (0\\u20131) \\u2191"' in config, (
+        config
+    )
     assert not app.error, [e.value for e in app.error]
 
 
@@ -154,10 +162,15 @@ def test_a_model_without_relu_gets_a_plain_error_for_the_guided_methods_only(tmp
     at.switch_page("pages/compare.py")
     at.run()
     _by_key(at.file_uploader, "w:model_file").upload("tanh.keras", path.read_bytes())
-    _by_key(at.file_uploader, "w:image_file").upload("x.png", _png(np.full((24, 24, 3), 90)), "image/png")
+    _by_key(at.file_uploader, "w:image_file").upload(
+        "x.png", _png(np.full((24, 24, 3), 90)), "image/png"
+    )
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert [e.value for e in at.error] == [
-        "Problem computing the guided methods: guided backpropagation needs ReLU activations, "
-        "and this model has none (no ReLU layer, relu / relu6 activation or keras.ops.relu)"]
+        (
+            "Problem computing the guided methods: guided backpropagation needs ReLU activations, "
+            "and this model has none (no ReLU layer, relu / relu6 activation or keras.ops.relu)"
+        )
+    ]
     assert "**Grad-CAM** · " in _text(at)  # the rest of the page still works

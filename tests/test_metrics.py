@@ -40,7 +40,9 @@ def test_average_drop_by_hand():
 
 def test_increase_in_confidence_by_hand():
     # O > Y strictly: 0.6 > 0.5 yes, 0.4 > 0.8 no, 0.3 = 0.3 no, 0.1 > 0 yes -> 2 of 4
-    assert M.increase_in_confidence([0.8, 0.5, 0.3, 0.0], [0.4, 0.6, 0.3, 0.1]) == pytest.approx(50.0)
+    assert M.increase_in_confidence([0.8, 0.5, 0.3, 0.0], [0.4, 0.6, 0.3, 0.1]) == pytest.approx(
+        50.0
+    )
 
 
 def test_drop_and_increase_edge_cases_are_finite():
@@ -59,8 +61,11 @@ def test_masked_image_multiplies_in_raw_space_then_preprocesses():
     img = np.full((2, 2, 3), 200.0)
     out = M.masked_image(img, CAM_DESC)  # map / max = [[1, .75], [.5, .25]]
     np.testing.assert_allclose(out[0, ..., 0], [[200, 150], [100, 50]])
+
     # With a -1..1 preprocessing the hidden part is black (-1), not the preprocessed zero.
-    pre = lambda x: x / 127.5 - 1.0
+    def pre(x):
+        return x / 127.5 - 1.0
+
     out = M.masked_image(img, np.array([[1.0, 0.0], [0.0, 0.0]]), preprocess=pre)
     np.testing.assert_allclose(out[0, ..., 0], [[200 / 127.5 - 1, -1], [-1, -1]], rtol=1e-6)
 
@@ -90,7 +95,9 @@ def test_insertion_curve_and_area_by_hand():
     c = M.insertion(top_left, WHITE, CAM_DESC, n_steps=4, baseline="zeros")
     np.testing.assert_allclose(c.probabilities, [0, 1, 1, 1, 1])
     assert c.auc == pytest.approx(0.875)
-    assert M.insertion(top_left, WHITE, CAM_ASC, n_steps=4, baseline="zeros").auc == pytest.approx(0.125)
+    assert M.insertion(top_left, WHITE, CAM_ASC, n_steps=4, baseline="zeros").auc == pytest.approx(
+        0.125
+    )
 
 
 def test_linear_model_gives_half_and_two_steps_group_pixels():
@@ -118,8 +125,12 @@ def test_curve_is_one_batched_call():
         calls.append(len(batch))
         return mean_pixel(batch)
 
-    M.deletion(counting, np.full((8, 8, 3), 50.0), np.random.default_rng(0).random((4, 4)), n_steps=16)
-    M.insertion(counting, np.full((8, 8, 3), 50.0), np.random.default_rng(0).random((4, 4)), n_steps=16)
+    M.deletion(
+        counting, np.full((8, 8, 3), 50.0), np.random.default_rng(0).random((4, 4)), n_steps=16
+    )
+    M.insertion(
+        counting, np.full((8, 8, 3), 50.0), np.random.default_rng(0).random((4, 4)), n_steps=16
+    )
     assert calls == [17, 17]
 
 
@@ -249,8 +260,9 @@ def sigmoid(z):
 
 def test_evaluate_through_a_keras_model_by_hand(pixel_model):
     maps = {"good": CAM_DESC, "bad": CAM_ASC}
-    ev = M.evaluate_details(pixel_model, WHITE, maps, target=0, n_steps=4,
-                            insertion_baseline="zeros", mask=MASK_TL)
+    ev = M.evaluate_details(
+        pixel_model, WHITE, maps, target=0, n_steps=4, insertion_baseline="zeros", mask=MASK_TL
+    )
     y = sigmoid(10.0)  # full image: red 255 -> logit 10
     half = 0.5  # top-left black -> logit 0
     good, bad = ev.scores["good"], ev.scores["bad"]
@@ -270,7 +282,9 @@ def test_evaluate_through_a_keras_model_by_hand(pixel_model):
     # the mask's box is the top-left pixel: box IoU 1/4, a localisation error (IoU < 0.5).
     assert good["box_iou"] == pytest.approx(1 / 4)
     assert good["localisation_error_pct"] == 100.0
-    np.testing.assert_allclose(ev.curves["bad"]["deletion"].probabilities, [y, y, y, y, half], rtol=1e-5)
+    np.testing.assert_allclose(
+        ev.curves["bad"]["deletion"].probabilities, [y, y, y, y, half], rtol=1e-5
+    )
     # target None: the top class of the full image (class 0 here); no mask: no localisation keys
     plain = M.evaluate(pixel_model, WHITE, maps, n_steps=4)
     assert set(plain["good"]) >= set(M.FAITHFULNESS_SCORES)
@@ -280,19 +294,40 @@ def test_evaluate_through_a_keras_model_by_hand(pixel_model):
 
 
 def test_evaluate_handles_an_all_zero_map(pixel_model):
-    scores = M.evaluate(pixel_model, WHITE, {"zero": np.zeros((2, 2))}, target=0, n_steps=4,
-                        mask=np.zeros((2, 2), bool))["zero"]
+    scores = M.evaluate(
+        pixel_model,
+        WHITE,
+        {"zero": np.zeros((2, 2))},
+        target=0,
+        n_steps=4,
+        mask=np.zeros((2, 2), bool),
+    )["zero"]
     assert all(np.isfinite(v) for v in scores.values())
-    assert scores["average_drop_pct"] == pytest.approx((sigmoid(10) - 0.5) / sigmoid(10) * 100, rel=1e-4)
+    assert scores["average_drop_pct"] == pytest.approx(
+        (sigmoid(10) - 0.5) / sigmoid(10) * 100, rel=1e-4
+    )
     assert scores["energy_in_mask_ratio"] == 0.0 and scores["iou"] == 0.0
 
 
 def test_aggregate_means_and_tables():
     rows = [
-        {"gc": {"average_drop_pct": 10.0, "increase_in_confidence_pct": 100.0, "deletion_auc": 0.2,
-                "insertion_auc": 0.6, "iou": 0.5}},
-        {"gc": {"average_drop_pct": 30.0, "increase_in_confidence_pct": 0.0, "deletion_auc": 0.4,
-                "insertion_auc": 0.8}},
+        {
+            "gc": {
+                "average_drop_pct": 10.0,
+                "increase_in_confidence_pct": 100.0,
+                "deletion_auc": 0.2,
+                "insertion_auc": 0.6,
+                "iou": 0.5,
+            }
+        },
+        {
+            "gc": {
+                "average_drop_pct": 30.0,
+                "increase_in_confidence_pct": 0.0,
+                "deletion_auc": 0.4,
+                "insertion_auc": 0.8,
+            }
+        },
     ]
     agg = M.aggregate(rows)["gc"]
     assert agg["average_drop_pct"] == pytest.approx(20.0)
@@ -303,7 +338,9 @@ def test_aggregate_means_and_tables():
     assert table[0]["Method"] == "Grad-CAM"
     assert table[0]["Average Drop (%)"] == 20.0 and table[0]["Images"] == 2
     assert "Deletion AUC (0–1)" in table[0]
-    assert M.best_methods({"a": {"deletion_auc": 0.1}, "b": {"deletion_auc": 0.2}})["deletion_auc"] == ["a"]
+    assert M.best_methods({"a": {"deletion_auc": 0.1}, "b": {"deletion_auc": 0.2}})[
+        "deletion_auc"
+    ] == ["a"]
 
 
 @pytest.mark.slow
@@ -314,22 +351,33 @@ def test_evaluate_on_the_skin_lesion_model_uses_its_metadata(skin_lesion_model):
     from explainers.zoo import SKIN_CLASSES, ModelBundle, list_samples
 
     # The session's copy of the model (no second load), fed as zoo's bundle feeds it.
-    bundle = ModelBundle(key="skin-lesion", label="skin lesions", model=skin_lesion_model,
-                         input_size=(254, 254), class_names=list(SKIN_CLASSES),
-                         preprocess=lambda x: np.asarray(x, np.float32), weights="bundled",
-                         metadata_input=True, resize_method="tf-bilinear")
+    bundle = ModelBundle(
+        key="skin-lesion",
+        label="skin lesions",
+        model=skin_lesion_model,
+        input_size=(254, 254),
+        class_names=list(SKIN_CLASSES),
+        preprocess=lambda x: np.asarray(x, np.float32),
+        weights="bundled",
+        metadata_input=True,
+        resize_method="tf-bilinear",
+    )
     sample = list_samples()[0]
     raw = M.raw_image_for(bundle, sample.path)
     extra = [sample.metadata()]
     maps = explain(bundle.model, raw[None], extra_inputs=extra, methods=("gradcam",))
-    ev = M.evaluate_details(bundle, raw, {"gradcam": maps["gradcam"][0]}, extra_inputs=extra, n_steps=4)
+    ev = M.evaluate_details(
+        bundle, raw, {"gradcam": maps["gradcam"][0]}, extra_inputs=extra, n_steps=4
+    )
     probs = predict(bundle.model, raw[None], extra).probabilities[0]
     assert ev.target == int(np.argmax(probs))
     assert ev.probability == pytest.approx(float(probs[ev.target]), rel=1e-4)
     scores = ev.scores["gradcam"]
     assert all(np.isfinite(v) for v in scores.values())
     # Deleting every pixel leaves a black image; revealing every pixel gives back the image.
-    assert ev.curves["gradcam"]["insertion"].probabilities[-1] == pytest.approx(ev.probability, rel=1e-4)
+    assert ev.curves["gradcam"]["insertion"].probabilities[-1] == pytest.approx(
+        ev.probability, rel=1e-4
+    )
 
 
 def test_reference_maps():
@@ -343,7 +391,9 @@ def test_reference_maps():
 
 def test_mask_fit_scales_copies_with_a_note_and_refuses_other_proportions():
     assert M.mask_fit((30, 40), (30, 40)) is None
-    assert M.mask_fit((60, 80), (30, 40)) == "The mask (80×60 pixels) was scaled to the image (40×30)."
+    assert (
+        M.mask_fit((60, 80), (30, 40)) == "The mask (80×60 pixels) was scaled to the image (40×30)."
+    )
     assert M.mask_fit((1365, 2048), (1364, 2048)) is not None  # rounding of a scaled copy
     with pytest.raises(ExplainerError, match="the mask is 40×40 pixels but the image is 40×30"):
         M.mask_fit((40, 40), (30, 40))

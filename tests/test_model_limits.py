@@ -35,15 +35,41 @@ def _zip(members: list[tuple[str, bytes, int, int]]) -> bytes:
     out, central = io.BytesIO(), []
     for name, body, crc, size in members:
         offset = out.tell()
-        head = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(body), size,
-                           len(name), 0)
+        head = struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(body), size, len(name), 0
+        )
         out.write(head + name.encode() + body)
-        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc,
-                                   len(body), size, len(name), 0, 0, 0, 0, 0, offset) + name.encode())
+        central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                8,
+                0,
+                0x21,
+                crc,
+                len(body),
+                size,
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + name.encode()
+        )
     start = out.tell()
     directory = b"".join(central)
-    out.write(directory + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members),
-                                      len(directory), start, 0))
+    out.write(
+        directory
+        + struct.pack(
+            "<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(directory), start, 0
+        )
+    )
     return out.getvalue()
 
 
@@ -55,9 +81,13 @@ def _member(name: str, data: bytes) -> tuple[str, bytes, int, int]:
 def _bomb(inflated: int = 2**30) -> bytes:
     """A .keras-looking zip whose config.json inflates to ``inflated`` bytes of spaces."""
     body, crc = _deflated_spaces(inflated)
-    return _zip([_member("metadata.json", b'{"keras_version": "3.0.0"}'),
-                 ("config.json", body, crc, inflated),
-                 _member("model.weights.h5", b"\0" * 1024)])
+    return _zip(
+        [
+            _member("metadata.json", b'{"keras_version": "3.0.0"}'),
+            ("config.json", body, crc, inflated),
+            _member("model.weights.h5", b"\0" * 1024),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +101,7 @@ def _peak(fn) -> tuple[BaseException | None, int]:
         try:
             fn()
             raised = None
-        except BaseException as exc:  # noqa: BLE001 - returned to the test
+        except BaseException as exc:
             raised = exc
         return raised, tracemalloc.get_traced_memory()[1]
     finally:
@@ -86,14 +116,18 @@ def test_a_zip_bomb_is_refused_in_one_line_before_any_read(bomb):
     exc, peak = _peak(lambda: zoo.load_model_file(bomb, filename="bomb.keras"))
     assert isinstance(exc, ExplainerError), exc
     text = str(exc)
-    assert "\n" not in text and text.startswith("bomb.keras: its config.json would unpack to 1.0 GiB")
+    assert "\n" not in text and text.startswith(
+        "bomb.keras: its config.json would unpack to 1.0 GiB"
+    )
     assert "refused before reading it" in text and "/tmp" not in text
     assert peak < 8 * 2**20, peak  # bytes: the upload (1 MB) and its temporary copy, not 1 GiB
 
 
 def test_a_bomb_within_the_size_limit_is_refused_by_its_ratio():
     data = _bomb(16 * 2**20)  # 16 MiB of spaces: under the config limit, 1000:1
-    with pytest.raises(ExplainerError, match=r"config.json is compressed \d[\d,]*:1 \(at most 100:1"):
+    with pytest.raises(
+        ExplainerError, match=r"config.json is compressed \d[\d,]*:1 \(at most 100:1"
+    ):
         zoo.load_model_file(data, filename="small-bomb.keras")
 
 
@@ -119,7 +153,9 @@ def test_declared_sizes_are_checked_member_by_member(tmp_path):
     path = tmp_path / "big.keras"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
         z.writestr("config.json", b" " * (L.MAX_CONFIG_BYTES + 1))
-    with pytest.raises(ExplainerError, match=r"its config.json would unpack to 32 MiB \(at most 32 MiB"):
+    with pytest.raises(
+        ExplainerError, match=r"its config.json would unpack to 32 MiB \(at most 32 MiB"
+    ):
         L.check_keras_zip(path, "big.keras")
 
 

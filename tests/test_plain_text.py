@@ -13,8 +13,14 @@ from tests.helpers import new_app, run, small_cnn
 
 LINK = "[Session expired: sign in again](https://evil.example/login)"
 BEACON = "![t](http://evil.example/beacon.png)"
-HOSTILE = [LINK, BEACON, "<img src=x onerror=alert(1)>", "**bold** _it_ `code` $x$ ~~s~~",
-           ":red[alarm] <https://evil.example>", "line one\n# heading\n- item"]
+HOSTILE = [
+    LINK,
+    BEACON,
+    "<img src=x onerror=alert(1)>",
+    "**bold** _it_ `code` $x$ ~~s~~",
+    ":red[alarm] <https://evil.example>",
+    "line one\n# heading\n- item",
+]
 
 
 def rendered(markdown: str) -> str:
@@ -32,8 +38,10 @@ def test_plain_text_renders_as_the_characters_typed(text):
     out = rendered(f"Model {plain(text)} is not available")
     for tag in ("<a ", "<img", "<strong", "<em", "<code", "<h1", "<li", "<script"):
         assert tag not in out, out
-    assert shown_text(f"Model {plain(text)} is not available") == \
-        f"Model {' '.join(text.split(chr(10)))} is not available"
+    assert (
+        shown_text(f"Model {plain(text)} is not available")
+        == f"Model {' '.join(text.split(chr(10)))} is not available"
+    )
 
 
 def test_bare_addresses_are_not_turned_into_links():
@@ -55,8 +63,13 @@ def test_code_spans_cannot_be_closed_early():
 
 # --- on the running app ---------------------------------------------------------------------------
 def _page_markdown(at) -> list[str]:
-    return ([m.value for m in at.markdown] + [c.value for c in at.caption]
-            + [i.value for i in at.info] + [w.value for w in at.warning] + [e.value for e in at.error])
+    return (
+        [m.value for m in at.markdown]
+        + [c.value for c in at.caption]
+        + [i.value for i in at.info]
+        + [w.value for w in at.warning]
+        + [e.value for e in at.error]
+    )
 
 
 def _assert_safe(values: list[str], typed: str) -> None:
@@ -90,7 +103,8 @@ def test_class_names_from_a_file_are_shown_as_text(tmp_path):
     at.selectbox(key="w:model").set_value("upload")
     run(at)
     at.file_uploader(key="w:model_file").set_value(
-        ("cnn.keras", (tmp_path / "cnn.keras").read_bytes(), "application/octet-stream"))
+        ("cnn.keras", (tmp_path / "cnn.keras").read_bytes(), "application/octet-stream")
+    )
     at.file_uploader(key="w:class_names").set_value(("names.txt", names, "text/plain"))
     run(at)
     assert not at.error, [e.value for e in at.error]

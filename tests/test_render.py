@@ -8,9 +8,20 @@ import pytest
 from matplotlib.figure import Figure
 
 from explainers.errors import ExplainerError
-from explainers.render import (colorbar_figure, colorize, comparable_peak, nice_ceiling, normalize,
-                               overlay, peak_of, scale_peaks, scale_to, side_by_side, upsample,
-                               weak_maps)
+from explainers.render import (
+    colorbar_figure,
+    colorize,
+    comparable_peak,
+    nice_ceiling,
+    normalize,
+    overlay,
+    peak_of,
+    scale_peaks,
+    scale_to,
+    side_by_side,
+    upsample,
+    weak_maps,
+)
 
 
 def test_upsample_matches_tensorflow_bilinear_for_a_stack():
@@ -47,7 +58,9 @@ def test_normalize_divides_each_map_by_its_own_maximum():
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[0], [[0.0, 0.5], [0.25, 1.0]])
     np.testing.assert_array_equal(out[1], np.zeros((2, 2)))  # all-zero stays zero, not NaN
-    np.testing.assert_allclose(out[2], [[0.5, 0.5], [0.5, 1.0]])  # min is not subtracted: 0 means none
+    np.testing.assert_allclose(
+        out[2], [[0.5, 0.5], [0.5, 1.0]]
+    )  # min is not subtracted: 0 means none
 
 
 def test_normalize_is_always_finite_and_in_range():
@@ -121,8 +134,9 @@ def test_overlay_at_a_shared_peak_draws_a_weak_map_faintly():
     shared = overlay(image, weak, "gray", opacity=1.0, fade="none", peak=10.0)
     assert own.max() == 255  # on its own scale a weak map looks as strong as any
     assert abs(int(shared.max()) - 255 * 0.05) <= 1  # shared scale: 1/20 of the strong one
-    np.testing.assert_array_equal(overlay(image, strong, "gray", opacity=1.0, fade="none", peak=10.0),
-                                  own)
+    np.testing.assert_array_equal(
+        overlay(image, strong, "gray", opacity=1.0, fade="none", peak=10.0), own
+    )
 
 
 def test_scale_peaks_own_shared_absolute():
@@ -149,12 +163,22 @@ def test_scale_to_and_peak_of_are_finite():
 def test_weak_maps_flags_tiny_evidence_in_comparable_units():
     # the case: smoothed Grad-CAM 0.00225 beside smoothed Grad-CAM++ 6.61 on an 8x8 grid
     z = 64
-    peaks = {"gc": comparable_peak("gradcam", 0.00225, z), "pp": comparable_peak("gradcam++", 6.61, z)}
+    peaks = {
+        "gc": comparable_peak("gradcam", 0.00225, z),
+        "pp": comparable_peak("gradcam++", 6.61, z),
+    }
     assert peaks["pp"] == pytest.approx(6.61 / 32)
     assert weak_maps(peaks) == ["gc"]
     # a healthy pair (measured on the bundled melanoma: 0.284 and 12) is not flagged
-    assert weak_maps({"gc": comparable_peak("gradcam", 0.284, z),
-                      "pp": comparable_peak("gradcam++", 12.0, z)}) == []
+    assert (
+        weak_maps(
+            {
+                "gc": comparable_peak("gradcam", 0.284, z),
+                "pp": comparable_peak("gradcam++", 12.0, z),
+            }
+        )
+        == []
+    )
     # same-method maps compare directly; the threshold is 5 %
     assert weak_maps({"f1": 1.0, "f2": 0.049, "f3": 0.05}) == ["f2"]
     assert weak_maps({"a": 0.0, "b": 0.0}) == [] and weak_maps({}) == []
@@ -162,7 +186,13 @@ def test_weak_maps_flags_tiny_evidence_in_comparable_units():
 
 
 def test_nice_ceiling():
-    assert [nice_ceiling(v) for v in (0.284, 12.0, 1.0, 0.0021, 7.0)] == [0.5, 20.0, 1.0, 0.0025, 10.0]
+    assert [nice_ceiling(v) for v in (0.284, 12.0, 1.0, 0.0021, 7.0)] == [
+        0.5,
+        20.0,
+        1.0,
+        0.0025,
+        10.0,
+    ]
     assert nice_ceiling(0) == 1.0 and nice_ceiling(float("nan")) == 1.0
 
 

@@ -28,20 +28,43 @@ def _case(**kw) -> report.CaseData:
     strong[1, 2] = 6.61
     weak = np.zeros((4, 4), np.float32)
     weak[2, 1] = 0.00225
-    base = dict(
-        image=rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), image_name="lesion.jpg",
-        model_label="Tiny test model", model_fingerprint="SHA-256 of the weights: abc123",
-        class_labels=["akiec — actinic keratosis / intraepithelial carcinoma", "mel — melanoma", "nv — melanocytic nevus"],
-        probabilities=np.array([0.1, 0.7, 0.2]), logits=np.array([0.5, 2.4, 1.2]),
-        explained="mel — melanoma (70.0 %)",
-        maps={"Smooth Grad-CAM (8 samples, σ=0.15)": weak, "Smooth Grad-CAM++ (8 samples, σ=0.15)": strong},
-        methods={"Smooth Grad-CAM (8 samples, σ=0.15)": "gradcam",
-                 "Smooth Grad-CAM++ (8 samples, σ=0.15)": "gradcam++"},
-        settings={"layer": "conv", "noise": "8 samples, σ = 0.15"}, scale="shared",
-        patient="60 years, male, trunk", record="mel — melanoma",
-        verdicts={"Smooth Grad-CAM (8 samples, σ=0.15)": ("pass", "Passed the checks: it changes with the model and with the class."),
-                  "Smooth Grad-CAM++ (8 samples, σ=0.15)": ("fail", "Do not read this map as evidence: it is the same for every class.")},
-        created=dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc))
+    base = {
+        "image": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+        "image_name": "lesion.jpg",
+        "model_label": "Tiny test model",
+        "model_fingerprint": "SHA-256 of the weights: abc123",
+        "class_labels": [
+            "akiec — actinic keratosis / intraepithelial carcinoma",
+            "mel — melanoma",
+            "nv — melanocytic nevus",
+        ],
+        "probabilities": np.array([0.1, 0.7, 0.2]),
+        "logits": np.array([0.5, 2.4, 1.2]),
+        "explained": "mel — melanoma (70.0 %)",
+        "maps": {
+            "Smooth Grad-CAM (8 samples, σ=0.15)": weak,
+            "Smooth Grad-CAM++ (8 samples, σ=0.15)": strong,
+        },
+        "methods": {
+            "Smooth Grad-CAM (8 samples, σ=0.15)": "gradcam",
+            "Smooth Grad-CAM++ (8 samples, σ=0.15)": "gradcam++",
+        },
+        "settings": {"layer": "conv", "noise": "8 samples, σ = 0.15"},
+        "scale": "shared",
+        "patient": "60 years, male, trunk",
+        "record": "mel — melanoma",
+        "verdicts": {
+            "Smooth Grad-CAM (8 samples, σ=0.15)": (
+                "pass",
+                "Passed the checks: it changes with the model and with the class.",
+            ),
+            "Smooth Grad-CAM++ (8 samples, σ=0.15)": (
+                "fail",
+                "Do not read this map as evidence: it is the same for every class.",
+            ),
+        },
+        "created": dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc),
+    }
     base.update(kw)
     return report.CaseData(**base)
 
@@ -49,8 +72,12 @@ def _case(**kw) -> report.CaseData:
 def test_report_pages_and_text():
     trust = Figure()
     trust.text(0.1, 0.5, "cascade curve here")
-    data = report.write_report(_case(extra_figures={"Sanity checks": trust},
-                                     extra_lines={"Trust card": ["class sensitivity 0.42: the map tells mel from nv"]}))
+    data = report.write_report(
+        _case(
+            extra_figures={"Sanity checks": trust},
+            extra_lines={"Trust card": ["class sensitivity 0.42: the map tells mel from nv"]},
+        )
+    )
     assert data.startswith(b"%PDF")
     pages = _pages(data)
     assert len(pages) == 4
@@ -63,12 +90,18 @@ def test_report_pages_and_text():
     assert "class explained mel — melanoma" in first
     assert "Do not read this map as evidence: it is the same for every class." in first
     assert "Passed the checks: it changes with the model and with the class." in first
-    assert "raw max 6.61 class-score units" in first and "raw max 0.00225 class-score units" in first
+    assert (
+        "raw max 6.61 class-score units" in first and "raw max 0.00225 class-score units" in first
+    )
     assert first.count("WEAK EVIDENCE") == 1  # the Grad-CAM map, 0.00225 beside 6.61/8 (4x4 grid)
     assert "raw map value (class-score units), shared scale" in first
     assert "layer: conv" in first and "colour map viridis" in first
     # page 2: every class, the software
-    for label, p in (("mel — melanoma", "70.0 %"), ("nv — melanocytic nevus", "20.0 %"), ("akiec", "10.0 %")):
+    for label, p in (
+        ("mel — melanoma", "70.0 %"),
+        ("nv — melanocytic nevus", "20.0 %"),
+        ("akiec", "10.0 %"),
+    ):
         assert label in second and p in second
     assert "numpy" in second and "matplotlib" in second and "python" in second
     assert "Sanity checks" in pages[2] and "cascade curve here" in pages[2]
@@ -79,8 +112,12 @@ def test_own_scale_bar_and_many_classes_are_summed():
     n = 40
     probs = np.full(n, 0.5 / (n - 1))
     probs[3] = 0.5
-    case = _case(class_labels=[f"class {i}" for i in range(n)], probabilities=probs,
-                 logits=np.log(probs), scale="own")
+    case = _case(
+        class_labels=[f"class {i}" for i in range(n)],
+        probabilities=probs,
+        logits=np.log(probs),
+        scale="own",
+    )
     pages = _pages(report.write_report(case))
     assert "The other 10 classes together" in pages[1]
     assert "each map ÷ its own maximum" in pages[0]
@@ -112,15 +149,33 @@ def model_and_image(tmp_path_factory):
     path = d / "tiny.keras"
     small_cnn().save(path)
     img = d / "photo.png"
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(img)
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(
+        img
+    )
     return path, img
 
 
 def test_cli_writes_the_report(model_and_image, tmp_path, capsys):
     path, img = model_and_image
     out = tmp_path / "case.pdf"
-    assert main(["report", "--model", str(path), "--image", str(img), "--out", str(out),
-                 "--scale", "absolute", "--absolute-max", "2"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--model",
+                str(path),
+                "--image",
+                str(img),
+                "--out",
+                str(out),
+                "--scale",
+                "absolute",
+                "--absolute-max",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert f"wrote {out}" in capsys.readouterr().out
     pages = _pages(out.read_bytes())
     assert len(pages) == 3
@@ -134,14 +189,19 @@ def test_cli_writes_the_report(model_and_image, tmp_path, capsys):
     assert pages[2].startswith("How far to trust the maps") and "class sensitivity" in pages[2]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--out", "case.txt"], "--out must end in .pdf"),
-    (["--out", "no/such/dir/case.pdf"], "the folder for --out does not exist"),
-    (["--out", "case.pdf", "--scale", "absolute"], "--scale absolute needs --absolute-max"),
-    (["--out", "case.pdf", "--cmap", "rainbowish"], "unknown colour map"),
-    (["--out", "case.pdf", "--age", "50"], "only for the skin-lesion model"),
-])
-def test_cli_bad_input_is_one_error_line(model_and_image, tmp_path, monkeypatch, capsys, extra, message):
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--out", "case.txt"], "--out must end in .pdf"),
+        (["--out", "no/such/dir/case.pdf"], "the folder for --out does not exist"),
+        (["--out", "case.pdf", "--scale", "absolute"], "--scale absolute needs --absolute-max"),
+        (["--out", "case.pdf", "--cmap", "rainbowish"], "unknown colour map"),
+        (["--out", "case.pdf", "--age", "50"], "only for the skin-lesion model"),
+    ],
+)
+def test_cli_bad_input_is_one_error_line(
+    model_and_image, tmp_path, monkeypatch, capsys, extra, message
+):
     path, img = model_and_image
     monkeypatch.chdir(tmp_path)
     assert main(["report", "--model", str(path), "--image", str(img), *extra]) == 2

@@ -10,7 +10,12 @@ import pytest
 
 from explainers import cli, explain
 from explainers.trust.sanity import (
-    CASCADE_PASS, Step, cascade_steps, model_copy, run_sanity, verdict,
+    CASCADE_PASS,
+    Step,
+    cascade_steps,
+    model_copy,
+    run_sanity,
+    verdict,
 )
 from explainers.trust.similarity import mean_pairwise_spearman, rank, spearman, ssim
 
@@ -28,11 +33,12 @@ def test_rank_averages_ties_and_spearman_matches_the_hand_computed_value():
 def _ssim_one_window(x, y):
     """The SSIM formula written out for one 7x7 window (sample covariances, range 1)."""
     x, y = x.ravel(), y.ravel()
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     vx, vy = x.var(ddof=1), y.var(ddof=1)
     cov = ((x - x.mean()) * (y - y.mean())).sum() / (x.size - 1)
     return ((2 * x.mean() * y.mean() + c1) * (2 * cov + c2)) / (
-        (x.mean() ** 2 + y.mean() ** 2 + c1) * (vx + vy + c2))
+        (x.mean() ** 2 + y.mean() ** 2 + c1) * (vx + vy + c2)
+    )
 
 
 def test_ssim_against_the_formula_and_its_bounds():
@@ -70,7 +76,10 @@ def test_steps_go_top_down_and_accumulate():
     steps = cascade_steps(model, "block2_conv")
     assert [name for name, _ in steps] == ["head", "head + block2", "whole model"]
     assert [[l.name for l in layers] for _, layers in steps] == [
-        ["head"], ["head", "block2_conv"], ["head", "block1_conv", "block1_bn", "block2_conv"]]
+        ["head"],
+        ["head", "block2_conv"],
+        ["head", "block1_conv", "block1_bn", "block2_conv"],
+    ]
 
 
 def test_head_randomisation_changes_gradcam_and_the_original_is_untouched():
@@ -82,12 +91,13 @@ def test_head_randomisation_changes_gradcam_and_the_original_is_untouched():
     m = report.methods["gradcam"]
     assert [s.step for s in m.cascade] == ["head", "head + block2", "whole model"]
     assert m.cascade[0].spearman < 0.9  # the head alone decides Grad-CAM's channel weights
-    assert m.maps.shape == (4, 3) + trained.shape[1:]
+    assert m.maps.shape == (4, 3, *trained.shape[1:])
     np.testing.assert_allclose(m.maps[0], trained, rtol=1e-5)  # first row: the trained maps
-    for w0, w1 in zip(before, model.get_weights()):
+    for w0, w1 in zip(before, model.get_weights(), strict=False):
         np.testing.assert_array_equal(w0, w1)
-    np.testing.assert_allclose(explain(model, x, layer="block2_conv", methods=("gradcam",))["gradcam"],
-                               trained, rtol=1e-6)
+    np.testing.assert_allclose(
+        explain(model, x, layer="block2_conv", methods=("gradcam",))["gradcam"], trained, rtol=1e-6
+    )
 
 
 def test_copy_shares_no_variable_and_bn_goes_to_identity():
@@ -95,6 +105,7 @@ def test_copy_shares_no_variable_and_bn_goes_to_identity():
     copy = model_copy(model)
     assert not {id(v) for v in model.weights} & {id(v) for v in copy.weights}
     from explainers.trust.sanity import _reinitialise
+
     _reinitialise(copy.get_layer("block1_bn"), np.random.default_rng(0))
     gamma, beta, mean, var = (np.asarray(w) for w in copy.get_layer("block1_bn").get_weights())
     assert (gamma == 1).all() and (beta == 0).all() and (mean == 0).all() and (var == 1).all()
@@ -127,13 +138,17 @@ def test_mostly_empty_maps_fail_and_say_so():
 
     trained = np.zeros((1, 4, 3, 3), np.float32)
     trained[0, 0, 1, 1] = 1.0  # one of four trained maps has anything in it
-    result = MethodSanity("gradcam", [Step("head", 0.0, 0.0), Step("head + b", 0.0, 0.0)], 0.0,
-                          np.concatenate([trained, trained]))
+    result = MethodSanity(
+        "gradcam",
+        [Step("head", 0.0, 0.0), Step("head + b", 0.0, 0.0)],
+        0.0,
+        np.concatenate([trained, trained]),
+    )
     assert result.empty_share == pytest.approx(0.75)
     assert result.verdict == "fail" and result.to_json()["verdict"] == "fail"
 
 
-@pytest.fixture()
+@pytest.fixture
 def model_file(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPLAINERS_SANITY_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "tiny.keras"
@@ -142,7 +157,16 @@ def model_file(tmp_path, monkeypatch):
 
 
 def test_cli_json_shape_and_cache(model_file, tmp_path, capfd):
-    argv = ["sanity", "--model", str(model_file), "--samples", "2", "--method", "gradcam,gradcam++", "--json"]
+    argv = [
+        "sanity",
+        "--model",
+        str(model_file),
+        "--samples",
+        "2",
+        "--method",
+        "gradcam,gradcam++",
+        "--json",
+    ]
     assert cli.main(argv) == 0
     out = capfd.readouterr().out
     report = json.loads(out)

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from explainers import zoo
-from explainers.trust import sanity, sanity_cache
+from explainers.trust import sanity
 from tests.test_sanity import tiny_model
 
 N_IMAGES = 2
 
 
-@pytest.fixture()
+@pytest.fixture
 def bundle(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPLAINERS_SANITY_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "tiny.keras"
@@ -29,15 +29,19 @@ def bundle(tmp_path, monkeypatch):
 def checks(bundle):
     """The checks for Grad-CAM and what they said they did (computed or read)."""
     said = []
-    report = sanity.sanity_for_bundle(bundle, methods=("gradcam",), n_images=N_IMAGES,
-                                      progress=lambda f, text: said.append(text))
+    report = sanity.sanity_for_bundle(
+        bundle, methods=("gradcam",), n_images=N_IMAGES, progress=lambda f, text: said.append(text)
+    )
     return report.methods["gradcam"], said
 
 
 def figures(result):
     """The figures as the cache keeps them (4 decimals)."""
-    return ([(s.step, round(s.spearman, 4), round(s.ssim, 4)) for s in result.cascade],
-            round(result.random_logit_spearman, 4), result.verdict)
+    return (
+        [(s.step, round(s.spearman, 4), round(s.ssim, 4)) for s in result.cascade],
+        round(result.random_logit_spearman, 4),
+        result.verdict,
+    )
 
 
 def shown(bundle):
@@ -74,8 +78,12 @@ def test_a_signed_entry_is_read_back_and_its_key_is_private(bundle, tmp_path):
 
 def forged(data):
     """The figures of a method that passes, written in by hand."""
-    return {**data, "cascade": [{**s, "spearman": 0.0} for s in data["cascade"]],
-            "random_logit_spearman": 0.0, "verdict": "pass"}
+    return {
+        **data,
+        "cascade": [{**s, "spearman": 0.0} for s in data["cascade"]],
+        "random_logit_spearman": 0.0,
+        "verdict": "pass",
+    }
 
 
 DAMAGES = {
@@ -88,12 +96,14 @@ DAMAGES = {
     "verdict against its figures": lambda d, sign: sign({**d, "verdict": "pass"}),
     # Hand edits and forgeries: no valid signature.
     "forged Spearman 0, old signature": lambda d, sign: {**forged(d), "hmac": d["hmac"]},
-    "forged Spearman 0, no signature": lambda d, sign: {k: v for k, v in forged(d).items() if k != "hmac"},
+    "forged Spearman 0, no signature": lambda d, sign: {
+        k: v for k, v in forged(d).items() if k != "hmac"
+    },
     "forged Spearman 0, another key": lambda d, sign: sign(forged(d), b"k" * 32),
 }
 
 
-@pytest.mark.parametrize("damage", list(DAMAGES) + ["truncated JSON"])
+@pytest.mark.parametrize("damage", [*list(DAMAGES), "truncated JSON"])
 def test_a_damaged_or_forged_entry_is_ignored_and_recomputed(bundle, tmp_path, damage):
     first, _ = checks(bundle)
     path = entry(tmp_path)

@@ -18,13 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_serve_starts_the_warmup_then_streamlit_run_with_the_options(monkeypatch):
     order = []
     monkeypatch.setattr(bootstrap, "start_warmup", lambda: order.append("warm-up"))
-    monkeypatch.setattr(streamlit.web.cli, "main", lambda: order.append(("streamlit", list(sys.argv))))
+    monkeypatch.setattr(
+        streamlit.web.cli, "main", lambda: order.append(("streamlit", list(sys.argv)))
+    )
     monkeypatch.setattr(sys, "argv", ["serve.py", "--server.port", "8599"])
     serve.main()
     for handler in logging.getLogger("dashboard").handlers[:]:
         logging.getLogger("dashboard").removeHandler(handler)
-    assert order == ["warm-up", ("streamlit", ["streamlit", "run", str(ROOT / "app.py"),
-                                              "--server.port", "8599"])]
+    assert order == [
+        "warm-up",
+        ("streamlit", ["streamlit", "run", str(ROOT / "app.py"), "--server.port", "8599"]),
+    ]
 
 
 def test_run_sh_starts_the_dashboard_through_serve():

@@ -6,8 +6,8 @@ import pytest
 
 from explainers import explain, predict
 from explainers.evaluation.scoring import centre_prior, energy_in_mask
-from explainers.trust.similarity import spearman
 from explainers.trust.card import CLASS_FLAG, centre_likeness, runner_up, trust_figures, trust_json
+from explainers.trust.similarity import spearman
 from tests.test_sanity import images, tiny_model
 
 
@@ -15,9 +15,22 @@ def _card(model, **kw):
     x = images(1)
     probs = predict(model, x).probabilities[0]
     target = int(np.argmax(probs))
-    maps = explain(model, x, layer="block2_conv", methods=("gradcam", "gradcam++"), target=target,
-                   n_samples=kw.get("n_samples", 0), seed=kw.get("seed", 0))
-    return x, target, probs, maps, trust_figures(model, x, maps, target, probs, layer="block2_conv", **kw)
+    maps = explain(
+        model,
+        x,
+        layer="block2_conv",
+        methods=("gradcam", "gradcam++"),
+        target=target,
+        n_samples=kw.get("n_samples", 0),
+        seed=kw.get("seed", 0),
+    )
+    return (
+        x,
+        target,
+        probs,
+        maps,
+        trust_figures(model, x, maps, target, probs, layer="block2_conv", **kw),
+    )
 
 
 def test_class_insensitive_map_is_flagged():
@@ -32,15 +45,19 @@ def test_class_sensitivity_is_the_spearman_with_the_runner_up_map():
     x, target, probs, maps, figures = _card(model)
     second = runner_up(probs, target)
     assert second != target and probs[second] == max(p for i, p in enumerate(probs) if i != target)
-    other = explain(model, x, layer="block2_conv", methods=("gradcam",), target=second)["gradcam"][0]
+    other = explain(model, x, layer="block2_conv", methods=("gradcam",), target=second)["gradcam"][
+        0
+    ]
     fig = figures["gradcam"]
     assert fig.runner_up == second
     assert fig.class_sensitivity == pytest.approx(spearman(maps["gradcam"][0], other), abs=1e-6)
     assert fig.flags["class_sensitivity"] == (fig.class_sensitivity >= CLASS_FLAG)
     assert fig.seed_agreement is None and fig.lesion_energy is None
-    assert trust_json(figures)["gradcam"] == {"class_sensitivity": round(fig.class_sensitivity, 4),
-                                              "centre_prior": round(fig.centre_prior, 4),
-                                              "seed_agreement": None}
+    assert trust_json(figures)["gradcam"] == {
+        "class_sensitivity": round(fig.class_sensitivity, 4),
+        "centre_prior": round(fig.centre_prior, 4),
+        "seed_agreement": None,
+    }
 
 
 def test_centre_likeness():
@@ -53,7 +70,7 @@ def test_seed_agreement_with_smoothing_and_lesion_figures():
     model = tiny_model()
     mask = np.zeros((24, 24), bool)
     mask[6:18, 6:18] = True
-    x, target, probs, maps, figures = _card(model, n_samples=4, seed=3, mask=mask)
+    _x, _target, _probs, maps, figures = _card(model, n_samples=4, seed=3, mask=mask)
     fig = figures["gradcam"]
     assert -1 <= fig.seed_agreement <= 1 and fig.seed_std.shape == maps["gradcam"].shape[1:]
     assert np.isfinite(fig.seed_std).all()
@@ -82,8 +99,12 @@ def test_seed_draws_only_on_request_and_the_shown_map_is_the_first():
     x = images(1)
     probs = predict(model, x).probabilities[0]
     t = int(np.argmax(probs))
-    maps = explain(model, x, layer="block2_conv", methods=("gradcam",), target=t, n_samples=4, seed=0)
-    off = trust_figures(model, x, maps, t, probs, layer="block2_conv", n_samples=4, seed=0, with_seeds=False)
+    maps = explain(
+        model, x, layer="block2_conv", methods=("gradcam",), target=t, n_samples=4, seed=0
+    )
+    off = trust_figures(
+        model, x, maps, t, probs, layer="block2_conv", n_samples=4, seed=0, with_seeds=False
+    )
     assert off["gradcam"].seed_agreement is None
     flat = {"gradcam": np.ones_like(maps["gradcam"])}  # a constant "shown" map has no order
     on = trust_figures(model, x, flat, t, probs, layer="block2_conv", n_samples=4, seed=0)

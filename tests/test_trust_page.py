@@ -13,11 +13,12 @@ PAGE = "pages/trust.py"
 
 
 def texts(at) -> str:
-    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption]
-                     + [i.value for i in at.info])
+    return "\n".join(
+        [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+    )
 
 
-@pytest.fixture()
+@pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPLAINERS_SANITY_CACHE", str(tmp_path / "sanity"))
     return tmp_path / "sanity"
@@ -25,13 +26,15 @@ def cache(tmp_path, monkeypatch):
 
 def _seed_cache(bundle, verdicts):
     """Cache entries as the check writes them (figures chosen to give each verdict)."""
-    ids = [s.image_id for s in zoo.list_samples()[:sanity.DEFAULT_SAMPLES]]
+    ids = [s.image_id for s in zoo.list_samples()[: sanity.DEFAULT_SAMPLES]]
     layer = "xception/block14_sepconv2_act"
     fp = sanity.model_fingerprint(bundle)
     results = {}
     for key, (head, logit) in verdicts.items():
         steps = [sanity.Step("head", head, 0.3), sanity.Step("head + block14", head, 0.2)]
-        results[key] = sanity.MethodSanity(key, steps, logit, np.random.default_rng(0).random((3, 8, 8, 8)))
+        results[key] = sanity.MethodSanity(
+            key, steps, logit, np.random.default_rng(0).random((3, 8, 8, 8))
+        )
     report = sanity.SanityReport("skin-lesion", layer, ids, results)
     for key in verdicts:
         sanity.save_cached(sanity.cache_key(fp, layer, key, 0, 0.15, 0, ids), report, key)
@@ -51,7 +54,10 @@ def test_nothing_is_computed_without_the_button_and_the_audit_runs(cache):
 
     auto = outline(load_image(zoo.list_samples()[0].path))
     captions = [c for img in at.image for c in img.captions]
-    assert any(f"with the lesion outline in white (automatic; stability {auto.stability:.2f}" in c for c in captions)
+    assert any(
+        f"with the lesion outline in white (automatic; stability {auto.stability:.2f}" in c
+        for c in captions
+    )
     if auto.uncertain:
         assert "hiding the high-map area outside the lesion outline moves P(" in shown
         assert "Why the outline counts as uncertain (either is enough)" in shown
@@ -66,7 +72,9 @@ def test_cached_verdicts_show_on_trust_and_explain(cache):
     at = open_page(PAGE)
     shown = texts(at)
     assert "passes the sanity checks" in shown
-    assert "fails randomisation: this map barely changes when the model's weights are random" in shown
+    assert (
+        "fails randomisation: this map barely changes when the model's weights are random" in shown
+    )
     assert "trained" in [c for img in at.image for c in img.captions]  # the strip is drawn
     at.switch_page("pages/explain.py")
     run(at)
@@ -74,8 +82,10 @@ def test_cached_verdicts_show_on_trust_and_explain(cache):
     # Explain says it in one plain sentence per map; the cache (measured here) wins over the
     # shipped file
     assert "Passed the checks: it changes with the model and with the class." in shown
-    assert ("Do not read this map as evidence: it stays the same when the model's weights are "
-            "random and is the same for every class.") in shown
+    assert (
+        "Do not read this map as evidence: it stays the same when the model's weights are "
+        "random and is the same for every class."
+    ) in shown
     assert "measured here (disk cache)" in shown
     assert "Class sensitivity" in shown and "Centre-prior likeness" in shown
 
@@ -84,7 +94,10 @@ def test_explain_knows_the_default_verdicts_when_nothing_is_cached(cache):
     at = open_page("pages/explain.py")
     shown = texts(at)
     # the shipped measurement: known at once, nothing computed, nothing written
-    assert ":red[**Do not read this map as evidence: it stays the same when the model's weights " in shown
+    assert (
+        ":red[**Do not read this map as evidence: it stays the same when the model's weights "
+        in shown
+    )
     assert ":green[Passed the checks: it changes with the model and with the class.]" in shown
     assert "from the measurement shipped with the app" in shown
     assert "not checked yet" not in shown.lower()
@@ -92,15 +105,23 @@ def test_explain_knows_the_default_verdicts_when_nothing_is_cached(cache):
     run(at)
     frame = next(d.value for d in at.dataframe if len(d.value) == 6)  # the other 6 classes
     assert "nv — melanocytic nevus" in list(frame["class"])
-    assert "Energy in the lesion" in shown and "the centre prior alone gets" in shown  # automatic outline
+    assert (
+        "Energy in the lesion" in shown and "the centre prior alone gets" in shown
+    )  # automatic outline
     from explainers.images import load_image
     from explainers.trust.segmentation import outline
 
-    auto = outline(load_image(zoo.list_samples()[0].path))  # drawn white on the figures; says when uncertain
+    auto = outline(
+        load_image(zoo.list_samples()[0].path)
+    )  # drawn white on the figures; says when uncertain
     assert "Lesion figures use the automatic outline (white on the figures" in shown
-    assert (f"Here the outline is uncertain (dashed; stability {auto.stability:.2f}" in shown) == auto.uncertain
+    assert (
+        f"Here the outline is uncertain (dashed; stability {auto.stability:.2f}" in shown
+    ) == auto.uncertain
     assert "Two-sided map: Grad-CAM" in shown
-    assert "Evidence for (red) and against (blue) the class" in [c for img in at.image for c in img.captions]
+    assert "Evidence for (red) and against (blue) the class" in [
+        c for img in at.image for c in img.captions
+    ]
     assert not list(cache.glob("*.json"))
 
 
@@ -129,6 +150,9 @@ def test_seed_agreement_and_uncertainty_overlay_on_request(cache):
     at.checkbox(key="trust:seeds").check()
     run(at)
     assert "Seed agreement" in texts(at)
-    assert any(c.startswith("Uncertainty: per-pixel standard deviation across 3 noise draws")
-               for img in at.image for c in img.captions)
+    assert any(
+        c.startswith("Uncertainty: per-pixel standard deviation across 3 noise draws")
+        for img in at.image
+        for c in img.captions
+    )
     assert not at.error

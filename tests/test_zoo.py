@@ -34,12 +34,24 @@ def test_metadata_known_patient():
 
 
 @pytest.mark.parametrize(
-    "localization, site",
-    [("upper extremity", "arm"), ("hand", "arm"), ("face", "head-or-neck"), ("scalp", "head-or-neck"),
-     ("neck", "head-or-neck"), ("ear", "head-or-neck"), ("lower extremity", "leg-or-genital"),
-     ("foot", "leg-or-genital"), ("genital", "leg-or-genital"), ("acral", "leg-or-genital"),
-     ("back", "trunk"), ("trunk", "trunk"), ("abdomen", "trunk"), ("chest", "trunk"),
-     ("unknown", "unknown")],
+    ("localization", "site"),
+    [
+        ("upper extremity", "arm"),
+        ("hand", "arm"),
+        ("face", "head-or-neck"),
+        ("scalp", "head-or-neck"),
+        ("neck", "head-or-neck"),
+        ("ear", "head-or-neck"),
+        ("lower extremity", "leg-or-genital"),
+        ("foot", "leg-or-genital"),
+        ("genital", "leg-or-genital"),
+        ("acral", "leg-or-genital"),
+        ("back", "trunk"),
+        ("trunk", "trunk"),
+        ("abdomen", "trunk"),
+        ("chest", "trunk"),
+        ("unknown", "unknown"),
+    ],
 )
 def test_all_15_ham10000_localisations_map_to_a_site(localization, site):
     assert zoo.site_for_localization(localization) == site
@@ -48,10 +60,14 @@ def test_all_15_ham10000_localisations_map_to_a_site(localization, site):
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
-    [({"age": 130}, "between 0 and 120"), ({"age": -1}, "between 0 and 120"),
-     ({"age": "old"}, "age must be a number"), ({"sex": "x"}, "unknown sex"),
-     ({"site": "moon"}, "unknown body site")],
+    ("kwargs", "message"),
+    [
+        ({"age": 130}, "between 0 and 120"),
+        ({"age": -1}, "between 0 and 120"),
+        ({"age": "old"}, "age must be a number"),
+        ({"sex": "x"}, "unknown sex"),
+        ({"site": "moon"}, "unknown body site"),
+    ],
 )
 def test_metadata_rejects_bad_values(kwargs, message):
     with pytest.raises(ExplainerError, match=message):
@@ -61,7 +77,14 @@ def test_metadata_rejects_bad_values(kwargs, message):
 def test_samples_cover_the_available_diagnoses_and_carry_the_licence():
     samples = zoo.list_samples()
     assert len(samples) == 8
-    assert {s.dx for s in samples} == {"akiec", "bcc", "bkl", "mel", "nv", "vasc"}  # no df in the data
+    assert {s.dx for s in samples} == {
+        "akiec",
+        "bcc",
+        "bkl",
+        "mel",
+        "nv",
+        "vasc",
+    }  # no df in the data
     for s in samples:
         assert s.path.is_file() and s.path.parent == zoo.SAMPLES_DIR
         assert s.dx_name == zoo.SKIN_CLASS_NAMES[s.dx]
@@ -116,14 +139,18 @@ def test_every_catalogue_entry_names_a_real_application_and_preprocess():
         assert callable(getattr(keras.applications, spec.module).preprocess_input)
         assert spec.weights_url.endswith("/" + spec.weights_file)
     caffe = zoo._app_preprocess(zoo.APPLICATIONS["ResNet50"])
-    np.testing.assert_allclose(caffe(np.zeros((1, 1, 1, 3)))[0, 0, 0], [-103.939, -116.779, -123.68], atol=1e-3)
+    np.testing.assert_allclose(
+        caffe(np.zeros((1, 1, 1, 3)))[0, 0, 0], [-103.939, -116.779, -123.68], atol=1e-3
+    )
 
 
 def test_offline_imagenet_names_the_file_and_the_folder(tmp_path, monkeypatch):
     from keras.src.utils import file_utils
 
     def no_internet(*args, **kwargs):
-        raise Exception("URL fetch failure on https://example/x.h5: None -- [Errno -2] Name or service not known")
+        raise Exception(
+            "URL fetch failure on https://example/x.h5: None -- [Errno -2] Name or service not known"
+        )
 
     monkeypatch.setattr(zoo, "keras_cache_dir", lambda: tmp_path / "models")
     monkeypatch.setattr(file_utils, "get_file", no_internet)
@@ -147,13 +174,17 @@ def test_imagenet_weights_already_in_the_cache_just_work(tmp_path, monkeypatch, 
     want = mobilenet_random.model.get_layer("Conv1").get_weights()[0]
     np.testing.assert_array_equal(b.model.get_layer("Conv1").get_weights()[0], want)
     # the same file as an explicit weights file
-    f = zoo.load_model("MobileNetV2", weights=str(cache / zoo.APPLICATIONS["MobileNetV2"].weights_file))
+    f = zoo.load_model(
+        "MobileNetV2", weights=str(cache / zoo.APPLICATIONS["MobileNetV2"].weights_file)
+    )
     assert f.weights == "file" and f.meaningful
     np.testing.assert_array_equal(f.model.get_layer("Conv1").get_weights()[0], want)
 
 
 def test_unknown_names_and_missing_files():
-    with pytest.raises(ExplainerError, match="unknown model 'NoSuchNet'; choose from skin-lesion, MobileNetV2"):
+    with pytest.raises(
+        ExplainerError, match="unknown model 'NoSuchNet'; choose from skin-lesion, MobileNetV2"
+    ):
         zoo.load_model("NoSuchNet")
     with pytest.raises(ExplainerError, match="model file not found"):
         zoo.load_model("missing/model.keras")
@@ -167,7 +198,9 @@ def test_unknown_names_and_missing_files():
 
 def test_missing_sklesion_says_how_to_install_it(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklesion" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sklesion" else real(name, *a)
+    )
     with pytest.raises(ExplainerError, match=r"pip install --no-deps sklesion==0\.2\.2"):
         zoo.load_model("skin-lesion")
 
@@ -219,7 +252,7 @@ def test_a_lambda_that_would_write_a_file_never_runs(tmp_path):
     inp = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(2, 3)(inp)
     # the path is a constant in the code (no defaults/closure), so an unsafe load would run it
-    code = eval(f"lambda t: (open({str(marker)!r}, 'w').close(), t)[1]")  # noqa: S307
+    code = eval(f"lambda t: (open({str(marker)!r}, 'w').close(), t)[1]")
     x = keras.layers.Lambda(code)(x)
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
     assert marker.exists()  # building the model ran it once: the code is real
@@ -274,7 +307,9 @@ def test_models_that_cannot_be_explained(model_files):
 def test_open_input_size_defaults_to_224_and_preprocess_choices(model_files):
     b = zoo.load_model_file(model_files["free.keras"], preprocess="0..1")
     assert b.input_size == (224, 224) and b.preprocess_name == "0..1"
-    np.testing.assert_allclose(b.preprocess(np.array([[[[0.0, 51.0, 255.0]]]])), [[[[0.0, 0.2, 1.0]]]])
+    np.testing.assert_allclose(
+        b.preprocess(np.array([[[[0.0, 51.0, 255.0]]]])), [[[[0.0, 0.2, 1.0]]]]
+    )
     with pytest.raises(ExplainerError, match="unknown preprocessing"):
         zoo.load_model_file(model_files["free.keras"], preprocess="magic")
 
@@ -309,7 +344,11 @@ def test_skin_lesion_bundle(skin_bundle):
     assert b.key == "skin-lesion" and b.weights == "bundled" and b.meaningful and b.metadata_input
     assert b.input_size == (254, 254) and b.class_names == list(zoo.SKIN_CLASSES)
     assert b.class_label(4) == "mel — melanoma"
-    assert [n for n, m in zip(b.class_names, b.malignant) if m] == ["akiec", "bcc", "mel"]
+    assert [n for n, m in zip(b.class_names, b.malignant, strict=False) if m] == [
+        "akiec",
+        "bcc",
+        "mel",
+    ]
     assert len(b.model.inputs) == 2 and tuple(b.model.outputs[0].shape) == (None, 7)
     x = np.full((1, 4, 4, 3), 200.0, dtype=np.float32)
     np.testing.assert_array_equal(b.preprocess(x), x)  # the model scales inside
@@ -321,9 +360,9 @@ def test_skin_lesion_model_classifies_the_samples_with_their_metadata(skin_bundl
     samples = zoo.list_samples()
     images = np.concatenate([zoo.prepare(skin_bundle, load_image(s.path)) for s in samples])
     meta = np.concatenate([s.metadata() for s in samples])
-    assert images.shape == (8, 254, 254, 3) and 0 <= images.min() and images.max() <= 255
+    assert images.shape == (8, 254, 254, 3) and images.min() >= 0 and images.max() <= 255
     pred = predict(skin_bundle.model, images, extra_inputs=[meta])
     top = [skin_bundle.class_names[i] for i in pred.probabilities.argmax(axis=1)]
-    correct = sum(t == s.dx for t, s in zip(top, samples))
-    assert correct >= 7, list(zip(top, [s.dx for s in samples]))
+    correct = sum(t == s.dx for t, s in zip(top, samples, strict=False))
+    assert correct >= 7, list(zip(top, [s.dx for s in samples], strict=False))
     assert top[0] == "mel" and pred.probabilities[0, 4] > 0.8  # ISIC_0024367

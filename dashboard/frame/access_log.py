@@ -32,8 +32,9 @@ class AccessLog:
     """Appends checked records to ``path`` and rotates it by size; safe to share between the
     threads of one server process (one lock per instance; get it from ``for_root``)."""
 
-    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES,
-                 backups: int = DEFAULT_BACKUPS) -> None:
+    def __init__(
+        self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS
+    ) -> None:
         if max_bytes < 1024:
             raise ValueError("the access log's size limit must be at least 1024 bytes")
         if backups < 0:
@@ -43,8 +44,14 @@ class AccessLog:
         self.backups = int(backups)
         self._lock = threading.Lock()
 
-    def record(self, user: str, action: str, page: str = "", image: str | None = None,
-               who: str | None = None) -> dict:
+    def record(
+        self,
+        user: str,
+        action: str,
+        page: str = "",
+        image: str | None = None,
+        who: str | None = None,
+    ) -> dict:
         """Append one record and return it. ``image`` is a content hash (hex), never bytes;
         ``who`` (the provider's name or e-mail for the user) only on ``session`` (a signed-in
         browser session began), so that an administrator can tell who a hashed user id is."""
@@ -56,8 +63,12 @@ class AccessLog:
             raise ValueError("the access log takes a page title of at most 80 plain characters")
         if image is not None and (not isinstance(image, str) or not _HASH.match(image)):
             raise ValueError("the access log takes an image's content hash (hex), never its data")
-        entry: dict = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       "user": user, "action": action, "page": page}
+        entry: dict = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "user": user,
+            "action": action,
+            "page": page,
+        }
         if image is not None:
             entry["image"] = image
         if who is not None:

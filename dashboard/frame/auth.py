@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 LOCAL_USER = "local"
 ANONYMOUS = "anonymous"
@@ -36,8 +37,11 @@ def providers(section: Mapping[str, Any] | None) -> list[str]:
     if not section:
         return []
     names = ["default"] if all(k in section for k in PROVIDER_KEYS) else []
-    names += [k for k, v in section.items()
-              if isinstance(v, Mapping) and all(p in v for p in PROVIDER_KEYS)]
+    names += [
+        k
+        for k, v in section.items()
+        if isinstance(v, Mapping) and all(p in v for p in PROVIDER_KEYS)
+    ]
     return names
 
 
@@ -73,7 +77,7 @@ def user_id(claims: Mapping[str, Any]) -> str:
     if not sub:
         raise ValueError("the identity token has no subject (sub) claim")
     issuer = str(claims.get("iss") or claims.get("provider") or "")
-    return hashlib.sha256(f"{issuer}\n{sub}".encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(f"{issuer}\n{sub}".encode()).hexdigest()[:32]
 
 
 def display_name(claims: Mapping[str, Any]) -> str:
@@ -167,8 +171,11 @@ def require_sign_in() -> None:
     if section is None:
         address = st.get_option("server.address")
         if not is_loopback(address) and not bootstrap.under_test_harness():
-            st.error(f"This server listens on {address or 'every network interface'} but sign-in "
-                     "is not configured: see docs/DEPLOY.md.", icon=":material/lock:")
+            st.error(
+                f"This server listens on {address or 'every network interface'} but sign-in "
+                "is not configured: see docs/DEPLOY.md.",
+                icon=":material/lock:",
+            )
             st.stop()
         return
     why = problem(section)
@@ -199,9 +206,11 @@ def _sign_in_page(names: list[str]) -> None:
     import streamlit as st
 
     st.title("Grad-CAM explorer")
-    st.write("This dashboard runs on a shared server, so it asks who you are first. Sign in "
-             "with your organisation's account to explain images. Your uploads stay in your "
-             "own session and are never shown to anyone else.")
+    st.write(
+        "This dashboard runs on a shared server, so it asks who you are first. Sign in "
+        "with your organisation's account to explain images. Your uploads stay in your "
+        "own session and are never shown to anyone else."
+    )
     for name in names:
         label = "Sign in" if len(names) == 1 else f"Sign in with {name.capitalize()}"
         if st.button(label, key=f"sign-in:{name}", type="primary", icon=":material/login:"):

@@ -87,8 +87,10 @@ class Warmup:
             forward.join()
             lap("traces")
             loaders.release_memory()
-            log.info("warm-up done: %s", ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
-        except Exception as exc:  # noqa: BLE001 - never take the server down
+            log.info(
+                "warm-up done: %s", ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+            )
+        except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.warning("warm-up failed: %s", self.error)
         finally:

@@ -10,14 +10,13 @@ passes through untouched. After the block the page goes on rendering.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import streamlit as st
 
-from explainers.errors import ExplainerError
-
 from dashboard.frame.notices import plain
+from explainers.errors import ExplainerError
 
 log = logging.getLogger("dashboard")
 
@@ -41,7 +40,7 @@ def guard(what: str, container=None) -> Iterator[None]:
     """Show any error raised inside the block as ``st.error`` (in ``container`` if given)."""
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 - this is the one catch-all, by design
+    except Exception as exc:
         if not isinstance(exc, ExplainerError):
             log.exception("unexpected error while %s", what)
         (container or st).error(message(exc, what), icon=":material/error:")

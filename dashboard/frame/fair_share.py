@@ -32,9 +32,9 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 from explainers.errors import ExplainerError
 
@@ -85,9 +85,14 @@ def near_input(grid: tuple | None, input_size: tuple | None) -> bool:
     return grid[0] * grid[1] >= NEAR_INPUT_FRACTION * input_size[0] * input_size[1]
 
 
-def check_settings(n_samples: int = 0, *, grid: tuple | None = None,
-                   input_size: tuple | None = None, channels: int | None = None,
-                   total_channels: int | None = None) -> None:
+def check_settings(
+    n_samples: int = 0,
+    *,
+    grid: tuple | None = None,
+    input_size: tuple | None = None,
+    channels: int | None = None,
+    total_channels: int | None = None,
+) -> None:
     """Raise ``Refused`` (with the sentence to show) for a setting too heavy for a shared
     server: noise samples beyond ``max_samples()`` (a quarter of it at a layer near the
     input), Score-CAM over more than ``max_channels()`` channels or over all of them
@@ -96,20 +101,26 @@ def check_settings(n_samples: int = 0, *, grid: tuple | None = None,
         return
     cap = max_samples()
     if n_samples > cap:
-        raise Refused(f"This shared server computes at most {cap} noise samples per map; "
-                      f"choose {cap} or fewer (you asked for {n_samples}).")
+        raise Refused(
+            f"This shared server computes at most {cap} noise samples per map; "
+            f"choose {cap} or fewer (you asked for {n_samples})."
+        )
     early_cap = cap // 4
     if n_samples > early_cap and near_input(grid, input_size):
-        raise Refused(f"At a layer this close to the input ({grid[0]}×{grid[1]} positions) this "
-                      f"shared server computes at most {early_cap} noise samples per map; choose "
-                      f"{early_cap} or fewer, or a later layer.")
+        raise Refused(
+            f"At a layer this close to the input ({grid[0]}×{grid[1]} positions) this "
+            f"shared server computes at most {early_cap} noise samples per map; choose "
+            f"{early_cap} or fewer, or a later layer."
+        )
     if total_channels is not None:
         k_cap = max_channels()
         wanted = total_channels if channels is None else min(int(channels), total_channels)
         if wanted > k_cap:
-            raise Refused(f"This shared server runs Score-CAM over at most {k_cap} channels "
-                          f"(one forward pass each); choose K = {k_cap} or fewer "
-                          f"(you asked for {wanted} of {total_channels}).")
+            raise Refused(
+                f"This shared server runs Score-CAM over at most {k_cap} channels "
+                f"(one forward pass each); choose K = {k_cap} or fewer "
+                f"(you asked for {wanted} of {total_channels})."
+            )
 
 
 # --- the scheduler ------------------------------------------------------------------------------
@@ -123,14 +134,21 @@ class Wait:
 
     def text(self) -> str:
         if self.kind == "own":
-            return ("Your previous computation is still running; this one starts when it ends."
-                    if self.ahead <= 1 else
-                    f"{self.ahead} of your computations are still running or waiting; this one "
-                    "starts when they end.")
-        who = ("1 other person's computation is" if self.ahead == 1 else
-               f"{self.ahead} other people's computations are")
-        return (f"{who} ahead of yours; people take turns a step at a time, so yours starts "
-                "within a few seconds per person.")
+            return (
+                "Your previous computation is still running; this one starts when it ends."
+                if self.ahead <= 1
+                else f"{self.ahead} of your computations are still running or waiting; this one "
+                "starts when they end."
+            )
+        who = (
+            "1 other person's computation is"
+            if self.ahead == 1
+            else f"{self.ahead} other people's computations are"
+        )
+        return (
+            f"{who} ahead of yours; people take turns a step at a time, so yours starts "
+            "within a few seconds per person."
+        )
 
 
 OnWait = Callable[["Wait | None"], None]
@@ -189,8 +207,9 @@ class FairShare:
         return Wait("others", place + len(self._holding))
 
     def _enqueue(self, t: _Ticket) -> None:  # under the lock: after those with as few steps
-        at = next((i for i, other in enumerate(self._queue) if other.steps > t.steps),
-                  len(self._queue))
+        at = next(
+            (i for i, other in enumerate(self._queue) if other.steps > t.steps), len(self._queue)
+        )
         self._queue.insert(at, t)
 
     def _grant(self) -> None:  # under the lock: hand free turns to the first in the queue
@@ -291,7 +310,7 @@ def user_key() -> str:
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
         ctx = get_script_run_ctx()
-    except Exception:  # noqa: BLE001 - no Streamlit runtime: one local user
+    except Exception:
         ctx = None
     return f"session:{ctx.session_id}" if ctx is not None else "local"
 

@@ -18,6 +18,7 @@ No math here: everything is a call into ``explainers``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import hashlib
@@ -25,22 +26,20 @@ import io
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 from dashboard.frame import fair_share
-from explainers import LayerInfo, candidate_layers, explain_details, predict
-from explainers import render, zoo
+from explainers import LayerInfo, candidate_layers, explain_details, predict, render, zoo
 from explainers.engine.capture import set_before_pass
-from explainers.settings import ExplainSettings
 from explainers.errors import ExplainerError
-from explainers.methods import DEFAULT_METHODS
 from explainers.images import load_image
-
+from explainers.settings import ExplainSettings
 
 _DATA_TTL = 3600  # seconds an image's decoded pixels, input, prediction or maps stay cached
 
@@ -75,10 +74,8 @@ def release_memory() -> None:
     where that does not exist."""
     libc = _libc()
     if libc is not None:
-        try:
+        with contextlib.suppress(AttributeError):
             libc.malloc_trim(0)
-        except AttributeError:
-            pass
 
 
 tune_malloc()  # at import: before TensorFlow's first pass in this process
@@ -100,12 +97,14 @@ def catalogue_model(key: str, random_weights: bool = False) -> zoo.ModelBundle:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def uploaded_model(file_digest: str, filename: str, class_names_text: str | None,
-                   preprocess: str, _data: bytes) -> zoo.ModelBundle:
+def uploaded_model(
+    file_digest: str, filename: str, class_names_text: str | None, preprocess: str, _data: bytes
+) -> zoo.ModelBundle:
     """The user's ``.keras``/``.h5`` upload, loaded with ``safe_mode=True`` (via zoo, which
     uses a private temporary file that it deletes at once)."""
-    return zoo.load_model_file(_data, filename=filename, class_names=class_names_text,
-                               preprocess=preprocess)
+    return zoo.load_model_file(
+        _data, filename=filename, class_names=class_names_text, preprocess=preprocess
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -142,22 +141,31 @@ def display_image(image_digest: str, _image: Image.Image, max_side: int = 512) -
     im = _image
     scale = min(1.0, max_side / max(im.size))
     if scale < 1.0:
-        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                       Image.Resampling.LANCZOS)
+        im = im.resize(
+            (max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 @st.cache_data(show_spinner=False, max_entries=8, ttl=_DATA_TTL)
-def model_input(model_token: str, image_digest: str, _bundle: zoo.ModelBundle,
-                _image: Image.Image) -> np.ndarray:
+def model_input(
+    model_token: str, image_digest: str, _bundle: zoo.ModelBundle, _image: Image.Image
+) -> np.ndarray:
     """The image resized and preprocessed for the model: float32 (1, H, W, C)."""
     return zoo.prepare(_bundle, _image)
 
 
 # --- predictions and explanations ---------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=32, ttl=_DATA_TTL)
-def prediction(model_token: str, image_digest: str, extra_token: tuple, _bundle: zoo.ModelBundle,
-               _x: np.ndarray, _extra: Sequence[np.ndarray] | None):
+def prediction(
+    model_token: str,
+    image_digest: str,
+    extra_token: tuple,
+    _bundle: zoo.ModelBundle,
+    _x: np.ndarray,
+    _extra: Sequence[np.ndarray] | None,
+):
     """``explainers.predict``: pre-softmax scores and probabilities."""
     return predict(_bundle.model, _x, _extra)
 
@@ -177,8 +185,9 @@ def _explanation_uncached(bundle, x, extra, settings: ExplainSettings, show_prog
 
     def progress(done: int, total: int) -> None:
         if bar is not None:
-            bar.progress(min(1.0, done / max(total, 1)),
-                         text=f"Computing noisy samples: {done} of {total}")
+            bar.progress(
+                min(1.0, done / max(total, 1)), text=f"Computing noisy samples: {done} of {total}"
+            )
         fair_share.checkpoint()  # between chunks: let a waiting person's step go first
 
     try:
@@ -195,9 +204,11 @@ def _compact(ex):
     """The explanation with float32 arrays only (what is cached): the float64 alpha of an
     early layer is megabytes per entry, and nothing shown needs more than float32."""
     _ = ex.logits  # materialised, so the cached object holds no reference to the model
-    small = {f.name: getattr(ex, f.name).astype(np.float32)
-             for f in dataclasses.fields(ex)
-             if isinstance(getattr(ex, f.name), np.ndarray) and getattr(ex, f.name).dtype == np.float64}
+    small = {
+        f.name: getattr(ex, f.name).astype(np.float32)
+        for f in dataclasses.fields(ex)
+        if isinstance(getattr(ex, f.name), np.ndarray) and getattr(ex, f.name).dtype == np.float64
+    }
     return dataclasses.replace(ex, **small)
 
 
@@ -273,9 +284,17 @@ class ByteBudgetCache:
 EXPLANATIONS = ByteBudgetCache(32 * 2**20, _DATA_TTL)
 
 
-def explanation(model_token: str, image_digest: str, extra_token: tuple, settings: ExplainSettings,
-                *, _bundle: zoo.ModelBundle, _x: np.ndarray,
-                _extra: Sequence[np.ndarray] | None, show_progress: bool = True):
+def explanation(
+    model_token: str,
+    image_digest: str,
+    extra_token: tuple,
+    settings: ExplainSettings,
+    *,
+    _bundle: zoo.ModelBundle,
+    _x: np.ndarray,
+    _extra: Sequence[np.ndarray] | None,
+    show_progress: bool = True,
+):
     """``explainers.explain_details`` for one image: an ``Explanation`` (maps, weights,
     activations, gradients, alpha, logits), cached in ``EXPLANATIONS`` by the small tokens and
     the settings (shared, never to be modified). While noisy samples are computed a progress
@@ -283,12 +302,16 @@ def explanation(model_token: str, image_digest: str, extra_token: tuple, setting
     nothing. On a shared server a setting too heavy for it raises ``fair_share.Refused`` (a
     plain sentence)."""
     if fair_share.shared_mode():
-        info = next((i for i in layers(model_token, _bundle.model) if i.path == settings.layer), None)
-        fair_share.check_settings(settings.n_samples, grid=info.grid if info else None,
-                                  input_size=tuple(_x.shape[1:3]))
+        info = next(
+            (i for i in layers(model_token, _bundle.model) if i.path == settings.layer), None
+        )
+        fair_share.check_settings(
+            settings.n_samples, grid=info.grid if info else None, input_size=tuple(_x.shape[1:3])
+        )
     key = (model_token, image_digest, extra_token, settings)
     return EXPLANATIONS.get_or_compute(
-        key, lambda: _explanation_uncached(_bundle, _x, _extra, settings, show_progress))
+        key, lambda: _explanation_uncached(_bundle, _x, _extra, settings, show_progress)
+    )
 
 
 # --- rendering (display only: never recomputes a map) -------------------------------------------

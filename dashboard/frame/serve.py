@@ -63,23 +63,29 @@ def check_open(args: list[str]) -> list[str]:
         ctx = cli.main_run.make_context("run", [str(APP), *args])
     except click.ClickException:
         return args  # options Streamlit itself will reject: nothing starts
-    bootstrap.load_config_options({k: v for k, v in ctx.params.items() if k not in ("target", "args")})
+    bootstrap.load_config_options(
+        {k: v for k, v in ctx.params.items() if k not in ("target", "args")}
+    )
     address = config.get_option("server.address")
     if auth.is_loopback(address):
         return args
     where = address or "every network interface"
     section = auth.read_secrets(config.get_option("secrets.files")).get("auth")
     if section is None:
-        raise Refused(f"refusing to listen on {where} without sign-in: add [auth] to "
-                      ".streamlit/secrets.toml (docs/DEPLOY.md)")
+        raise Refused(
+            f"refusing to listen on {where} without sign-in: add [auth] to "
+            ".streamlit/secrets.toml (docs/DEPLOY.md)"
+        )
     why = auth.problem(section)
     if why:
         raise Refused(f"refusing to listen on {where}: {why} (docs/DEPLOY.md)")
     try:
         import authlib  # noqa: F401
     except ImportError:
-        raise Refused("refusing to listen on the network: sign-in needs the Authlib package "
-                      "(pip install -r requirements.txt)") from None
+        raise Refused(
+            "refusing to listen on the network: sign-in needs the Authlib package "
+            "(pip install -r requirements.txt)"
+        ) from None
     if not any(a.startswith("--browser.serverAddress") for a in args):
         host = urlsplit(str(section["redirect_uri"]).replace("{port}", "0")).hostname
         if host:

@@ -42,6 +42,11 @@ def share_link(container) -> None:
     primary = st.get_option("theme.primaryColor") or "#b4235a"
     with container:
         st.iframe(_BUTTON % {"primary": primary}, height=96)
-        if state.get(state.IMAGE_SOURCE) != "sample" or state.get(state.MODEL) == state.UPLOAD_MODEL:
-            st.caption("An uploaded image or model cannot travel in a link: the link opens the "
-                       "default sample or model instead.")
+        if (
+            state.get(state.IMAGE_SOURCE) != "sample"
+            or state.get(state.MODEL) == state.UPLOAD_MODEL
+        ):
+            st.caption(
+                "An uploaded image or model cannot travel in a link: the link opens the "
+                "default sample or model instead."
+            )

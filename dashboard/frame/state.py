@@ -51,17 +51,24 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import streamlit as st
 
-from explainers.methods import DEFAULT_METHODS, GRADCAMPP, method_keys
-
 from dashboard.frame.notices import _page_id, _run_id, notice, notices_here, plain  # noqa: F401 - re-exported
-from dashboard.frame.url_values import (bounded as _bounded, choice as _choice, flag, float_range as _float_range, fmt_positions,
-                                   fmt_region, ids as _ids, int_range as _int_range, method_list,
-                                   nonempty as _nonempty, opt_int as _opt_int, opt_str as _opt_str,
-                                   positions as _positions, region as _region)
+from dashboard.frame.url_values import bounded as _bounded
+from dashboard.frame.url_values import choice as _choice
+from dashboard.frame.url_values import flag, fmt_positions, fmt_region, method_list
+from dashboard.frame.url_values import float_range as _float_range
+from dashboard.frame.url_values import ids as _ids
+from dashboard.frame.url_values import int_range as _int_range
+from dashboard.frame.url_values import nonempty as _nonempty
+from dashboard.frame.url_values import opt_int as _opt_int
+from dashboard.frame.url_values import opt_str as _opt_str
+from dashboard.frame.url_values import positions as _positions
+from dashboard.frame.url_values import region as _region
+from explainers.methods import DEFAULT_METHODS, GRADCAMPP, method_keys
 
 log = logging.getLogger("dashboard")
 
@@ -177,8 +184,12 @@ URL_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     EVAL_STEPS: ("eval_steps", _choice(EVAL_STEP_CHOICES)),
 }
 _URL_FORMAT: dict[str, Callable[[Any], str]] = {
-    REGION: fmt_region, POSITIONS: fmt_positions, EVAL_SAMPLES: ",".join, METHODS: ",".join,
-    BOX: lambda v: "1" if v else "0"}
+    REGION: fmt_region,
+    POSITIONS: fmt_positions,
+    EVAL_SAMPLES: ",".join,
+    METHODS: ",".join,
+    BOX: lambda v: "1" if v else "0",
+}
 
 
 def _url_text(key: str, value: Any) -> str | None:
@@ -199,16 +210,18 @@ def _copy(value: Any) -> Any:
 def safe(callback: Callable[..., None], what: str = "applying your change") -> Callable[..., None]:
     """``callback`` wrapped so that it cannot raise (Streamlit runs callbacks before the script,
     outside every guard): an exception becomes a plain error notice, and the URL is synced."""
+
     def run(*args: Any, **kwargs: Any) -> None:
         try:
             callback(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - a callback must never raise
+        except Exception as exc:
             from dashboard.frame.errors import message
 
-            if exc.__class__.__name__ not in ("ExplainerError",):
+            if exc.__class__.__name__ != "ExplainerError":
                 log.exception("error in a widget callback while %s", what)
             notice(message(exc, what), "error")
         sync_url()
+
     return run
 
 
@@ -241,8 +254,10 @@ def init() -> None:
         ss[_INITIALISED] = True
         ss[URL_GIVEN] = sorted(from_url)
         if bad:
-            notice(f"The link's {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not valid; "
-                   "the default is used instead.")
+            notice(
+                f"The link's {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not valid; "
+                "the default is used instead."
+            )
     for key, default in DEFAULTS.items():
         if key in from_url:
             ss[key] = from_url[key]
@@ -275,18 +290,20 @@ def set(key: str, value: Any) -> None:  # noqa: A001 - the natural name here
             if not _same(st.session_state[wk], shown):
                 _meta(key)["stale"] = st.session_state[wk]  # see _commit
                 st.session_state[wk] = shown
-        except Exception:  # noqa: BLE001 - drawn this run already: bind() catches up next run
+        except Exception:
             pass
 
 
 def _meta(key: str) -> dict:
-    return st.session_state.setdefault(f"_bind:{key}", {"options": None, "labels": {}, "stale": _MISSING})
+    return st.session_state.setdefault(
+        f"_bind:{key}", {"options": None, "labels": {}, "stale": _MISSING}
+    )
 
 
 def _same(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
-    except Exception:  # noqa: BLE001 - arrays and the like
+    except Exception:
         return False
 
 
@@ -314,22 +331,28 @@ def _commit(key: str, convert: Callable[[Any], Any] | None) -> bool:
             raw = meta["labels"][raw]
         else:
             st.session_state[key] = _copy(DEFAULTS.get(key))
-            notice(f"That choice no longer fits the options; {key.replace('_', ' ')} is back "
-                   "at its default.")
+            notice(
+                f"That choice no longer fits the options; {key.replace('_', ' ')} is back "
+                "at its default."
+            )
             return True
     try:
         st.session_state[key] = _convert(convert, raw)
-    except Exception:  # noqa: BLE001 - a converter must not be able to break the page
+    except Exception:
         st.session_state[key] = _copy(DEFAULTS.get(key))
         notice(f"That value could not be used; {key.replace('_', ' ')} is back at its default.")
     return True
 
 
-def bind(key: str, *, options: Sequence[Any] | None = None,
-         labels: Callable[[Any], str] | None = None,
-         to_widget: Callable[[Any], Any] | None = None,
-         from_widget: Callable[[Any], Any] | None = None,
-         on_change: Callable[[], None] | None = None) -> dict[str, Any]:
+def bind(
+    key: str,
+    *,
+    options: Sequence[Any] | None = None,
+    labels: Callable[[Any], str] | None = None,
+    to_widget: Callable[[Any], Any] | None = None,
+    from_widget: Callable[[Any], Any] | None = None,
+    on_change: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Keyword arguments for a widget showing setting ``key``: ``st.slider(..., **bind(KEY))``,
     ``st.selectbox(label, opts, format_func=f, **bind(KEY, options=opts, labels=f))``.
 
@@ -344,7 +367,7 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
     _meta(key)["to_widget"] = to_widget
     try:
         seeded = _convert(to_widget, value)
-    except Exception:  # noqa: BLE001
+    except Exception:
         seeded = _MISSING
     if options is not None:
         opts = list(options)
@@ -359,9 +382,11 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
             if fallback not in opts:
                 fallback = opts[0] if opts else None
             if value is not None and value != default:
-                notice(f"{key.replace('_', ' ').capitalize()} {plain(repr(value)[:80])} is not "
-                       "available here; "
-                       f"{plain(labels(fallback) if labels and fallback is not None else fallback)} is used.")
+                notice(
+                    f"{key.replace('_', ' ').capitalize()} {plain(repr(value)[:80])} is not "
+                    "available here; "
+                    f"{plain(labels(fallback) if labels and fallback is not None else fallback)} is used."
+                )
             seeded = fallback
             ss[key] = _convert(from_widget, seeded) if seeded is not None else _copy(default)
     elif seeded is _MISSING:
@@ -374,7 +399,7 @@ def bind(key: str, *, options: Sequence[Any] | None = None,
     current = ss.get(wk, _MISSING) if wk in ss else _MISSING
     try:
         shows = current is not _MISSING and _convert(from_widget, current) == get(key)
-    except Exception:  # noqa: BLE001
+    except Exception:
         shows = False
     relabelled = _relabelled(key, seeded, labels)
     if not shows or relabelled or ss.get(_RUNS, 0) <= 1:
@@ -398,7 +423,7 @@ def _relabelled(key: str, value: Any, labels: Callable[[Any], str] | None) -> bo
         return False
     try:
         label = str(labels(value))
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     meta = _meta(key)
     before, meta["drawn_label"] = meta.get("drawn_label"), label

@@ -8,7 +8,8 @@ separators first (``MAX_POSITIONS``, ``MAX_IDS``)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: The longest value of one parameter (the longest real one, 1024 positions, is ~6000).
 MAX_TEXT = 8192
@@ -19,10 +20,12 @@ MAX_INT = 10_000  # grid rows, columns and region corners (the largest layer gri
 
 def bounded(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """``parse`` that first refuses text longer than ``MAX_TEXT``."""
+
     def check(text: str) -> Any:
         if len(text) > MAX_TEXT:
             raise ValueError("too long")
         return parse(text)
+
     return check
 
 
@@ -41,6 +44,7 @@ def int_range(lo: int, hi: int) -> Callable[[str], int]:
         if not lo <= value <= hi:
             raise ValueError(text)
         return value
+
     return parse
 
 
@@ -50,6 +54,7 @@ def float_range(lo: float, hi: float) -> Callable[[str], float]:
         if not lo <= value <= hi:
             raise ValueError(text)
         return value
+
     return parse
 
 
@@ -59,6 +64,7 @@ def choice(options: tuple) -> Callable[[str], Any]:
             if text == str(option):
                 return option
         raise ValueError(text)
+
     return parse
 
 

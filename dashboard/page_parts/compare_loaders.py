@@ -5,22 +5,29 @@ of one forward chunk (for Score-CAM's estimate). Keys are small hashable tokens,
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import streamlit as st
 
 from dashboard.frame import fair_share
+from dashboard.frame.loaders import SEND_FIRST_S
 from explainers import explain_details, zoo
 from explainers.engine.capture import get_runner
 from explainers.settings import ExplainSettings
 
-from dashboard.frame.loaders import SEND_FIRST_S
-
 
 @st.cache_data(show_spinner=False, max_entries=12)  # ~5 MB each for the skin-lesion model
-def explanation(model_token: str, image_digest: str, extra_token: tuple, settings: ExplainSettings,
-                *, _bundle: zoo.ModelBundle, _x: np.ndarray, _extra: Sequence[np.ndarray] | None):
+def explanation(
+    model_token: str,
+    image_digest: str,
+    extra_token: tuple,
+    settings: ExplainSettings,
+    *,
+    _bundle: zoo.ModelBundle,
+    _x: np.ndarray,
+    _extra: Sequence[np.ndarray] | None,
+):
     """``explain_details`` for one group of methods of one image (an ``Explanation`` with the
     maps and each method's seconds). A progress bar is shown while it runs and removed after,
     so a cache hit replays nothing visible."""
@@ -33,14 +40,22 @@ def explanation(model_token: str, image_digest: str, extra_token: tuple, setting
 
     try:
         with fair_share.heavy():  # one per user at a time, users in turn
-            return explain_details(_bundle.model, _x, settings, extra_inputs=_extra, progress=progress)
+            return explain_details(
+                _bundle.model, _x, settings, extra_inputs=_extra, progress=progress
+            )
     finally:
         bar.empty()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def forward_seconds(model_token: str, image_digest: str, *, _bundle: zoo.ModelBundle,
-                    _x: np.ndarray, _extra: Sequence[np.ndarray] | None) -> float:
+def forward_seconds(
+    model_token: str,
+    image_digest: str,
+    *,
+    _bundle: zoo.ModelBundle,
+    _x: np.ndarray,
+    _extra: Sequence[np.ndarray] | None,
+) -> float:
     """Seconds of one compiled forward pass of this one image, measured on this machine (the
     faster of two, after the prediction has traced the function): the unit of Score-CAM's
     cost estimate."""

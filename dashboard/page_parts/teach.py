@@ -27,8 +27,14 @@ class Summary:
 
 def summary(arr: np.ndarray) -> Summary:
     a = np.asarray(arr, dtype=np.float64)
-    return Summary(tuple(a.shape), float(a.min()), float(a.mean()), float(a.max()),
-                   float((a == 0).mean()), float((a > 0).mean()))
+    return Summary(
+        tuple(a.shape),
+        float(a.min()),
+        float(a.mean()),
+        float(a.max()),
+        float((a == 0).mean()),
+        float((a > 0).mean()),
+    )
 
 
 def top_filter_table(ex, k: int = 5) -> pd.DataFrame:
@@ -43,15 +49,17 @@ def top_filter_table(ex, k: int = 5) -> pd.DataFrame:
     rows = []
     for ch in order:
         pos = g[..., ch] > 0
-        rows.append({
-            "filter k": int(ch),
-            "Σ A (activation)": float(a[..., ch].sum()),
-            "mean g (score/act.)": float(g[..., ch].mean()),
-            "positions with g > 0 (%)": 100.0 * float(pos.mean()),
-            "mean α where g > 0": float(alpha[..., ch][pos].mean()) if pos.any() else 0.0,
-            "w Grad-CAM": float(w_gc[ch]),
-            "w Grad-CAM++": float(w_pp[ch]),
-        })
+        rows.append(
+            {
+                "filter k": int(ch),
+                "Σ A (activation)": float(a[..., ch].sum()),
+                "mean g (score/act.)": float(g[..., ch].mean()),
+                "positions with g > 0 (%)": 100.0 * float(pos.mean()),
+                "mean α where g > 0": float(alpha[..., ch][pos].mean()) if pos.any() else 0.0,
+                "w Grad-CAM": float(w_gc[ch]),
+                "w Grad-CAM++": float(w_pp[ch]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -95,7 +103,9 @@ def weight_facts(ex) -> dict[str, float]:
     top_pp = set(np.argsort(-w_pp)[:10].tolist())
     m_gc = np.asarray(ex.maps[GRADCAM][0], dtype=np.float64).ravel()
     m_pp = np.asarray(ex.maps[GRADCAMPP][0], dtype=np.float64).ravel()
-    corr = float(np.corrcoef(m_gc, m_pp)[0, 1]) if m_gc.std() > 0 and m_pp.std() > 0 else float("nan")
+    corr = (
+        float(np.corrcoef(m_gc, m_pp)[0, 1]) if m_gc.std() > 0 and m_pp.std() > 0 else float("nan")
+    )
     return {
         "filters": k,
         "negative_gc": int((w_gc < 0).sum()),
@@ -164,11 +174,23 @@ def worked_cell(ex, row: int, col: int, channel: int, top: int = 6) -> WorkedCel
     t_gc, rest_gc, total_gc = _terms(w_gc, a[row, col], top)
     t_pp, rest_pp, total_pp = _terms(w_pp, a[row, col], top)
     return WorkedCell(
-        row, col, channel, a[..., channel], g[..., channel],
+        row,
+        col,
+        channel,
+        a[..., channel],
+        g[..., channel],
         np.asarray(ex.alpha[0, ..., channel], dtype=np.float64),
-        float(w_gc[channel]), float(w_pp[channel]), t_gc, t_pp, rest_gc, rest_pp,
-        total_gc, total_pp, float(ex.maps[GRADCAM][0, row, col]),
-        float(ex.maps[GRADCAMPP][0, row, col]))
+        float(w_gc[channel]),
+        float(w_pp[channel]),
+        t_gc,
+        t_pp,
+        rest_gc,
+        rest_pp,
+        total_gc,
+        total_pp,
+        float(ex.maps[GRADCAM][0, row, col]),
+        float(ex.maps[GRADCAMPP][0, row, col]),
+    )
 
 
 def _corr(x: np.ndarray, y: np.ndarray) -> float:
@@ -195,25 +217,33 @@ class Implications:
         out = []
         z = self.cells
         if self.gradient_spread < 0.05:
-            out.append(f"The gradient is (nearly) the same at every cell of a filter (median "
-                       f"spread {self.gradient_spread:.2g} × its mean), as when the layer feeds a "
-                       "global average pooling (then g = w_dense/Z): Grad-CAM's weight is that "
-                       "one gradient, and Grad-CAM equals HiResCAM here.")
+            out.append(
+                f"The gradient is (nearly) the same at every cell of a filter (median "
+                f"spread {self.gradient_spread:.2g} × its mean), as when the layer feeds a "
+                "global average pooling (then g = w_dense/Z): Grad-CAM's weight is that "
+                "one gradient, and Grad-CAM equals HiResCAM here."
+            )
         if abs(self.alpha_mean - 0.5) < 0.05 and self.alpha_spread < 0.1:
-            out.append(f"α ≈ ½ everywhere (mean {self.alpha_mean:.3f}, at most "
-                       f"{self.alpha_spread:.2g} away): the term g·ΣA in α = 1/(2 + g·ΣA) is "
-                       f"tiny. So Grad-CAM++'s weight is ≈ ½·Σ relu(g) = (Z/2)·relu(g) = "
-                       f"{z / 2:.3g}·relu(g) — measured: w++ / ({z / 2:.3g}·relu(w_Grad-CAM)) = "
-                       f"{self.ratio_pp_gc:.3f} (median).")
-            out.append(f"Hence the Grad-CAM++ map is ≈ {z / 2:.3g} × Σₖ relu(wₖ)·Aₖ: Grad-CAM "
-                       "with its negative weights dropped (r = "
-                       f"{self.r_pp_positive_gc:.2f}), close to the plain activation sum Σₖ Aₖ "
-                       f"(r = {self.r_pp_activation_sum:.2f}). Its raw "
-                       f"values run about {z / 2:.3g}× Grad-CAM's.")
+            out.append(
+                f"α ≈ ½ everywhere (mean {self.alpha_mean:.3f}, at most "
+                f"{self.alpha_spread:.2g} away): the term g·ΣA in α = 1/(2 + g·ΣA) is "
+                f"tiny. So Grad-CAM++'s weight is ≈ ½·Σ relu(g) = (Z/2)·relu(g) = "
+                f"{z / 2:.3g}·relu(g) — measured: w++ / ({z / 2:.3g}·relu(w_Grad-CAM)) = "
+                f"{self.ratio_pp_gc:.3f} (median)."
+            )
+            out.append(
+                f"Hence the Grad-CAM++ map is ≈ {z / 2:.3g} × Σₖ relu(wₖ)·Aₖ: Grad-CAM "
+                "with its negative weights dropped (r = "
+                f"{self.r_pp_positive_gc:.2f}), close to the plain activation sum Σₖ Aₖ "
+                f"(r = {self.r_pp_activation_sum:.2f}). Its raw "
+                f"values run about {z / 2:.3g}× Grad-CAM's."
+            )
         else:
-            out.append(f"α varies here (mean {self.alpha_mean:.3f}, up to "
-                       f"{self.alpha_spread:.2g} away from it), so Grad-CAM++ weights the "
-                       "cells of a filter unequally rather than scaling Grad-CAM's weights.")
+            out.append(
+                f"α varies here (mean {self.alpha_mean:.3f}, up to "
+                f"{self.alpha_spread:.2g} away from it), so Grad-CAM++ weights the "
+                "cells of a filter unequally rather than scaling Grad-CAM's weights."
+            )
         out.append(f"The two maps correlate at r = {self.r_gc_pp:.2f}.")
         return out
 
@@ -238,8 +268,15 @@ def implications(ex) -> Implications:
     ratio = float(np.median(w_pp[up] / (z / 2 * w_gc[up]))) if up.any() else float("nan")
     m_pp = ex.maps[GRADCAMPP][0]
     return Implications(
-        z, alpha_mean, spread, grad_spread, ratio, _corr(m_pp, a.sum(axis=-1)),
-        _corr(m_pp, np.maximum(a @ np.maximum(w_gc, 0.0), 0.0)), _corr(ex.maps[GRADCAM][0], m_pp))
+        z,
+        alpha_mean,
+        spread,
+        grad_spread,
+        ratio,
+        _corr(m_pp, a.sum(axis=-1)),
+        _corr(m_pp, np.maximum(a @ np.maximum(w_gc, 0.0), 0.0)),
+        _corr(ex.maps[GRADCAM][0], m_pp),
+    )
 
 
 def window(grid: np.ndarray, row: int, col: int, size: int = 8) -> tuple[np.ndarray, int, int]:
@@ -247,20 +284,24 @@ def window(grid: np.ndarray, row: int, col: int, size: int = 8) -> tuple[np.ndar
     h, w = grid.shape
     r0 = int(min(max(0, row - size // 2), max(0, h - size)))
     c0 = int(min(max(0, col - size // 2), max(0, w - size)))
-    return grid[r0:r0 + size, c0:c0 + size], r0, c0
+    return grid[r0 : r0 + size, c0 : c0 + size], r0, c0
 
 
-COSTS = {"tape": "the one shared gradient pass", "forward": "one forward pass per filter used",
-         "guided": "one input-gradient pass"}
+COSTS = {
+    "tape": "the one shared gradient pass",
+    "forward": "one forward pass per filter used",
+    "guided": "one input-gradient pass",
+}
 
 
 def method_lines() -> list[str]:
     """One Markdown line per method of the registry (so a new method is never left out):
     its name, paper, what it costs and what it shows."""
     lines = []
-    for key, m in REGISTRY.items():
+    for m in REGISTRY.values():
         cost = " + ".join(COSTS.get(n, n) for n in m.needs)
         shape = "on the layer's grid" if m.cam else "at the image's size"
-        lines.append(f"- **{m.label}** ({m.reference}; {cost}; {shape}): "
-                     f"{m.summary or 'see the README.'}")
+        lines.append(
+            f"- **{m.label}** ({m.reference}; {cost}; {shape}): {m.summary or 'see the README.'}"
+        )
     return lines

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -79,51 +79,102 @@ def grid_chart(image: np.ndarray, grid: tuple[int, int], chosen: np.ndarray | No
     rows, cols = np.mgrid[0:h, 0:w]
     mask = np.zeros((h, w), bool) if chosen is None else np.asarray(chosen, bool)
     show_tint = mask.any() and not mask.all()
-    cells = pd.DataFrame({"row": rows.ravel(), "col": cols.ravel(),
-                          "chosen": mask.ravel() & show_tint})
+    cells = pd.DataFrame(
+        {"row": rows.ravel(), "col": cols.ravel(), "chosen": mask.ravel() & show_tint}
+    )
     cells["row_end"], cells["col_end"] = cells["row"] + 1, cells["col"] + 1
-    cells["cell"] = [f"row {r}, column {c}" for r, c in zip(cells["row"], cells["col"])]
+    cells["cell"] = [
+        f"row {r}, column {c}" for r, c in zip(cells["row"], cells["col"], strict=False)
+    ]
     step = max(1, max(h, w) // 16)
-    x = alt.X("col:Q", scale=alt.Scale(domain=[0, w], nice=False, zero=False),
-              axis=alt.Axis(title="column", values=[c + 0.5 for c in range(0, w, step)],
-                            labelExpr="floor(datum.value)", grid=False, orient="top"))
-    y = alt.Y("row:Q", scale=alt.Scale(domain=[h, 0], nice=False, zero=False),
-              axis=alt.Axis(title="row", values=[r + 0.5 for r in range(0, h, step)],
-                            labelExpr="floor(datum.value)", grid=False))
+    x = alt.X(
+        "col:Q",
+        scale=alt.Scale(domain=[0, w], nice=False, zero=False),
+        axis=alt.Axis(
+            title="column",
+            values=[c + 0.5 for c in range(0, w, step)],
+            labelExpr="floor(datum.value)",
+            grid=False,
+            orient="top",
+        ),
+    )
+    y = alt.Y(
+        "row:Q",
+        scale=alt.Scale(domain=[h, 0], nice=False, zero=False),
+        axis=alt.Axis(
+            title="row",
+            values=[r + 0.5 for r in range(0, h, step)],
+            labelExpr="floor(datum.value)",
+            grid=False,
+        ),
+    )
     width = CHART_PX
     height = max(80, round(CHART_PX * H / max(W, 1)))
-    picture = alt.Chart(pd.DataFrame({"x": [0], "y": [0], "x2": [w], "y2": [h],
-                                      "url": [_data_url(image)]})).mark_image(
-        aspect=False, align="left", baseline="top").encode(
-        x=alt.X("x:Q", scale=alt.Scale(domain=[0, w], nice=False)),
-        y=alt.Y("y:Q", scale=alt.Scale(domain=[h, 0], nice=False)),
-        x2="x2:Q", y2="y2:Q", url="url:N")
-    point = alt.selection_point(name=CELL, fields=["row", "col"], on="click", clear=False,
-                                toggle=False)
-    box = alt.selection_interval(name=BOX, encodings=["x", "y"],
-                                 mark=alt.BrushConfig(fill="#ffd400", fillOpacity=0.2,
-                                                      stroke="#ffd400"))
-    rects = alt.Chart(cells).mark_rect(stroke=None).encode(
-        x=x, x2="col_end:Q", y=y, y2="row_end:Q",
-        color=alt.condition("datum.chosen", alt.value("#ffd400"), alt.value("#ffffff")),
-        opacity=alt.condition("datum.chosen", alt.value(0.45), alt.value(0.001)),
-        tooltip=[alt.Tooltip("cell:N", title="cell")],
-    ).add_params(point, box)
+    picture = (
+        alt.Chart(
+            pd.DataFrame({"x": [0], "y": [0], "x2": [w], "y2": [h], "url": [_data_url(image)]})
+        )
+        .mark_image(aspect=False, align="left", baseline="top")
+        .encode(
+            x=alt.X("x:Q", scale=alt.Scale(domain=[0, w], nice=False)),
+            y=alt.Y("y:Q", scale=alt.Scale(domain=[h, 0], nice=False)),
+            x2="x2:Q",
+            y2="y2:Q",
+            url="url:N",
+        )
+    )
+    point = alt.selection_point(
+        name=CELL, fields=["row", "col"], on="click", clear=False, toggle=False
+    )
+    box = alt.selection_interval(
+        name=BOX,
+        encodings=["x", "y"],
+        mark=alt.BrushConfig(fill="#ffd400", fillOpacity=0.2, stroke="#ffd400"),
+    )
+    rects = (
+        alt.Chart(cells)
+        .mark_rect(stroke=None)
+        .encode(
+            x=x,
+            x2="col_end:Q",
+            y=y,
+            y2="row_end:Q",
+            color=alt.condition("datum.chosen", alt.value("#ffd400"), alt.value("#ffffff")),
+            opacity=alt.condition("datum.chosen", alt.value(0.45), alt.value(0.001)),
+            tooltip=[alt.Tooltip("cell:N", title="cell")],
+        )
+        .add_params(point, box)
+    )
     lines_r = pd.DataFrame({"v": np.arange(0, h + 1, step)})
     lines_c = pd.DataFrame({"v": np.arange(0, w + 1, step)})
     layers = [picture, rects]
     for color, size, opacity in (("#000000", 3, 0.55), ("#ffffff", 1, 0.9)):
-        layers.append(alt.Chart(lines_r).mark_rule(color=color, strokeWidth=size, opacity=opacity)
-                      .encode(y=alt.Y("v:Q", scale=alt.Scale(domain=[h, 0], nice=False))))
-        layers.append(alt.Chart(lines_c).mark_rule(color=color, strokeWidth=size, opacity=opacity)
-                      .encode(x=alt.X("v:Q", scale=alt.Scale(domain=[0, w], nice=False))))
-    return alt.layer(*layers).properties(
-        width=width, height=height, autosize=alt.AutoSizeParams(type="pad")).configure_axis(
-        labelFontSize=13, titleFontSize=13, labelOverlap=False).configure_view(stroke=None)
+        layers.append(
+            alt.Chart(lines_r)
+            .mark_rule(color=color, strokeWidth=size, opacity=opacity)
+            .encode(y=alt.Y("v:Q", scale=alt.Scale(domain=[h, 0], nice=False)))
+        )
+        layers.append(
+            alt.Chart(lines_c)
+            .mark_rule(color=color, strokeWidth=size, opacity=opacity)
+            .encode(x=alt.X("v:Q", scale=alt.Scale(domain=[0, w], nice=False)))
+        )
+    return (
+        alt.layer(*layers)
+        .properties(width=width, height=height, autosize=alt.AutoSizeParams(type="pad"))
+        .configure_axis(labelFontSize=13, titleFontSize=13, labelOverlap=False)
+        .configure_view(stroke=None)
+    )
 
 
-def pick(image: np.ndarray, grid: tuple[int, int], chosen: np.ndarray | None, key: str,
-         on_cell: Callable[[tuple[int, int]], None], on_box: Callable[[tuple[int, int, int, int]], None]) -> None:
+def pick(
+    image: np.ndarray,
+    grid: tuple[int, int],
+    chosen: np.ndarray | None,
+    key: str,
+    on_cell: Callable[[tuple[int, int]], None],
+    on_box: Callable[[tuple[int, int, int, int]], None],
+) -> None:
     """Draw the chart; a click calls ``on_cell((row, col))``, a drag ``on_box((r0, c0, r1, c1))``
     (both from Streamlit's selection callback, guarded so it cannot raise)."""
     h, w = grid
@@ -147,6 +198,11 @@ def pick(image: np.ndarray, grid: tuple[int, int], chosen: np.ndarray | None, ke
         except Exception:  # a callback must never raise; the sliders remain
             pass
 
-    st.altair_chart(grid_chart(image, grid, chosen), key=key, on_select=changed,
-                    selection_mode=[CELL, BOX], width="content",
-                    alt=f"The image with the layer's {h}×{w} grid; click a cell or drag a box.")
+    st.altair_chart(
+        grid_chart(image, grid, chosen),
+        key=key,
+        on_select=changed,
+        selection_mode=[CELL, BOX],
+        width="content",
+        alt=f"The image with the layer's {h}×{w} grid; click a cell or drag a box.",
+    )

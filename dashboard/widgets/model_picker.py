@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -49,9 +50,12 @@ def model_section(sel: Any, notices, on_class_names: Callable[[], None]) -> None
     # The box shows the name only (the whole description was cut in the sidebar); the rest
     # is the caption under it.
     names = {k: re.split(r" \(| — ", v, maxsplit=1)[0] for k, v in labels.items()}
-    key = st.selectbox("Model", list(labels), format_func=names.get,
-                       **state.bind(state.MODEL, options=list(labels), labels=names.get,
-                                    on_change=_model_changed))
+    key = st.selectbox(
+        "Model",
+        list(labels),
+        format_func=names.get,
+        **state.bind(state.MODEL, options=list(labels), labels=names.get, on_change=_model_changed),
+    )
     if labels.get(key, "") != names.get(key, ""):
         st.caption(labels[key])
     if key == state.UPLOAD_MODEL:
@@ -63,8 +67,11 @@ def model_section(sel: Any, notices, on_class_names: Callable[[], None]) -> None
         _offline_notice(key, failures[key], notices)
         return
     try:
-        spinner = (f"Loading {key} with ImageNet weights (downloaded on first use) ..."
-                   if key != zoo.SKIN_LESION and not random_ok else f"Loading the {key} model ...")
+        spinner = (
+            f"Loading {key} with ImageNet weights (downloaded on first use) ..."
+            if key != zoo.SKIN_LESION and not random_ok
+            else f"Loading the {key} model ..."
+        )
         with notices, st.spinner(spinner):
             bundle = loaders.catalogue_model(key, random_ok)
     except ExplainerError as exc:
@@ -74,7 +81,7 @@ def model_section(sel: Any, notices, on_class_names: Callable[[], None]) -> None
         else:
             notices.error(f"Problem loading the model: {state.plain(exc)}", icon=":material/error:")
         return
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from dashboard.frame.errors import message
 
         notices.error(message(exc, "loading the model"), icon=":material/error:")
@@ -98,21 +105,38 @@ def _offline_notice(key: str, detail: str, notices) -> None:
             icon=":material/cloud_off:",
         )
         c1, c2 = st.columns(2)
-        c1.button("Continue with random weights", key=f"random:{key}", on_click=_accept_random,
-                  args=(key,), type="primary")
-        c2.button("Try the download again", key=f"retry:{key}", on_click=_retry_download,
-                  args=(key,))
+        c1.button(
+            "Continue with random weights",
+            key=f"random:{key}",
+            on_click=_accept_random,
+            args=(key,),
+            type="primary",
+        )
+        c2.button(
+            "Try the download again", key=f"retry:{key}", on_click=_retry_download, args=(key,)
+        )
 
 
 def _uploaded_model(sel: Any, on_class_names: Callable[[], None]) -> None:
-    up = st.file_uploader("Model file (.keras or .h5)", type=MODEL_TYPES, key="w:model_file",
-                          help="Loaded with safe_mode=True: a file that would run code is refused. "
-                               "It is held in memory and a private temporary copy is deleted at once.")
-    names_up = st.file_uploader("Class names (optional, one per line)", type=["txt", "csv"],
-                                key="w:class_names", on_change=on_class_names)
-    preprocess = st.selectbox("Input scaling", list(zoo.PREPROCESS_CHOICES),
-                              format_func=lambda k: f"{k}: {zoo.PREPROCESS_HELP.get(k, '')}",
-                              key="w:preprocess")
+    up = st.file_uploader(
+        "Model file (.keras or .h5)",
+        type=MODEL_TYPES,
+        key="w:model_file",
+        help="Loaded with safe_mode=True: a file that would run code is refused. "
+        "It is held in memory and a private temporary copy is deleted at once.",
+    )
+    names_up = st.file_uploader(
+        "Class names (optional, one per line)",
+        type=["txt", "csv"],
+        key="w:class_names",
+        on_change=on_class_names,
+    )
+    preprocess = st.selectbox(
+        "Input scaling",
+        list(zoo.PREPROCESS_CHOICES),
+        format_func=lambda k: f"{k}: {zoo.PREPROCESS_HELP.get(k, '')}",
+        key="w:preprocess",
+    )
     if up is None:
         st.info("Upload a Keras model file to explain it.")
         return

@@ -4,16 +4,15 @@ failed the sanity checks, raw maps, the case report) and the figures for the tec
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import streamlit as st
 
-from explainers import render
-from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
-
 from dashboard.frame import loaders
 from dashboard.widgets.views import Drawn, Selection, image_stem, method_titles
+from explainers import render
+from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
 
 
 def technical_notes(ex, container=None) -> None:
@@ -25,17 +24,27 @@ def technical_notes(ex, container=None) -> None:
     if not cams:
         return
     for m in cams:
-        where.caption(f"raw max **{render.peak_of(ex.maps[m][0]):.3g}** {render.RAW_UNIT} — {titles[m]} "
-                      "(the class's pre-softmax score per activation unit, times the activation)")
+        where.caption(
+            f"raw max **{render.peak_of(ex.maps[m][0]):.3g}** {render.RAW_UNIT} — {titles[m]} "
+            "(the class's pre-softmax score per activation unit, times the activation)"
+        )
     gh, gw = ex.maps[cams[0]].shape[1:]
     filters = ex.activations.shape[-1] if ex.activations is not None else "?"
-    where.caption(f"Grad-CAM++ sums α·relu(g) over the {gh * gw} cells of the {gh}×{gw} grid where "
-                  f"Grad-CAM averages g, so its raw values run up to {gh * gw / 2:.3g}× larger: compare "
-                  f"each map with itself. Layer `{ex.layer.path}`, {filters} filters.")
+    where.caption(
+        f"Grad-CAM++ sums α·relu(g) over the {gh * gw} cells of the {gh}×{gw} grid where "
+        f"Grad-CAM averages g, so its raw values run up to {gh * gw / 2:.3g}× larger: compare "
+        f"each map with itself. Layer `{ex.layer.path}`, {filters} filters."
+    )
 
 
-def overlay_png(disp: np.ndarray, cam: np.ndarray, cmap: str, opacity: float,
-                peak: float | None, failing: bool = False):
+def overlay_png(
+    disp: np.ndarray,
+    cam: np.ndarray,
+    cmap: str,
+    opacity: float,
+    peak: float | None,
+    failing: bool = False,
+):
     """A callable that writes the overlay (marked when its map failed the sanity checks) as
     PNG bytes when called: a download button's ``data``."""
 
@@ -46,9 +55,16 @@ def overlay_png(disp: np.ndarray, cam: np.ndarray, cmap: str, opacity: float,
     return write
 
 
-def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn,
-              failing: Sequence[str] = (), abs_max: float | None = None,
-              later: dict | None = None) -> None:
+def downloads(
+    ex,
+    sel: Selection,
+    cmap: str,
+    opacity: float,
+    drawn: Drawn,
+    failing: Sequence[str] = (),
+    abs_max: float | None = None,
+    later: dict | None = None,
+) -> None:
     """Overlays (marked when they failed the sanity checks), raw maps and the case report, in
     one row."""
     stem = image_stem(sel)
@@ -58,25 +74,48 @@ def downloads(ex, sel: Selection, cmap: str, opacity: float, drawn: Drawn,
     disp = loaders.display_image(sel.image_digest, sel.image)
     # The files are written only when a button is clicked (a callable ``data``, run by
     # Streamlit on its own thread): encoding two PNGs on every display change cost ~0.5 s.
-    for col, m in zip((d1, d2), DEFAULT_METHODS):
+    for col, m in zip((d1, d2), DEFAULT_METHODS, strict=False):
         if m not in ex.maps:
             continue
         peak = None if drawn.scale == "own" else drawn.tops[titles[m]]
-        col.download_button(f"{method_label(m)} overlay (PNG)",
-                            overlay_png(disp, ex.maps[m][0], cmap, opacity, peak, m in failing),
-                            file_name=f"{stem}_{m.replace('+', 'pp')}.png", mime="image/png",
-                            key=f"dl:{m}", on_click="ignore", width="stretch")
+        col.download_button(
+            f"{method_label(m)} overlay (PNG)",
+            overlay_png(disp, ex.maps[m][0], cmap, opacity, peak, m in failing),
+            file_name=f"{stem}_{m.replace('+', 'pp')}.png",
+            mime="image/png",
+            key=f"dl:{m}",
+            on_click="ignore",
+            width="stretch",
+        )
     arrays = {m: ex.maps[m][0] for m in ex.maps}  # one array per method key
     label = sel.class_label(target)
     d3.download_button(
         "Raw maps (NPZ)",
-        lambda: loaders.npz_bytes(**arrays, target=np.int64(target), layer=np.str_(ex.layer.path),
-                                  n_samples=np.int64(ex.n_samples), sigma=np.float64(ex.sigma),
-                                  class_name=np.str_(label)),
-        file_name=f"{stem}_maps.npz", mime="application/octet-stream", key="dl:npz",
-        on_click="ignore", width="stretch")
+        lambda: loaders.npz_bytes(
+            **arrays,
+            target=np.int64(target),
+            layer=np.str_(ex.layer.path),
+            n_samples=np.int64(ex.n_samples),
+            sigma=np.float64(ex.sigma),
+            class_name=np.str_(label),
+        ),
+        file_name=f"{stem}_maps.npz",
+        mime="application/octet-stream",
+        key="dl:npz",
+        on_click="ignore",
+        width="stretch",
+    )
     from dashboard.page_parts.case_report import report_button
 
     items = [m for m in ex.maps if REGISTRY[m].cam]
-    report_button(ex, sel, {m: titles[m] for m in items}, cmap, opacity, drawn.scale,
-                  abs_max if drawn.scale == "absolute" else None, container=d4, later=later)
+    report_button(
+        ex,
+        sel,
+        {m: titles[m] for m in items},
+        cmap,
+        opacity,
+        drawn.scale,
+        abs_max if drawn.scale == "absolute" else None,
+        container=d4,
+        later=later,
+    )

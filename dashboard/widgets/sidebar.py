@@ -7,23 +7,23 @@ model (offline ImageNet weights, random weights) go to the top of the main area.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explainers import LayerInfo
-from explainers import zoo
-from explainers.settings import ExplainSettings
-from explainers.errors import ExplainerError
-from explainers.methods import DEFAULT_METHODS
-
 from dashboard.frame import loaders, state
+from dashboard.frame.bootstrap import ensure_navigation
 from dashboard.frame.errors import guard
 from dashboard.widgets.model_picker import model_section
 from dashboard.widgets.patient import reset_patient
+from explainers import LayerInfo, zoo
+from explainers.errors import ExplainerError
+from explainers.methods import DEFAULT_METHODS
+from explainers.settings import ExplainSettings
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
 RANDOM_NOTE = "random weights — meaningless"
@@ -64,8 +64,13 @@ class Selection:
 
     @property
     def ready(self) -> bool:
-        return (self.bundle is not None and self.x is not None and self.layer is not None
-                and self.prediction is not None and self.target is not None)
+        return (
+            self.bundle is not None
+            and self.x is not None
+            and self.layer is not None
+            and self.prediction is not None
+            and self.target is not None
+        )
 
     @property
     def meaningful(self) -> bool:
@@ -80,19 +85,40 @@ class Selection:
     def logit(self, index: int) -> float:
         return float(self.prediction.logits[0, index])
 
-    def explain(self, *, n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
-                methods: Sequence[str] = DEFAULT_METHODS,
-                filters: Sequence[int] | None = None,
-                neurons: Sequence[Sequence[int]] | None = None, region: bool = False,
-                show_progress: bool = True):
+    def explain(
+        self,
+        *,
+        n_samples: int = 0,
+        sigma: float = 0.15,
+        seed: int = 0,
+        methods: Sequence[str] = DEFAULT_METHODS,
+        filters: Sequence[int] | None = None,
+        neurons: Sequence[Sequence[int]] | None = None,
+        region: bool = False,
+        show_progress: bool = True,
+    ):
         """The cached ``Explanation`` of the current image, model, layer and target."""
         settings = ExplainSettings(
-            layer=self.layer.path, target=int(self.target), methods=tuple(methods),
-            n_samples=n_samples, sigma=round(float(sigma), 4), seed=seed, filters=filters,
-            neurons=neurons, region=region)
-        return loaders.explanation(self.model_token, self.image_digest, self.extra_token, settings,
-                                   _bundle=self.bundle, _x=self.x, _extra=self.extra,
-                                   show_progress=show_progress)
+            layer=self.layer.path,
+            target=int(self.target),
+            methods=tuple(methods),
+            n_samples=n_samples,
+            sigma=round(float(sigma), 4),
+            seed=seed,
+            filters=filters,
+            neurons=neurons,
+            region=region,
+        )
+        return loaders.explanation(
+            self.model_token,
+            self.image_digest,
+            self.extra_token,
+            settings,
+            _bundle=self.bundle,
+            _x=self.x,
+            _extra=self.extra,
+            show_progress=show_progress,
+        )
 
     def target_text(self) -> str:
         if self.target is None:
@@ -103,10 +129,15 @@ class Selection:
 
 
 def selection() -> Selection:
-    """The selection the sidebar built in this run (rendering the sidebar if no one has)."""
+    """The selection the sidebar built in this run (rendering the sidebar if no one has).
+    Every page calls it first, so a first visit straight to a page under plain ``streamlit
+    run`` goes back through ``app.py`` here (``bootstrap.ensure_navigation``)."""
+    ensure_navigation()
     sel = st.session_state.get(state.SELECTION)
     marker = _run_marker()
-    if isinstance(sel, Selection) and (marker is None or st.session_state.get("_selection_run") is marker):
+    if isinstance(sel, Selection) and (
+        marker is None or st.session_state.get("_selection_run") is marker
+    ):
         return sel
     return render()
 
@@ -142,9 +173,11 @@ def prefill_metadata(sample: zoo.Sample, keep: Sequence[str] = ()) -> None:
         site = zoo.site_for_localization(sample.localization)
     except ExplainerError:
         site = "unknown"
-    recorded = {state.AGE: None if sample.age is None else int(round(sample.age)),
-                state.SEX: sample.sex if sample.sex in state.SEXES else "unknown",
-                state.SITE: site}
+    recorded = {
+        state.AGE: None if sample.age is None else round(sample.age),
+        state.SEX: sample.sex if sample.sex in state.SEXES else "unknown",
+        state.SITE: site,
+    }
     for key, value in recorded.items():
         if key not in keep:
             state.set(key, value)
@@ -181,10 +214,18 @@ _photo_changed_cb = state.safe(_photo_changed, "reading the new image")
 
 # --- sections -----------------------------------------------------------------------------------
 def _image_section(sel: Selection) -> None:
-    source = st.radio("Source", list(state.IMAGE_SOURCES), format_func=SOURCE_LABELS.get,
-                      horizontal=True,
-                      **state.bind(state.IMAGE_SOURCE, options=state.IMAGE_SOURCES,
-                                   labels=SOURCE_LABELS.get, on_change=_source_changed))
+    source = st.radio(
+        "Source",
+        list(state.IMAGE_SOURCES),
+        format_func=SOURCE_LABELS.get,
+        horizontal=True,
+        **state.bind(
+            state.IMAGE_SOURCE,
+            options=state.IMAGE_SOURCES,
+            labels=SOURCE_LABELS.get,
+            on_change=_source_changed,
+        ),
+    )
     data, name = None, ""
     if source == "sample":
         samples = loaders.samples()
@@ -192,8 +233,10 @@ def _image_section(sel: Selection) -> None:
         asked = state.get(state.SAMPLE)
         if asked not in by_id:
             if asked is not None:
-                state.notice(f"There is no bundled sample {state.plain(repr(str(asked)[:40]))}; "
-                             f"{samples[0].image_id} is shown instead.")
+                state.notice(
+                    f"There is no bundled sample {state.plain(repr(str(asked)[:40]))}; "
+                    f"{samples[0].image_id} is shown instead."
+                )
             state.set(state.SAMPLE, samples[0].image_id)
         if not st.session_state.get(_META_FILLED):
             # The first sample of a session brings its recorded patient data, as choosing it
@@ -206,18 +249,26 @@ def _image_section(sel: Selection) -> None:
             return f"{i} — {by_id[i].dx}"
 
         image_id = st.selectbox(
-            "Sample dermoscopy image", list(by_id), format_func=sample_label,
-            **state.bind(state.SAMPLE, options=list(by_id), labels=sample_label,
-                         on_change=_sample_changed))
+            "Sample dermoscopy image",
+            list(by_id),
+            format_func=sample_label,
+            **state.bind(
+                state.SAMPLE, options=list(by_id), labels=sample_label, on_change=_sample_changed
+            ),
+        )
         sel.sample = by_id[image_id]
         st.caption(f"Recorded diagnosis: {sel.sample.dx} = {sel.sample.dx_name}")
         data = loaders.sample_bytes(str(sel.sample.path))
         name = f"{image_id}.jpg"
         st.caption("HAM10000 images, CC BY-NC-SA 4.0 (see explainers/data/samples/LICENSE.md)")
     elif source == "upload":
-        up = st.file_uploader("Your image (JPEG, PNG, ...; any size)", type=IMAGE_TYPES,
-                              key="w:image_file", on_change=_photo_changed_cb,
-                              help="Held in memory only; never written to disk.")
+        up = st.file_uploader(
+            "Your image (JPEG, PNG, ...; any size)",
+            type=IMAGE_TYPES,
+            key="w:image_file",
+            on_change=_photo_changed_cb,
+            help="Held in memory only; never written to disk.",
+        )
         if up is None:
             st.info("Upload an image to explain it.")
         else:
@@ -247,9 +298,15 @@ def _metadata_section(sel: Selection) -> None:
         st.session_state[_AGE_LAST] = int(age)
     c1, c2 = st.container(), st.container()  # the number first, the checkbox under it
     with c2:
-        unknown = st.checkbox("Age unknown", help="Age not known: the model gets its training mean and a missing-age flag.", **state.bind(
-            state.AGE, to_widget=lambda v: v is None,
-            from_widget=lambda u: None if u else int(st.session_state.get(_AGE_LAST, 50))))
+        unknown = st.checkbox(
+            "Age unknown",
+            help="Age not known: the model gets its training mean and a missing-age flag.",
+            **state.bind(
+                state.AGE,
+                to_widget=lambda v: v is None,
+                from_widget=lambda u: None if u else int(st.session_state.get(_AGE_LAST, 50)),
+            ),
+        )
     # A second widget on the same setting: its own key.
     wk = "w:age_years"
     stale_key = "_age_years_stale"
@@ -262,24 +319,40 @@ def _metadata_section(sel: Selection) -> None:
         years = st.session_state.get(wk)
         stale = st.session_state.pop(stale_key, None)
         if years is None or years == stale:  # emptied, or the browser's echo of the age this
-            return                              # run replaced (it had not seen the new one)
+            return  # run replaced (it had not seen the new one)
         st.session_state[state.AGE] = int(years)
         st.session_state[_AGE_LAST] = int(years)
         st.session_state[state.widget_key(state.AGE)] = False
 
     with c1:
-        st.number_input("Age (years)", min_value=0, max_value=120, step=1, key=wk,
-                        disabled=unknown, on_change=age_changed)
-    sex = st.selectbox("Sex", list(state.SEXES), format_func=SEX_LABELS.get,
-                       **state.bind(state.SEX, options=state.SEXES, labels=SEX_LABELS.get))
-    site = st.selectbox("Body site", list(state.SITES), format_func=SITE_LABELS.get,
-                        **state.bind(state.SITE, options=state.SITES, labels=SITE_LABELS.get))
+        st.number_input(
+            "Age (years)",
+            min_value=0,
+            max_value=120,
+            step=1,
+            key=wk,
+            disabled=unknown,
+            on_change=age_changed,
+        )
+    sex = st.selectbox(
+        "Sex",
+        list(state.SEXES),
+        format_func=SEX_LABELS.get,
+        **state.bind(state.SEX, options=state.SEXES, labels=SEX_LABELS.get),
+    )
+    site = st.selectbox(
+        "Body site",
+        list(state.SITES),
+        format_func=SITE_LABELS.get,
+        **state.bind(state.SITE, options=state.SITES, labels=SITE_LABELS.get),
+    )
     age = state.get(state.AGE)
     with guard("encoding the patient data"):
         sel.extra = [zoo.skin_lesion_metadata(age, sex, site)]
         sel.extra_token = ("meta", age, sex, site)
-        sel.metadata_text = (f"{'age unknown' if age is None else f'{age} years'}, {sex}, "
-                             f"{site.replace('-', ' ')}")
+        sel.metadata_text = (
+            f"{'age unknown' if age is None else f'{age} years'}, {sex}, {site.replace('-', ' ')}"
+        )
 
 
 def _layer_section(sel: Selection) -> None:
@@ -289,18 +362,26 @@ def _layer_section(sel: Selection) -> None:
         return
     by_path = {l.path: l for l in sel.layers}
     last = sel.layers[-1].path
+
     def label(path: str) -> str:
         shape = by_path[path].output_shape
         dims = "×".join("?" if d is None else str(d) for d in shape[1:])
         return f"{path} ({dims}){' · last' if path == last else ''}"  # short: not cut at 1280 px
 
     path = st.selectbox(
-        f"Layer ({len(sel.layers)} with a spatial output)", list(by_path), format_func=label,
+        f"Layer ({len(sel.layers)} with a spatial output)",
+        list(by_path),
+        format_func=label,
         help="Every layer whose output is a grid (height × width × channels), inside nested "
-             "backbones too. The default is the last one, as in the Grad-CAM paper.",
-        **state.bind(state.LAYER, options=list(by_path), labels=label,
-                     to_widget=lambda v: last if v is None else v,
-                     from_widget=lambda p: None if p == last else p))
+        "backbones too. The default is the last one, as in the Grad-CAM paper.",
+        **state.bind(
+            state.LAYER,
+            options=list(by_path),
+            labels=label,
+            to_widget=lambda v: last if v is None else v,
+            from_widget=lambda p: None if p == last else p,
+        ),
+    )
     sel.layer = by_path[path]
 
 
@@ -320,14 +401,24 @@ def _target_section(sel: Selection) -> None:
 
     # Options are class indices (TOP1 = -1 for "the top-1 class": a select box shows None as
     # empty), most probable first; the labels carry the full names and probabilities.
-    order = [int(i) for i in np.argsort(-np.asarray(pred.logits[0], dtype=np.float64), kind="stable")]
+    order = [
+        int(i) for i in np.argsort(-np.asarray(pred.logits[0], dtype=np.float64), kind="stable")
+    ]
     options = [TOP1, *order]
-    choice = st.selectbox("Class to explain", options, format_func=label,
-                          help="Default: the top-1 prediction (by the pre-softmax score). Any "
-                               "class can be explained; the list is sorted by probability.",
-                          **state.bind(state.TARGET, options=options, labels=label,
-                                       to_widget=lambda v: TOP1 if v is None else int(v),
-                                       from_widget=lambda v: None if v == TOP1 else int(v)))
+    choice = st.selectbox(
+        "Class to explain",
+        options,
+        format_func=label,
+        help="Default: the top-1 prediction (by the pre-softmax score). Any "
+        "class can be explained; the list is sorted by probability.",
+        **state.bind(
+            state.TARGET,
+            options=options,
+            labels=label,
+            to_widget=lambda v: TOP1 if v is None else int(v),
+            from_widget=lambda v: None if v == TOP1 else int(v),
+        ),
+    )
     sel.target = top1 if choice == TOP1 else int(choice)
     sel.target_is_top1 = choice == TOP1
 
@@ -352,12 +443,15 @@ def render() -> Selection:
             _metadata_section(sel)
         if sel.bundle is not None and sel.image is not None:
             with guard("running the model on the image", notices):
-                sel.x = loaders.model_input(sel.model_token, sel.image_digest, sel.bundle, sel.image)
+                sel.x = loaders.model_input(
+                    sel.model_token, sel.image_digest, sel.bundle, sel.image
+                )
                 if sel.bundle.metadata_input and sel.extra is None:
                     sel.extra = zoo.default_extra_inputs(sel.bundle)
                     sel.extra_token = ("meta", None, "unknown", "unknown")
-                sel.prediction = loaders.prediction(sel.model_token, sel.image_digest,
-                                                    sel.extra_token, sel.bundle, sel.x, sel.extra)
+                sel.prediction = loaders.prediction(
+                    sel.model_token, sel.image_digest, sel.extra_token, sel.bundle, sel.x, sel.extra
+                )
         if sel.bundle is not None:
             st.header("Explain")
             _layer_section(sel)
@@ -367,6 +461,7 @@ def render() -> Selection:
         notices.warning(
             f"**{state.plain(sel.bundle.key)} has random weights — every prediction is meaningless.** "
             "The heatmaps only show how the architecture computes them.",
-            icon=":material/casino:")
+            icon=":material/casino:",
+        )
     state.sync_url()
     return sel

@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-
-from explainers import index_lists, render
-from explainers.evaluation.localisation import cam_box
-from explainers.methods import REGISTRY
-from explainers.errors import ExplainerError
 
 from dashboard.frame import loaders, state
 from dashboard.frame.notices import code, plain
 from dashboard.widgets.method_views import blank_note, draw_pixel_maps
 from dashboard.widgets.noise_form import noise_controls  # noqa: F401 - the pages call views.noise_controls
 from dashboard.widgets.sidebar import RANDOM_NOTE, Selection
-
+from explainers import index_lists, render
+from explainers.evaluation.localisation import cam_box
+from explainers.methods import REGISTRY
 
 
 # --- prediction ---------------------------------------------------------------------------------
@@ -42,19 +39,23 @@ def top_k_table(sel: Selection, k: int = 5, all_up_to: int = 7) -> pd.DataFrame:
     for rank, i in enumerate(order, 1):
         short = names[i] if i < len(names) else str(int(i))
         full = sel.class_label(int(i))
-        rows.append({
-            "rank": rank,
-            "class": short,
-            "probability (%)": float(probs[i]) * 100.0,
-            "score (logit)": float(logits[i]),
-            "full name": full.split(" — ", 1)[1] if " — " in full else full,
-        })
+        rows.append(
+            {
+                "rank": rank,
+                "class": short,
+                "probability (%)": float(probs[i]) * 100.0,
+                "score (logit)": float(logits[i]),
+                "full name": full.split(" — ", 1)[1] if " — " in full else full,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def class_glossary(sel: Selection, table: pd.DataFrame) -> str:
-    """"akiec = actinic keratosis ..., bcc = ...": the full names for a column's tooltip."""
-    return "; ".join(f"{c} = {n}" for c, n in zip(table["class"], table["full name"]) if c != n)
+    """ "akiec = actinic keratosis ..., bcc = ...": the full names for a column's tooltip."""
+    return "; ".join(
+        f"{c} = {n}" for c, n in zip(table["class"], table["full name"], strict=False) if c != n
+    )
 
 
 def prediction_table(sel: Selection) -> None:
@@ -63,17 +64,28 @@ def prediction_table(sel: Selection) -> None:
     table = top_k_table(sel)
     glossary = class_glossary(sel, table)
     st.dataframe(
-        table, hide_index=True, width="stretch",
+        table,
+        hide_index=True,
+        width="stretch",
         column_config={
             "rank": st.column_config.NumberColumn("#", width=40, help="Rank by pre-softmax score."),
             "class": st.column_config.TextColumn(
-                "class", width=80, help=glossary or "The model's class name."),
+                "class", width=80, help=glossary or "The model's class name."
+            ),
             "probability (%)": st.column_config.ProgressColumn(
-                "probability", format="%.1f %%", min_value=0.0, max_value=100.0, width=150,
-                help="Softmax probability of the class, in per cent."),
+                "probability",
+                format="%.1f %%",
+                min_value=0.0,
+                max_value=100.0,
+                width=150,
+                help="Softmax probability of the class, in per cent.",
+            ),
             "score (logit)": st.column_config.NumberColumn(
-                "score (logit)", format="%.3f", width=110,
-                help="Pre-softmax score; the maps explain this score."),
+                "score (logit)",
+                format="%.3f",
+                width=110,
+                help="Pre-softmax score; the maps explain this score.",
+            ),
             "full name": st.column_config.TextColumn("full name", width="large"),
         },
     )
@@ -88,8 +100,10 @@ def prediction_summary(sel: Selection) -> str:
     s = sel.sample
     if s is not None and sel.bundle is not None and s.dx in sel.bundle.class_names:
         agrees = sel.bundle.class_names[top1] == s.dx
-        text += (f" · **recorded diagnosis:** {s.dx} ({s.dx_name}) — "
-                 f"{':green[agrees]' if agrees else ':orange[differs]'}")
+        text += (
+            f" · **recorded diagnosis:** {s.dx} ({s.dx_name}) — "
+            f"{':green[agrees]' if agrees else ':orange[differs]'}"
+        )
     return text
 
 
@@ -113,19 +127,27 @@ def prediction_block(sel: Selection) -> None:
         if sel.sample is not None:
             s = sel.sample
             kind = "malignant" if s.malignant else "benign"
-            st.markdown(f"**{s.dx} — {s.dx_name}** ({kind})  \nfrom the HAM10000 record of "
-                        f"`{s.image_id}`")
+            st.markdown(
+                f"**{s.dx} — {s.dx_name}** ({kind})  \nfrom the HAM10000 record of `{s.image_id}`"
+            )
             if s.dx in sel.bundle.class_names:
                 agrees = sel.bundle.class_names[top1] == s.dx
                 mark = ":green[agrees]" if agrees else ":orange[differs]"
-                st.markdown(f"Model's top-1: **{plain(sel.class_label(top1))}** — {mark}"
-                            f"{' (' + RANDOM_NOTE + ')' if not sel.meaningful else ''}")
+                st.markdown(
+                    f"Model's top-1: **{plain(sel.class_label(top1))}** — {mark}"
+                    f"{' (' + RANDOM_NOTE + ')' if not sel.meaningful else ''}"
+                )
                 recorded = sel.bundle.class_names.index(s.dx)
                 if not agrees and sel.target != recorded:
                     from dashboard.widgets.sidebar import explain_class
 
-                    st.button(f"Explain the recorded diagnosis ({s.dx})", key="w:explain_recorded",
-                              on_click=explain_class, args=(recorded,), icon=":material/target:")
+                    st.button(
+                        f"Explain the recorded diagnosis ({s.dx})",
+                        key="w:explain_recorded",
+                        on_click=explain_class,
+                        args=(recorded,),
+                        icon=":material/target:",
+                    )
             else:
                 st.caption("This model's classes are not the HAM10000 diagnoses.")
         else:
@@ -144,17 +166,33 @@ def gallery(sel: Selection) -> None:
         for i, s in enumerate(samples):
             with cols[i % 4]:
                 data = loaders.sample_bytes(str(s.path))
-                thumb = loaders.display_image(loaders.digest(data), loaders.decode(loaders.digest(data), data, s.image_id), 160)
-                st.image(thumb, caption=f"{s.image_id}: {s.dx} ({s.dx_name})", width="stretch",
-                         alt=f"Dermoscopy image {s.image_id}, recorded diagnosis {s.dx_name}.")
-                st.button("Use this image", key=f"gallery:{s.image_id}", on_click=choose_sample,
-                          args=(s.image_id,), disabled=(sel.sample is not None and sel.sample.image_id == s.image_id),
-                          width="stretch")
+                thumb = loaders.display_image(
+                    loaders.digest(data),
+                    loaders.decode(loaders.digest(data), data, s.image_id),
+                    160,
+                )
+                st.image(
+                    thumb,
+                    caption=f"{s.image_id}: {s.dx} ({s.dx_name})",
+                    width="stretch",
+                    alt=f"Dermoscopy image {s.image_id}, recorded diagnosis {s.dx_name}.",
+                )
+                st.button(
+                    "Use this image",
+                    key=f"gallery:{s.image_id}",
+                    on_click=choose_sample,
+                    args=(s.image_id,),
+                    disabled=(sel.sample is not None and sel.sample.image_id == s.image_id),
+                    width="stretch",
+                )
 
 
 # --- the side-by-side maps ----------------------------------------------------------------------
-SCALE_NAMES = {"own": "each map's own maximum", "shared": "one scale for the maps on screen",
-               "absolute": "absolute (a fixed raw range)"}
+SCALE_NAMES = {
+    "own": "each map's own maximum",
+    "shared": "one scale for the maps on screen",
+    "absolute": "absolute (a fixed raw range)",
+}
 ABS_MAX = "_abs_max"  # the absolute scale's top value, raw units (session only)
 PANEL_CSS = """<style>
 .st-key-maps_panel [data-stale="true"], .st-key-maps_panel[data-stale="true"] {
@@ -162,8 +200,10 @@ PANEL_CSS = """<style>
 .st-key-maps_panel [data-testid="stImageCaption"], .st-key-maps_panel [data-testid="stCaptionContainer"] {
   font-size: 1rem !important; }
 </style>"""
-RAW_HELP = (f"Raw map values are in {render.RAW_UNIT}: the class's pre-softmax score per "
-            "activation unit (the weight w) times the layer's activation A.")
+RAW_HELP = (
+    f"Raw map values are in {render.RAW_UNIT}: the class's pre-softmax score per "
+    "activation unit (the weight w) times the layer's activation A."
+)
 
 
 def theme_text_color() -> str:
@@ -199,20 +239,33 @@ def display_controls(default_abs: float = 1.0) -> tuple[str, float, str, float |
     """Colour map, opacity, colour scale (and the absolute scale's maximum): display only."""
     c1, c2, c3 = st.columns([2, 2, 3])
     cmap = c1.selectbox(
-        "Colour map", list(state.CMAPS),
+        "Colour map",
+        list(state.CMAPS),
         help="viridis (default) is perceptually uniform and readable with colour-blindness; "
-             "jet and turbo are not uniform. Display only: nothing is recomputed.",
-        **state.bind(state.CMAP, options=state.CMAPS, labels=str))
+        "jet and turbo are not uniform. Display only: nothing is recomputed.",
+        **state.bind(state.CMAP, options=state.CMAPS, labels=str),
+    )
     opacity = c2.slider(
-        "Overlay opacity", 0.0, 1.0, step=0.05, format="%.2f",
+        "Overlay opacity",
+        0.0,
+        1.0,
+        step=0.05,
+        format="%.2f",
         help="Opacity of the map where it is at the top of its scale. Lower values are more "
-             "transparent (opacity × value), so where the map is near 0 the photo shows "
-             "untinted.", **state.bind(state.OPACITY, from_widget=lambda v: round(float(v), 2)))
+        "transparent (opacity × value), so where the map is near 0 the photo shows "
+        "untinted.",
+        **state.bind(state.OPACITY, from_widget=lambda v: round(float(v), 2)),
+    )
     scale = c3.radio(
-        "Colour scale", list(state.SCALES), horizontal=True, format_func=SCALE_NAMES.get,
+        "Colour scale",
+        list(state.SCALES),
+        horizontal=True,
+        format_func=SCALE_NAMES.get,
         help="Own maximum: compare shapes. Shared: one raw scale for the maps on screen, so weak "
-             "evidence looks weak. Absolute: a fixed raw range you set, the same for every "
-             "image and class.", **state.bind(state.SCALE, options=state.SCALES, labels=SCALE_NAMES.get))
+        "evidence looks weak. Absolute: a fixed raw range you set, the same for every "
+        "image and class.",
+        **state.bind(state.SCALE, options=state.SCALES, labels=SCALE_NAMES.get),
+    )
     abs_max = None
     if scale == "absolute":
         if not st.session_state.get(ABS_MAX):
@@ -224,9 +277,16 @@ def display_controls(default_abs: float = 1.0) -> tuple[str, float, str, float |
             if value:
                 st.session_state[ABS_MAX] = float(value)
 
-        abs_max = float(st.number_input(
-            f"Absolute scale: top colour at ({render.RAW_UNIT})", min_value=1e-6, format="%.4g",
-            key="w:abs_max", on_change=changed, help=RAW_HELP))
+        abs_max = float(
+            st.number_input(
+                f"Absolute scale: top colour at ({render.RAW_UNIT})",
+                min_value=1e-6,
+                format="%.4g",
+                key="w:abs_max",
+                on_change=changed,
+                help=RAW_HELP,
+            )
+        )
     return cmap, float(opacity), scale, abs_max
 
 
@@ -252,15 +312,28 @@ def alt_text(item: MapItem, class_text: str, peak: float) -> str:
     """A short text alternative: method, class, the strongest grid cell and its raw value."""
     cam = np.asarray(item.cam)
     r, c = np.unravel_index(int(np.argmax(cam)), cam.shape)
-    return (f"{item.title} heatmap for class {class_text}: strongest at grid cell (row {r}, "
-            f"column {c}) of {cam.shape[0]}×{cam.shape[1]}, raw maximum {peak:.3g} "
-            f"{render.RAW_UNIT}.")
+    return (
+        f"{item.title} heatmap for class {class_text}: strongest at grid cell (row {r}, "
+        f"column {c}) of {cam.shape[0]}×{cam.shape[1]}, raw maximum {peak:.3g} "
+        f"{render.RAW_UNIT}."
+    )
 
 
-def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cmap: str,
-              opacity: float, scale: str, abs_max: float | None, class_text: str,
-              compare: bool = True, boxes: bool = False, failing: Sequence[str] = (),
-              under_image=None, raw_notes: bool = True) -> Drawn:
+def draw_maps(
+    disp: np.ndarray,
+    items: Sequence[MapItem],
+    columns: Sequence,
+    cmap: str,
+    opacity: float,
+    scale: str,
+    abs_max: float | None,
+    class_text: str,
+    compare: bool = True,
+    boxes: bool = False,
+    failing: Sequence[str] = (),
+    under_image=None,
+    raw_notes: bool = True,
+) -> Drawn:
     """Each overlay at the chosen scale with its raw maximum printed under it (unless
     ``raw_notes`` is False: Explain keeps figures for the technical reader); a map whose
     evidence is tiny beside the others (``render.weak_maps``) is flagged in words; with
@@ -269,18 +342,24 @@ def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cma
     (``render.mark_unreliable``); ``under_image(col, item)`` writes right under each picture."""
     peaks = {it.title: render.peak_of(it.cam) for it in items}
     grid_cells = int(np.prod(np.asarray(items[0].cam).shape)) if items else 0
-    comparable = {it.title: render.comparable_peak(it.method, peaks[it.title], grid_cells)
-                  for it in items}
+    comparable = {
+        it.title: render.comparable_peak(it.method, peaks[it.title], grid_cells) for it in items
+    }
     weak = render.weak_maps(comparable) if compare and len(items) > 1 else []
     tops = render.scale_peaks(peaks, scale, abs_max)
-    for col, it in zip(columns, items):
+    for col, it in zip(columns, items, strict=False):
         peak = peaks[it.title]
         if peak <= 0:  # an untinted photo looked like a broken map
             col.info(blank_note(it.method, it.title), icon=":material/block:")
             col.caption(f"raw max **0** {render.RAW_UNIT}")
             continue
-        pic = render.overlay(disp, it.cam, cmap=cmap, opacity=opacity,
-                             peak=None if scale == "own" else tops[it.title])
+        pic = render.overlay(
+            disp,
+            it.cam,
+            cmap=cmap,
+            opacity=opacity,
+            peak=None if scale == "own" else tops[it.title],
+        )
         if boxes:
             pic = render.draw_box(pic, cam_box(it.cam, pic.shape[:2]))
         alt = alt_text(it, class_text, peak)
@@ -300,9 +379,11 @@ def draw_maps(disp: np.ndarray, items: Sequence[MapItem], columns: Sequence, cma
         if it.title in weak:
             top = max(comparable.values())
             ratio = comparable[it.title] / top if top > 0 else 0.0
-            col.markdown(f":orange[**Weak evidence:** this map's maximum is {ratio * 100:.2g} % of "
-                         "the strongest map here. Scaled to its own maximum it would look as "
-                         "strong as the others; it is not.]")
+            col.markdown(
+                f":orange[**Weak evidence:** this map's maximum is {ratio * 100:.2g} % of "
+                "the strongest map here. Scaled to its own maximum it would look as "
+                "strong as the others; it is not.]"
+            )
     return Drawn(peaks, tops, weak, scale)
 
 
@@ -314,10 +395,12 @@ def colorbar(drawn: Drawn, cmap: str, container=None) -> None:
         vmax, label = None, "each map ÷ its own maximum (0 = no evidence, 1 = that map's maximum)"
     else:
         vmax = max(drawn.tops.values(), default=0.0) or None
-        label = (f"raw map value ({render.RAW_UNIT}); "
-                 + ("one scale for the maps on screen" if drawn.scale == "shared"
-                    else "fixed absolute scale"))
-    alt = ("Colour bar: " + label + ("" if vmax is None else f", 0 to {vmax:.3g}"))
+        label = f"raw map value ({render.RAW_UNIT}); " + (
+            "one scale for the maps on screen"
+            if drawn.scale == "shared"
+            else "fixed absolute scale"
+        )
+    alt = "Colour bar: " + label + ("" if vmax is None else f", 0 to {vmax:.3g}")
     where.image(colorbar_png(cmap, label, vmax, theme_text_color()), width="stretch", alt=alt)
 
 
@@ -341,8 +424,9 @@ def method_titles(ex) -> dict[str, str]:
 
 
 @st.fragment
-def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False,
-               report_extras: dict | None = None) -> None:
+def maps_panel(
+    ex, sel: Selection, pixel_ex=None, boxes: bool = False, report_extras: dict | None = None
+) -> None:
     """Input | Grad-CAM | Grad-CAM++, each map with its sanity verdict in one plain sentence
     under it (a failing map also marked on the picture), the colour bar, then the display
     controls (collapsed) and the downloads. A fragment: colour map, opacity and scale rerun only
@@ -360,11 +444,15 @@ def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False,
         titles = method_titles(ex)
         items = [MapItem(m, titles[m], ex.maps[m][0]) for m in ex.maps if REGISTRY[m].cam]
         abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
-            max(render.peak_of(it.cam) for it in items))
+            max(render.peak_of(it.cam) for it in items)
+        )
         n_pixel = len(pixel_ex.maps) if pixel_ex is not None else 0
         per_row = 3 if len(items) + n_pixel <= 2 else 4
-        cols = [c for row in range(-(-(1 + len(items) + n_pixel) // per_row))
-                for c in st.columns(per_row)]
+        cols = [
+            c
+            for row in range(-(-(1 + len(items) + n_pixel) // per_row))
+            for c in st.columns(per_row)
+        ]
         h, w = sel.bundle.input_size
         class_text = explained_class(ex, sel)
         n_s, sig = int(ex.n_samples), float(ex.sigma)
@@ -373,20 +461,39 @@ def maps_panel(ex, sel: Selection, pixel_ex=None, boxes: bool = False,
         missing = [m for m, (v, _) in judged.items() if v.level == UNKNOWN]
 
         def sentence(col, it: MapItem) -> None:
-            verdict_views.show_sentence(col, it.method, judged[it.method][0], sel, missing, n_s, sig)
+            verdict_views.show_sentence(
+                col, it.method, judged[it.method][0], sel, missing, n_s, sig
+            )
 
-        cols[0].image(disp, caption=f"Input ({sel.image.width}×{sel.image.height} px; the model "
-                                    f"sees {w}×{h})", width="stretch",
-                      alt=f"The input image, {sel.image_name or 'image'}.")
-        drawn = draw_maps(disp, items, cols[1:], cmap, opacity, scale, abs_max, class_text,
-                          boxes=boxes, failing=failing, under_image=sentence, raw_notes=False)
+        cols[0].image(
+            disp,
+            caption=f"Input ({sel.image.width}×{sel.image.height} px; the model sees {w}×{h})",
+            width="stretch",
+            alt=f"The input image, {sel.image_name or 'image'}.",
+        )
+        drawn = draw_maps(
+            disp,
+            items,
+            cols[1:],
+            cmap,
+            opacity,
+            scale,
+            abs_max,
+            class_text,
+            boxes=boxes,
+            failing=failing,
+            under_image=sentence,
+            raw_notes=False,
+        )
         if pixel_ex is not None:
-            draw_pixel_maps(pixel_ex, cols[1 + len(items):])
+            draw_pixel_maps(pixel_ex, cols[1 + len(items) :])
         gh, gw = ex.maps[items[0].method].shape[1:]
         left, right = st.columns([3, 2], vertical_alignment="center")
         colorbar(drawn, cmap, left)
-        right.caption(f"Class explained: **{plain(class_text)}** · layer {code(ex.layer.path)} ({gh}×{gw} "
-                      "grid) · bright = where the model found evidence for this class.")
+        right.caption(
+            f"Class explained: **{plain(class_text)}** · layer {code(ex.layer.path)} ({gh}×{gw} "
+            "grid) · bright = where the model found evidence for this class."
+        )
         with st.expander("Display: colour map, opacity, colour scale"):
             display_controls(default_abs=abs_max)
         from dashboard.widgets.panel_parts import downloads
@@ -411,8 +518,15 @@ def top_filters(weights: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in np.argsort(-w, kind="stable")[:k]]
 
 
-def show_maps(ex, sel: Selection, captions: dict[str, str], cmap: str, opacity: float,
-              columns: Sequence = None, scale: str | None = None) -> Drawn:
+def show_maps(
+    ex,
+    sel: Selection,
+    captions: dict[str, str],
+    cmap: str,
+    opacity: float,
+    columns: Sequence | None = None,
+    scale: str | None = None,
+) -> Drawn:
     """Every heatmap of ``ex`` in the given columns, at the page's colour scale, with raw
     maxima."""
     disp = loaders.display_image(sel.image_digest, sel.image)
@@ -420,5 +534,6 @@ def show_maps(ex, sel: Selection, captions: dict[str, str], cmap: str, opacity: 
     cols = columns or st.columns(max(2, len(items)))
     scale = scale or (state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own")
     abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
-        max(render.peak_of(it.cam) for it in items))
+        max(render.peak_of(it.cam) for it in items)
+    )
     return draw_maps(disp, items, cols, cmap, opacity, scale, abs_max, explained_class(ex, sel))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from explainers.batch.safe_io import write_atomic
 from explainers.batch.worker import CRASH_TRIES, crash_row
@@ -54,9 +55,13 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
-def guarded_rows(ledger: CrashLedger, paths: Sequence[Path], layer: str,
-                 explain: Callable[[Sequence[Path]], Iterator[dict[str, Any]]],
-                 tries: int = CRASH_TRIES) -> dict[str, dict[str, Any]]:
+def guarded_rows(
+    ledger: CrashLedger,
+    paths: Sequence[Path],
+    layer: str,
+    explain: Callable[[Sequence[Path]], Iterator[dict[str, Any]]],
+    tries: int = CRASH_TRIES,
+) -> dict[str, dict[str, Any]]:
     """The rows of one batch by image name, `explain(paths)` giving them. A first try runs the
     batch whole; a batch whose earlier try killed its process runs image by image."""
     names = [p.name for p in paths]

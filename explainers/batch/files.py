@@ -10,8 +10,9 @@ import os
 import sys
 import time
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 from explainers.errors import ExplainerError
 
@@ -44,8 +45,10 @@ class Progress:
         if 0 < done < self.total:
             left = elapsed / done * (self.total - done)
             eta = f" ETA {_duration(left)}"
-        text = (f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} images"
-                f" {_duration(elapsed)}{eta}{'  ' + note if note else ''}")
+        text = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} images"
+            f" {_duration(elapsed)}{eta}{'  ' + note if note else ''}"
+        )
         try:
             if self.tty:
                 self.stream.write("\r" + text[:120].ljust(120))
@@ -59,7 +62,7 @@ class Progress:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -72,8 +75,11 @@ def _duration(seconds: float) -> str:
 
 def list_images(folder: Path) -> list[Path]:
     """Image files (by extension) directly in `folder`, sorted by name; hidden files skipped."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
 
 
 def read_metadata(path: Path) -> dict[str, dict[str, str]]:
@@ -146,8 +152,9 @@ def fmt(value: Any) -> str:
 # --- summary ----------------------------------------------------------------------------------
 
 
-def summarize(results_csv: str | os.PathLike,
-              vs: Sequence[Any] | None = None) -> dict[str, dict[str, float]]:
+def summarize(
+    results_csv: str | os.PathLike, vs: Sequence[Any] | None = None
+) -> dict[str, dict[str, float]]:
     """The scores of `results.csv` averaged over its images (`metrics.aggregate`);
     rows with an error are left out."""
     from explainers.evaluation.scoring import INFO_LABELS, SCORE_LABELS, aggregate

@@ -6,12 +6,14 @@ without a row are tried one at a time in a fresh worker; an image that kills its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from explainers.batch.worker import CRASH_TRIES, WorkerSpec, crash_row, exit_code
 from explainers.errors import ExplainerError
@@ -35,23 +37,31 @@ class ChildWorker:
     def __init__(self, spec: WorkerSpec):
         env = dict(os.environ)
         # The worker imports what this process imports (this package, a caller's modules).
-        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p]
-                                            + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        env["PYTHONPATH"] = os.pathsep.join(
+            [p for p in sys.path if p] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
             payload = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - any object can refuse pickling
-            raise WorkerUnavailable(f"the model cannot be sent to a worker process ({exc})") from None
+            raise WorkerUnavailable(
+                f"the model cannot be sent to a worker process ({exc})"
+            ) from None
         self.busy = False
-        self.proc = subprocess.Popen([sys.executable, "-m", "explainers.batch.child"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "explainers.batch.child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
         try:
             try:
                 self._write(payload)
                 kind, value = self._read()
             except WorkerCrashed as crash:
-                raise WorkerUnavailable(f"the worker process ended while loading the model "
-                                        f"({exit_code(crash.code)})") from None
+                raise WorkerUnavailable(
+                    f"the worker process ended while loading the model ({exit_code(crash.code)})"
+                ) from None
             if kind != "ready":
                 raise WorkerUnavailable(f"the worker process could not load the model: {value}")
         except BaseException:
@@ -61,8 +71,11 @@ class ChildWorker:
     def rows(self, paths: Sequence[Path], stems: dict[Path, str]) -> Iterator[dict[str, Any]]:
         """The rows of one batch as the worker sends them; `WorkerCrashed` if it dies."""
         self.busy = True
-        self._write(pickle.dumps((list(paths), {p: stems[p] for p in paths}),
-                                 protocol=pickle.HIGHEST_PROTOCOL))
+        self._write(
+            pickle.dumps(
+                (list(paths), {p: stems[p] for p in paths}), protocol=pickle.HIGHEST_PROTOCOL
+            )
+        )
         while True:
             kind, value = self._read()
             if kind == "done":
@@ -74,10 +87,8 @@ class ChildWorker:
         """Stop the worker: at once when it is mid-batch (the run was interrupted)."""
         if self.proc.poll() is None and self.busy:
             self.proc.kill()
-        try:
+        with contextlib.suppress(OSError):
             self.proc.stdin.close()
-        except OSError:
-            pass
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -106,9 +117,14 @@ class ChildWorker:
             return self.proc.wait()
 
 
-def isolated_rows(spec: WorkerSpec, files: Sequence[Path], stems: dict[Path, str],
-                  batch_size: int, first: ChildWorker | None = None,
-                  tries: int = CRASH_TRIES) -> Iterator[dict[str, Any]]:
+def isolated_rows(
+    spec: WorkerSpec,
+    files: Sequence[Path],
+    stems: dict[Path, str],
+    batch_size: int,
+    first: ChildWorker | None = None,
+    tries: int = CRASH_TRIES,
+) -> Iterator[dict[str, Any]]:
     """Every image's row, batch by batch, in worker processes (`first`, if given, is used
     first). One worker serves the whole run while nothing crashes."""
     worker = first
@@ -128,7 +144,7 @@ def isolated_rows(spec: WorkerSpec, files: Sequence[Path], stems: dict[Path, str
             # Which image killed it is unknown: the ones without a row, one at a time. A lone
             # image's crash is its own (the first of its tries).
             crashes = {p: int(len(pending) == 1) for p in pending}
-            codes = {p: code for p in pending}
+            codes = dict.fromkeys(pending, code)
             for p in pending:
                 while True:
                     if crashes[p] >= tries:
@@ -158,5 +174,6 @@ def _restart(spec: WorkerSpec) -> ChildWorker:
     try:
         return ChildWorker(spec)
     except WorkerUnavailable as exc:
-        raise ExplainerError(f"{exc}; the rows written so far are kept: run the same command "
-                             "again to resume") from None
+        raise ExplainerError(
+            f"{exc}; the rows written so far are kept: run the same command again to resume"
+        ) from None

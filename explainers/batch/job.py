@@ -6,9 +6,10 @@ drives it and writes results.csv."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from explainers.batch.files import find_mask, image_seed
 from explainers.batch.trust_columns import trust_row
@@ -69,15 +70,31 @@ class BatchJob:
     cmap: str
 
     @classmethod
-    def create(cls, bundle: Any, options: Any, meta: dict[str, dict[str, str]],
-               masks_dir: Path | None, out_dir: Path) -> BatchJob:
+    def create(
+        cls,
+        bundle: Any,
+        options: Any,
+        meta: dict[str, dict[str, str]],
+        masks_dir: Path | None,
+        out_dir: Path,
+    ) -> BatchJob:
         """The job of a checked ``plan.BatchOptions`` (``n_steps`` resolved) on ``bundle``."""
         from explainers import resolve_layer
 
         o = options
         vs = tuple(variants(o.methods, o.samples, o.baselines))
-        return cls(resolve_layer(bundle.model, o.layer), vs, {v.key: _label(v, o.sigma) for v in vs},
-                   float(o.sigma), int(o.seed), int(o.n_steps), meta, masks_dir, out_dir, o.cmap)
+        return cls(
+            resolve_layer(bundle.model, o.layer),
+            vs,
+            {v.key: _label(v, o.sigma) for v in vs},
+            float(o.sigma),
+            int(o.seed),
+            int(o.n_steps),
+            meta,
+            masks_dir,
+            out_dir,
+            o.cmap,
+        )
 
 
 def load_batch_model(model: str | os.PathLike, weights: Any, seed: int) -> Any:
@@ -98,20 +115,22 @@ def _metadata_for(bundle: Any, info: dict[str, str] | None) -> Any:
     from explainers.zoo import skin_lesion_metadata
 
     info = info or {}
-    return skin_lesion_metadata(info.get("age") or None, info.get("sex") or None,
-                                info.get("localization") or None)
+    return skin_lesion_metadata(
+        info.get("age") or None, info.get("sex") or None, info.get("localization") or None
+    )
 
 
-def process_images(bundle: Any, files: Sequence[Path], job: BatchJob,
-                   stems: dict[Path, str]) -> Iterator[dict[str, Any]]:
+def process_images(
+    bundle: Any, files: Sequence[Path], job: BatchJob, stems: dict[Path, str]
+) -> Iterator[dict[str, Any]]:
     """Explain one batch of images, writing each one's PNG and NPZ; yields its results.csv
     row as soon as it is done (an error row for a bad one). Both engines call this: the local
     one in the process, the Ray one in each actor."""
     import numpy as np
 
     from explainers import explain_details, predict
-    from explainers.images import load_image
     from explainers.evaluation.scoring import centre_prior, load_mask, random_map, raw_image_for
+    from explainers.images import load_image
 
     layer_info, vs, sigma, seed, meta = job.layer, job.variants, job.sigma, job.seed, job.meta
 
@@ -121,16 +140,23 @@ def process_images(bundle: Any, files: Sequence[Path], job: BatchJob,
         info = meta.get(path.stem) or meta.get(path.name)
         row: dict[str, Any] = {"image": path.name, "layer": layer_info.path}
         if info:
-            row.update(dx=info.get("dx", ""), age=info.get("age", ""), sex=info.get("sex", ""),
-                       localization=info.get("localization", ""))
+            row.update(
+                dx=info.get("dx", ""),
+                age=info.get("age", ""),
+                sex=info.get("sex", ""),
+                localization=info.get("localization", ""),
+            )
         rows[path] = row
         try:
             image = load_image(path)
             raw = raw_image_for(bundle, image)
             extra = _metadata_for(bundle, info)
             mask_path = find_mask(job.masks_dir, path)
-            mask = (load_mask(mask_path, raw.shape[:2], image_size=(image.height, image.width))
-                    if mask_path is not None else None)  # another image's proportions: an error
+            mask = (
+                load_mask(mask_path, raw.shape[:2], image_size=(image.height, image.width))
+                if mask_path is not None
+                else None
+            )  # another image's proportions: an error
             row["mask"] = mask_path.name if mask_path is not None else ""
         except ExplainerError as exc:
             row["error"] = " ".join(str(exc).split())
@@ -148,8 +174,9 @@ def process_images(bundle: Any, files: Sequence[Path], job: BatchJob,
         targets = np.argmax(pred.probabilities, axis=1)
         maps: dict[str, np.ndarray] = {}
         methods = tuple(dict.fromkeys(v.method for v in vs if v.method in CHOICES))
-        plain = explain_details(bundle.model, x, layer=layer_info, target=targets, extra_inputs=extra,
-                                methods=methods)
+        plain = explain_details(
+            bundle.model, x, layer=layer_info, target=targets, extra_inputs=extra, methods=methods
+        )
         for v in vs:
             if v.n_samples == 0 and v.method in CHOICES:
                 maps[v.key] = plain.maps[v.method]
@@ -158,7 +185,9 @@ def process_images(bundle: Any, files: Sequence[Path], job: BatchJob,
             if v.method == "centre":
                 maps[v.key] = np.repeat(centre_prior(grid)[None], len(good), axis=0)
             elif v.method == "random":
-                maps[v.key] = np.stack([random_map(grid, image_seed(seed, g[0].name)) for g in good])
+                maps[v.key] = np.stack(
+                    [random_map(grid, image_seed(seed, g[0].name)) for g in good]
+                )
         smooth = [v for v in vs if v.n_samples > 0]
         if smooth:
             # One image at a time: its noise then depends on its own seed only (see _image_seed);
@@ -166,9 +195,14 @@ def process_images(bundle: Any, files: Sequence[Path], job: BatchJob,
             per_image = []
             for i, (path, *_rest) in enumerate(good):
                 ex = explain_details(
-                    bundle.model, x[i : i + 1], layer=layer_info, target=int(targets[i]),
+                    bundle.model,
+                    x[i : i + 1],
+                    layer=layer_info,
+                    target=int(targets[i]),
                     extra_inputs=None if extra is None else [extra[0][i : i + 1]],
-                    methods=methods, n_samples=smooth[0].n_samples, sigma=sigma,
+                    methods=methods,
+                    n_samples=smooth[0].n_samples,
+                    sigma=sigma,
                     seed=image_seed(seed, path.name),
                 )
                 per_image.append(ex.maps)
@@ -177,16 +211,37 @@ def process_images(bundle: Any, files: Sequence[Path], job: BatchJob,
         for i, (path, raw, meta_i, mask) in enumerate(good):
             row = rows[path]
             try:
-                _score_one(bundle, job, row, path, raw, meta_i, mask,
-                           {k: m[i] for k, m in maps.items()}, int(targets[i]),
-                           pred.probabilities[i], stems[path])
+                _score_one(
+                    bundle,
+                    job,
+                    row,
+                    path,
+                    raw,
+                    meta_i,
+                    mask,
+                    {k: m[i] for k, m in maps.items()},
+                    int(targets[i]),
+                    pred.probabilities[i],
+                    stems[path],
+                )
             except ExplainerError as exc:
                 row["error"] = " ".join(str(exc).split())
             yield row
 
 
-def _score_one(bundle: Any, job: BatchJob, row: dict[str, Any], path: Path, raw: Any, extra: Any,
-               mask: Any, maps: dict[str, Any], target: int, probabilities: Any, stem: str) -> None:
+def _score_one(
+    bundle: Any,
+    job: BatchJob,
+    row: dict[str, Any],
+    path: Path,
+    raw: Any,
+    extra: Any,
+    mask: Any,
+    maps: dict[str, Any],
+    target: int,
+    probabilities: Any,
+    stem: str,
+) -> None:
     """Score one image, fill its results.csv row and write its PNG and NPZ (atomically)."""
     import numpy as np
     from PIL import Image
@@ -197,18 +252,42 @@ def _score_one(bundle: Any, job: BatchJob, row: dict[str, Any], path: Path, raw:
     vs, out_dir = job.variants, job.out_dir
     probs = np.asarray(probabilities, dtype=np.float64)
     row.update(
-        prediction=target, prediction_name=bundle.class_names[target], probability=float(probs[target]),
-        target=target, target_name=bundle.class_names[target],
+        prediction=target,
+        prediction_name=bundle.class_names[target],
+        probability=float(probs[target]),
+        target=target,
+        target_name=bundle.class_names[target],
     )
     if row.get("dx"):
         row["correct"] = int(row["dx"] == bundle.class_names[target])
-    ev = evaluate_details(bundle, raw, maps, target, extra_inputs=None if extra is None else [extra],
-                          mask=mask, n_steps=job.n_steps)
+    ev = evaluate_details(
+        bundle,
+        raw,
+        maps,
+        target,
+        extra_inputs=None if extra is None else [extra],
+        mask=mask,
+        n_steps=job.n_steps,
+    )
     for key, scores in ev.scores.items():
         for name, value in scores.items():
             row[f"{key}:{name}"] = value
-    row.update(trust_row(bundle, raw, extra, mask, maps, vs, CHOICES, target, probs,
-                         job.layer.path, job.sigma, image_seed(job.seed, path.name)))
+    row.update(
+        trust_row(
+            bundle,
+            raw,
+            extra,
+            mask,
+            maps,
+            vs,
+            CHOICES,
+            target,
+            probs,
+            job.layer.path,
+            job.sigma,
+            image_seed(job.seed, path.name),
+        )
+    )
 
     shown = np.clip(np.rint(raw), 0, 255).astype(np.uint8)
     panels = [shown]
@@ -222,8 +301,12 @@ def _score_one(bundle: Any, job: BatchJob, row: dict[str, Any], path: Path, raw:
     # Short captions (no sigma): they must fit above a 224-pixel panel.
     from explainers.engine.core import method_label
 
-    captions = ["input"] + [BASELINES[v.method].replace(" (baseline)", "") if v.method in BASELINES
-                            else method_label(v.method, v.n_samples) for v in vs]
+    captions = ["input"] + [
+        BASELINES[v.method].replace(" (baseline)", "")
+        if v.method in BASELINES
+        else method_label(v.method, v.n_samples)
+        for v in vs
+    ]
     arrays = {f"map:{k}": np.asarray(m, dtype=np.float32) for k, m in maps.items()}
     for k, curves in ev.curves.items():
         arrays[f"deletion:{k}"] = curves["deletion"].probabilities
@@ -239,13 +322,21 @@ def _score_one(bundle: Any, job: BatchJob, row: dict[str, Any], path: Path, raw:
         os.replace(tmp, out_dir / f"{stem}.png")
         with open(tmp, "wb") as f:
             np.savez_compressed(
-                f, **arrays, image=shown, target=np.int64(target),
-                class_name=np.str_(bundle.class_names[target]), probabilities=probs,
+                f,
+                **arrays,
+                image=shown,
+                target=np.int64(target),
+                class_name=np.str_(bundle.class_names[target]),
+                probabilities=probs,
                 fractions=next(iter(ev.curves.values()))["deletion"].fractions,
-                variants=np.array([v.key for v in vs]), layer=np.str_(row["layer"]),
-                model=np.str_(bundle.key), **({"mask": np.asarray(mask, bool)} if mask is not None else {}),
+                variants=np.array([v.key for v in vs]),
+                layer=np.str_(row["layer"]),
+                model=np.str_(bundle.key),
+                **({"mask": np.asarray(mask, bool)} if mask is not None else {}),
             )
         os.replace(tmp, out_dir / f"{stem}.npz")
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise ExplainerError(f"cannot write the outputs of {path.name}: {exc.strerror or exc}") from None
+        raise ExplainerError(
+            f"cannot write the outputs of {path.name}: {exc.strerror or exc}"
+        ) from None

@@ -102,8 +102,15 @@ def _numbers(o: BatchOptions) -> BatchOptions:
         raise ExplainerError(f"the number of steps must be between 1 and 1024, got {n_steps}")
     if o.engine not in ("local", "ray"):
         raise ExplainerError(f"unknown engine {o.engine!r}; choose local or ray")
-    return dataclasses.replace(o, methods=_methods(o.methods), samples=samples, sigma=sigma,
-                               seed=seed, batch_size=batch_size, n_steps=n_steps)
+    return dataclasses.replace(
+        o,
+        methods=_methods(o.methods),
+        samples=samples,
+        sigma=sigma,
+        seed=seed,
+        batch_size=batch_size,
+        n_steps=n_steps,
+    )
 
 
 def validate(images: str | os.PathLike, out: str | os.PathLike, options: BatchOptions) -> BatchPlan:
@@ -125,13 +132,19 @@ def validate(images: str | os.PathLike, out: str | os.PathLike, options: BatchOp
         require_ray()
     files = list_images(images_dir)
     if not files:
-        raise ExplainerError(f"no images in {images_dir} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        raise ExplainerError(
+            f"no images in {images_dir} (looked for {', '.join(IMAGE_EXTENSIONS)})"
+        )
     if out_dir.resolve() == images_dir.resolve():
-        raise ExplainerError("--out must be another folder than --images (the overlays are PNG images)")
+        raise ExplainerError(
+            "--out must be another folder than --images (the overlays are PNG images)"
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise ExplainerError(f"--out must be a folder, got a file: {out_dir}")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExplainerError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
+        raise ExplainerError(
+            f"cannot create the output folder {out_dir}: {exc.strerror or exc}"
+        ) from None
     return BatchPlan(images_dir, out_dir, tuple(files), masks_dir, meta, options)

@@ -9,9 +9,10 @@ folder always shows the same interval.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,10 +53,20 @@ def load_results(folder: str | Path) -> Results:
     if not csv_path.is_file():
         raise ExplainerError(f"{path} has no results.csv: is it the --out folder of a batch run?")
     try:
-        frame = pd.read_csv(csv_path, dtype={"image": str, "error": str, "dx": str,
-                                             "prediction_name": str, "target_name": str})
+        frame = pd.read_csv(
+            csv_path,
+            dtype={
+                "image": str,
+                "error": str,
+                "dx": str,
+                "prediction_name": str,
+                "target_name": str,
+            },
+        )
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ExplainerError(f"cannot read {csv_path}: {' '.join(str(exc).split())[:200]}") from None
+        raise ExplainerError(
+            f"cannot read {csv_path}: {' '.join(str(exc).split())[:200]}"
+        ) from None
     if "image" not in frame.columns or "error" not in frame.columns:
         raise ExplainerError(f"{csv_path} is not a batch's results.csv (no image / error columns)")
     try:
@@ -82,8 +93,12 @@ def numeric_columns(frame: Any) -> list[str]:
     return out
 
 
-def bootstrap_interval(values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
-                       seed: int = BOOTSTRAP_SEED, level: float = CONFIDENCE) -> tuple[float, float, float]:
+def bootstrap_interval(
+    values: Sequence[float],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = CONFIDENCE,
+) -> tuple[float, float, float]:
     """(mean, low, high): the mean and its percentile-bootstrap interval. NaN bounds for fewer
     than two values (one image says nothing about its spread)."""
     x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
@@ -117,7 +132,7 @@ def per_group(results: Results, columns: Sequence[str]) -> Any:
     groups = [("all images", ok)] + [(str(g), part) for g, part in ok.groupby(ok[key].fillna("?"))]
     rows = []
     for name, part in groups:
-        row: dict[str, Any] = {"group": name, "images": int(len(part))}
+        row: dict[str, Any] = {"group": name, "images": len(part)}
         for c in columns:
             mean, low, high = bootstrap_interval(pd.to_numeric(part[c], errors="coerce").tolist())
             row[c] = mean
@@ -157,18 +172,30 @@ def orderings(columns: Sequence[str], variant: str) -> list[Ordering]:
         out.append(Ordering("Largest change when a region is hidden", hidden, False))
     drop = first("average_drop_pct")
     if drop:
-        out.append(Ordering("Largest Average Drop (probability lost when only the map's region "
-                            "is kept)", drop, False))
+        out.append(
+            Ordering(
+                "Largest Average Drop (probability lost when only the map's region is kept)",
+                drop,
+                False,
+            )
+        )
     deletion = first("deletion_auc")
     if deletion:
-        out.append(Ordering("Highest deletion AUC (the model barely notices the map's region "
-                            "removed)", deletion, False))
+        out.append(
+            Ordering(
+                "Highest deletion AUC (the model barely notices the map's region removed)",
+                deletion,
+                False,
+            )
+        )
     if "correct" in columns:
         out.append(Ordering("Misclassified, most confident first", "probability", False, True))
     return out
 
 
-def sorted_rows(results: Results, column: str, ascending: bool, misclassified_only: bool = False) -> Any:
+def sorted_rows(
+    results: Results, column: str, ascending: bool, misclassified_only: bool = False
+) -> Any:
     """The rows without an error ordered by `column` (missing values last)."""
     import pandas as pd
 
@@ -176,4 +203,6 @@ def sorted_rows(results: Results, column: str, ascending: bool, misclassified_on
     if misclassified_only:
         ok = ok[pd.to_numeric(ok.get("correct"), errors="coerce") == 0]
     ok["_key"] = pd.to_numeric(ok[column], errors="coerce")
-    return ok.sort_values("_key", ascending=ascending, na_position="last", kind="stable").drop(columns="_key")
+    return ok.sort_values("_key", ascending=ascending, na_position="last", kind="stable").drop(
+        columns="_key"
+    )

@@ -8,16 +8,41 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TextIO
+from typing import Any, TextIO
 
-from explainers.batch.files import (IMAGE_EXTENSIONS, Progress, fmt, image_seed, list_images,  # noqa: F401
-                       output_stems, read_metadata, read_results, summarize, write_summary)
-from explainers.batch.job import (BASELINES, CHOICES, METHODS, BatchJob, Variant,  # noqa: F401 (re-exported)
-                        load_batch_model, process_images, variants)
-from explainers.batch.plan import (DEFAULT_BATCH_SIZE, BatchOptions, BatchPlan, Engine,  # noqa: F401
-                                   options_from, validate)
+from explainers.batch.files import (  # noqa: F401
+    IMAGE_EXTENSIONS,
+    Progress,
+    fmt,
+    image_seed,
+    list_images,
+    output_stems,
+    read_metadata,
+    read_results,
+    summarize,
+    write_summary,
+)
+from explainers.batch.job import (  # noqa: F401 (re-exported)
+    BASELINES,
+    CHOICES,
+    METHODS,
+    BatchJob,
+    Variant,
+    load_batch_model,
+    process_images,
+    variants,
+)
+from explainers.batch.plan import (  # noqa: F401
+    DEFAULT_BATCH_SIZE,
+    BatchOptions,
+    BatchPlan,
+    Engine,
+    options_from,
+    validate,
+)
 from explainers.batch.safe_io import folder_lock, temp_path, write_atomic
 from explainers.batch.trust_columns import trust_columns
 from explainers.batch.worker import WorkerSpec
@@ -28,8 +53,22 @@ SUMMARY = "summary.csv"
 SETTINGS = "batch.json"
 
 #: results.csv columns before the per-method scores.
-BASE_COLUMNS = ("image", "error", "prediction", "prediction_name", "probability", "target",
-                "target_name", "dx", "correct", "age", "sex", "localization", "mask", "layer")
+BASE_COLUMNS = (
+    "image",
+    "error",
+    "prediction",
+    "prediction_name",
+    "probability",
+    "target",
+    "target_name",
+    "dx",
+    "correct",
+    "age",
+    "sex",
+    "localization",
+    "mask",
+    "layer",
+)
 
 
 def result_columns(vs: Sequence[Variant]) -> list[str]:
@@ -61,8 +100,9 @@ class BatchResult:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def _settings(bundle: Any, layer: str, vs: Sequence[Variant], sigma: float, seed: int,
-              n_steps: int) -> dict[str, Any]:
+def _settings(
+    bundle: Any, layer: str, vs: Sequence[Variant], sigma: float, seed: int, n_steps: int
+) -> dict[str, Any]:
     randomised = any(v.n_samples or v.method == "random" for v in vs) or bundle.weights == "random"
     return {
         "model": bundle.key,
@@ -83,7 +123,7 @@ def run_batch(
     out: str | os.PathLike,
     options: BatchOptions | None = None,
     *,
-    progress: TextIO | None | bool = None,
+    progress: TextIO | bool | None = None,
     on_image: Callable[[int, int], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
     **choices: Any,
@@ -110,14 +150,23 @@ def prepare(model: Any, plan: BatchPlan) -> tuple[Any, BatchJob]:
 
     o = plan.options
     if o.engine == "ray" and isinstance(model, ModelBundle):
-        raise ExplainerError("the Ray engine loads the model in every worker: give its name or file")
+        raise ExplainerError(
+            "the Ray engine loads the model in every worker: give its name or file"
+        )
     bundle = model if isinstance(model, ModelBundle) else load_batch_model(model, o.weights, o.seed)
     return bundle, BatchJob.create(bundle, o, plan.meta, plan.masks_dir, plan.out_dir)
 
 
-def execute(model: Any, bundle: Any, job: BatchJob, plan: BatchPlan, *,
-            progress: TextIO | None | bool = None, on_image: Callable[[int, int], None] | None = None,
-            on_wait: Callable[[str], None] | None = None) -> BatchResult:
+def execute(
+    model: Any,
+    bundle: Any,
+    job: BatchJob,
+    plan: BatchPlan,
+    *,
+    progress: TextIO | bool | None = None,
+    on_image: Callable[[int, int], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> BatchResult:
     """Run the planned batch: resume what results.csv holds, explain the rest (locally in one
     worker process, so that an image that crashes it costs that image only, `isolation`; or on
     Ray actors), append each row as it comes, then write the summary."""
@@ -138,7 +187,9 @@ def execute(model: Any, bundle: Any, job: BatchJob, plan: BatchPlan, *,
     with folder_lock(out_dir, waiting):
         done = _resume(out_dir, settings, columns)
         todo = [p for p in files if p.name not in done]
-        result = BatchResult(out=out_dir, skipped=len(files) - len(todo), total=len(files), labels=labels)
+        result = BatchResult(
+            out=out_dir, skipped=len(files) - len(todo), total=len(files), labels=labels
+        )
         bar = None if stream is None else Progress(len(files), stream)
         stems = output_stems(files)
         count = result.skipped
@@ -146,15 +197,26 @@ def execute(model: Any, bundle: Any, job: BatchJob, plan: BatchPlan, *,
         with open(results_path, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             what, how = _worker_model(model, bundle, o.weights)
-            spec = WorkerSpec(model=what, weights=how, layer=layer_info.path, options=o,
-                              meta=plan.meta, out_dir=str(out_dir.resolve()),
-                              masks_dir=None if plan.masks_dir is None else str(plan.masks_dir.resolve()))
+            spec = WorkerSpec(
+                model=what,
+                weights=how,
+                layer=layer_info.path,
+                options=o,
+                meta=plan.meta,
+                out_dir=str(out_dir.resolve()),
+                masks_dir=None if plan.masks_dir is None else str(plan.masks_dir.resolve()),
+            )
             if o.engine == "ray":
                 from explainers.batch.ray_engine import ray_rows
 
                 del bundle  # each actor loads its own; the driver only writes results.csv
-                rows_in = ray_rows([p.resolve() for p in todo], [stems[p] for p in todo], spec,
-                                   o.ray_options, o.batch_size)
+                rows_in = ray_rows(
+                    [p.resolve() for p in todo],
+                    [stems[p] for p in todo],
+                    spec,
+                    o.ray_options,
+                    o.batch_size,
+                )
             else:
                 rows_in = _local_rows(spec, bundle, job, todo, stems, o.batch_size, stream)
             if bar is not None:
@@ -183,7 +245,11 @@ def _resume(out_dir: Path, settings: dict, columns: list[str]) -> set[str]:
     header, rows = read_results(results_path)
     if rows or settings_path.exists():
         try:
-            old = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else None
+            old = (
+                json.loads(settings_path.read_text(encoding="utf-8"))
+                if settings_path.exists()
+                else None
+            )
         except (OSError, ValueError):
             old = None
         if old != settings or (header and header != columns):
@@ -214,14 +280,23 @@ def _worker_model(model: Any, bundle: Any, weights: Any) -> tuple[Any, Any]:
     from explainers.zoo import ModelBundle, model_names
 
     if not isinstance(model, ModelBundle):
-        return (str(Path(model).resolve()) if bundle.key.startswith("file:") else str(model)), weights
+        return (
+            str(Path(model).resolve()) if bundle.key.startswith("file:") else str(model)
+        ), weights
     if bundle.key in model_names() and bundle.weights != "random":
         return bundle.key, "imagenet"  # load_model's "usual weights" (the bundled ones included)
     return bundle, None
 
 
-def _local_rows(spec: WorkerSpec, bundle: Any, job: BatchJob, todo: Sequence[Path],
-                stems: dict[Path, str], batch_size: int, stream: TextIO | None) -> Iterator[dict]:
+def _local_rows(
+    spec: WorkerSpec,
+    bundle: Any,
+    job: BatchJob,
+    todo: Sequence[Path],
+    stems: dict[Path, str],
+    batch_size: int,
+    stream: TextIO | None,
+) -> Iterator[dict]:
     """The local engine's rows: from one worker process (an image that crashes it costs that
     image only: `isolation`), or in this process when no worker can be started."""
     if not todo:
@@ -233,13 +308,18 @@ def _local_rows(spec: WorkerSpec, bundle: Any, job: BatchJob, todo: Sequence[Pat
     except WorkerUnavailable as exc:
         if stream is not None:
             print(f"note: {exc}; explaining in this process instead", file=stream, flush=True)
-        return (row for start in range(0, len(todo), batch_size)
-                for row in process_images(bundle, todo[start : start + batch_size], job, stems))
+        return (
+            row
+            for start in range(0, len(todo), batch_size)
+            for row in process_images(bundle, todo[start : start + batch_size], job, stems)
+        )
     return isolated_rows(spec, todo, stems, batch_size, first)
 
 
 def _diff(old: dict | None, new: dict) -> str:
     if not old:
         return "no batch.json beside results.csv"
-    changed = [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in new if old.get(k) != new.get(k)]
+    changed = [
+        f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in new if old.get(k) != new.get(k)
+    ]
     return "; ".join(changed) or "different columns"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 LOCK_NAME = ".batch.lock"
 WAITING = "another run is writing to this folder; waiting for it to finish (its results are kept)"
@@ -19,8 +19,9 @@ WAITING = "another run is writing to this folder; waiting for it to finish (its 
 def temp_path(target: Path) -> Path:
     """A hidden temporary name beside `target`, unique to this process, thread and call: a
     file written under it and renamed (`os.replace`) never meets another writer's."""
-    return target.parent / (f".{target.name}.{os.getpid()}.{threading.get_ident()}."
-                            f"{uuid.uuid4().hex[:12]}.tmp")
+    return target.parent / (
+        f".{target.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:12]}.tmp"
+    )
 
 
 def write_atomic(target: Path, text: str) -> None:

@@ -11,12 +11,20 @@ was given). The same figures as ``explain --json``'s "trust" and "audit".
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-TRUST_NAMES = ("class_sensitivity", "centre_prior", "lesion_energy", "corner_energy",
-               "hidden_corners_change", "hidden_outside_change", "outline_uncertain")
+TRUST_NAMES = (
+    "class_sensitivity",
+    "centre_prior",
+    "lesion_energy",
+    "corner_energy",
+    "hidden_corners_change",
+    "hidden_outside_change",
+    "outline_uncertain",
+)
 
 
 def trust_columns(variants: Sequence[Any], explained: Sequence[str]) -> list[str]:
@@ -24,17 +32,27 @@ def trust_columns(variants: Sequence[Any], explained: Sequence[str]) -> list[str
     return [f"{v.key}:{name}" for v in variants if v.method in explained for name in TRUST_NAMES]
 
 
-def trust_row(bundle: Any, raw: np.ndarray, extra: Any, mask: np.ndarray | None,
-              maps: dict[str, np.ndarray], variants: Sequence[Any], explained: Sequence[str],
-              target: int, probabilities: np.ndarray, layer: str, sigma: float,
-              seed: int) -> dict[str, float]:
+def trust_row(
+    bundle: Any,
+    raw: np.ndarray,
+    extra: Any,
+    mask: np.ndarray | None,
+    maps: dict[str, np.ndarray],
+    variants: Sequence[Any],
+    explained: Sequence[str],
+    target: int,
+    probabilities: np.ndarray,
+    layer: str,
+    sigma: float,
+    seed: int,
+) -> dict[str, float]:
     """The figures of one image: ``{column: value}``."""
     from PIL import Image
 
-    from explainers.trust.artefact_audit import audit
     from explainers.errors import ExplainerError
-    from explainers.trust.segmentation import Outline, outline
+    from explainers.trust.artefact_audit import audit
     from explainers.trust.card import trust_figures
+    from explainers.trust.segmentation import Outline, outline
 
     x = np.asarray(bundle.preprocess(np.asarray(raw, np.float32)[None].copy()), np.float32)
     extra_inputs = None if extra is None else [np.asarray(extra)]
@@ -49,19 +67,33 @@ def trust_row(bundle: Any, raw: np.ndarray, extra: Any, mask: np.ndarray | None,
     ours = [v for v in variants if v.method in explained]
     for n_samples in sorted({v.n_samples for v in ours}):
         group = [v for v in ours if v.n_samples == n_samples]
-        figures = trust_figures(bundle.model, x, {v.method: maps[v.key] for v in group}, target,
-                                probabilities, extra_inputs=extra_inputs, layer=layer,
-                                n_samples=n_samples, sigma=sigma, seed=seed, with_seeds=False)
+        figures = trust_figures(
+            bundle.model,
+            x,
+            {v.method: maps[v.key] for v in group},
+            target,
+            probabilities,
+            extra_inputs=extra_inputs,
+            layer=layer,
+            n_samples=n_samples,
+            sigma=sigma,
+            seed=seed,
+            with_seeds=False,
+        )
         for v in group:
-            result = audit(bundle, image, maps[v.key], target, extra_inputs=extra_inputs, mask=mask, auto=auto)
+            result = audit(
+                bundle, image, maps[v.key], target, extra_inputs=extra_inputs, mask=mask, auto=auto
+            )
             edits = {e.region: e.probability_before - e.probability_after for e in result.edits}
-            row.update({
-                f"{v.key}:class_sensitivity": figures[v.method].class_sensitivity,
-                f"{v.key}:centre_prior": figures[v.method].centre_prior,
-                f"{v.key}:lesion_energy": result.energy["lesion"],
-                f"{v.key}:corner_energy": result.energy["corners"],
-                f"{v.key}:hidden_corners_change": edits.get("corners", 0.0),
-                f"{v.key}:hidden_outside_change": edits.get("outside-high", 0.0),
-                f"{v.key}:outline_uncertain": float(result.uncertain),
-            })
+            row.update(
+                {
+                    f"{v.key}:class_sensitivity": figures[v.method].class_sensitivity,
+                    f"{v.key}:centre_prior": figures[v.method].centre_prior,
+                    f"{v.key}:lesion_energy": result.energy["lesion"],
+                    f"{v.key}:corner_energy": result.energy["corners"],
+                    f"{v.key}:hidden_corners_change": edits.get("corners", 0.0),
+                    f"{v.key}:hidden_outside_change": edits.get("outside-high", 0.0),
+                    f"{v.key}:outline_uncertain": float(result.uncertain),
+                }
+            )
     return row

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 #: An image that kills its worker process this many times, alone, becomes an error row.
 CRASH_TRIES = 2
@@ -34,15 +35,24 @@ def load_worker(spec: WorkerSpec) -> tuple[Any, Any]:
     """`(bundle, job)` in this process: the model loaded (or unpickled) once per worker."""
     from explainers.batch.job import BatchJob, load_batch_model
 
-    bundle = (load_batch_model(spec.model, spec.weights, spec.options.seed)
-              if isinstance(spec.model, str) else spec.model)
-    job = BatchJob.create(bundle, dataclasses.replace(spec.options, layer=spec.layer), spec.meta,
-                          None if spec.masks_dir is None else Path(spec.masks_dir), Path(spec.out_dir))
+    bundle = (
+        load_batch_model(spec.model, spec.weights, spec.options.seed)
+        if isinstance(spec.model, str)
+        else spec.model
+    )
+    job = BatchJob.create(
+        bundle,
+        dataclasses.replace(spec.options, layer=spec.layer),
+        spec.meta,
+        None if spec.masks_dir is None else Path(spec.masks_dir),
+        Path(spec.out_dir),
+    )
     return bundle, job
 
 
-def safe_rows(bundle: Any, job: Any, paths: Sequence[Path],
-              stems: dict[Path, str]) -> Iterator[dict[str, Any]]:
+def safe_rows(
+    bundle: Any, job: Any, paths: Sequence[Path], stems: dict[Path, str]
+) -> Iterator[dict[str, Any]]:
     """`process_images`' rows; an exception in the batch ends it with an error row for each
     image that has none yet (the rows already given stay)."""
     from explainers.batch.job import process_images
@@ -56,7 +66,11 @@ def safe_rows(bundle: Any, job: Any, paths: Sequence[Path],
         text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         for p in paths:
             if p.name not in given:
-                yield {"image": p.name, "layer": job.layer.path, "error": f"could not explain it: {text}"}
+                yield {
+                    "image": p.name,
+                    "layer": job.layer.path,
+                    "error": f"could not explain it: {text}",
+                }
 
 
 def exit_code(code: int | None) -> str:
@@ -77,6 +91,9 @@ def crash_row(name: str, layer: str, code: int | None, tries: int = CRASH_TRIES)
     """The results.csv row of an image whose worker process died each of `tries` times."""
     times = {1: "once", 2: "twice"}.get(tries, f"{tries} times")
     how = "" if code is None else f" ({exit_code(code)})"  # a Ray actor's is not known
-    return {"image": name, "layer": layer,
-            "error": f"the worker process crashed{how} on this image {times}; "
-                     "the other images were explained"}
+    return {
+        "image": name,
+        "layer": layer,
+        "error": f"the worker process crashed{how} on this image {times}; "
+        "the other images were explained",
+    }

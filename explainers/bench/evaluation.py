@@ -30,16 +30,23 @@ def forward_count(steps: int, n_maps: int = 4) -> int:
     return 1 + n_maps + n_maps * 2 * (int(steps) + 1)
 
 
-def run_evaluation(model_name: str = "skin-lesion", images: int = 2, samples: int = 16,
-                   steps: int = 16, repeats: int = 2) -> dict:
+def run_evaluation(
+    model_name: str = "skin-lesion",
+    images: int = 2,
+    samples: int = 16,
+    steps: int = 16,
+    repeats: int = 2,
+) -> dict:
     """Seconds per image of ``metrics.explain_and_evaluate`` (ours) and of its floor."""
     from explainers import zoo
-    from explainers.evaluation import scoring as metrics
     from explainers.bench.machine import clock, machine
     from explainers.engine.capture import get_runner
     from explainers.engine.core import explain, predict
+    from explainers.evaluation import scoring as metrics
 
-    bundle = zoo.load_model(model_name, weights="imagenet" if model_name == zoo.SKIN_LESION else None)
+    bundle = zoo.load_model(
+        model_name, weights="imagenet" if model_name == zoo.SKIN_LESION else None
+    )
     chosen = zoo.list_samples()[: max(1, int(images))]
     raws = [metrics.raw_image_for(bundle, s.path) for s in chosen]
     extras = [[s.metadata()] if bundle.metadata_input else None for s in chosen]
@@ -47,12 +54,13 @@ def run_evaluation(model_name: str = "skin-lesion", images: int = 2, samples: in
     runner = get_runner(bundle.model)
 
     def ours() -> None:
-        for raw, extra in zip(raws, extras):
-            metrics.explain_and_evaluate(bundle, raw, extra_inputs=extra, n_samples=samples,
-                                         n_steps=steps, seed=0)
+        for raw, extra in zip(raws, extras, strict=False):
+            metrics.explain_and_evaluate(
+                bundle, raw, extra_inputs=extra, n_samples=samples, n_steps=steps, seed=0
+            )
 
     def floor() -> None:
-        for raw, extra in zip(raws, extras):
+        for raw, extra in zip(raws, extras, strict=False):
             x = bundle.preprocess(raw[None])
             target = int(np.argmax(predict(bundle.model, x, extra).logits[0]))
             explain(bundle.model, x, target=target, extra_inputs=extra)
@@ -67,26 +75,39 @@ def run_evaluation(model_name: str = "skin-lesion", images: int = 2, samples: in
     ours(), floor()  # warm-up: traces every compiled function once
     times: dict[str, list[float]] = {"ours": [], "floor": []}
     for r in range(int(repeats)):
-        order = (("ours", ours), ("floor", floor)) if r % 2 == 0 else (("floor", floor), ("ours", ours))
+        order = (
+            (("ours", ours), ("floor", floor)) if r % 2 == 0 else (("floor", floor), ("ours", ours))
+        )
         for name, fn in order:
             t0 = clock()
             fn()
             times[name].append((clock() - t0) / len(raws))
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"machine": machine(), "model": model_name, "images": len(raws), "samples": samples,
-            "steps": steps, "forwards": n_forward, "gradient_passes": 1 + samples,
-            "ours_s": med["ours"], "floor_s": med["floor"], "ratio": med["ours"] / med["floor"],
-            "rounds": {k: [round(t, 3) for t in v] for k, v in times.items()}}
+    return {
+        "machine": machine(),
+        "model": model_name,
+        "images": len(raws),
+        "samples": samples,
+        "steps": steps,
+        "forwards": n_forward,
+        "gradient_passes": 1 + samples,
+        "ours_s": med["ours"],
+        "floor_s": med["floor"],
+        "ratio": med["ours"] / med["floor"],
+        "rounds": {k: [round(t, 3) for t in v] for k, v in times.items()},
+    }
 
 
 def format_evaluation(r: dict) -> str:
     from explainers.bench.machine import clock_name
 
-    return (f"machine: {r['machine']}; timed in {clock_name()}\n"
-            f"model: {r['model']}, {r['images']} image(s), {r['samples']} noise samples, "
-            f"{r['steps']} deletion/insertion steps\n"
-            f"floor per image: {r['gradient_passes']} gradient passes + {r['forwards']} forward "
-            f"passes back to back: {r['floor_s']:.2f} s\n"
-            f"ours per image (explain_and_evaluate): {r['ours_s']:.2f} s\n"
-            f"ours / floor: {r['ratio']:.2f}  (rounds: ours {r['rounds']['ours']}, floor "
-            f"{r['rounds']['floor']})")
+    return (
+        f"machine: {r['machine']}; timed in {clock_name()}\n"
+        f"model: {r['model']}, {r['images']} image(s), {r['samples']} noise samples, "
+        f"{r['steps']} deletion/insertion steps\n"
+        f"floor per image: {r['gradient_passes']} gradient passes + {r['forwards']} forward "
+        f"passes back to back: {r['floor_s']:.2f} s\n"
+        f"ours per image (explain_and_evaluate): {r['ours_s']:.2f} s\n"
+        f"ours / floor: {r['ratio']:.2f}  (rounds: ours {r['rounds']['ours']}, floor "
+        f"{r['rounds']['floor']})"
+    )

@@ -27,7 +27,7 @@ import statistics
 
 import numpy as np
 
-from explainers.bench.machine import clock, clock_name, machine, use_clock
+from explainers.bench.machine import clock, clock_name, machine
 
 
 def _timeit(fn, repeats: int) -> float:
@@ -40,8 +40,13 @@ def _timeit(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run_benchmark(model_name: str = "MobileNetV2", samples: int = 16, repeats: int = 5,
-                  nested_repeats: int = 1, skip_nested: bool = False) -> dict:
+def run_benchmark(
+    model_name: str = "MobileNetV2",
+    samples: int = 16,
+    repeats: int = 5,
+    nested_repeats: int = 1,
+    skip_nested: bool = False,
+) -> dict:
     """Time ours / plain / nested; returns the figures (seconds and ratios)."""
     import keras
     import tensorflow as tf
@@ -54,13 +59,13 @@ def run_benchmark(model_name: str = "MobileNetV2", samples: int = 16, repeats: i
     size = tuple(model.inputs[0].shape[1:3])
     layer = resolve_layer(model)
     rng = np.random.default_rng(0)
-    image = rng.uniform(-1, 1, (1,) + size + (3,)).astype(np.float32)
-    noisy = image + 0.15 * 2 * rng.standard_normal((samples,) + image.shape[1:]).astype(np.float32)
+    image = rng.uniform(-1, 1, (1, *size, 3)).astype(np.float32)
+    noisy = image + 0.15 * 2 * rng.standard_normal((samples, *image.shape[1:])).astype(np.float32)
     target = 1
 
     grad_model = keras.Model(model.inputs[0], [model.get_layer(layer.name).output, model.output])
 
-    @tf.function(input_signature=[tf.TensorSpec((None,) + size + (3,), tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec((None, *size, 3), tf.float32)])
     def plain_step(x):
         with tf.GradientTape() as tape:
             conv, preds = grad_model(x, training=False)
@@ -132,13 +137,21 @@ def _interleaved(pairs: dict, repeats: int) -> dict:
     for r in range(repeats):
         for name, (ours, base) in pairs.items():
             seconds = {}
-            for label, fn in ((("ours", ours), ("base", base)) if r % 2 else (("base", base), ("ours", ours))):
+            for label, fn in (
+                (("ours", ours), ("base", base)) if r % 2 else (("base", base), ("ours", ours))
+            ):
                 t0 = clock()
                 fn()
                 seconds[label] = clock() - t0
             rounds[name].append((seconds["ours"], seconds["base"]))
-    return {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
-                   statistics.median(r[0] / r[1] for r in rs)) for name, rs in rounds.items()}
+    return {
+        name: (
+            statistics.median(r[0] for r in rs),
+            statistics.median(r[1] for r in rs),
+            statistics.median(r[0] / r[1] for r in rs),
+        )
+        for name, rs in rounds.items()
+    }
 
 
 def _formula_seconds(shape: tuple, keys: tuple, repeats: int = 50) -> tuple[float, float]:
@@ -148,7 +161,7 @@ def _formula_seconds(shape: tuple, keys: tuple, repeats: int = 50) -> tuple[floa
     from explainers.methods.cam_weights import weighted_map
 
     rng = np.random.default_rng(0)
-    a = rng.random((1,) + shape)
+    a = rng.random((1, *shape))
     g = rng.normal(size=a.shape)
     out = []
     for chosen in (keys, keys[:1]):
@@ -162,8 +175,9 @@ def _formula_seconds(shape: tuple, keys: tuple, repeats: int = 50) -> tuple[floa
     return out[0], out[1]
 
 
-def run_extended(model_name: str = "MobileNetV2", samples: int = 16, repeats: int = 5,
-                 channels: int = 64) -> dict:
+def run_extended(
+    model_name: str = "MobileNetV2", samples: int = 16, repeats: int = 5, channels: int = 64
+) -> dict:
     """The registry's three ratios (see the module docstring)."""
     import keras
     import tensorflow as tf
@@ -177,14 +191,14 @@ def run_extended(model_name: str = "MobileNetV2", samples: int = 16, repeats: in
     size = tuple(model.inputs[0].shape[1:3])
     layer = resolve_layer(model)
     rng = np.random.default_rng(0)
-    image = rng.uniform(-1, 1, (1,) + size + (3,)).astype(np.float32)
-    batch = rng.uniform(-1, 1, (samples,) + size + (3,)).astype(np.float32)
-    masked = rng.uniform(-1, 1, (channels,) + size + (3,)).astype(np.float32)
+    image = rng.uniform(-1, 1, (1, *size, 3)).astype(np.float32)
+    batch = rng.uniform(-1, 1, (samples, *size, 3)).astype(np.float32)
+    masked = rng.uniform(-1, 1, (channels, *size, 3)).astype(np.float32)
     target = 1
     tape_keys = method_keys(needs="tape", family="cam")
     guided = next(k for k in method_keys() if REGISTRY[k].needs == ("guided",))
     scorecam = method_keys(needs="forward")[0]
-    spec = [tf.TensorSpec((None,) + size + (3,), tf.float32)]
+    spec = [tf.TensorSpec((None, *size, 3), tf.float32)]
 
     @tf.function(input_signature=spec)
     def plain_input_gradient(x):
@@ -203,19 +217,37 @@ def run_extended(model_name: str = "MobileNetV2", samples: int = 16, repeats: in
 
     pairs = {
         "cam_family": (
-            lambda: explain(model, image, target=target, methods=tape_keys, n_samples=samples, seed=0),
-            lambda: explain(model, image, target=target, methods=tape_keys[:1], n_samples=samples, seed=0)),
-        "guided": (lambda: explain(model, batch, target=target, methods=guided),
-                   lambda: plain_input_gradient(batch).numpy()),
-        "masked_forwards": (lambda: explain(model, image, target=target, methods=scorecam,
-                                     max_channels=channels),
-                     forwards),
+            lambda: explain(
+                model, image, target=target, methods=tape_keys, n_samples=samples, seed=0
+            ),
+            lambda: explain(
+                model, image, target=target, methods=tape_keys[:1], n_samples=samples, seed=0
+            ),
+        ),
+        "guided": (
+            lambda: explain(model, batch, target=target, methods=guided),
+            lambda: plain_input_gradient(batch).numpy(),
+        ),
+        "masked_forwards": (
+            lambda: explain(model, image, target=target, methods=scorecam, max_channels=channels),
+            forwards,
+        ),
     }
     timed = _interleaved(pairs, repeats)
     formulas = _formula_seconds(tuple(layer.output_shape[1:]), tape_keys)
-    return {"formulas": formulas,"model": model_name, "input": f"{size[0]}x{size[1]}", "layer": layer.path,
-            "channels": int(layer.channels), "samples": samples, "repeats": repeats,
-            "k": channels, "tape_methods": tape_keys, "machine": machine(), "timed": timed}
+    return {
+        "formulas": formulas,
+        "model": model_name,
+        "input": f"{size[0]}x{size[1]}",
+        "layer": layer.path,
+        "channels": int(layer.channels),
+        "samples": samples,
+        "repeats": repeats,
+        "k": channels,
+        "tape_methods": tape_keys,
+        "machine": machine(),
+        "timed": timed,
+    }
 
 
 def format_extended(r: dict) -> str:
@@ -224,23 +256,47 @@ def format_extended(r: dict) -> str:
     t = r["timed"]
     n = r["samples"]
     rows = [
-        ("cam_family", f"all gradient CAM methods together ({', '.join(r['tape_methods'])}), "
-                       f"{n} noise samples", f"Grad-CAM alone, {n} noise samples", 1.1),
-        ("guided", f"guided backprop of {n} images", f"one plain compiled input-gradient pass of {n} images", 1.3),
-        ("masked_forwards", f"Score-CAM, K = {r['k']} of {r['channels']} channels",
-                     f"{r['k']} plain compiled forward passes (chunks of {FORWARD_CHUNK_SIZE})", 1.2),
+        (
+            "cam_family",
+            (
+                f"all gradient CAM methods together ({', '.join(r['tape_methods'])}), "
+                f"{n} noise samples"
+            ),
+            f"Grad-CAM alone, {n} noise samples",
+            1.1,
+        ),
+        (
+            "guided",
+            f"guided backprop of {n} images",
+            f"one plain compiled input-gradient pass of {n} images",
+            1.3,
+        ),
+        (
+            "masked_forwards",
+            f"Score-CAM, K = {r['k']} of {r['channels']} channels",
+            f"{r['k']} plain compiled forward passes (chunks of {FORWARD_CHUNK_SIZE})",
+            1.2,
+        ),
     ]
-    lines = [f"machine: {r['machine']}; timed in {clock_name()}",
-             f"model: {r['model']} {r['input']}, layer {r['layer']}; medians of {r['repeats']} "
-             "interleaved rounds, ratio = median of the per-round ratios"]
+    lines = [
+        f"machine: {r['machine']}; timed in {clock_name()}",
+        (
+            f"model: {r['model']} {r['input']}, layer {r['layer']}; medians of {r['repeats']} "
+            "interleaved rounds, ratio = median of the per-round ratios"
+        ),
+    ]
     for key, ours, base, goal in rows:
         o, b, ratio = t[key]
-        lines.append(f"{ours}: {o * 1000:.1f} ms; {base}: {b * 1000:.1f} ms; "
-                     f"ratio {ratio:.2f} (goal: at most {goal})")
+        lines.append(
+            f"{ours}: {o * 1000:.1f} ms; {base}: {b * 1000:.1f} ms; "
+            f"ratio {ratio:.2f} (goal: at most {goal})"
+        )
     every, alone = r["formulas"]
-    lines.append(f"the formulas after the shared tape pass: all gradient CAM methods "
-                 f"{every * 1000:.1f} ms, Grad-CAM alone {alone * 1000:.1f} ms (what asking for all "
-                 "of them adds to the pass)")
+    lines.append(
+        f"the formulas after the shared tape pass: all gradient CAM methods "
+        f"{every * 1000:.1f} ms, Grad-CAM alone {alone * 1000:.1f} ms (what asking for all "
+        "of them adds to the pass)"
+    )
     return "\n".join(lines)
 
 
@@ -250,12 +306,18 @@ def format_result(r: dict) -> str:
         f"model: {r['model']} {r['input']}, layer {r['layer']}, {r['samples']} noise samples",
         f"plain forward+backward of {r['samples']} images: {r['plain_s'] * 1000:8.1f} ms",
         f"ours (Grad-CAM + Grad-CAM++, smoothed):  {r['ours_s'] * 1000:8.1f} ms",
-        f"ratio ours / plain (median of {r['repeats']} interleaved rounds): {r['ratio']:.2f} "
-        "(goal: at most 1.3)",
-        f"ours with target=None (one more forward pass of the clean image to pick the top "
-        f"class): {r['ours_top_s'] * 1000:.1f} ms, ratio {r['ratio_top']:.2f}",
+        (
+            f"ratio ours / plain (median of {r['repeats']} interleaved rounds): {r['ratio']:.2f} "
+            "(goal: at most 1.3)"
+        ),
+        (
+            f"ours with target=None (one more forward pass of the clean image to pick the top "
+            f"class): {r['ours_top_s'] * 1000:.1f} ms, ratio {r['ratio_top']:.2f}"
+        ),
     ]
     if "nested_s" in r:
-        lines.append(f"three nested tapes, one image at a time: {r['nested_s'] * 1000:8.1f} ms "
-                     f"-> speed-up {r['speedup_vs_nested']:.1f}x")
+        lines.append(
+            f"three nested tapes, one image at a time: {r['nested_s'] * 1000:8.1f} ms "
+            f"-> speed-up {r['speedup_vs_nested']:.1f}x"
+        )
     return "\n".join(lines)

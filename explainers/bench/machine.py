@@ -42,6 +42,11 @@ def machine() -> str:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                       for g in gpus) if gpus else "no GPU"
+    device = (
+        ", ".join(
+            tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus
+        )
+        if gpus
+        else "no GPU"
+    )
     return f"{cpu}, {cores} cores, {device}; TensorFlow {tf.__version__}, Python {platform.python_version()}"

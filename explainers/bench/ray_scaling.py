@@ -54,7 +54,12 @@ def _rss_by_pid() -> dict[int, tuple[str, int]]:
         if not entry.isdigit():
             continue
         try:
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmd = (
+                Path(f"/proc/{entry}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
             pages = int(Path(f"/proc/{entry}/statm").read_text().split()[1])
         except (OSError, ValueError, IndexError):
             continue
@@ -86,7 +91,9 @@ class MemorySampler(threading.Thread):
             self.stop.wait(0.5)
 
 
-def measure(name: str, model: str, images: Path, out: Path, steps: int, **kwargs: Any) -> dict[str, Any]:
+def measure(
+    name: str, model: str, images: Path, out: Path, steps: int, **kwargs: Any
+) -> dict[str, Any]:
     from explainers.batch.run import run_batch
 
     shutil.rmtree(out, ignore_errors=True)
@@ -103,52 +110,72 @@ def measure(name: str, model: str, images: Path, out: Path, steps: int, **kwargs
     sampler = MemorySampler(ray, seen)
     sampler.start()
     start = time.perf_counter()
-    result = run_batch(model, images, out, batch_size=1, n_steps=steps, progress=False,
-                       on_image=on_image,
-                       **kwargs)
+    result = run_batch(
+        model, images, out, batch_size=1, n_steps=steps, progress=False, on_image=on_image, **kwargs
+    )
     wall = time.perf_counter() - start
     sampler.stop.set()
     sampler.join()
     n = len(times)
     steady = (times[-1] - times[0]) / (n - 1) if n > 1 else float("nan")
     cpu_per_image = (cpu[-1] - cpu[0]) / (n - 1) if n > 1 else float("nan")
-    return {"run": name, "images": n, "failed": result.failed, "wall_s": wall,
-            "first_row_s": times[0] if times else float("nan"), "per_image_s": steady,
-            "cpu_per_image_s": cpu_per_image, "load_avg_before": load_before,
-            "load_avg_after": os.getloadavg()[0],
-            "driver_peak_mib": sampler.driver / 2**20,
-            "actor_peak_mib": sorted(round(v / 2**20) for v in sampler.actors.values()),
-            "row_times_s": times}
+    return {
+        "run": name,
+        "images": n,
+        "failed": result.failed,
+        "wall_s": wall,
+        "first_row_s": times[0] if times else float("nan"),
+        "per_image_s": steady,
+        "cpu_per_image_s": cpu_per_image,
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg()[0],
+        "driver_peak_mib": sampler.driver / 2**20,
+        "actor_peak_mib": sorted(round(v / 2**20) for v in sampler.actors.values()),
+        "row_times_s": times,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m explainers.bench.ray_scaling", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m explainers.bench.ray_scaling",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--images", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--model", default="skin-lesion")
     parser.add_argument("--steps", type=int, default=16)
-    parser.add_argument("--runs", default="local,ray1,ray2",
-                        help="comma-separated: local, ray1 (1 actor), ray2 (2 actors of 1 CPU)")
+    parser.add_argument(
+        "--runs",
+        default="local,ray1,ray2",
+        help="comma-separated: local, ray1 (1 actor), ray2 (2 actors of 1 CPU)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from explainers.batch.ray_engine import RayOptions
 
-    plans = {"local": {}, "ray1": {"engine": "ray", "ray_options": RayOptions(actors=(1, 1))},
-             "ray2": {"engine": "ray", "ray_options": RayOptions(actors=(2, 2))}}
+    plans = {
+        "local": {},
+        "ray1": {"engine": "ray", "ray_options": RayOptions(actors=(1, 1))},
+        "ray2": {"engine": "ray", "ray_options": RayOptions(actors=(2, 2))},
+    }
     results = []
     for name in args.runs.split(","):
         r = measure(name, args.model, args.images, args.out / name, args.steps, **plans[name])
         results.append(r)
         print(json.dumps({k: v for k, v in r.items() if k != "row_times_s"}), flush=True)
     (args.out / "measurements.json").write_text(json.dumps(results, indent=2) + "\n")
-    print("| run | images | wall (s) | first row (s) | per image, steady (s) | CPU per image (s) "
-          "| driver peak (MiB) | actor peak (MiB) | load average before / after |")
+    print(
+        "| run | images | wall (s) | first row (s) | per image, steady (s) | CPU per image (s) "
+        "| driver peak (MiB) | actor peak (MiB) | load average before / after |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['run']} | {r['images']} | {r['wall_s']:.1f} | {r['first_row_s']:.1f} | "
-              f"{r['per_image_s']:.2f} | {r['cpu_per_image_s']:.2f} | {r['driver_peak_mib']:.0f} | "
-              f"{r['actor_peak_mib'] or '-'} | {r['load_avg_before']:.1f} / {r['load_avg_after']:.1f} |")
+        print(
+            f"| {r['run']} | {r['images']} | {r['wall_s']:.1f} | {r['first_row_s']:.1f} | "
+            f"{r['per_image_s']:.2f} | {r['cpu_per_image_s']:.2f} | {r['driver_peak_mib']:.0f} | "
+            f"{r['actor_peak_mib'] or '-'} | {r['load_avg_before']:.1f} / {r['load_avg_after']:.1f} |"
+        )
     return 0
 
 

@@ -15,13 +15,12 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # effective only if TensorFlow is not loaded yet
 
-from explainers.errors import ExplainerError  # noqa: E402
-
+from explainers.errors import ExplainerError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +41,7 @@ def _quiet() -> None:
 
         absl.logging.set_verbosity(absl.logging.ERROR)
         absl.logging.set_stderrthreshold("error")
-    except Exception:  # absl is TensorFlow's; without it there is nothing to silence
+    except Exception:  # noqa: BLE001 - absl is TensorFlow's; without it there is nothing to silence
         pass
 
 
@@ -66,16 +65,28 @@ class Subcommand:
 #: Every subcommand, in the order of ``--help``. Only the chosen one's module is imported:
 #: this is where TensorFlow is loaded, so ``--help`` and argument errors stay fast.
 SUBCOMMANDS: tuple[Subcommand, ...] = (
-    Subcommand("explain", "explainers.cli.explain",
-               "explain one image: print the prediction, write maps or an overlay"),
-    Subcommand("sanity", "explainers.cli.sanity",
-               "sanity checks (model randomisation, random logit) per method"),
-    Subcommand("segment", "explainers.cli.segment",
-               "write the automatic lesion mask of an image (white lesion, black skin)"),
+    Subcommand(
+        "explain",
+        "explainers.cli.explain",
+        "explain one image: print the prediction, write maps or an overlay",
+    ),
+    Subcommand(
+        "sanity",
+        "explainers.cli.sanity",
+        "sanity checks (model randomisation, random logit) per method",
+    ),
+    Subcommand(
+        "segment",
+        "explainers.cli.segment",
+        "write the automatic lesion mask of an image (white lesion, black skin)",
+    ),
     Subcommand("report", "explainers.report", "write a one-file PDF case report"),
     Subcommand("layers", "explainers.cli.layers", "list the layers a map can be computed at"),
-    Subcommand("batch", "explainers.cli.batch",
-               "explain a folder of images: overlays, maps and scores in results.csv"),
+    Subcommand(
+        "batch",
+        "explainers.cli.batch",
+        "explain a folder of images: overlays, maps and scores in results.csv",
+    ),
     Subcommand("bench", "explainers.cli.bench", "time the methods against the passes they need"),
 )
 
@@ -88,9 +99,11 @@ def _chosen(argv: Sequence[str]) -> str | None:
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The parser; the options of ``chosen`` (a subcommand's name) are added from its module,
     the others are listed by name and summary only."""
-    parser = _Parser(prog="python -m explainers",
-                     description="Grad-CAM, Grad-CAM++ and the other CAM methods for Keras image "
-                                 "classifiers, and how far to trust their maps.")
+    parser = _Parser(
+        prog="python -m explainers",
+        description="Grad-CAM, Grad-CAM++ and the other CAM methods for Keras image "
+        "classifiers, and how far to trust their maps.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for command in SUBCOMMANDS:
@@ -98,8 +111,12 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
             sub.add_parser(command.name, help=command.summary)
             continue
         module = importlib.import_module(command.module)
-        p = sub.add_parser(command.name, help=command.summary, description=module.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            command.name,
+            help=command.summary,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     return parser
@@ -126,7 +143,7 @@ def _native_stderr_silenced():
         python_uses_fd2 = False
     old_stderr = sys.stderr
     real = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     os.dup2(log.fileno(), 2)
     if python_uses_fd2:
         sys.stderr = real

@@ -6,8 +6,8 @@ neuron lists. Kept apart from ``cli`` so the subcommands (``explain_command``, `
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from explainers.errors import ExplainerError
 from explainers.index_lists import parse_indices
@@ -28,7 +28,9 @@ def parse_positions(text: str) -> list[tuple[int, int]]:
     most ``MAX_POSITIONS`` (counted before any is read)."""
     text = str(text).strip()
     if max(text.count(";") + 1, text.count(":")) > MAX_POSITIONS:
-        raise ExplainerError(f"more than {MAX_POSITIONS} neuron positions; choose fewer or a --region")
+        raise ExplainerError(
+            f"more than {MAX_POSITIONS} neuron positions; choose fewer or a --region"
+        )
     if ";" in text or ":" not in text:
         pieces = [p for p in text.split(";") if p.strip()]
         pairs = [p.split(",") for p in pieces]
@@ -67,8 +69,12 @@ def load_bundle(args: argparse.Namespace):
             raise ExplainerError(f"class-names file not found: {path}")
         class_names = path.read_bytes().decode("utf-8-sig", errors="replace")
         parse_class_names(class_names)  # fail early on an empty file
-    return load_model(args.model, weights=weights_arg(args.weights), class_names=class_names,
-                      preprocess=getattr(args, "preprocess", None))
+    return load_model(
+        args.model,
+        weights=weights_arg(args.weights),
+        class_names=class_names,
+        preprocess=getattr(args, "preprocess", None),
+    )
 
 
 def extra_inputs(bundle, args: argparse.Namespace):
@@ -91,7 +97,9 @@ def target_class(bundle, text: str | None) -> int | None:
         lowered = text.strip().lower()
         matches = [i for i, n in enumerate(bundle.class_names) if n.lower() == lowered]
         if not matches:
-            raise ExplainerError(f"unknown target class '{text}'; give a class index or an exact class name") from None
+            raise ExplainerError(
+                f"unknown target class '{text}'; give a class index or an exact class name"
+            ) from None
         return matches[0]
     if not 0 <= value < bundle.n_classes:
         raise ExplainerError(
@@ -105,15 +113,29 @@ def shape_text(shape: Sequence) -> str:
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, metavar="NAME|FILE",
-                   help="skin-lesion, MobileNetV2, ResNet50, VGG16, Xception, InceptionV3, "
-                        "DenseNet121, EfficientNetB0, or your .keras/.h5 file")
-    p.add_argument("--weights", default=None, metavar="imagenet|none|FILE",
-                   help="Keras Applications only: imagenet (default; downloaded once), none "
-                        "(random weights) or a weights file")
-    p.add_argument("--class-names", metavar="FILE",
-                   help="your model only: a text file with one class name per line")
-    p.add_argument("--preprocess", default=None,
-                   choices=("none", "0..1", "-1..1", "imagenet caffe", "imagenet torch"),
-                   help="your model only: how to scale RGB 0..255 (default none: the model "
-                        "file scales its input itself)")
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME|FILE",
+        help="skin-lesion, MobileNetV2, ResNet50, VGG16, Xception, InceptionV3, "
+        "DenseNet121, EfficientNetB0, or your .keras/.h5 file",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="imagenet|none|FILE",
+        help="Keras Applications only: imagenet (default; downloaded once), none "
+        "(random weights) or a weights file",
+    )
+    p.add_argument(
+        "--class-names",
+        metavar="FILE",
+        help="your model only: a text file with one class name per line",
+    )
+    p.add_argument(
+        "--preprocess",
+        default=None,
+        choices=("none", "0..1", "-1..1", "imagenet caffe", "imagenet torch"),
+        help="your model only: how to scale RGB 0..255 (default none: the model "
+        "file scales its input itself)",
+    )

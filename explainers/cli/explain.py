@@ -13,31 +13,23 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from explainers import explain_details, predict, resolve_layer
+from explainers.cli import common as cli
 from explainers.cli.argtypes import fraction, nonneg_float, nonneg_int
 from explainers.errors import ExplainerError
-
-from explainers.cli import common as cli
-from explainers.methods import REGISTRY, resolve_methods
-from explainers.images import resize
-from explainers.methods import DEFAULT_METHODS, REGISTRY
-import numpy as np
-from explainers import explain_details, predict, resolve_layer
-from explainers.images import load_image
 from explainers.evaluation.localisation import cam_box
-from explainers.methods import REGISTRY, method_label, resolve_methods
-from explainers.textual import NEEDS as TEXT_NEEDS, describe
-from explainers.zoo import prepare
-from explainers.render import colorize
-from explainers.zoo import skin_lesion_metadata
-from explainers.trust.artefact_audit import audit, audit_json
-from explainers.methods import REGISTRY
-from explainers.trust.card import trust_figures, trust_json
-from explainers.zoo import resized_input
-from PIL import Image
-from explainers.images import resize, to_array
+from explainers.images import load_image, resize, to_array
+from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label, resolve_methods
 from explainers.methods.guided import to_image
-from explainers.render import draw_box, overlay, side_by_side
-
+from explainers.render import colorize, draw_box, overlay, side_by_side
+from explainers.textual import NEEDS as TEXT_NEEDS
+from explainers.textual import describe
+from explainers.trust.artefact_audit import audit, audit_json
+from explainers.trust.card import trust_figures, trust_json
+from explainers.zoo import prepare, resized_input, skin_lesion_metadata
 
 #: Longest side of the PNG overlays: full-resolution photos would make huge files.
 PNG_MAX_SIDE = 512
@@ -52,7 +44,8 @@ def _methods(text: str) -> tuple[str, ...]:
     except ExplainerError:
         raise argparse.ArgumentTypeError(
             f"unknown method in '{text}'; choose from {', '.join(REGISTRY)} or all "
-            "(several: separated by commas)") from None
+            "(several: separated by commas)"
+        ) from None
 
 
 def _max_channels(text: str) -> int | None:
@@ -69,7 +62,9 @@ def _check_out(out: str | None) -> Path | None:
         return None
     path = Path(out)
     if path.suffix.lower() not in (".npz", ".png"):
-        raise ExplainerError(f"--out must end in .npz (the maps) or .png (the overlay), got '{out}'")
+        raise ExplainerError(
+            f"--out must end in .npz (the maps) or .png (the overlay), got '{out}'"
+        )
     if not path.parent.exists():
         raise ExplainerError(f"the folder for --out does not exist: {path.parent}")
     return path
@@ -87,41 +82,88 @@ def _display_image(image, max_side: int = PNG_MAX_SIDE):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     cli.add_model_arguments(p)
     p.add_argument("--image", required=True, metavar="FILE", help="the image to explain")
-    p.add_argument("--layer", help="layer name or path (default: the last spatial layer; "
-                                   "list them with the layers command)")
-    p.add_argument("--target", metavar="N|NAME",
-                   help="class index or name to explain (default: the top prediction)")
-    p.add_argument("--method", type=_methods, default=DEFAULT_METHODS, metavar="KEY[,KEY]|all",
-                   help=f"{', '.join(REGISTRY)}, or all (default: {', '.join(DEFAULT_METHODS)})")
-    p.add_argument("--samples", type=nonneg_int, default=0, metavar="N",
-                   help="noisy copies that smooth the gradient methods (0: no smoothing)")
-    p.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S",
-                   help="noise standard deviation as a fraction of the image's value range")
+    p.add_argument(
+        "--layer",
+        help="layer name or path (default: the last spatial layer; "
+        "list them with the layers command)",
+    )
+    p.add_argument(
+        "--target",
+        metavar="N|NAME",
+        help="class index or name to explain (default: the top prediction)",
+    )
+    p.add_argument(
+        "--method",
+        type=_methods,
+        default=DEFAULT_METHODS,
+        metavar="KEY[,KEY]|all",
+        help=f"{', '.join(REGISTRY)}, or all (default: {', '.join(DEFAULT_METHODS)})",
+    )
+    p.add_argument(
+        "--samples",
+        type=nonneg_int,
+        default=0,
+        metavar="N",
+        help="noisy copies that smooth the gradient methods (0: no smoothing)",
+    )
+    p.add_argument(
+        "--sigma",
+        type=nonneg_float,
+        default=0.15,
+        metavar="S",
+        help="noise standard deviation as a fraction of the image's value range",
+    )
     p.add_argument("--seed", type=int, default=None, metavar="N", help="noise seed")
     p.add_argument("--filters", metavar="LIST", help="only these channels, e.g. 3,10,32 or 0-15")
-    p.add_argument("--neurons", metavar="LIST",
-                   help="only these grid positions (row,col), e.g. 3,4;5,6")
-    p.add_argument("--region", action="store_true",
-                   help="--neurons gives two corners of a rectangle instead of single positions")
-    p.add_argument("--max-channels", type=_max_channels, default=DEFAULT_MAX_CHANNELS,
-                   metavar="K|all", help="Score-CAM: the K channels of largest activation "
-                   f"variance, one forward pass each (default {DEFAULT_MAX_CHANNELS}; all: every channel)")
-    p.add_argument("--box-threshold", type=fraction, default=0.15, metavar="F",
-                   help="localisation box: keep the map at or above this fraction of its maximum "
-                        "(default 0.15)")
-    p.add_argument("--age", type=float, default=None, help="skin-lesion model: patient age in years")
+    p.add_argument(
+        "--neurons", metavar="LIST", help="only these grid positions (row,col), e.g. 3,4;5,6"
+    )
+    p.add_argument(
+        "--region",
+        action="store_true",
+        help="--neurons gives two corners of a rectangle instead of single positions",
+    )
+    p.add_argument(
+        "--max-channels",
+        type=_max_channels,
+        default=DEFAULT_MAX_CHANNELS,
+        metavar="K|all",
+        help="Score-CAM: the K channels of largest activation "
+        f"variance, one forward pass each (default {DEFAULT_MAX_CHANNELS}; all: every channel)",
+    )
+    p.add_argument(
+        "--box-threshold",
+        type=fraction,
+        default=0.15,
+        metavar="F",
+        help="localisation box: keep the map at or above this fraction of its maximum "
+        "(default 0.15)",
+    )
+    p.add_argument(
+        "--age", type=float, default=None, help="skin-lesion model: patient age in years"
+    )
     p.add_argument("--sex", default=None, help="skin-lesion model: female, male or unknown")
-    p.add_argument("--site", default=None,
-                   help="skin-lesion model: arm, head-or-neck, leg-or-genital, trunk, unknown, "
-                        "or a HAM10000 localisation such as 'back'")
-    p.add_argument("--out", metavar="FILE.npz|FILE.png",
-                   help=".npz: the raw maps and what they explain; .png: the overlays")
+    p.add_argument(
+        "--site",
+        default=None,
+        help="skin-lesion model: arm, head-or-neck, leg-or-genital, trunk, unknown, "
+        "or a HAM10000 localisation such as 'back'",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE.npz|FILE.png",
+        help=".npz: the raw maps and what they explain; .png: the overlays",
+    )
     p.add_argument("--cmap", default="jet", help="colour map of the PNG overlay (default jet)")
-    p.add_argument("--opacity", type=fraction, default=0.5, help="overlay opacity 0..1 (default 0.5)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object (prediction, per-method shape, maximum, box, "
-                        "seconds, top and bottom filters, textual explanation) and nothing else")
-
+    p.add_argument(
+        "--opacity", type=fraction, default=0.5, help="overlay opacity 0..1 (default 0.5)"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (prediction, per-method shape, maximum, box, "
+        "seconds, top and bottom filters, textual explanation) and nothing else",
+    )
 
 
 def _print_prediction(bundle, pred, k: int = 3) -> None:
@@ -158,19 +200,31 @@ def run(args: argparse.Namespace) -> int:
         _print_prediction(bundle, pred)
 
     methods = resolve_methods(args.method)
-    computed = resolve_methods(methods + (TEXT_NEEDS,))  # the textual explanation's weights
+    computed = resolve_methods((*methods, TEXT_NEEDS))  # the textual explanation's weights
     started = time.perf_counter()
     ex = explain_details(
-        bundle.model, x, layer=layer, target=target, extra_inputs=extra, methods=computed,
-        n_samples=args.samples, sigma=args.sigma, seed=args.seed, filters=filters,
-        neurons=neurons, region=args.region, max_channels=args.max_channels,
+        bundle.model,
+        x,
+        layer=layer,
+        target=target,
+        extra_inputs=extra,
+        methods=computed,
+        n_samples=args.samples,
+        sigma=args.sigma,
+        seed=args.seed,
+        filters=filters,
+        neurons=neurons,
+        region=args.region,
+        max_channels=args.max_channels,
     )
     total_seconds = time.perf_counter() - started
     t = int(ex.targets[0])
     probs = np.asarray(pred.probabilities[0])
     score = f"{probs[t] * 100:.1f}%" if pred.softmax_head else f"score {probs[t]:.4g}"
     size = (image.height, image.width)
-    boxes = {m: cam_box(ex.maps[m][0], size, args.box_threshold) for m in methods if REGISTRY[m].cam}
+    boxes = {
+        m: cam_box(ex.maps[m][0], size, args.box_threshold) for m in methods if REGISTRY[m].cam
+    }
     text = describe(ex, class_name=bundle.class_label(t))
     labels = {m: method_label(m, args.samples, args.sigma) for m in methods}
 
@@ -179,13 +233,17 @@ def run(args: argparse.Namespace) -> int:
         report.update(_trust_report(bundle, image, x, extra, ex, methods, pred))
         print(json.dumps(report, allow_nan=False))
     else:
-        print(f"explained: class [{t}] {bundle.class_label(t)} ({score}) at layer {ex.layer.path} "
-              f"({cli.shape_text(ex.layer.output_shape)}) in {total_seconds:.2f} s")
+        print(
+            f"explained: class [{t}] {bundle.class_label(t)} ({score}) at layer {ex.layer.path} "
+            f"({cli.shape_text(ex.layer.output_shape)}) in {total_seconds:.2f} s"
+        )
         for m in methods:
             shape = "x".join(str(s) for s in ex.maps[m].shape[1:])
             box = f", box [x0, y0, x1, y1] = {list(boxes[m])} px" if boxes.get(m) else ""
-            print(f"  {labels[m]}: map {shape}, max {float(ex.maps[m][0].max()):.4g}{box}, "
-                  f"{ex.seconds[m]:.2f} s")
+            print(
+                f"  {labels[m]}: map {shape}, max {float(ex.maps[m][0].max()):.4g}{box}, "
+                f"{ex.seconds[m]:.2f} s"
+            )
         print(f"text: {text.sentence}")
 
     if out is not None:
@@ -193,8 +251,16 @@ def run(args: argparse.Namespace) -> int:
             if out.suffix.lower() == ".npz":
                 _write_npz(out, bundle, ex, methods, image, t, args)
             else:
-                _write_png(out, image, ex, methods, labels, boxes, args,
-                           f"input; explained: {bundle.class_names[t]} ({score})")
+                _write_png(
+                    out,
+                    image,
+                    ex,
+                    methods,
+                    labels,
+                    boxes,
+                    args,
+                    f"input; explained: {bundle.class_names[t]} ({score})",
+                )
         except OSError as exc:
             raise ExplainerError(f"cannot write {out}: {exc.strerror or exc}") from None
         if not args.json:
@@ -217,12 +283,16 @@ def _json_report(args, bundle, pred, ex, methods, boxes, text) -> dict:
         "image": str(args.image),
         "layer": ex.layer.path,
         "target": {"index": t, "name": bundle.class_names[t], "probability": _finite(probs[t])},
-        "probabilities": {name: _finite(p) for name, p in zip(bundle.class_names, probs)},
+        "probabilities": {
+            name: _finite(p) for name, p in zip(bundle.class_names, probs, strict=False)
+        },
         "methods": {
-            m: {"shape": list(ex.maps[m].shape[1:]),
+            m: {
+                "shape": list(ex.maps[m].shape[1:]),
                 "max": _finite(float(ex.maps[m][0].max())),
                 **({"box": list(boxes[m]) if boxes[m] else None} if m in boxes else {}),
-                "seconds": round(float(ex.seconds[m]), 4)}
+                "seconds": round(float(ex.seconds[m]), 4),
+            }
             for m in methods
         },
         "filters": {
@@ -241,10 +311,21 @@ def _trust_report(bundle, image, x, extra, ex, methods, pred) -> dict:
         return {}
     t = int(ex.targets[0])
     maps = {m: ex.maps[m][0] for m in cams}
-    figures = trust_figures(bundle.model, x, maps, t, pred.probabilities[0], extra_inputs=extra,
-                            layer=ex.layer.path, n_samples=ex.n_samples, sigma=ex.sigma)
-    return {"trust": trust_json(figures),
-            "audit": audit_json(audit(bundle, image, maps[cams[0]], t, extra_inputs=extra))}
+    figures = trust_figures(
+        bundle.model,
+        x,
+        maps,
+        t,
+        pred.probabilities[0],
+        extra_inputs=extra,
+        layer=ex.layer.path,
+        n_samples=ex.n_samples,
+        sigma=ex.sigma,
+    )
+    return {
+        "trust": trust_json(figures),
+        "audit": audit_json(audit(bundle, image, maps[cams[0]], t, extra_inputs=extra)),
+    }
 
 
 def _write_npz(out: Path, bundle, ex, methods, image, target: int, args) -> None:
@@ -252,7 +333,9 @@ def _write_npz(out: Path, bundle, ex, methods, image, target: int, args) -> None
     np.savez_compressed(
         out,
         **arrays,
-        image=np.clip(np.rint(resized_input(bundle, image)), 0, 255).astype(np.uint8),  # as the model saw it
+        image=np.clip(np.rint(resized_input(bundle, image)), 0, 255).astype(
+            np.uint8
+        ),  # as the model saw it
         target=np.int64(target),
         class_name=np.str_(bundle.class_names[target]),
         layer=np.str_(ex.layer.path),

@@ -13,13 +13,18 @@ import argparse
 import json
 import sys
 
+from explainers import resolve_layer
+from explainers.cli import common as cli
 from explainers.cli.argtypes import nonneg_float, nonneg_int
 from explainers.errors import ExplainerError
 from explainers.methods import REGISTRY, resolve_methods
-from explainers.cli import common as cli
-from explainers.trust.sanity import DEFAULT_METHODS, DEFAULT_SAMPLES
-from explainers import resolve_layer
-from explainers.trust.sanity import CASCADE_PASS, LOGIT_PASS, sanity_for_bundle
+from explainers.trust.sanity import (
+    CASCADE_PASS,
+    DEFAULT_METHODS,
+    DEFAULT_SAMPLES,
+    LOGIT_PASS,
+    sanity_for_bundle,
+)
 
 
 def _methods(text: str) -> tuple[str, ...]:
@@ -30,7 +35,9 @@ def _methods(text: str) -> tuple[str, ...]:
     keys = tuple(k for k in keys if REGISTRY[k].cam) if str(text).strip() == "all" else keys
     if not keys or any(not REGISTRY[k].cam for k in keys):
         cams = ", ".join(k for k in REGISTRY if REGISTRY[k].cam)
-        raise argparse.ArgumentTypeError(f"choose CAM methods from {cams}, or all (comma-separated)")
+        raise argparse.ArgumentTypeError(
+            f"choose CAM methods from {cams}, or all (comma-separated)"
+        )
     return keys
 
 
@@ -44,20 +51,37 @@ def _count(text: str) -> int:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     cli.add_model_arguments(p)
     p.add_argument("--layer", help="layer name or path (default: the last spatial layer)")
-    p.add_argument("--method", type=_methods, default=DEFAULT_METHODS, metavar="KEY[,KEY]|all",
-                   help=f"CAM methods to check (default: {', '.join(DEFAULT_METHODS)})")
-    p.add_argument("--samples", type=_count, default=DEFAULT_SAMPLES, metavar="N",
-                   help=f"how many bundled images (1-8, default {DEFAULT_SAMPLES})")
-    p.add_argument("--noise-samples", type=nonneg_int, default=0, metavar="N",
-                   help="noisy copies that smooth the maps (0: none)")
+    p.add_argument(
+        "--method",
+        type=_methods,
+        default=DEFAULT_METHODS,
+        metavar="KEY[,KEY]|all",
+        help=f"CAM methods to check (default: {', '.join(DEFAULT_METHODS)})",
+    )
+    p.add_argument(
+        "--samples",
+        type=_count,
+        default=DEFAULT_SAMPLES,
+        metavar="N",
+        help=f"how many bundled images (1-8, default {DEFAULT_SAMPLES})",
+    )
+    p.add_argument(
+        "--noise-samples",
+        type=nonneg_int,
+        default=0,
+        metavar="N",
+        help="noisy copies that smooth the maps (0: none)",
+    )
     p.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S", help="noise level")
     p.add_argument("--no-cache", action="store_true", help="recompute even when cached")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
-    p.add_argument("--write-default", action="store_true",
-                   help="measure every CAM method of the gradient pass on plain maps (no cache) and "
-                        "write explainers/data/sanity_default.json, the verdicts a fresh install "
-                        "shows for this model and layer (the default model only)")
-
+    p.add_argument(
+        "--write-default",
+        action="store_true",
+        help="measure every CAM method of the gradient pass on plain maps (no cache) and "
+        "write explainers/data/sanity_default.json, the verdicts a fresh install "
+        "shows for this model and layer (the default model only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,9 +96,16 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"  [{fraction * 100:3.0f}%] {text}", file=sys.stderr, flush=True)
 
-    report = sanity_for_bundle(bundle, layer=layer.path, methods=args.method, n_images=args.samples,
-                               n_samples=args.noise_samples, sigma=args.sigma, progress=progress,
-                               use_cache=not args.no_cache)
+    report = sanity_for_bundle(
+        bundle,
+        layer=layer.path,
+        methods=args.method,
+        n_images=args.samples,
+        n_samples=args.noise_samples,
+        sigma=args.sigma,
+        progress=progress,
+        use_cache=not args.no_cache,
+    )
     if args.json:
         print(json.dumps(report.to_json(), allow_nan=False))
         return 0
@@ -84,8 +115,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {'randomised':<34} {'Spearman':>8} {'SSIM':>6}")
         for s in m.cascade:
             print(f"  {s.step:<34} {s.spearman:8.2f} {s.ssim:6.2f}")
-    print(f"\nrule: pass when Spearman < {CASCADE_PASS} once the head and the last block are random "
-          f"and random-logit Spearman < {LOGIT_PASS}")
+    print(
+        f"\nrule: pass when Spearman < {CASCADE_PASS} once the head and the last block are random "
+        f"and random-logit Spearman < {LOGIT_PASS}"
+    )
     return 0
 
 
@@ -97,8 +130,10 @@ def _check_write_default(args: argparse.Namespace) -> None:
     if str(args.model).strip().lower() != DEFAULT_MODEL:
         raise ExplainerError(f"--write-default measures the default model ({DEFAULT_MODEL}) only")
     if args.noise_samples or args.samples != DEFAULT_SAMPLES:
-        raise ExplainerError(f"--write-default measures plain maps on all {DEFAULT_SAMPLES} samples: "
-                             "leave out --noise-samples and --samples")
+        raise ExplainerError(
+            f"--write-default measures plain maps on all {DEFAULT_SAMPLES} samples: "
+            "leave out --noise-samples and --samples"
+        )
 
 
 def _write_default(args: argparse.Namespace, bundle, layer: str) -> int:
@@ -108,19 +143,27 @@ def _write_default(args: argparse.Namespace, bundle, layer: str) -> int:
     from explainers.trust.sanity import model_fingerprint, sanity_for_bundle
 
     methods = verdicts.shipped_methods()
-    command = (f"python -m explainers sanity --model {DEFAULT_MODEL}"
-               + (f" --layer {args.layer}" if args.layer else "") + " --write-default")
+    command = (
+        f"python -m explainers sanity --model {DEFAULT_MODEL}"
+        + (f" --layer {args.layer}" if args.layer else "")
+        + " --write-default"
+    )
 
     def progress(fraction: float, text: str) -> None:
         print(f"  [{fraction * 100:3.0f}%] {text}", file=sys.stderr, flush=True)
 
-    report = sanity_for_bundle(bundle, layer=layer, methods=methods, n_samples=0, progress=progress,
-                               use_cache=False)
+    report = sanity_for_bundle(
+        bundle, layer=layer, methods=methods, n_samples=0, progress=progress, use_cache=False
+    )
     from explainers.report import file_sha256
     from explainers.zoo import skin_lesion_model_path
 
-    record = verdicts.default_record(report, model_fingerprint(bundle), command,
-                                     file_sha256=file_sha256(skin_lesion_model_path()))
+    record = verdicts.default_record(
+        report,
+        model_fingerprint(bundle),
+        command,
+        file_sha256=file_sha256(skin_lesion_model_path()),
+    )
     path = verdicts.write_default(record)
     for key, entry in record["methods"].items():
         print(f"{key}: {entry['verdict']}")

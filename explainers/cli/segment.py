@@ -18,7 +18,9 @@ from explainers.trust.segmentation import STABLE_IOU, mask_png, outline
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", required=True, metavar="FILE", help="the dermoscopy image")
-    p.add_argument("--out", required=True, metavar="MASK.png", help="where to write the mask (.png)")
+    p.add_argument(
+        "--out", required=True, metavar="MASK.png", help="where to write the mask (.png)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
         mask_png(mask).save(out, format="PNG")
     except OSError as exc:
         raise ExplainerError(f"cannot write {out}: {exc.strerror or exc}") from None
-    print(f"wrote {out}: lesion {mask.mean() * 100:.1f} % of the image ({image.width}x{image.height} px); "
-          f"outline stability {found.stability:.2f} ({'uncertain' if found.uncertain else 'stable'}: "
-          f"IoU of the outlines at two thresholds, uncertain below {STABLE_IOU})")
+    print(
+        f"wrote {out}: lesion {mask.mean() * 100:.1f} % of the image ({image.width}x{image.height} px); "
+        f"outline stability {found.stability:.2f} ({'uncertain' if found.uncertain else 'stable'}: "
+        f"IoU of the outlines at two thresholds, uncertain below {STABLE_IOU})"
+    )
     return 0

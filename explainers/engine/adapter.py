@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import threading
 import weakref
-
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from explainers.engine.allocator import prefer_system_allocator
+from explainers.errors import ExplainerError
 
 prefer_system_allocator()  # this module is where the package's engine first imports TensorFlow
 
-import keras  # noqa: E402
-
-from explainers.errors import ExplainerError
+import keras  # noqa: E402  (after the allocator is chosen)
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def _output_shape(layer: Any) -> tuple | None:
     """The layer's (first) output shape, or None when it has none or several call sites."""
     try:
         out = layer.output
-    except Exception:  # a layer called several times, or never built
+    except Exception:  # noqa: BLE001 - a layer called several times, or never built: Keras says so in several ways
         return None
     if isinstance(out, (list, tuple)):
         if len(out) != 1:
@@ -67,10 +66,12 @@ def _output_shape(layer: Any) -> tuple | None:
     return tuple(shape) if shape is not None else None
 
 
-def iter_layers(model: keras.Model, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+def iter_layers(
+    model: keras.Model, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
     """Every layer of ``model`` in graph order, descending into nested sub-models."""
     for layer in model.layers:
-        path = prefix + (layer.name,)
+        path = (*prefix, layer.name)
         yield path, layer
         if _is_model(layer):
             yield from iter_layers(layer, path)
@@ -180,7 +181,7 @@ class PerModel:
     def __init__(self, factory: Callable[[Any], Any]):
         self.factory = factory
         self._lock = threading.RLock()
-        self._items: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+        self._items: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def get(self, model: Any) -> Any:
         with self._lock:
@@ -299,8 +300,14 @@ def run_graph(
                 if len(path) > 1:
                     x = args[0] if len(args) == 1 else list(args)
                     sub_inputs = x if isinstance(x, (list, tuple)) else [x]
-                    out = run_graph(op, list(sub_inputs), path[1:], on_capture,
-                                    logits=logits and op is head, after_op=after_op)
+                    out = run_graph(
+                        op,
+                        list(sub_inputs),
+                        path[1:],
+                        on_capture,
+                        logits=logits and op is head,
+                        after_op=after_op,
+                    )
                     return out
                 out = _call(op, args, kwargs)
                 if on_capture is not None:
@@ -316,8 +323,7 @@ def run_graph(
                 if kind == "nested":
                     x = args[0]
                     sub_inputs = x if isinstance(x, (list, tuple)) else [x]
-                    return run_graph(op, list(sub_inputs), (), None, logits=True,
-                                     after_op=after_op)
+                    return run_graph(op, list(sub_inputs), (), None, logits=True, after_op=after_op)
                 if kind == "softmax-other":
                     probs = _call(op, args, kwargs)
                     return keras.ops.log(keras.ops.maximum(probs, 1e-30))

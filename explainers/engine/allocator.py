@@ -31,9 +31,12 @@ def prefer_system_allocator() -> bool:
     if "tensorflow" in sys.modules:
         if not _warned:
             _warned = True
-            _log.info("TensorFlow was imported before explainers could set %s=true: its CPU "
-                      "memory pool keeps the peak of the largest call (set the variable before "
-                      "importing TensorFlow to avoid that)", VARIABLE)
+            _log.info(
+                "TensorFlow was imported before explainers could set %s=true: its CPU "
+                "memory pool keeps the peak of the largest call (set the variable before "
+                "importing TensorFlow to avoid that)",
+                VARIABLE,
+            )
         return False
     os.environ[VARIABLE] = "true"
     return True

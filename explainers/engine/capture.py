@@ -23,19 +23,26 @@ import gc
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from explainers.engine.adapter import (  # noqa: E402
-    LayerInfo, PerModel, _output_shape, iter_layers, model_facts, resolve_layer, run_graph)
-from explainers.errors import ExplainerError  # noqa: E402
+from explainers.engine.adapter import (
+    LayerInfo,
+    PerModel,
+    _output_shape,
+    iter_layers,
+    model_facts,
+    resolve_layer,
+    run_graph,
+)
+from explainers.errors import ExplainerError
 
 ProgressFn = Callable[[int, int], None]
 
@@ -85,7 +92,7 @@ class GradientStats:
 def _input_specs(model: keras.Model) -> list[tf.TensorSpec]:
     specs = []
     for tensor in model.inputs:
-        shape = [None] + list(tensor.shape[1:])
+        shape = [None, *list(tensor.shape[1:])]
         specs.append(tf.TensorSpec(shape, dtype=tensor.dtype or "float32"))
     return specs
 
@@ -120,8 +127,12 @@ class ModelRunner:
 class GradientCapture:
     """Activations of one layer and gradients of a class score with respect to them."""
 
-    def __init__(self, model: keras.Model, layer: LayerInfo | str | None = None,
-                 chunk_size: int | None = None):
+    def __init__(
+        self,
+        model: keras.Model,
+        layer: LayerInfo | str | None = None,
+        chunk_size: int | None = None,
+    ):
         self.model = model
         self.layer = resolve_layer(model, layer)
         self.chunk_size = int(chunk_size or gradient_chunk_size(model, self.layer.parts))
@@ -154,7 +165,8 @@ class GradientCapture:
             return (tf.cast(activation, tf.float32), tf.cast(gradient, tf.float32), logits, chosen)
 
         image_index, chunk_size = self.image_index, self.chunk_size
-        pass_specs = _input_specs(model) + [
+        pass_specs = [
+            *_input_specs(model),
             tf.TensorSpec([None], tf.int32),  # targets (-1: the item's top class)
             tf.TensorSpec([None], tf.float32),  # noise standard deviation per item (0: none)
             tf.TensorSpec([chunk_size, 2], tf.int64),  # each item's seed (item_seeds), padded
@@ -170,9 +182,11 @@ class GradientCapture:
             inputs = list(args[:n_inputs])
             targets, stds, seeds, segments, n_segments = args[n_inputs:]
             image = inputs[image_index]
-            noise = tf.cond(tf.reduce_any(stds > 0),
-                            lambda: batch_noise(tf.shape(image), seeds, chunk_size),
-                            lambda: tf.zeros_like(image))
+            noise = tf.cond(
+                tf.reduce_any(stds > 0),
+                lambda: batch_noise(tf.shape(image), seeds, chunk_size),
+                lambda: tf.zeros_like(image),
+            )
             inputs[image_index] = image + tf.reshape(stds, [-1, 1, 1, 1]) * noise
             a, g, logits, chosen = step(*inputs, targets)
             a64, g64 = tf.cast(a, tf.float64), tf.cast(g, tf.float64)
@@ -193,19 +207,29 @@ class GradientCapture:
         images, samples, targets or the seed, plain or smoothed."""
         return self._pass.experimental_get_tracing_count()
 
-    def _run(self, inputs: list[np.ndarray], targets: np.ndarray, stds: np.ndarray,
-             seeds: np.ndarray, segments: np.ndarray, n_segments: int) -> list[np.ndarray]:
+    def _run(
+        self,
+        inputs: list[np.ndarray],
+        targets: np.ndarray,
+        stds: np.ndarray,
+        seeds: np.ndarray,
+        segments: np.ndarray,
+        n_segments: int,
+    ) -> list[np.ndarray]:
         """One chunk through the compiled pass (in one of the process's ``PASS_SLOTS``)."""
         _take_turn()
         with PASS_SLOTS:
-            return [t.numpy() for t in self._pass(
-                *inputs,
-                tf.constant(targets, tf.int32),
-                tf.constant(stds, tf.float32),
-                tf.constant(seeds, tf.int64),
-                tf.constant(segments, tf.int32),
-                tf.constant(n_segments, tf.int32),
-            )]
+            return [
+                t.numpy()
+                for t in self._pass(
+                    *inputs,
+                    tf.constant(targets, tf.int32),
+                    tf.constant(stds, tf.float32),
+                    tf.constant(seeds, tf.int64),
+                    tf.constant(segments, tf.int32),
+                    tf.constant(n_segments, tf.int32),
+                )
+            ]
 
     def stats(
         self,
@@ -238,13 +262,21 @@ class GradientCapture:
             parts_all = []
             for start in range(0, n, self.chunk_size):
                 rows = np.arange(start, min(n, start + self.chunk_size))
-                parts_all.append(self._run(assemble(rows, images[rows]), targets[rows],
-                                           np.zeros(len(rows), np.float32),
-                                           np.zeros((self.chunk_size, 2), np.int64),
-                                           np.arange(len(rows)), len(rows)))
+                parts_all.append(
+                    self._run(
+                        assemble(rows, images[rows]),
+                        targets[rows],
+                        np.zeros(len(rows), np.float32),
+                        np.zeros((self.chunk_size, 2), np.int64),
+                        np.arange(len(rows)),
+                        len(rows),
+                    )
+                )
                 if progress:
                     progress(int(rows[-1]) + 1, n)
-            a, d1, d2, d3, logits, chosen = (np.concatenate(p) for p in zip(*parts_all))
+            a, d1, d2, d3, logits, chosen = (
+                np.concatenate(p) for p in zip(*parts_all, strict=False)
+            )
             return GradientStats(a, d1, d2, d3, chosen, logits)
 
         # Smoothed: the target comes from the clean image, then every noisy copy is explained
@@ -265,21 +297,26 @@ class GradientCapture:
             items = np.arange(start, min(total, start + self.chunk_size))
             rows = items // n_samples  # the image each noisy copy comes from
             image_rows, segments = np.unique(rows, return_inverse=True)
-            parts = self._run(assemble(rows, images[rows]), targets[rows], stds[rows],
-                              _padded(item_seeds(seed, rows, items % n_samples), self.chunk_size),
-                              segments,
-                              len(image_rows))[:4]
+            parts = self._run(
+                assemble(rows, images[rows]),
+                targets[rows],
+                stds[rows],
+                _padded(item_seeds(seed, rows, items % n_samples), self.chunk_size),
+                segments,
+                len(image_rows),
+            )[:4]
             if sums is None:
-                shape = (n,) + tuple(parts[0].shape[1:])
+                shape = (n, *tuple(parts[0].shape[1:]))
                 sums = [np.zeros(shape, np.float64) for _ in range(4)]
-            for acc, part in zip(sums, parts):
+            for acc, part in zip(sums, parts, strict=False):
                 acc[image_rows] += part
             if progress:
                 progress(int(items[-1]) + 1, total)
         sum_a, sum_1, sum_2, sum_3 = sums
         scale = 1.0 / n_samples
-        return GradientStats(sum_a * scale, sum_1 * scale, sum_2 * scale, sum_3 * scale,
-                             targets, clean_logits)
+        return GradientStats(
+            sum_a * scale, sum_1 * scale, sum_2 * scale, sum_3 * scale, targets, clean_logits
+        )
 
 
 def gradient_chunk_size(model: keras.Model, path: Sequence[str] | None = None) -> int:

@@ -11,24 +11,31 @@ formula → maps.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
-
-import numpy as np
+from typing import Any
 
 import keras
+import numpy as np
 
 from explainers.engine.adapter import LayerInfo, ModelFacts, model_facts
 from explainers.engine.capture import ProgressFn, get_capture, get_runner
 from explainers.errors import ExplainerError
 from explainers.methods import DEFAULT_METHODS, REGISTRY, TapeTerms, method_label
-from explainers.settings import ExplainSettings, settings_from
 from explainers.methods.cam_weights import per_channel_maps, weighted_map
+from explainers.settings import ExplainSettings, settings_from
 
 #: The default pair (Grad-CAM, Grad-CAM++); every key is in ``explainers.methods.REGISTRY``.
 METHODS = DEFAULT_METHODS
-__all__ = ["METHODS", "Explanation", "Prediction", "explain", "explain_details", "method_label",
-           "predict"]
+__all__ = [
+    "METHODS",
+    "Explanation",
+    "Prediction",
+    "explain",
+    "explain_details",
+    "method_label",
+    "predict",
+]
 
 
 @dataclass
@@ -119,11 +126,13 @@ def _as_images(images: np.ndarray, facts: ModelFacts) -> np.ndarray:
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4:
-        raise ExplainerError(f"images must have shape (N, height, width, channels), got {arr.shape}")
+        raise ExplainerError(
+            f"images must have shape (N, height, width, channels), got {arr.shape}"
+        )
     if arr.shape[0] == 0:
         raise ExplainerError("no images given")
     expected = facts.image_shape
-    for got, want in zip(arr.shape[1:], expected):
+    for got, want in zip(arr.shape[1:], expected, strict=False):
         if want is not None and got != want:
             raise ExplainerError(
                 f"images have shape {arr.shape[1:]} but the model expects {expected}; "
@@ -148,17 +157,17 @@ def _as_extra_inputs(facts: ModelFacts, extra_inputs: Sequence[np.ndarray] | Non
             f"{len(extra_inputs)} extra input(s) were given"
         )
     out = []
-    for tensor, value in zip(others, extra_inputs):
+    for tensor, value in zip(others, extra_inputs, strict=False):
         arr = np.asarray(value, dtype=tensor.dtype or "float32")
         if arr.ndim == len(tensor.shape) - 1:
             arr = arr[None]
         if arr.shape[0] == 1 and n > 1:
             arr = np.repeat(arr, n, axis=0)
         if arr.shape[0] != n or any(
-            w is not None and g != w for g, w in zip(arr.shape[1:], tensor.shape[1:])
+            w is not None and g != w for g, w in zip(arr.shape[1:], tensor.shape[1:], strict=False)
         ):
             raise ExplainerError(
-                f"extra input '{tensor.name}' must have shape {(n,) + tuple(tensor.shape[1:])}, "
+                f"extra input '{tensor.name}' must have shape {(n, *tuple(tensor.shape[1:]))}, "
                 f"got {arr.shape}"
             )
         out.append(arr)
@@ -192,13 +201,17 @@ def _channel_mask(filters: Iterable[int] | None, k: int) -> np.ndarray:
     if idx.size == 0:
         raise ExplainerError("the filter selection is empty")
     if idx.min() < 0 or idx.max() >= k:
-        raise ExplainerError(f"filter indices must be between 0 and {k - 1} (this layer has {k} filters)")
+        raise ExplainerError(
+            f"filter indices must be between 0 and {k - 1} (this layer has {k} filters)"
+        )
     mask[:] = False
     mask[idx] = True
     return mask
 
 
-def _position_mask(neurons: Sequence[Sequence[int]] | None, region: bool, h: int, w: int) -> np.ndarray:
+def _position_mask(
+    neurons: Sequence[Sequence[int]] | None, region: bool, h: int, w: int
+) -> np.ndarray:
     mask = np.ones((h, w), dtype=bool)
     if neurons is None:
         return mask
@@ -223,7 +236,9 @@ def _position_mask(neurons: Sequence[Sequence[int]] | None, region: bool, h: int
     return mask
 
 
-def predict(model: keras.Model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | None = None) -> Prediction:
+def predict(
+    model: keras.Model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | None = None
+) -> Prediction:
     """Pre-softmax scores and probabilities for preprocessed images."""
     facts = model_facts(model)
     arr = _as_images(images, facts)
@@ -249,7 +264,12 @@ def explain_details(
 ) -> Explanation:
     """Like ``explain`` but returns every intermediate array (see ``Explanation``)."""
     settings = settings_from(settings, **choices)
-    methods, n_samples, sigma, seed = settings.methods, settings.n_samples, settings.sigma, settings.seed
+    methods, n_samples, sigma, seed = (
+        settings.methods,
+        settings.n_samples,
+        settings.sigma,
+        settings.seed,
+    )
     filters, neurons, region = settings.filters, settings.neurons, settings.region
     target, max_channels, layer = settings.target, settings.max_channels, settings.layer
     wanted = [REGISTRY[k] for k in methods]
@@ -277,8 +297,9 @@ def explain_details(
     if needs & {"tape", "forward"}:
         t0 = time.perf_counter()
         smooth = n_samples if "tape" in needs else 0
-        stats = capture.stats(arr, extra, targets, n_samples=smooth, sigma=sigma, seed=seed,
-                              progress=progress)
+        stats = capture.stats(
+            arr, extra, targets, n_samples=smooth, sigma=sigma, seed=seed, progress=progress
+        )
         tape_seconds = time.perf_counter() - t0
         h, w, k = stats.activations.shape[1:]
         if channel_mask is None:
@@ -304,8 +325,16 @@ def explain_details(
                 plain = capture.stats(arr, extra, targets, n_samples=0)
                 clean = plain.activations * position_mask[None, :, :, None]
             forward = _forward_scores(model, extra)
-            wk = method.compute(clean, arr, forward, targets, channel_mask, max_channels,
-                                chunk_size=get_runner(model).chunk_size, progress=progress)
+            wk = method.compute(
+                clean,
+                arr,
+                forward,
+                targets,
+                channel_mask,
+                max_channels,
+                chunk_size=get_runner(model).chunk_size,
+                progress=progress,
+            )
             weights[method.key] = wk
             maps[method.key] = weighted_map(clean, wk).astype(np.float32)
             seconds[method.key] = tape_seconds + time.perf_counter() - t0
@@ -321,8 +350,9 @@ def explain_details(
                 t0 = time.perf_counter()
             built_from = [maps[u] for u in method.uses]
             maps[method.key] = method.compute(guided_gradient, *built_from)
-            seconds[method.key] = (guided_seconds + time.perf_counter() - t0
-                                   + sum(seconds[u] for u in method.uses))
+            seconds[method.key] = (
+                guided_seconds + time.perf_counter() - t0 + sum(seconds[u] for u in method.uses)
+            )
     for key in needed:  # computed only as a building block
         maps.pop(key, None)
         weights.pop(key, None)
@@ -338,7 +368,9 @@ def explain_details(
         gradients=None if stats is None else stats.d1.astype(np.float32),
         alpha=None if terms is None else terms.alpha,
         targets=np.asarray(targets, dtype=int),
-        clean_logits=None if stats is None or stats.logits is None else np.asarray(stats.logits, np.float32),
+        clean_logits=None
+        if stats is None or stats.logits is None
+        else np.asarray(stats.logits, np.float32),
         logits_source=lambda: get_runner(model).logits(facts.inputs(arr, extra)),
         layer=capture.layer,
         channel_mask=channel_mask,

@@ -16,15 +16,21 @@ chunks), kept in a weak cache that ends with the model.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
-
-import numpy as np
+from collections.abc import Sequence
+from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from explainers.engine.adapter import PerModel, run_graph
-from explainers.engine.capture import PASS_SLOTS, gradient_chunk_size, ProgressFn, _input_specs, get_runner
+from explainers.engine.capture import (
+    PASS_SLOTS,
+    ProgressFn,
+    _input_specs,
+    get_runner,
+    gradient_chunk_size,
+)
 from explainers.errors import ExplainerError
 
 RELU_NAMES = ("relu", "relu6")
@@ -85,7 +91,7 @@ class GuidedGradient:
         self.chunk_size = int(chunk_size or gradient_chunk_size(model))  # back to the input
         self.image_index = get_runner(model).image_index
         self.n_relus = count_relus(model)
-        specs = _input_specs(model) + [tf.TensorSpec([None], tf.int32)]
+        specs = [*_input_specs(model), tf.TensorSpec([None], tf.int32)]
         image_index = self.image_index
 
         def make(guided: bool):
@@ -93,8 +99,10 @@ class GuidedGradient:
                 inputs, targets = list(args[:-1]), args[-1]
                 with tf.GradientTape() as tape:
                     tape.watch(inputs[image_index])
-                    logits = tf.cast(run_graph(model, inputs, logits=True,
-                                               after_op=_guide if guided else None), tf.float32)
+                    logits = tf.cast(
+                        run_graph(model, inputs, logits=True, after_op=_guide if guided else None),
+                        tf.float32,
+                    )
                     top = tf.argmax(logits, axis=-1, output_type=tf.int32)
                     chosen = tf.where(targets < 0, top, targets)
                     score = tf.reduce_sum(tf.gather(logits, chosen, axis=1, batch_dims=1))
@@ -108,8 +116,13 @@ class GuidedGradient:
         self._guided = make(True)
         self._plain = make(False)
 
-    def __call__(self, inputs: Sequence[np.ndarray], targets: np.ndarray, guided: bool = True,
-                 progress: ProgressFn | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self,
+        inputs: Sequence[np.ndarray],
+        targets: np.ndarray,
+        guided: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The input gradient ``(N, H, W, C)`` float32 for ``inputs`` (``model.inputs`` order)
         and ``targets`` (-1: each image's top class), and the classes explained ``(N,)``."""
         if guided and self.n_relus == 0:
@@ -123,8 +136,10 @@ class GuidedGradient:
         for start in range(0, n, self.chunk_size):
             chunk = [np.asarray(x[start : start + self.chunk_size]) for x in inputs]
             with PASS_SLOTS:
-                grad, classes = fn(*chunk, tf.constant(
-                    np.asarray(targets[start : start + self.chunk_size], np.int32)))
+                grad, classes = fn(
+                    *chunk,
+                    tf.constant(np.asarray(targets[start : start + self.chunk_size], np.int32)),
+                )
                 grads.append(grad.numpy())
                 chosen.append(classes.numpy())
             if progress:

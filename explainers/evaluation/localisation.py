@@ -9,7 +9,7 @@ is below 0.5. Pure NumPy: connected components are labelled by runs, row by row.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ def _runs(row: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of each run of True in a 1-D bool array."""
     padded = np.concatenate(([False], row, [False])).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=False))
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -84,7 +84,9 @@ def mask_box(mask: np.ndarray) -> Box | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def cam_region(cam: np.ndarray, size: Sequence[int], threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+def cam_region(
+    cam: np.ndarray, size: Sequence[int], threshold: float = DEFAULT_THRESHOLD
+) -> np.ndarray:
     """The largest segment of the map (upsampled to ``size = (H, W)``) at or above
     ``threshold`` × its maximum: bool ``(H, W)``; empty for an all-zero map."""
     if not 0.0 <= float(threshold) <= 1.0:
@@ -99,7 +101,9 @@ def cam_region(cam: np.ndarray, size: Sequence[int], threshold: float = DEFAULT_
     return largest_component(up >= float(threshold) * peak)
 
 
-def cam_box(cam: np.ndarray, size: Sequence[int], threshold: float = DEFAULT_THRESHOLD) -> Box | None:
+def cam_box(
+    cam: np.ndarray, size: Sequence[int], threshold: float = DEFAULT_THRESHOLD
+) -> Box | None:
     """The map's weakly-supervised bounding box ``(x0, y0, x1, y1)`` in the pixels of an image
     of ``size = (H, W)`` (x1, y1 exclusive); None for an all-zero map."""
     return mask_box(cam_region(cam, size, threshold))

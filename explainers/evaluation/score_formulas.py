@@ -9,8 +9,9 @@ pointing game (Zhang et al. 2016), IoU at 50 % of the maximum. ``metrics`` runs 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def gaussian_blur(image: Any, sigma: float = DEFAULT_BLUR_SIGMA) -> np.ndarray:
         raise ExplainerError(f"the blur sigma must be 0 or more, got {sigma}")
     if sigma == 0:
         return raw.copy()
-    radius = max(1, int(math.ceil(3 * sigma)))
+    radius = max(1, math.ceil(3 * sigma))
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (x / sigma) ** 2)
     kernel /= kernel.sum()
@@ -154,7 +155,9 @@ def _baseline(kind: Any, raw: np.ndarray, blur_sigma: float) -> np.ndarray:
         if key in ("blur", "blurred"):
             return gaussian_blur(raw, blur_sigma)
         if key in ("mean", "grey", "gray"):
-            return np.broadcast_to(raw.mean(axis=(0, 1), keepdims=True), raw.shape).astype(np.float32)
+            return np.broadcast_to(raw.mean(axis=(0, 1), keepdims=True), raw.shape).astype(
+                np.float32
+            )
         raise ExplainerError(f"unknown baseline '{kind}'; choose zeros, blur or mean")
     arr = np.asarray(kind, dtype=np.float32)
     try:
@@ -210,8 +213,14 @@ def _check_steps(n_steps: int) -> int:
     return n
 
 
-def perturbation_stack(image: Any, cam: Any, kind: str, n_steps: int = DEFAULT_STEPS,
-                       baseline: Any = None, blur_sigma: float = DEFAULT_BLUR_SIGMA) -> np.ndarray:
+def perturbation_stack(
+    image: Any,
+    cam: Any,
+    kind: str,
+    n_steps: int = DEFAULT_STEPS,
+    baseline: Any = None,
+    blur_sigma: float = DEFAULT_BLUR_SIGMA,
+) -> np.ndarray:
     """The ``n_steps + 1`` raw images of a deletion or insertion curve, float32 (S+1, H, W, C).
 
     Deletion: step i replaces the ``i/n_steps`` most important pixels by the baseline (default
@@ -238,9 +247,16 @@ def perturbation_stack(image: Any, cam: Any, kind: str, n_steps: int = DEFAULT_S
     return np.where(changed, raw[None], base[None]).astype(np.float32)
 
 
-def perturbation_curve(score_fn: ScoreFn, image: Any, cam: Any, kind: str,
-                       n_steps: int = DEFAULT_STEPS, preprocess: Preprocess | None = None,
-                       baseline: Any = None, blur_sigma: float = DEFAULT_BLUR_SIGMA) -> Curve:
+def perturbation_curve(
+    score_fn: ScoreFn,
+    image: Any,
+    cam: Any,
+    kind: str,
+    n_steps: int = DEFAULT_STEPS,
+    preprocess: Preprocess | None = None,
+    baseline: Any = None,
+    blur_sigma: float = DEFAULT_BLUR_SIGMA,
+) -> Curve:
     """A deletion or insertion curve and its area, with all its points scored in one batched
     ``score_fn`` call (``score_fn(model_inputs) -> (S+1,)`` target probabilities)."""
     stack = perturbation_stack(image, cam, kind, n_steps, baseline, blur_sigma)
@@ -249,21 +265,37 @@ def perturbation_curve(score_fn: ScoreFn, image: Any, cam: Any, kind: str,
     return Curve(kind=kind, fractions=fractions, probabilities=probs, auc=auc(fractions, probs))
 
 
-def deletion(score_fn: ScoreFn, image: Any, cam: Any, n_steps: int = DEFAULT_STEPS,
-             preprocess: Preprocess | None = None, baseline: Any = "zeros",
-             blur_sigma: float = DEFAULT_BLUR_SIGMA) -> Curve:
+def deletion(
+    score_fn: ScoreFn,
+    image: Any,
+    cam: Any,
+    n_steps: int = DEFAULT_STEPS,
+    preprocess: Preprocess | None = None,
+    baseline: Any = "zeros",
+    blur_sigma: float = DEFAULT_BLUR_SIGMA,
+) -> Curve:
     """Deletion (Petsiuk et al. 2018): remove the most important pixels first (replace them
     by ``baseline``, default black); a faithful map makes the probability fall fast, so a
     *lower* area is better."""
-    return perturbation_curve(score_fn, image, cam, "deletion", n_steps, preprocess, baseline, blur_sigma)
+    return perturbation_curve(
+        score_fn, image, cam, "deletion", n_steps, preprocess, baseline, blur_sigma
+    )
 
 
-def insertion(score_fn: ScoreFn, image: Any, cam: Any, n_steps: int = DEFAULT_STEPS,
-              preprocess: Preprocess | None = None, baseline: Any = "blur",
-              blur_sigma: float = DEFAULT_BLUR_SIGMA) -> Curve:
+def insertion(
+    score_fn: ScoreFn,
+    image: Any,
+    cam: Any,
+    n_steps: int = DEFAULT_STEPS,
+    preprocess: Preprocess | None = None,
+    baseline: Any = "blur",
+    blur_sigma: float = DEFAULT_BLUR_SIGMA,
+) -> Curve:
     """Insertion (Petsiuk et al. 2018): reveal the most important pixels first on a blurred
     copy; a faithful map makes the probability rise fast, so a *higher* area is better."""
-    return perturbation_curve(score_fn, image, cam, "insertion", n_steps, preprocess, baseline, blur_sigma)
+    return perturbation_curve(
+        score_fn, image, cam, "insertion", n_steps, preprocess, baseline, blur_sigma
+    )
 
 
 def _scores(score_fn: ScoreFn, batch: np.ndarray, n: int) -> np.ndarray:
@@ -297,8 +329,9 @@ def as_mask(mask: Any, size: Sequence[int] | None = None) -> np.ndarray:
     return arr.astype(bool)
 
 
-def load_mask(source: Any, size: Sequence[int] | None = None, *,
-              image_size: Sequence[int] | None = None) -> np.ndarray:
+def load_mask(
+    source: Any, size: Sequence[int] | None = None, *, image_size: Sequence[int] | None = None
+) -> np.ndarray:
     """A binary mask from a PNG (path, bytes or file): white (or any bright value) is inside.
 
     Read with the same safe loader as images. A file that is not an image, or a picture that
@@ -309,8 +342,9 @@ def load_mask(source: Any, size: Sequence[int] | None = None, *,
     return load_mask_noted(source, size, image_size=image_size)[0]
 
 
-def load_mask_noted(source: Any, size: Sequence[int] | None = None, *,
-                    image_size: Sequence[int] | None = None) -> tuple[np.ndarray, str | None]:
+def load_mask_noted(
+    source: Any, size: Sequence[int] | None = None, *, image_size: Sequence[int] | None = None
+) -> tuple[np.ndarray, str | None]:
     """``load_mask`` and the one-line note to show when the mask had to be resized to fit the
     image (None when it is the image's size or no ``image_size`` is given)."""
     from explainers.images import load_image
@@ -342,7 +376,8 @@ def mask_fit(mask_shape: Sequence[int], image_size: Sequence[int]) -> str | None
     if abs((mw / mh) / (iw / ih) - 1.0) > MASK_ASPECT_TOLERANCE:
         raise ExplainerError(
             f"the mask is {mw}×{mh} pixels but the image is {iw}×{ih}: its proportions differ, "
-            "so it is not this image's mask; upload the mask made for this image")
+            "so it is not this image's mask; upload the mask made for this image"
+        )
     return f"The mask ({mw}×{mh} pixels) was scaled to the image ({iw}×{ih})."
 
 
@@ -392,7 +427,9 @@ def mask_outline(mask: Any, width: int = 2) -> np.ndarray:
     return m & ~inner
 
 
-def draw_outline(image: Any, mask: Any, color: Sequence[int] = (255, 255, 255), width: int = 2) -> np.ndarray:
+def draw_outline(
+    image: Any, mask: Any, color: Sequence[int] = (255, 255, 255), width: int = 2
+) -> np.ndarray:
     """The image (uint8 RGB) with the mask's outline drawn on it; the mask is resized to it."""
     img = np.array(image, dtype=np.uint8, copy=True)
     if img.ndim != 3:

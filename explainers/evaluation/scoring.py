@@ -28,20 +28,49 @@ give a documented number, never NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from explainers.errors import ExplainerError
 from explainers.evaluation.localisation import box_scores
-from explainers.methods import DEFAULT_METHODS
 from explainers.evaluation.score_formulas import (  # noqa: F401  (re-exported: explainers.evaluation.scoring is the public entry)
-    DEFAULT_BLUR_SIGMA, DEFAULT_STEPS, Curve, Preprocess, ScoreFn, _baseline, _check_steps, _one_map,
-    _preprocess, _raw_image, _scores, as_mask, auc, average_drop, deletion, draw_outline,
-    energy_in_mask, gaussian_blur, increase_in_confidence, insertion, iou_at, load_mask,
-    load_mask_noted, mask_fit, map_at, mask_outline, masked_image, perturbation_curve, perturbation_stack, pixel_order,
-    pointing_game, step_counts)
+    DEFAULT_BLUR_SIGMA,
+    DEFAULT_STEPS,
+    Curve,
+    Preprocess,
+    ScoreFn,
+    _baseline,
+    _check_steps,
+    _one_map,
+    _preprocess,
+    _raw_image,
+    _scores,
+    as_mask,
+    auc,
+    average_drop,
+    deletion,
+    draw_outline,
+    energy_in_mask,
+    gaussian_blur,
+    increase_in_confidence,
+    insertion,
+    iou_at,
+    load_mask,
+    load_mask_noted,
+    map_at,
+    mask_fit,
+    mask_outline,
+    masked_image,
+    perturbation_curve,
+    perturbation_stack,
+    pixel_order,
+    pointing_game,
+    step_counts,
+)
+from explainers.methods import DEFAULT_METHODS
 
 #: Per-image score keys, in table order, with their column names (units included).
 SCORE_LABELS: dict[str, str] = {
@@ -67,9 +96,19 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "box_iou": True,
     "localisation_error_pct": False,
 }
-FAITHFULNESS_SCORES = ("average_drop_pct", "increase_in_confidence_pct", "deletion_auc", "insertion_auc")
-LOCALISATION_SCORES = ("energy_in_mask_ratio", "pointing_game_pct", "iou", "box_iou",
-                       "localisation_error_pct")
+FAITHFULNESS_SCORES = (
+    "average_drop_pct",
+    "increase_in_confidence_pct",
+    "deletion_auc",
+    "insertion_auc",
+)
+LOCALISATION_SCORES = (
+    "energy_in_mask_ratio",
+    "pointing_game_pct",
+    "iou",
+    "box_iou",
+    "localisation_error_pct",
+)
 #: Extra per-image numbers kept beside the scores (not averaged into the tables' score columns).
 INFO_LABELS: dict[str, str] = {
     "probability_full": "Probability, full image (0–1)",
@@ -92,8 +131,9 @@ class Evaluation:
     has_mask: bool = False
 
 
-def _unpack_model(bundle_or_model: Any, preprocess: Preprocess | None,
-                  extra_inputs: Any) -> tuple[Any, Preprocess | None, Any]:
+def _unpack_model(
+    bundle_or_model: Any, preprocess: Preprocess | None, extra_inputs: Any
+) -> tuple[Any, Preprocess | None, Any]:
     model = getattr(bundle_or_model, "model", bundle_or_model)
     if hasattr(bundle_or_model, "model") and hasattr(bundle_or_model, "preprocess"):
         if preprocess is None:
@@ -127,12 +167,21 @@ def score_function(model: Any, target: int, extra_inputs: Any = None) -> ScoreFn
     return score
 
 
-def evaluate_details(bundle_or_model: Any, image: Any, maps: Mapping[str, Any], target: int | None = None,
-                     *, preprocess: Preprocess | None = None, extra_inputs: Any = None,
-                     mask: Any = None, n_steps: int = DEFAULT_STEPS,
-                     deletion_baseline: Any = "zeros", insertion_baseline: Any = "blur",
-                     blur_sigma: float = DEFAULT_BLUR_SIGMA,
-                     score_fn: ScoreFn | None = None) -> Evaluation:
+def evaluate_details(
+    bundle_or_model: Any,
+    image: Any,
+    maps: Mapping[str, Any],
+    target: int | None = None,
+    *,
+    preprocess: Preprocess | None = None,
+    extra_inputs: Any = None,
+    mask: Any = None,
+    n_steps: int = DEFAULT_STEPS,
+    deletion_baseline: Any = "zeros",
+    insertion_baseline: Any = "blur",
+    blur_sigma: float = DEFAULT_BLUR_SIGMA,
+    score_fn: ScoreFn | None = None,
+) -> Evaluation:
     """Every score of every map for one image, with the curves (see ``evaluate``)."""
     model, preprocess, extra_inputs = _unpack_model(bundle_or_model, preprocess, extra_inputs)
     if not hasattr(image, "shape") and hasattr(bundle_or_model, "input_size"):
@@ -158,23 +207,37 @@ def evaluate_details(bundle_or_model: Any, image: Any, maps: Mapping[str, Any], 
     # One batched call for every image this evaluation needs: the full image, the image × map
     # of every method, and the points of every deletion and insertion curve. The model's
     # compiled forward takes them in fixed-size chunks, so the cost is the passes themselves.
-    bases = {"deletion": _baseline(deletion_baseline, raw, blur_sigma),  # once per image
-             "insertion": _baseline(insertion_baseline, raw, blur_sigma)}
+    bases = {
+        "deletion": _baseline(deletion_baseline, raw, blur_sigma),  # once per image
+        "insertion": _baseline(insertion_baseline, raw, blur_sigma),
+    }
     kinds = ("deletion", "insertion")
-    stacks = [perturbation_stack(raw, cam, kind, n_steps, bases[kind], blur_sigma)
-              for cam in maps.values() for kind in kinds]
-    batch = np.concatenate([full_input] + [masked_image(raw, m, preprocess) for m in maps.values()]
-                           + [_preprocess(stack, preprocess) for stack in stacks])
+    stacks = [
+        perturbation_stack(raw, cam, kind, n_steps, bases[kind], blur_sigma)
+        for cam in maps.values()
+        for kind in kinds
+    ]
+    batch = np.concatenate(
+        [full_input]
+        + [masked_image(raw, m, preprocess) for m in maps.values()]
+        + [_preprocess(stack, preprocess) for stack in stacks]
+    )
     del stacks
     probs = _scores(score_fn, batch, len(batch))
     del batch
     y = float(probs[0])
-    first, points = probs[: 1 + len(maps)], probs[1 + len(maps):].reshape(len(maps), 2, n_steps + 1)
+    first, points = (
+        probs[: 1 + len(maps)],
+        probs[1 + len(maps) :].reshape(len(maps), 2, n_steps + 1),
+    )
     fractions = np.linspace(0.0, 1.0, n_steps + 1)
     scores: dict[str, dict[str, float]] = {}
     curves: dict[str, dict[str, Curve]] = {}
-    for (name, cam), o, curve_points in zip(maps.items(), first[1:], points):
-        dele, ins = (Curve(kind, fractions, p, auc(fractions, p)) for kind, p in zip(kinds, curve_points))
+    for (name, cam), o, curve_points in zip(maps.items(), first[1:], points, strict=False):
+        dele, ins = (
+            Curve(kind, fractions, p, auc(fractions, p))
+            for kind, p in zip(kinds, curve_points, strict=False)
+        )
         row = {
             "average_drop_pct": average_drop([y], [o]),
             "increase_in_confidence_pct": increase_in_confidence([y], [o]),
@@ -192,8 +255,9 @@ def evaluate_details(bundle_or_model: Any, image: Any, maps: Mapping[str, Any], 
         row["probability_masked"] = float(o)
         scores[name] = row
         curves[name] = {"deletion": dele, "insertion": ins}
-    return Evaluation(target=target, probability=y, scores=scores, curves=curves,
-                      has_mask=region is not None)
+    return Evaluation(
+        target=target, probability=y, scores=scores, curves=curves, has_mask=region is not None
+    )
 
 
 def _single(extra_inputs: Any) -> Any:
@@ -203,8 +267,13 @@ def _single(extra_inputs: Any) -> Any:
     return [np.asarray(x)[:1] if np.ndim(x) > 1 else np.asarray(x)[None] for x in items]
 
 
-def evaluate(bundle_or_model: Any, image: Any, maps: Mapping[str, Any], target: int | None = None,
-             **options: Any) -> dict[str, dict[str, float]]:
+def evaluate(
+    bundle_or_model: Any,
+    image: Any,
+    maps: Mapping[str, Any],
+    target: int | None = None,
+    **options: Any,
+) -> dict[str, dict[str, float]]:
     """Every score for one image: ``{method: {score: value}}``, tidy and finite.
 
     ``bundle_or_model``: a ``ModelBundle`` (its ``preprocess`` and, for the skin-lesion model,
@@ -259,8 +328,11 @@ def aggregate(rows: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict
     return out
 
 
-def score_table(scores: Mapping[str, Mapping[str, float]], labels: Mapping[str, str] | None = None,
-                digits: int = 3) -> list[dict[str, Any]]:
+def score_table(
+    scores: Mapping[str, Mapping[str, float]],
+    labels: Mapping[str, str] | None = None,
+    digits: int = 3,
+) -> list[dict[str, Any]]:
     """Rows for a table: one per method, columns named with their units (``SCORE_LABELS``);
     localisation columns only when present. ``labels`` renames the methods."""
     present = [k for k in SCORE_LABELS if any(k in s for s in scores.values())]
@@ -292,8 +364,9 @@ def best_methods(scores: Mapping[str, Mapping[str, float]]) -> dict[str, list[st
 
 
 #: The four maps compared everywhere: (key, method, smoothed?).
-VARIANTS = (tuple((m, m, False) for m in DEFAULT_METHODS)
-            + tuple((f"smooth-{m}", m, True) for m in DEFAULT_METHODS))
+VARIANTS = tuple((m, m, False) for m in DEFAULT_METHODS) + tuple(
+    (f"smooth-{m}", m, True) for m in DEFAULT_METHODS
+)
 
 
 def variant_labels(n_samples: int, sigma: float | None) -> dict[str, str]:
@@ -301,14 +374,25 @@ def variant_labels(n_samples: int, sigma: float | None) -> dict[str, str]:
     σ when ``sigma`` is None)."""
     from explainers.engine.core import method_label
 
-    return {key: method_label(method, n_samples if smooth else 0, sigma if smooth else None)
-            for key, method, smooth in VARIANTS}
+    return {
+        key: method_label(method, n_samples if smooth else 0, sigma if smooth else None)
+        for key, method, smooth in VARIANTS
+    }
 
 
-def explain_and_evaluate(bundle: Any, image: Any, *, extra_inputs: Any = None, layer: Any = None,
-                         target: int | None = None, n_samples: int = 16, sigma: float = 0.15,
-                         seed: int | None = 0, mask: Any = None, n_steps: int = DEFAULT_STEPS,
-                         ) -> tuple[dict[str, np.ndarray], Evaluation]:
+def explain_and_evaluate(
+    bundle: Any,
+    image: Any,
+    *,
+    extra_inputs: Any = None,
+    layer: Any = None,
+    target: int | None = None,
+    n_samples: int = 16,
+    sigma: float = 0.15,
+    seed: int | None = 0,
+    mask: Any = None,
+    n_steps: int = DEFAULT_STEPS,
+) -> tuple[dict[str, np.ndarray], Evaluation]:
     """Grad-CAM, Grad-CAM++ and both smoothed (``n_samples`` copies) for one image, then every
     score: ``(maps {variant: (h, w)}, Evaluation)``. ``image``: a Pillow image (or path /
     bytes), resized as ``zoo.prepare`` does. ``target`` None: the top class."""
@@ -326,11 +410,28 @@ def explain_and_evaluate(bundle: Any, image: Any, *, extra_inputs: Any = None, l
         target = int(np.argmax(predict(model, x, extra).logits[0]))
     methods = DEFAULT_METHODS
     plain = explain(model, x, layer=layer, target=target, extra_inputs=extra, methods=methods)
-    smooth = explain(model, x, layer=layer, target=target, extra_inputs=extra, methods=methods,
-                     n_samples=n_samples, sigma=sigma, seed=seed)
+    smooth = explain(
+        model,
+        x,
+        layer=layer,
+        target=target,
+        extra_inputs=extra,
+        methods=methods,
+        n_samples=n_samples,
+        sigma=sigma,
+        seed=seed,
+    )
     maps = {key: (smooth if is_smooth else plain)[method][0] for key, method, is_smooth in VARIANTS}
-    ev = evaluate_details(model, raw, maps, target, preprocess=preprocess, extra_inputs=extra,
-                          mask=mask, n_steps=n_steps)
+    ev = evaluate_details(
+        model,
+        raw,
+        maps,
+        target,
+        preprocess=preprocess,
+        extra_inputs=extra,
+        mask=mask,
+        n_steps=n_steps,
+    )
     return maps, ev
 
 

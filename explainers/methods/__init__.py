@@ -28,24 +28,25 @@ from explainers.errors import ExplainerError
 from explainers.methods.base import Family, Method, Need, TapeTerms
 
 
-
 def _load() -> dict[str, Method]:
     """Every module of this package that defines ``METHOD`` (or ``METHODS``), in the order of
     their ``ORDER`` numbers: the order of the pages, the CLI and the README."""
     found = []
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
-        methods = getattr(module, "METHODS", None) or ((module.METHOD,) if hasattr(module, "METHOD") else ())
+        methods = getattr(module, "METHODS", None) or (
+            (module.METHOD,) if hasattr(module, "METHOD") else ()
+        )
         found.extend((getattr(module, "ORDER", 999), i, m) for i, m in enumerate(methods))
     return {m.key: m for _, _, m in sorted(found, key=lambda t: (t[0], t[1]))}
 
 
 REGISTRY: dict[str, Method] = _load()
 #: The two methods the teaching pages take apart formula by formula, by their modules' keys.
-from explainers.methods.gradcam import KEY as GRADCAM  # noqa: E402
-from explainers.methods.gradcampp import KEY as GRADCAMPP  # noqa: E402
 #: The map of evidence against the class (the two-sided view and the trust card use it).
 from explainers.methods.counterfactual import METHOD as _COUNTERFACTUAL  # noqa: E402
+from explainers.methods.gradcam import KEY as GRADCAM  # noqa: E402
+from explainers.methods.gradcampp import KEY as GRADCAMPP  # noqa: E402
 
 COUNTERFACTUAL = _COUNTERFACTUAL.key
 
@@ -56,15 +57,20 @@ DEFAULT_METHODS: tuple[str, ...] = (GRADCAM, GRADCAMPP)
 def method_keys(needs: Need | None = None, family: Family | None = None) -> tuple[str, ...]:
     """Registered keys in display order, optionally only those that need ``needs`` (``"tape"``,
     ``"forward"``, ``"guided"``) or are of ``family`` (``"cam"``, ``"pixel"``)."""
-    return tuple(k for k, m in REGISTRY.items()
-                 if (needs is None or needs in m.needs) and (family is None or m.family == family))
+    return tuple(
+        k
+        for k, m in REGISTRY.items()
+        if (needs is None or needs in m.needs) and (family is None or m.family == family)
+    )
 
 
 def get_method(key: str) -> Method:
     try:
         return REGISTRY[key]
     except (KeyError, TypeError):
-        raise ExplainerError(f"unknown method {key!r}; choose from {', '.join(REGISTRY)} or all") from None
+        raise ExplainerError(
+            f"unknown method {key!r}; choose from {', '.join(REGISTRY)} or all"
+        ) from None
 
 
 def resolve_methods(methods: Any) -> tuple[str, ...]:
@@ -93,5 +99,16 @@ def method_label(key: str, n_samples: int = 0, sigma: float | None = None) -> st
     return name
 
 
-__all__ = ["COUNTERFACTUAL", "DEFAULT_METHODS", "GRADCAM", "GRADCAMPP", "Method", "REGISTRY", "TapeTerms", "get_method", "method_keys", "method_label",
-           "resolve_methods"]
+__all__ = [
+    "COUNTERFACTUAL",
+    "DEFAULT_METHODS",
+    "GRADCAM",
+    "GRADCAMPP",
+    "REGISTRY",
+    "Method",
+    "TapeTerms",
+    "get_method",
+    "method_keys",
+    "method_label",
+    "resolve_methods",
+]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from explainers.methods.cam_weights import gradcampp_alpha
-
 
 #: The passes a method can need: the one gradient tape, masked forward passes, the guided gradient.
 Need = Literal["tape", "forward", "guided"]

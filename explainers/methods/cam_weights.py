@@ -62,7 +62,9 @@ def weighted_map(activations: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.maximum(cam, 0.0)
 
 
-def per_channel_maps(activations: np.ndarray, weights: np.ndarray, channels: np.ndarray) -> np.ndarray:
+def per_channel_maps(
+    activations: np.ndarray, weights: np.ndarray, channels: np.ndarray
+) -> np.ndarray:
     """w_k A_k for the chosen channels: ``(..., len(channels), h, w)`` (signed, not relu'd),
     the per-filter view of the Smooth Grad-CAM++ paper."""
     a = np.asarray(activations, dtype=np.float64)[..., channels]

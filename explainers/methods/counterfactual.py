@@ -3,8 +3,8 @@ removal would raise the class score (what argues against the class)."""
 
 import numpy as np
 
-from explainers.methods.cam_weights import gradcam_weights
 from explainers.methods.base import Method, TapeTerms
+from explainers.methods.cam_weights import gradcam_weights
 
 
 def compute(terms: TapeTerms) -> np.ndarray:
@@ -12,7 +12,13 @@ def compute(terms: TapeTerms) -> np.ndarray:
 
 
 ORDER = 60  # place in the lists of methods
-METHOD = Method("counterfactual", "Counterfactual Grad-CAM", ("tape",), "cam", compute,
-                "Selvaraju et al. 2017, §3.3",
-                summary="Evidence against the class: the regions whose removal would raise "
-                        "the class score; blank when nothing argues against it.")
+METHOD = Method(
+    "counterfactual",
+    "Counterfactual Grad-CAM",
+    ("tape",),
+    "cam",
+    compute,
+    "Selvaraju et al. 2017, §3.3",
+    summary="Evidence against the class: the regions whose removal would raise "
+    "the class score; blank when nothing argues against it.",
+)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from explainers.methods.cam_weights import gradcam_weights
 from explainers.methods.base import Method, TapeTerms
+from explainers.methods.cam_weights import gradcam_weights
 
 KEY = "gradcam"
 
@@ -13,6 +13,13 @@ def compute(terms: TapeTerms) -> np.ndarray:
 
 
 ORDER = 10  # place in the lists of methods
-METHOD = Method(KEY, "Grad-CAM", ("tape",), "cam", compute, "Selvaraju et al. 2017",
-                summary="Where the evidence for the class is: each filter of the layer weighted "
-                        "by how much the class score rises with it on average.")
+METHOD = Method(
+    KEY,
+    "Grad-CAM",
+    ("tape",),
+    "cam",
+    compute,
+    "Selvaraju et al. 2017",
+    summary="Where the evidence for the class is: each filter of the layer weighted "
+    "by how much the class score rises with it on average.",
+)

@@ -14,7 +14,14 @@ def compute(terms: TapeTerms) -> np.ndarray:
 
 
 ORDER = 20  # place in the lists of methods
-METHOD = Method(KEY, "Grad-CAM++", ("tape",), "cam", compute, "Chattopadhay et al. 2018",
-                sums_over_cells=True,
-                summary="Like Grad-CAM, but each grid cell's gradient is weighted, so several "
-                        "separate regions of evidence show up, not only the strongest one.")
+METHOD = Method(
+    KEY,
+    "Grad-CAM++",
+    ("tape",),
+    "cam",
+    compute,
+    "Chattopadhay et al. 2018",
+    sums_over_cells=True,
+    summary="Like Grad-CAM, but each grid cell's gradient is weighted, so several "
+    "separate regions of evidence show up, not only the strongest one.",
+)

@@ -9,9 +9,9 @@ with the other tape methods when ``n_samples > 0``.
 
 import numpy as np
 
-from explainers.render import upsample
 from explainers.methods import gradcam
 from explainers.methods.base import Method
+from explainers.render import upsample
 
 
 def backprop(guided_gradient: np.ndarray) -> np.ndarray:
@@ -28,14 +28,28 @@ def guided_gradcam(guided_gradient: np.ndarray, cam: np.ndarray) -> np.ndarray:
 
 ORDER = 80  # place in the lists of methods
 METHODS = (
-    Method("guided-backprop", "Guided Backprop", ("guided",), "pixel", backprop,
-           "Springenberg et al. 2015", smoothed=False,
-           summary="The input gradient through ReLUs that pass only positive gradients: "
-                   "fine edges at the image's resolution, hardly specific to the class."),
-    Method("guided-gradcam", "Guided Grad-CAM", ("guided", "tape"), "pixel", guided_gradcam,
-           "Selvaraju et al. 2017", uses=(gradcam.KEY,),
-           summary="Guided backprop × the Grad-CAM map: the fine detail inside the region "
-                   "Grad-CAM finds for the class."),
+    Method(
+        "guided-backprop",
+        "Guided Backprop",
+        ("guided",),
+        "pixel",
+        backprop,
+        "Springenberg et al. 2015",
+        smoothed=False,
+        summary="The input gradient through ReLUs that pass only positive gradients: "
+        "fine edges at the image's resolution, hardly specific to the class.",
+    ),
+    Method(
+        "guided-gradcam",
+        "Guided Grad-CAM",
+        ("guided", "tape"),
+        "pixel",
+        guided_gradcam,
+        "Selvaraju et al. 2017",
+        uses=(gradcam.KEY,),
+        summary="Guided backprop × the Grad-CAM map: the fine detail inside the region "
+        "Grad-CAM finds for the class.",
+    ),
 )
 
 

@@ -12,7 +12,14 @@ def compute(terms: TapeTerms) -> np.ndarray:
 
 
 ORDER = 30  # place in the lists of methods
-METHOD = Method("hirescam", "HiResCAM", ("tape",), "cam", compute, "Draelos & Carin 2020",
-                summary="Gradient × activation at each grid cell, without Grad-CAM's averaging; "
-                        "the same map as Grad-CAM at a layer followed directly by global "
-                        "average pooling.")
+METHOD = Method(
+    "hirescam",
+    "HiResCAM",
+    ("tape",),
+    "cam",
+    compute,
+    "Draelos & Carin 2020",
+    summary="Gradient × activation at each grid cell, without Grad-CAM's averaging; "
+    "the same map as Grad-CAM at a layer followed directly by global "
+    "average pooling.",
+)

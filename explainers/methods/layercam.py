@@ -10,6 +10,13 @@ def compute(terms: TapeTerms) -> np.ndarray:
 
 
 ORDER = 50  # place in the lists of methods
-METHOD = Method("layercam", "LayerCAM", ("tape",), "cam", compute, "Jiang et al. 2021",
-                summary="Positive gradient × activation at each grid cell: finer detail, "
-                        "useful at earlier layers.")
+METHOD = Method(
+    "layercam",
+    "LayerCAM",
+    ("tape",),
+    "cam",
+    compute,
+    "Jiang et al. 2021",
+    summary="Positive gradient × activation at each grid cell: finer detail, "
+    "useful at earlier layers.",
+)

@@ -14,20 +14,21 @@ padded), built chunk by chunk so memory stays bounded for 2048 channels.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from explainers.errors import ExplainerError
-from explainers.render import upsample
 from explainers.methods.base import Method
+from explainers.render import upsample
 
 #: Default K offered by the dashboard: 2048 channels take minutes on a CPU.
 DEFAULT_MAX_CHANNELS = 64
 
 
-def select_channels(activations: np.ndarray, channel_mask: np.ndarray | None = None,
-                    max_channels: int | None = None) -> np.ndarray:
+def select_channels(
+    activations: np.ndarray, channel_mask: np.ndarray | None = None, max_channels: int | None = None
+) -> np.ndarray:
     """Indices (ascending) of the channels to score for one image ``(h, w, K)``: the allowed
     ones (``channel_mask``), at most ``max_channels`` of them by largest variance over positions
     (ties: lower index first)."""
@@ -67,10 +68,16 @@ def weights_from_scores(scores: np.ndarray, channels: np.ndarray, k: int) -> np.
 ScoreFn = Callable[[np.ndarray, int], np.ndarray]  # (masked inputs, image index) -> logits
 
 
-def compute(activations: np.ndarray, model_input: np.ndarray, score_fn: ScoreFn,
-            targets: np.ndarray, channel_mask: np.ndarray | None = None,
-            max_channels: int | None = None, chunk_size: int = 32,
-            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def compute(
+    activations: np.ndarray,
+    model_input: np.ndarray,
+    score_fn: ScoreFn,
+    targets: np.ndarray,
+    channel_mask: np.ndarray | None = None,
+    max_channels: int | None = None,
+    chunk_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """Score-CAM weights ``(N, K)`` for clean activations ``(N, h, w, K)`` and the model inputs
     ``(N, H, W, C)``; ``score_fn`` runs one chunk of masked inputs of image i through the model
     and returns their pre-softmax scores ``(chunk, classes)``."""
@@ -89,20 +96,28 @@ def compute(activations: np.ndarray, model_input: np.ndarray, score_fn: ScoreFn,
         for j in range(chunks_per_image[i]):
             part = channels[j * chunk_size : (j + 1) * chunk_size]
             masks = channel_masks(a[i], size, part)
-            batch = np.zeros((chunk_size,) + x.shape[1:], dtype=np.float32)  # fixed shape
+            batch = np.zeros((chunk_size, *x.shape[1:]), dtype=np.float32)  # fixed shape
             batch[: len(part)] = x[i][None] * masks[..., None]
             logits = np.asarray(score_fn(batch, i))
             scores.append(logits[: len(part), int(targets[i])])
             done += len(part)
             if progress:
                 progress(done, total)
-        weights[i] = weights_from_scores(np.concatenate(scores) if scores else np.zeros(0),
-                                         channels, k)
+        weights[i] = weights_from_scores(
+            np.concatenate(scores) if scores else np.zeros(0), channels, k
+        )
     return weights
 
 
 ORDER = 70  # place in the lists of methods
-METHOD = Method("scorecam", "Score-CAM", ("forward",), "cam", compute, "Wang et al. 2020",
-                smoothed=False,
-                summary="No gradients: each of K filters masks the image, and how much the "
-                        "class score rises is that filter's weight (K forward passes).")
+METHOD = Method(
+    "scorecam",
+    "Score-CAM",
+    ("forward",),
+    "cam",
+    compute,
+    "Wang et al. 2020",
+    smoothed=False,
+    summary="No gradients: each of K filters masks the image, and how much the "
+    "class score rises is that filter's weight (K forward passes).",
+)

@@ -16,7 +16,14 @@ def compute(terms: TapeTerms) -> np.ndarray:
 
 
 ORDER = 40  # place in the lists of methods
-METHOD = Method("xgradcam", "XGrad-CAM", ("tape",), "cam", compute, "Fu et al. 2020",
-                summary="Grad-CAM with each filter's gradient weighted by where the filter is "
-                        "active; Grad-CAM's shape at a layer followed directly by global "
-                        "average pooling.")
+METHOD = Method(
+    "xgradcam",
+    "XGrad-CAM",
+    ("tape",),
+    "cam",
+    compute,
+    "Fu et al. 2020",
+    summary="Grad-CAM with each filter's gradient weighted by where the filter is "
+    "active; Grad-CAM's shape at a layer followed directly by global "
+    "average pooling.",
+)

@@ -45,34 +45,51 @@ def check_keras_zip(path: str | Path, name: str) -> None:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
             if len(infos) > MAX_MEMBERS:
-                raise ExplainerError(f"{name} holds {len(infos)} files; a Keras model file holds a few "
-                                     f"(at most {MAX_MEMBERS} accepted)")
+                raise ExplainerError(
+                    f"{name} holds {len(infos)} files; a Keras model file holds a few "
+                    f"(at most {MAX_MEMBERS} accepted)"
+                )
             total = 0
             for info in infos:
                 limit = MAX_CONFIG_BYTES if _is_config(info.filename) else MAX_MEMBER_BYTES
                 _check_declared(info, limit, name)
                 total += info.file_size
                 if total > MAX_TOTAL_BYTES:
-                    raise ExplainerError(f"{name} would unpack to more than {_mib(MAX_TOTAL_BYTES)}; "
-                                         "refused before reading it")
+                    raise ExplainerError(
+                        f"{name} would unpack to more than {_mib(MAX_TOTAL_BYTES)}; "
+                        "refused before reading it"
+                    )
             for info in infos:
                 limit = MAX_CONFIG_BYTES if _is_config(info.filename) else MAX_MEMBER_BYTES
                 _check_actual(archive, info, min(limit, info.file_size), name)
     except ExplainerError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, NotImplementedError,
-            EOFError, RuntimeError) as exc:
-        raise ExplainerError(f"{name} is not a readable Keras model file (a damaged zip archive: "
-                             f"{type(exc).__name__})") from None
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        ValueError,
+        NotImplementedError,
+        EOFError,
+        RuntimeError,
+    ) as exc:
+        raise ExplainerError(
+            f"{name} is not a readable Keras model file (a damaged zip archive: "
+            f"{type(exc).__name__})"
+        ) from None
 
 
 def _check_declared(info: zipfile.ZipInfo, limit: int, name: str) -> None:
     if info.file_size > limit:
-        raise ExplainerError(f"{name}: its {info.filename} would unpack to {_mib(info.file_size)} "
-                             f"(at most {_mib(limit)} accepted); refused before reading it")
+        raise ExplainerError(
+            f"{name}: its {info.filename} would unpack to {_mib(info.file_size)} "
+            f"(at most {_mib(limit)} accepted); refused before reading it"
+        )
     if info.file_size > _RATIO_FROM and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-        raise ExplainerError(f"{name}: its {info.filename} is compressed {info.file_size // max(info.compress_size, 1):,}:1 "
-                             f"(at most {MAX_RATIO}:1 accepted): a zip bomb? Refused before reading it")
+        raise ExplainerError(
+            f"{name}: its {info.filename} is compressed {info.file_size // max(info.compress_size, 1):,}:1 "
+            f"(at most {MAX_RATIO}:1 accepted): a zip bomb? Refused before reading it"
+        )
 
 
 def _check_actual(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, name: str) -> None:
@@ -85,8 +102,10 @@ def _check_actual(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, n
                 break
             seen += len(chunk)
             if seen > limit:
-                raise ExplainerError(f"{name}: its {info.filename} unpacks to more than it declares "
-                                     f"({_mib(limit)}); refused")
+                raise ExplainerError(
+                    f"{name}: its {info.filename} unpacks to more than it declares "
+                    f"({_mib(limit)}); refused"
+                )
 
 
 def check_h5(path: str | Path, name: str) -> None:
@@ -104,24 +123,34 @@ def check_h5(path: str | Path, name: str) -> None:
         if isinstance(obj, h5py.Dataset):
             size = int(obj.size or 0) * int(obj.dtype.itemsize)
             if size > MAX_MEMBER_BYTES:
-                raise ExplainerError(f"{name}: one of its arrays would take {_mib(size)} "
-                                     f"(at most {_mib(MAX_MEMBER_BYTES)} accepted); refused")
+                raise ExplainerError(
+                    f"{name}: one of its arrays would take {_mib(size)} "
+                    f"(at most {_mib(MAX_MEMBER_BYTES)} accepted); refused"
+                )
             totals["bytes"] += size
             if totals["bytes"] > MAX_TOTAL_BYTES:
-                raise ExplainerError(f"{name} would unpack to more than {_mib(MAX_TOTAL_BYTES)}; refused")
+                raise ExplainerError(
+                    f"{name} would unpack to more than {_mib(MAX_TOTAL_BYTES)}; refused"
+                )
 
     try:
         with h5py.File(path, "r") as f:
             if "model_config" in f.attrs:  # its size, without reading it
                 size = f.attrs.get_id("model_config").get_storage_size()
                 if size > MAX_CONFIG_BYTES:
-                    raise ExplainerError(f"{name}: its model configuration is {_mib(size)} "
-                                         f"(at most {_mib(MAX_CONFIG_BYTES)} accepted); refused")
+                    raise ExplainerError(
+                        f"{name}: its model configuration is {_mib(size)} "
+                        f"(at most {_mib(MAX_CONFIG_BYTES)} accepted); refused"
+                    )
             f.visititems(visit)
     except ExplainerError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise ExplainerError(f"{name} is not a readable Keras .h5 file ({type(exc).__name__})") from None
+        raise ExplainerError(
+            f"{name} is not a readable Keras .h5 file ({type(exc).__name__})"
+        ) from None
     if totals["bytes"] > _RATIO_FROM and totals["bytes"] > MAX_RATIO * file_size:
-        raise ExplainerError(f"{name}: its arrays are compressed {totals['bytes'] // file_size:,}:1 "
-                             f"(at most {MAX_RATIO}:1 accepted); refused before reading them")
+        raise ExplainerError(
+            f"{name}: its arrays are compressed {totals['bytes'] // file_size:,}:1 "
+            f"(at most {MAX_RATIO}:1 accepted); refused before reading them"
+        )

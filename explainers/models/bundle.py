@@ -5,8 +5,9 @@ preprocessing and class names), the preprocessing scalings a user can choose, an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -100,10 +101,17 @@ PREPROCESS_HELP = {
 
 def preprocess_choice(name: str | None) -> tuple[str, Preprocess]:
     key = "none" if name is None else str(name).strip().lower()
-    key = {"identity": "none", "0-1": "0..1", "-1-1": "-1..1", "caffe": "imagenet caffe",
-           "torch": "imagenet torch"}.get(key, key)
+    key = {
+        "identity": "none",
+        "0-1": "0..1",
+        "-1-1": "-1..1",
+        "caffe": "imagenet caffe",
+        "torch": "imagenet torch",
+    }.get(key, key)
     if key not in PREPROCESS_CHOICES:
-        raise ExplainerError(f"unknown preprocessing '{name}'; choose from {', '.join(PREPROCESS_CHOICES)}")
+        raise ExplainerError(
+            f"unknown preprocessing '{name}'; choose from {', '.join(PREPROCESS_CHOICES)}"
+        )
     return key, PREPROCESS_CHOICES[key]
 
 

@@ -8,11 +8,10 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-
 import numpy as np
 
-from explainers.models.bundle import ModelBundle, identity
 from explainers.errors import ExplainerError, one_line
+from explainers.models.bundle import ModelBundle, identity
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 SAMPLES_DIR = DATA_DIR / "samples"
@@ -41,11 +40,20 @@ AGE_RANGE = (0.0, 120.0)
 #: HAM10000's 15 ``localization`` values grouped into the model's 5 body sites (the package
 #: does not publish its grouping; this is the natural one, see docs).
 LOCALIZATION_SITES = {
-    "upper extremity": "arm", "hand": "arm",
-    "face": "head-or-neck", "scalp": "head-or-neck", "neck": "head-or-neck", "ear": "head-or-neck",
-    "lower extremity": "leg-or-genital", "foot": "leg-or-genital", "genital": "leg-or-genital",
+    "upper extremity": "arm",
+    "hand": "arm",
+    "face": "head-or-neck",
+    "scalp": "head-or-neck",
+    "neck": "head-or-neck",
+    "ear": "head-or-neck",
+    "lower extremity": "leg-or-genital",
+    "foot": "leg-or-genital",
+    "genital": "leg-or-genital",
     "acral": "leg-or-genital",
-    "back": "trunk", "trunk": "trunk", "abdomen": "trunk", "chest": "trunk",
+    "back": "trunk",
+    "trunk": "trunk",
+    "abdomen": "trunk",
+    "chest": "trunk",
     "unknown": "unknown",
 }
 
@@ -67,8 +75,9 @@ def site_for_localization(localization: str | None) -> str:
     )
 
 
-def skin_lesion_metadata(age: float | None = None, sex: str | None = None,
-                         site: str | None = None) -> np.ndarray:
+def skin_lesion_metadata(
+    age: float | None = None, sex: str | None = None, site: str | None = None
+) -> np.ndarray:
     """The skin-lesion model's second input, float32 ``(1, 10)``:
     one-hot sex (female, male, unknown), one-hot site (arm, head-or-neck, leg-or-genital, trunk,
     unknown), ``age / 90``, and an age-missing flag. An unknown age is filled with the training
@@ -114,9 +123,7 @@ def skin_lesion_model_path() -> Path:
     """The ``model.keras`` file inside the installed ``sklesion`` package."""
     spec = importlib.util.find_spec("sklesion")
     if spec is None or not spec.submodule_search_locations:
-        raise ExplainerError(
-            f"the skin-lesion model is not installed; run: {SKIN_LESION_PIP}"
-        )
+        raise ExplainerError(f"the skin-lesion model is not installed; run: {SKIN_LESION_PIP}")
     path = Path(next(iter(spec.submodule_search_locations))) / "model.keras"
     if not path.is_file():
         raise ExplainerError(

@@ -3,29 +3,31 @@ whose loading would run Python code (a ``Lambda`` layer) is refused, never execu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence, Union
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from explainers.models.bundle import ModelBundle, Preprocess, preprocess_choice
 from explainers.errors import ExplainerError, one_line
+from explainers.models.bundle import ModelBundle, Preprocess, preprocess_choice
 from explainers.models.imagenet_names import imagenet_class_names
 
 #: Default input size of user models whose input shape leaves height/width open.
 DEFAULT_INPUT_SIZE = (224, 224)
 
-ModelSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+ModelSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def _sniff_format(head: bytes, name: str) -> str:
-    """".keras" (a zip) or ".h5" (HDF5) from the file's first bytes; the extension can lie."""
+    """ ".keras" (a zip) or ".h5" (HDF5) from the file's first bytes; the extension can lie."""
     if head.startswith(_ZIP_MAGIC):
         return ".keras"
     if head.startswith(_HDF5_MAGIC):
@@ -33,7 +35,9 @@ def _sniff_format(head: bytes, name: str) -> str:
     raise ExplainerError(f"{name} is not a Keras model file (expected a .keras or .h5 file)")
 
 
-def _read_model_source(source: ModelSource, filename: str | None) -> tuple[Path | None, bytes | None, str]:
+def _read_model_source(
+    source: ModelSource, filename: str | None
+) -> tuple[Path | None, bytes | None, str]:
     """(path, None, name) for files on disk, (None, data, name) for uploads."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
@@ -51,13 +55,13 @@ def _read_model_source(source: ModelSource, filename: str | None) -> tuple[Path 
         data = bytes(source)
     elif hasattr(source, "read"):
         if hasattr(source, "seek"):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 source.seek(0)
-            except (OSError, ValueError):
-                pass
         data = source.read()
         if isinstance(data, str):
-            raise ExplainerError("the model file was opened in text mode; open it in binary mode ('rb')")
+            raise ExplainerError(
+                "the model file was opened in text mode; open it in binary mode ('rb')"
+            )
         data = bytes(data or b"")
         if filename is None:
             filename = os.path.basename(str(getattr(source, "name", "") or "")) or None
@@ -96,7 +100,9 @@ def _keras_load(path: Path, name: str) -> Any:
                 f"loaded ({one_line(exc, 120)})"
             ) from None
         if "config.json" in text or "signature" in text or "not a valid" in text.lower():
-            raise ExplainerError(f"{name} is not a Keras model file (expected a .keras or .h5 file)") from None
+            raise ExplainerError(
+                f"{name} is not a Keras model file (expected a .keras or .h5 file)"
+            ) from None
         raise ExplainerError(f"could not load {name} as a Keras model: {one_line(exc)}") from None
 
 
@@ -134,7 +140,9 @@ def _check_user_model(model: Any, name: str) -> tuple[tuple[int, int], int, int]
     """(input size, channels, number of classes) of a model we can explain, or an error."""
     inputs = list(getattr(model, "inputs", None) or [])
     if not inputs:
-        raise ExplainerError(f"{name} holds a model without defined inputs; save a functional or built model")
+        raise ExplainerError(
+            f"{name} holds a model without defined inputs; save a functional or built model"
+        )
     shapes = [tuple(t.shape) for t in inputs]
     image = [s for s in shapes if len(s) == 4]
     if not image:
@@ -177,8 +185,10 @@ def parse_class_names(text: str | bytes, n_classes: int | None = None) -> list[s
     """One class name per line (blank lines ignored); the count must match the model's outputs.
     Its size is checked before it is split into lines."""
     if len(text) > MAX_NAMES_BYTES:
-        raise ExplainerError(f"the class-names file is larger than {MAX_NAMES_BYTES // 2**10} KiB; "
-                             "it should hold one short name per line")
+        raise ExplainerError(
+            f"the class-names file is larger than {MAX_NAMES_BYTES // 2**10} KiB; "
+            "it should hold one short name per line"
+        )
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8-sig")
@@ -186,8 +196,10 @@ def parse_class_names(text: str | bytes, n_classes: int | None = None) -> list[s
             raise ExplainerError("the class-names file is not UTF-8 text") from None
     names = [line.strip() for line in str(text).splitlines() if line.strip()]
     if any(len(n) > MAX_NAME_CHARS for n in names):
-        raise ExplainerError(f"a class name in the class-names file is longer than {MAX_NAME_CHARS} "
-                             "characters; give one short name per line")
+        raise ExplainerError(
+            f"a class name in the class-names file is longer than {MAX_NAME_CHARS} "
+            "characters; give one short name per line"
+        )
     if not names:
         raise ExplainerError("the class-names file has no names (one per line expected)")
     if n_classes is not None and len(names) != n_classes:
@@ -200,7 +212,9 @@ def parse_class_names(text: str | bytes, n_classes: int | None = None) -> list[s
 def _gray(preprocess: Preprocess, key: str) -> Preprocess:
     """Grayscale models: ITU-R 601 luminance of the RGB input, then the chosen scaling."""
     if key.startswith("imagenet"):
-        raise ExplainerError(f"the '{key}' preprocessing needs an RGB model, but this model is grayscale")
+        raise ExplainerError(
+            f"the '{key}' preprocessing needs an RGB model, but this model is grayscale"
+        )
 
     def gray(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -210,9 +224,12 @@ def _gray(preprocess: Preprocess, key: str) -> Preprocess:
     return gray
 
 
-def load_model_file(source: ModelSource, filename: str | None = None,
-                    class_names: Sequence[str] | str | None = None,
-                    preprocess: str | None = "none") -> ModelBundle:
+def load_model_file(
+    source: ModelSource,
+    filename: str | None = None,
+    class_names: Sequence[str] | str | None = None,
+    preprocess: str | None = "none",
+) -> ModelBundle:
     """The user's ``.keras`` or ``.h5`` model, from a path, bytes or a binary file object.
 
     Always ``safe_mode=True``: a file that would run Python code when loaded is refused. The
@@ -237,7 +254,9 @@ def load_model_file(source: ModelSource, filename: str | None = None,
     else:
         names = [str(c).strip() for c in class_names]
         if len(names) != n_classes:
-            raise ExplainerError(f"{len(names)} class names were given but the model has {n_classes} outputs")
+            raise ExplainerError(
+                f"{len(names)} class names were given but the model has {n_classes} outputs"
+            )
     if channels == 1:
         pre_fn = _gray(pre_fn, pre_key)
     return ModelBundle(

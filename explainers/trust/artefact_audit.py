@@ -16,15 +16,22 @@ then worded as a possibility, not a finding.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from explainers.errors import ExplainerError
 from explainers.evaluation.scoring import map_at
-from explainers.trust.segmentation import STABLE_IOU, Outline, dark_corners, dilate, outline, skin_colour
+from explainers.trust.segmentation import (
+    STABLE_IOU,
+    Outline,
+    dark_corners,
+    dilate,
+    outline,
+    skin_colour,
+)
 
 #: Border band: this fraction of the image's shorter side around the lesion.
 BAND_FRACTION = 0.06
@@ -61,7 +68,9 @@ class Edit:
             verdict = "the prediction may lean on the area outside the outline — the outline itself is uncertain here"
         else:
             verdict = "the prediction leans on it"
-        return f"hiding {self.description} moves P({class_name}) {before:.2f} → {after:.2f}: {verdict}"
+        return (
+            f"hiding {self.description} moves P({class_name}) {before:.2f} → {after:.2f}: {verdict}"
+        )
 
 
 @dataclass
@@ -88,7 +97,9 @@ def region_masks(image, lesion: np.ndarray) -> dict[str, np.ndarray]:
     h, w = rgb.shape[:2]
     lesion = np.asarray(lesion, bool)
     if lesion.shape != (h, w):
-        raise ExplainerError(f"the lesion mask is {lesion.shape[1]}x{lesion.shape[0]} but the image is {w}x{h}")
+        raise ExplainerError(
+            f"the lesion mask is {lesion.shape[1]}x{lesion.shape[0]} but the image is {w}x{h}"
+        )
     band = dilate(lesion, max(3, round(2 * BAND_FRACTION * min(h, w)) + 1)) & ~lesion
     corners = dark_corners(rgb) & ~lesion & ~band
     skin = ~(lesion | band | corners)
@@ -107,7 +118,9 @@ def hide(image: Image.Image, region: np.ndarray, mode: str = "fill") -> Image.Im
     """The image with ``region`` replaced by the skin colour ("fill") or a strong blur ("blur")."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
     if mode == "fill":
-        replacement = np.broadcast_to(np.round(skin_colour(rgb.astype(np.float64))).astype(np.uint8), rgb.shape)
+        replacement = np.broadcast_to(
+            np.round(skin_colour(rgb.astype(np.float64))).astype(np.uint8), rgb.shape
+        )
     elif mode == "blur":
         replacement = np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(BLUR_RADIUS)))
     else:
@@ -120,7 +133,7 @@ def box_mask(shape: tuple[int, int], box: Sequence[int]) -> np.ndarray:
     """Boolean mask of a box ``(x0, y0, x1, y1)`` in pixels (clipped to the image)."""
     h, w = shape
     try:
-        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        x0, y0, x1, y1 = (round(float(v)) for v in box)
     except (TypeError, ValueError):
         raise ExplainerError("a box is four numbers: x0, y0, x1, y1 in pixels") from None
     x0, x1 = sorted((max(0, min(w, x0)), max(0, min(w, x1))))
@@ -132,14 +145,22 @@ def box_mask(shape: tuple[int, int], box: Sequence[int]) -> np.ndarray:
     return m
 
 
-def probability_of(bundle, images: Sequence[Image.Image], target: int, extra_inputs=None) -> np.ndarray:
+def probability_of(
+    bundle, images: Sequence[Image.Image], target: int, extra_inputs=None
+) -> np.ndarray:
     """The class probability the model gives each image (one batched forward pass)."""
     from explainers import predict
     from explainers.zoo import prepare
 
     x = np.concatenate([prepare(bundle, im) for im in images])
-    extra = None if extra_inputs is None else [np.repeat(np.asarray(e)[:1], len(x), axis=0) for e in extra_inputs]
-    return np.asarray(predict(bundle.model, x, extra_inputs=extra).probabilities[:, int(target)], np.float64)
+    extra = (
+        None
+        if extra_inputs is None
+        else [np.repeat(np.asarray(e)[:1], len(x), axis=0) for e in extra_inputs]
+    )
+    return np.asarray(
+        predict(bundle.model, x, extra_inputs=extra).probabilities[:, int(target)], np.float64
+    )
 
 
 def band_width(shape: tuple[int, int], grid: tuple[int, int]) -> int:
@@ -168,9 +189,18 @@ def is_uncertain(source: str, stability: float | None, edge: float) -> bool:
     return (stability is not None and stability < STABLE_IOU) or edge >= EDGE_SHARE
 
 
-def audit(bundle, image: Image.Image, cam: np.ndarray, target: int, *, extra_inputs=None,
-          mask: np.ndarray | None = None, box: Sequence[int] | None = None, mode: str = "fill",
-          auto: Outline | None = None) -> Audit:
+def audit(
+    bundle,
+    image: Image.Image,
+    cam: np.ndarray,
+    target: int,
+    *,
+    extra_inputs=None,
+    mask: np.ndarray | None = None,
+    box: Sequence[int] | None = None,
+    mode: str = "fill",
+    auto: Outline | None = None,
+) -> Audit:
     """Energy shares and the edits (corners, the high-map area outside the lesion, the box).
     ``mask`` is an uploaded mask; else ``auto`` (an ``outline`` already computed) or the
     automatic outline of ``image``."""
@@ -188,7 +218,12 @@ def audit(bundle, image: Image.Image, cam: np.ndarray, target: int, *, extra_inp
                 auto = Outline(np.zeros(size, bool), 1.0)
         lesion, stability = np.asarray(auto.mask, bool), float(auto.stability)
     if lesion.shape != size:
-        lesion = np.asarray(Image.fromarray(lesion.astype(np.uint8) * 255).resize(image.size, Image.NEAREST)) > 127
+        lesion = (
+            np.asarray(
+                Image.fromarray(lesion.astype(np.uint8) * 255).resize(image.size, Image.NEAREST)
+            )
+            > 127
+        )
     regions = region_masks(image, lesion)
     energy = energy_shares(cam, regions)
     up = map_at(np.asarray(cam), size)
@@ -197,28 +232,43 @@ def audit(bundle, image: Image.Image, cam: np.ndarray, target: int, *, extra_inp
     edge = edge_share(high, lesion, width) if lesion.any() else 0.0
     uncertain = is_uncertain(source, stability, edge)
     words = "the high-map area outside the lesion" + (" outline" if uncertain else "")
-    wanted = [("corners", "the dark corners", regions["corners"]),
-              ("outside-high", words, high)]
+    wanted = [("corners", "the dark corners", regions["corners"]), ("outside-high", words, high)]
     if box is not None:
-        wanted.append(("box", f"the box {list(int(v) for v in box)}", box_mask(size, box)))
+        wanted.append(("box", f"the box {[int(v) for v in box]}", box_mask(size, box)))
     edited = [hide(image, m, mode) for _, _, m in wanted if m.any()]
-    probs = probability_of(bundle, [image] + edited, target, extra_inputs)
+    probs = probability_of(bundle, [image, *edited], target, extra_inputs)
     edits, j = [], 1
     for name, words, m in wanted:
         after = probs[0]
         if m.any():
             after, j = probs[j], j + 1
-        edits.append(Edit(name, words, float(probs[0]), float(after), int(m.sum()),
-                          uncertain=uncertain and name == "outside-high"))
+        edits.append(
+            Edit(
+                name,
+                words,
+                float(probs[0]),
+                float(after),
+                int(m.sum()),
+                uncertain=uncertain and name == "outside-high",
+            )
+        )
     return Audit(source, lesion, regions, energy, edits, stability, edge, width, uncertain)
 
 
 def audit_json(result: Audit) -> dict:
     """``{"mask", "outline_stability", "outline_uncertain", "energy": {lesion, border, skin,
     corners}, "edits": [...]}`` for explain --json."""
-    return {"mask": result.mask_source,
-            "outline_stability": None if result.stability is None else round(result.stability, 4),
-            "outline_uncertain": result.uncertain,
-            "energy": {k: round(result.energy[k], 4) for k in REGIONS},
-            "edits": [{"region": e.region, "probability_before": round(e.probability_before, 4),
-                       "probability_after": round(e.probability_after, 4)} for e in result.edits]}
+    return {
+        "mask": result.mask_source,
+        "outline_stability": None if result.stability is None else round(result.stability, 4),
+        "outline_uncertain": result.uncertain,
+        "energy": {k: round(result.energy[k], 4) for k in REGIONS},
+        "edits": [
+            {
+                "region": e.region,
+                "probability_before": round(e.probability_before, 4),
+                "probability_after": round(e.probability_after, 4),
+            }
+            for e in result.edits
+        ],
+    }

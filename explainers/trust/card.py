@@ -17,8 +17,8 @@ on request: with smoothing they cost about twice the smoothed maps).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -50,8 +50,10 @@ class TrustFigures:
     @property
     def flags(self) -> dict[str, bool]:
         """Which figures cross their threshold (True = a warning)."""
-        out = {"class_sensitivity": self.class_sensitivity >= CLASS_FLAG,
-               "centre_prior": self.centre_prior >= CENTRE_FLAG}
+        out = {
+            "class_sensitivity": self.class_sensitivity >= CLASS_FLAG,
+            "centre_prior": self.centre_prior >= CENTRE_FLAG,
+        }
         if self.seed_agreement is not None:
             out["seed_agreement"] = self.seed_agreement < SEED_FLAG
         if self.lesion_energy is not None and self.prior_energy is not None:
@@ -59,9 +61,13 @@ class TrustFigures:
         return out
 
     def to_json(self) -> dict:
-        return {"class_sensitivity": round(self.class_sensitivity, 4),
-                "centre_prior": round(self.centre_prior, 4),
-                "seed_agreement": None if self.seed_agreement is None else round(self.seed_agreement, 4)}
+        return {
+            "class_sensitivity": round(self.class_sensitivity, 4),
+            "centre_prior": round(self.centre_prior, 4),
+            "seed_agreement": None
+            if self.seed_agreement is None
+            else round(self.seed_agreement, 4),
+        }
 
 
 def centre_likeness(cam: np.ndarray) -> float:
@@ -80,14 +86,29 @@ def runner_up(probabilities: np.ndarray, target: int) -> int:
 def lesion_figures(cam: np.ndarray, mask: np.ndarray) -> tuple[float, bool, float, bool]:
     """(energy in lesion, pointing hit) for the map and for the centre prior."""
     prior = centre_prior(np.asarray(cam).shape[-2:], 0.25)
-    return (float(energy_in_mask(cam, mask)), bool(pointing_game(cam, mask) > 0),
-            float(energy_in_mask(prior, mask)), bool(pointing_game(prior, mask) > 0))
+    return (
+        float(energy_in_mask(cam, mask)),
+        bool(pointing_game(cam, mask) > 0),
+        float(energy_in_mask(prior, mask)),
+        bool(pointing_game(prior, mask) > 0),
+    )
 
 
-def trust_figures(model, x: np.ndarray, maps: dict[str, np.ndarray], target: int, probabilities: np.ndarray,
-                  *, extra_inputs: Sequence[np.ndarray] | None = None, layer: str | None = None,
-                  n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
-                  mask: np.ndarray | None = None, with_seeds: bool = True) -> dict[str, TrustFigures]:
+def trust_figures(
+    model,
+    x: np.ndarray,
+    maps: dict[str, np.ndarray],
+    target: int,
+    probabilities: np.ndarray,
+    *,
+    extra_inputs: Sequence[np.ndarray] | None = None,
+    layer: str | None = None,
+    n_samples: int = 0,
+    sigma: float = 0.15,
+    seed: int = 0,
+    mask: np.ndarray | None = None,
+    with_seeds: bool = True,
+) -> dict[str, TrustFigures]:
     """The card for each CAM map in ``maps`` (``{key: (h, w) or (1, h, w)}``, the maps the page
     already shows for ``target``) of the single preprocessed image ``x`` (1, H, W, C).
     With smoothing and ``with_seeds``, the given map is the first of the ``SEEDS`` draws and
@@ -101,10 +122,22 @@ def trust_figures(model, x: np.ndarray, maps: dict[str, np.ndarray], target: int
     copies = 1 + (SEEDS - 1 if n_samples > 0 and with_seeds else 0)
     targets = [second] + [int(target)] * (copies - 1)
     rep = np.repeat(x, copies, axis=0)
-    rep_extra = None if extra_inputs is None else [np.repeat(np.asarray(e)[:1], copies, axis=0)
-                                                   for e in extra_inputs]
-    extra_maps = explain(model, rep, layer=layer, target=targets, extra_inputs=rep_extra, methods=keys,
-                         n_samples=n_samples, sigma=sigma, seed=int(seed) + 1)
+    rep_extra = (
+        None
+        if extra_inputs is None
+        else [np.repeat(np.asarray(e)[:1], copies, axis=0) for e in extra_inputs]
+    )
+    extra_maps = explain(
+        model,
+        rep,
+        layer=layer,
+        target=targets,
+        extra_inputs=rep_extra,
+        methods=keys,
+        n_samples=n_samples,
+        sigma=sigma,
+        seed=int(seed) + 1,
+    )
     out = {}
     for k in keys:
         cam = np.asarray(maps[k])
@@ -115,15 +148,26 @@ def trust_figures(model, x: np.ndarray, maps: dict[str, np.ndarray], target: int
             fig.seed_agreement = mean_pairwise_spearman(seeds)
             fig.seed_std = np.std(seeds / max(float(seeds.max()), 1e-12), axis=0).astype(np.float32)
         if mask is not None:
-            (fig.lesion_energy, fig.lesion_pointing,
-             fig.prior_energy, fig.prior_pointing) = lesion_figures(cam, mask)
+            (fig.lesion_energy, fig.lesion_pointing, fig.prior_energy, fig.prior_pointing) = (
+                lesion_figures(cam, mask)
+            )
         out[k] = fig
     return out
 
 
-def every_class_spearman(model, x: np.ndarray, maps: dict[str, np.ndarray], target: int, n_classes: int,
-                         *, extra_inputs: Sequence[np.ndarray] | None = None, layer: str | None = None,
-                         n_samples: int = 0, sigma: float = 0.15, seed: int = 0) -> dict[str, dict[int, float]]:
+def every_class_spearman(
+    model,
+    x: np.ndarray,
+    maps: dict[str, np.ndarray],
+    target: int,
+    n_classes: int,
+    *,
+    extra_inputs: Sequence[np.ndarray] | None = None,
+    layer: str | None = None,
+    n_samples: int = 0,
+    sigma: float = 0.15,
+    seed: int = 0,
+) -> dict[str, dict[int, float]]:
     """Spearman of each shown map with the same method's map for every other class (one
     batched call over the image repeated): ``{key: {class: rho}}``."""
     from explainers import explain
@@ -134,10 +178,22 @@ def every_class_spearman(model, x: np.ndarray, maps: dict[str, np.ndarray], targ
     if not others:
         return {k: {} for k in maps}
     rep = np.repeat(x, len(others), axis=0)
-    rep_extra = None if extra_inputs is None else [np.repeat(np.asarray(e)[:1], len(others), axis=0)
-                                                   for e in extra_inputs]
-    other_maps = explain(model, rep, layer=layer, target=others, extra_inputs=rep_extra, methods=tuple(maps),
-                         n_samples=n_samples, sigma=sigma, seed=int(seed) + 1)
+    rep_extra = (
+        None
+        if extra_inputs is None
+        else [np.repeat(np.asarray(e)[:1], len(others), axis=0) for e in extra_inputs]
+    )
+    other_maps = explain(
+        model,
+        rep,
+        layer=layer,
+        target=others,
+        extra_inputs=rep_extra,
+        methods=tuple(maps),
+        n_samples=n_samples,
+        sigma=sigma,
+        seed=int(seed) + 1,
+    )
     out = {}
     for k, cam in maps.items():
         cam = np.asarray(cam)

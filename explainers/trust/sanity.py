@@ -29,9 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -88,10 +88,14 @@ class MethodSanity:
         return verdict(self.cascade, self.random_logit_spearman, self.empty_share)
 
     def to_json(self) -> dict:
-        return {"cascade": [{"step": s.step, "spearman": round(s.spearman, 4), "ssim": round(s.ssim, 4)}
-                            for s in self.cascade],
-                "random_logit_spearman": round(self.random_logit_spearman, 4),
-                "verdict": self.verdict}
+        return {
+            "cascade": [
+                {"step": s.step, "spearman": round(s.spearman, 4), "ssim": round(s.ssim, 4)}
+                for s in self.cascade
+            ],
+            "random_logit_spearman": round(self.random_logit_spearman, 4),
+            "verdict": self.verdict,
+        }
 
 
 @dataclass
@@ -103,8 +107,12 @@ class SanityReport:
 
     def to_json(self) -> dict:
         """The issue's shape: ``{"model", "layer", "images", "methods": {key: {...}}}``."""
-        return {"model": self.model, "layer": self.layer, "images": list(self.images),
-                "methods": {k: m.to_json() for k, m in self.methods.items()}}
+        return {
+            "model": self.model,
+            "layer": self.layer,
+            "images": list(self.images),
+            "methods": {k: m.to_json() for k, m in self.methods.items()},
+        }
 
 
 def verdict(cascade: Sequence[Step], random_logit: float, empty_share: float = 0.0) -> str:
@@ -148,9 +156,7 @@ def cascade_steps(model, layer_name: str) -> list[tuple[str, list]]:
     units: list[tuple[str, list]] = []  # consecutive blocks; unnamed layers join the previous
     for l in backbone:
         block = _block_of(l.name)
-        if block is None and units:
-            units[-1][1].append(l)
-        elif units and units[-1][0] == (block or l.name):
+        if (block is None and units) or (units and units[-1][0] == (block or l.name)):
             units[-1][1].append(l)
         else:
             units.append((block or l.name, [l]))
@@ -160,7 +166,7 @@ def cascade_steps(model, layer_name: str) -> list[tuple[str, list]]:
     n = len(units)
     counts = sorted({c for c in (1, 2, -(-n // 3), -(-2 * n // 3), n) if 1 <= c <= n})
     for c in counts:
-        chosen = units[n - c:]
+        chosen = units[n - c :]
         if c == n:
             name = "whole model"
         elif c == 1:
@@ -193,8 +199,10 @@ def model_copy(model):
 
     try:
         clone = keras.models.clone_model(model, recursive=True)
-    except Exception as exc:
-        raise ExplainerError(f"this model cannot be copied for the randomisation test ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Keras fails to clone in many ways; each is one plain line
+        raise ExplainerError(
+            f"this model cannot be copied for the randomisation test ({exc})"
+        ) from None
     clone.set_weights(model.get_weights())
     originals = {id(v) for v in model.weights}
     if any(id(v) in originals for v in clone.weights):  # pragma: no cover - Keras guarantee
@@ -212,11 +220,20 @@ def _other_classes(predicted: int, n_classes: int, rng: np.random.Generator) -> 
     return others
 
 
-def run_sanity(model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | None = None, *,
-               layer: str | None = None, methods: Sequence[str] = DEFAULT_METHODS,
-               n_samples: int = 0, sigma: float = 0.15, seed: int = 0,
-               model_name: str = "model", image_ids: Sequence[str] | None = None,
-               progress: ProgressFn | None = None) -> SanityReport:
+def run_sanity(
+    model,
+    images: np.ndarray,
+    extra_inputs: Sequence[np.ndarray] | None = None,
+    *,
+    layer: str | None = None,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    n_samples: int = 0,
+    sigma: float = 0.15,
+    seed: int = 0,
+    model_name: str = "model",
+    image_ids: Sequence[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> SanityReport:
     """Both tests for preprocessed ``images`` (N, H, W, C); see the module docstring."""
     from explainers import explain, predict, resolve_layer
     from explainers.methods import REGISTRY, resolve_methods
@@ -228,15 +245,16 @@ def run_sanity(model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | N
     info = resolve_layer(model, layer)
     images = np.asarray(images, dtype=np.float32)
     extra = None if extra_inputs is None else [np.asarray(e) for e in extra_inputs]
-    noise = dict(n_samples=n_samples, sigma=sigma, seed=seed)
+    noise = {"n_samples": n_samples, "sigma": sigma, "seed": seed}
     say = progress or (lambda fraction, text: None)
 
     say(0.0, "maps of the trained model")
     logits = predict(model, images, extra_inputs=extra).logits
     n_classes = logits.shape[-1]
     targets = np.argmax(logits, axis=1)
-    trained = explain(model, images, layer=info.path, target=targets, extra_inputs=extra,
-                      methods=methods, **noise)
+    trained = explain(
+        model, images, layer=info.path, target=targets, extra_inputs=extra, methods=methods, **noise
+    )
 
     rng = np.random.default_rng(seed)
     logit_scores: dict[str, list[float]] = {m: [] for m in methods}
@@ -244,10 +262,19 @@ def run_sanity(model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | N
     for i in range(n):
         say(0.05 + 0.35 * i / n, f"random logit: image {i + 1} of {n}")
         others = _other_classes(int(targets[i]), n_classes, rng)
-        rep = np.repeat(images[i:i + 1], len(others), axis=0)
-        rep_extra = None if extra is None else [np.repeat(e[i:i + 1], len(others), axis=0) for e in extra]
-        other_maps = explain(model, rep, layer=info.path, target=others, extra_inputs=rep_extra,
-                             methods=methods, **noise)
+        rep = np.repeat(images[i : i + 1], len(others), axis=0)
+        rep_extra = (
+            None if extra is None else [np.repeat(e[i : i + 1], len(others), axis=0) for e in extra]
+        )
+        other_maps = explain(
+            model,
+            rep,
+            layer=info.path,
+            target=others,
+            extra_inputs=rep_extra,
+            methods=methods,
+            **noise,
+        )
         for m in methods:
             logit_scores[m].extend(spearman(trained[m][i], om) for om in other_maps[m])
 
@@ -265,22 +292,40 @@ def run_sanity(model, images: np.ndarray, extra_inputs: Sequence[np.ndarray] | N
             if id(l) not in done:
                 _reinitialise(l, layer_rng)
                 done.add(id(l))
-        maps = explain(clone, images, layer=info.path, target=targets, extra_inputs=extra,
-                       methods=methods, **noise)
+        maps = explain(
+            clone,
+            images,
+            layer=info.path,
+            target=targets,
+            extra_inputs=extra,
+            methods=methods,
+            **noise,
+        )
         for m in methods:
-            cascade[m].append(Step(
-                name,
-                float(np.mean([spearman(trained[m][i], maps[m][i]) for i in range(n)])),
-                float(np.mean([ssim(trained[m][i], maps[m][i]) for i in range(n)]))))
+            cascade[m].append(
+                Step(
+                    name,
+                    float(np.mean([spearman(trained[m][i], maps[m][i]) for i in range(n)])),
+                    float(np.mean([ssim(trained[m][i], maps[m][i]) for i in range(n)])),
+                )
+            )
             strips[m].append(maps[m])
     del clone
     say(1.0, "done")
     return SanityReport(
-        model=model_name, layer=info.path,
+        model=model_name,
+        layer=info.path,
         images=list(image_ids) if image_ids is not None else [str(i) for i in range(n)],
-        methods={m: MethodSanity(m, cascade[m], float(np.mean(logit_scores[m])) if logit_scores[m] else 0.0,
-                                 np.stack(strips[m]).astype(np.float32))
-                 for m in methods})
+        methods={
+            m: MethodSanity(
+                m,
+                cascade[m],
+                float(np.mean(logit_scores[m])) if logit_scores[m] else 0.0,
+                np.stack(strips[m]).astype(np.float32),
+            )
+            for m in methods
+        },
+    )
 
 
 # --- the bundled images and the disk cache ----------------------------------------------------
@@ -292,14 +337,21 @@ def sample_inputs(bundle, n: int = DEFAULT_SAMPLES) -> tuple[np.ndarray, list | 
     from explainers.images import load_image
     from explainers.zoo import default_extra_inputs, list_samples, prepare
 
-    samples = list_samples()[:max(1, int(n))]
+    samples = list_samples()[: max(1, int(n))]
     images = np.concatenate([prepare(bundle, load_image(s.path)) for s in samples])
     if bundle.metadata_input:
-        extra = [np.concatenate([s.metadata()[None] if s.metadata().ndim == 1 else s.metadata()
-                                 for s in samples])]
+        extra = [
+            np.concatenate(
+                [s.metadata()[None] if s.metadata().ndim == 1 else s.metadata() for s in samples]
+            )
+        ]
     else:
         default = default_extra_inputs(bundle)
-        extra = None if default is None else [np.repeat(np.asarray(e)[:1], len(samples), axis=0) for e in default]
+        extra = (
+            None
+            if default is None
+            else [np.repeat(np.asarray(e)[:1], len(samples), axis=0) for e in default]
+        )
     return images, extra, [s.image_id for s in samples]
 
 
@@ -318,18 +370,44 @@ def model_fingerprint(bundle) -> str:
     return digest.hexdigest()
 
 
-def cache_key(fingerprint: str, layer: str, method: str, n_samples: int, sigma: float, seed: int,
-              image_ids: Sequence[str]) -> str:
-    text = json.dumps([CACHE_VERSION, fingerprint, layer, method, int(n_samples),
-                       round(float(sigma), 6), int(seed), list(image_ids)])
+def cache_key(
+    fingerprint: str,
+    layer: str,
+    method: str,
+    n_samples: int,
+    sigma: float,
+    seed: int,
+    image_ids: Sequence[str],
+) -> str:
+    text = json.dumps(
+        [
+            CACHE_VERSION,
+            fingerprint,
+            layer,
+            method,
+            int(n_samples),
+            round(float(sigma), 6),
+            int(seed),
+            list(image_ids),
+        ]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def save_cached(key: str, report: SanityReport, method: str) -> None:
     """One method's result as a signed JSON file (`sanity_cache.write_entry`)."""
     m = report.methods[method]
-    write_entry(key, {"model": report.model, "layer": report.layer, "images": list(report.images),
-                      "key": method, **m.to_json(), "maps": np.round(m.maps, 6).tolist()})
+    write_entry(
+        key,
+        {
+            "model": report.model,
+            "layer": report.layer,
+            "images": list(report.images),
+            "key": method,
+            **m.to_json(),
+            "maps": np.round(m.maps, 6).tolist(),
+        },
+    )
 
 
 def load_cached(key: str) -> tuple[dict, MethodSanity] | None:
@@ -340,30 +418,50 @@ def load_cached(key: str) -> tuple[dict, MethodSanity] | None:
     if found is None:
         return None
     data, maps = found
-    result = MethodSanity(data["key"], [Step(s["step"], float(s["spearman"]), float(s["ssim"]))
-                                        for s in data["cascade"]],
-                          float(data["random_logit_spearman"]), maps)
+    result = MethodSanity(
+        data["key"],
+        [Step(s["step"], float(s["spearman"]), float(s["ssim"])) for s in data["cascade"]],
+        float(data["random_logit_spearman"]),
+        maps,
+    )
     if result.verdict != data["verdict"]:
         return None
     return {"model": data["model"], "layer": data["layer"], "images": data["images"]}, result
 
 
-def cached_verdict(bundle, layer: str, method: str, n_samples: int = 0, sigma: float = 0.15,
-                   seed: int = 0, n_images: int = DEFAULT_SAMPLES,
-                   fingerprint: str | None = None) -> MethodSanity | None:
+def cached_verdict(
+    bundle,
+    layer: str,
+    method: str,
+    n_samples: int = 0,
+    sigma: float = 0.15,
+    seed: int = 0,
+    n_images: int = DEFAULT_SAMPLES,
+    fingerprint: str | None = None,
+) -> MethodSanity | None:
     """The cached result for these settings, never computed here (the Explain page's badge)."""
     from explainers.zoo import list_samples
 
     ids = [s.image_id for s in list_samples()[:n_images]]
-    key = cache_key(fingerprint or model_fingerprint(bundle), layer, method, n_samples, sigma, seed, ids)
+    key = cache_key(
+        fingerprint or model_fingerprint(bundle), layer, method, n_samples, sigma, seed, ids
+    )
     found = load_cached(key)
     return None if found is None else found[1]
 
 
-def sanity_for_bundle(bundle, *, layer: str | None = None, methods: Sequence[str] = DEFAULT_METHODS,
-                      n_images: int = DEFAULT_SAMPLES, n_samples: int = 0, sigma: float = 0.15,
-                      seed: int = 0, progress: ProgressFn | None = None,
-                      use_cache: bool = True) -> SanityReport:
+def sanity_for_bundle(
+    bundle,
+    *,
+    layer: str | None = None,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    n_images: int = DEFAULT_SAMPLES,
+    n_samples: int = 0,
+    sigma: float = 0.15,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    use_cache: bool = True,
+) -> SanityReport:
     """The checks on the bundled samples, each method read from the disk cache when there,
     computed (all missing methods together) and stored otherwise."""
     from explainers import resolve_layer
@@ -374,13 +472,23 @@ def sanity_for_bundle(bundle, *, layer: str | None = None, methods: Sequence[str
     images, extra, ids = sample_inputs(bundle, n_images)
     fingerprint = model_fingerprint(bundle)
     keys = {m: cache_key(fingerprint, info.path, m, n_samples, sigma, seed, ids) for m in methods}
-    found = {m: load_cached(k) for m, k in keys.items()} if use_cache else {m: None for m in methods}
+    found = {m: load_cached(k) for m, k in keys.items()} if use_cache else dict.fromkeys(methods)
     results = {m: f[1] for m, f in found.items() if f is not None}
     missing = [m for m in methods if m not in results]
     if missing:
-        report = run_sanity(bundle.model, images, extra, layer=info.path, methods=missing,
-                            n_samples=n_samples, sigma=sigma, seed=seed, model_name=bundle.key,
-                            image_ids=ids, progress=progress)
+        report = run_sanity(
+            bundle.model,
+            images,
+            extra,
+            layer=info.path,
+            methods=missing,
+            n_samples=n_samples,
+            sigma=sigma,
+            seed=seed,
+            model_name=bundle.key,
+            image_ids=ids,
+            progress=progress,
+        )
         for m in missing:
             save_cached(keys[m], report, m)
             results[m] = report.methods[m]

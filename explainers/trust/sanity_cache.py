@@ -28,7 +28,9 @@ SECRET_BYTES = 32
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("EXPLAINERS_SANITY_CACHE", Path.home() / ".cache" / "explainers" / "sanity"))
+    return Path(
+        os.environ.get("EXPLAINERS_SANITY_CACHE", Path.home() / ".cache" / "explainers" / "sanity")
+    )
 
 
 def _secret(folder: Path, create: bool) -> bytes | None:
@@ -59,7 +61,9 @@ def _secret(folder: Path, create: bool) -> bytes | None:
 
 
 def _signature(secret: bytes, key: str, data: dict) -> str:
-    body = json.dumps({"key": key, "data": data}, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    body = json.dumps(
+        {"key": key, "data": data}, sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
     return hmac.new(secret, body.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -108,8 +112,12 @@ def read_entry(key: str) -> tuple[dict, np.ndarray] | None:
 
 
 def _number(value: Any, low: float = -1.0, high: float = 1.0) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and low <= value <= high)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and low <= value <= high
+    )
 
 
 def _valid_maps(data: dict) -> np.ndarray | None:
@@ -123,8 +131,12 @@ def _valid_maps(data: dict) -> np.ndarray | None:
     if not (isinstance(cascade, list) and cascade):
         return None
     for step in cascade:
-        if not (isinstance(step, dict) and isinstance(step.get("step"), str)
-                and _number(step.get("spearman")) and _number(step.get("ssim"))):
+        if not (
+            isinstance(step, dict)
+            and isinstance(step.get("step"), str)
+            and _number(step.get("spearman"))
+            and _number(step.get("ssim"))
+        ):
             return None
     if not _number(data.get("random_logit_spearman")) or data["verdict"] not in ("pass", "fail"):
         return None
@@ -135,7 +147,12 @@ def _valid_maps(data: dict) -> np.ndarray | None:
         maps = np.asarray(raw, dtype=np.float32)
     except (ValueError, TypeError):  # ragged or not numbers
         return None
-    if (maps.ndim != 4 or maps.shape[0] != 1 + len(cascade) or maps.shape[1] != len(images)
-            or min(maps.shape[2:]) < 1 or not np.isfinite(maps).all()):
+    if (
+        maps.ndim != 4
+        or maps.shape[0] != 1 + len(cascade)
+        or maps.shape[1] != len(images)
+        or min(maps.shape[2:]) < 1
+        or not np.isfinite(maps).all()
+    ):
         return None
     return maps

@@ -56,6 +56,7 @@ STABLE_IOU = 0.8
 class Outline:
     """The lesion mask at the image's size and how stable it is (1 = the same at both
     likelihood ratios, lower = a gradual or ambiguous border)."""
+
     mask: np.ndarray
     stability: float
 
@@ -65,9 +66,13 @@ class Outline:
 
 
 def _rgb(image) -> np.ndarray:
-    arr = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float64)
+    arr = np.asarray(
+        image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float64
+    )
     if arr.ndim != 3 or arr.shape[-1] < 3 or min(arr.shape[:2]) < 8:
-        raise ExplainerError(f"segmentation needs an RGB image of at least 8x8 pixels, got shape {arr.shape}")
+        raise ExplainerError(
+            f"segmentation needs an RGB image of at least 8x8 pixels, got shape {arr.shape}"
+        )
     return arr[..., :3]
 
 
@@ -77,8 +82,10 @@ def _work_copy(rgb: np.ndarray) -> np.ndarray:
     if scale >= 1.0:
         return rgb
     im = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
-    return np.asarray(im.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.BILINEAR),
-                      dtype=np.float64)
+    return np.asarray(
+        im.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.BILINEAR),
+        dtype=np.float64,
+    )
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -89,10 +96,15 @@ def to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB (0..255) to CIE L*a*b* (D65), the standard formulas."""
     c = np.clip(np.asarray(rgb, np.float64) / 255.0, 0, 1)
     lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = lin @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz = (
+        lin
+        @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    )
     xyz = xyz / np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+    return np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1
+    )
 
 
 def border_band(shape: tuple[int, int], fraction: float = BORDER_FRACTION) -> np.ndarray:
@@ -130,7 +142,7 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
 
 
 def _shifted(p: np.ndarray, axis: int, i: int, n: int) -> np.ndarray:
-    return p[i:i + n] if axis == 0 else p[:, i:i + n]
+    return p[i : i + n] if axis == 0 else p[:, i : i + n]
 
 
 def _extreme(a: np.ndarray, size: int, pick) -> np.ndarray:
@@ -233,7 +245,7 @@ def _log_gaussian(x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
 
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur of a float map (edges repeated)."""
-    r = max(1, int(round(3 * sigma)))
+    r = max(1, round(3 * sigma))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
     k /= k.sum()
     out = np.asarray(a, np.float64)
@@ -248,14 +260,19 @@ def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
 
 def _ratio_map(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(log-likelihood ratio lesion : skin, the seed, the usable pixels) at the working size."""
-    clean = np.asarray(Image.fromarray(np.clip(remove_hair(small), 0, 255).astype(np.uint8))
-                       .filter(ImageFilter.GaussianBlur(1)), np.float64)
+    clean = np.asarray(
+        Image.fromarray(np.clip(remove_hair(small), 0, 255).astype(np.uint8)).filter(
+            ImageFilter.GaussianBlur(1)
+        ),
+        np.float64,
+    )
     usable = ~_corners_small(_smoothed(small))
     lab = to_lab(clean)
     usable &= ~dilate(lab[..., 2] < INK_B, MORPH_SIZE)  # surgical-marker ink is no lesion
     skin = to_lab(skin_colour(clean)[None])[0]
-    score = np.maximum(skin[0] - lab[..., 0], 0) + CHROMA_WEIGHT * np.hypot(lab[..., 1] - skin[1],
-                                                                              lab[..., 2] - skin[2])
+    score = np.maximum(skin[0] - lab[..., 0], 0) + CHROMA_WEIGHT * np.hypot(
+        lab[..., 1] - skin[1], lab[..., 2] - skin[2]
+    )
     threshold = otsu_threshold(score[usable] if usable.sum() > 16 else score)
     seed = fill_holes(nearest_component(open_close((score > threshold) & usable)))
     lesion = seed
@@ -282,7 +299,9 @@ def _pick(fg: np.ndarray, seed: np.ndarray) -> np.ndarray:
 def _full_size(mask: np.ndarray, h: int, w: int) -> np.ndarray:
     if mask.shape == (h, w):
         return mask
-    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+    return (
+        np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+    )
 
 
 def outline(image) -> Outline:
@@ -315,7 +334,9 @@ def dark_corners(image) -> np.ndarray:
 
 def _smoothed(small: np.ndarray) -> np.ndarray:
     """Gaussian blur (radius 2 px at the working size): hair and texture fade."""
-    im = Image.fromarray(np.clip(small, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(2))
+    im = Image.fromarray(np.clip(small, 0, 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(2)
+    )
     return np.asarray(im, dtype=np.float64)
 
 

@@ -52,12 +52,16 @@ def _unit(cam: np.ndarray, side: int) -> np.ndarray:
     top = m.max()
     m = m / top if top > 0 else m
     if m.shape != (side, side):
-        m = np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize((side, side), Image.BILINEAR),
-                       dtype=np.float64)
+        m = np.asarray(
+            Image.fromarray(m.astype(np.float32), mode="F").resize((side, side), Image.BILINEAR),
+            dtype=np.float64,
+        )
     return np.clip(m, 0.0, 1.0)
 
 
-def ssim(a: np.ndarray, b: np.ndarray, *, side: int | None = SSIM_SIDE, window: int = SSIM_WINDOW) -> float:
+def ssim(
+    a: np.ndarray, b: np.ndarray, *, side: int | None = SSIM_SIDE, window: int = SSIM_WINDOW
+) -> float:
     """Mean structural similarity of two maps, each scaled to 0..1 by its own range (data
     range 1, K1 0.01, K2 0.03, uniform window, sample covariances, only windows fully inside:
     scikit-image's ``structural_similarity`` defaults). ``side``: resize both first (None:
@@ -81,7 +85,7 @@ def ssim(a: np.ndarray, b: np.ndarray, *, side: int | None = SSIM_SIDE, window: 
     vx = norm * (mean(x * x) - ux * ux)
     vy = norm * (mean(y * y) - uy * uy)
     vxy = norm * (mean(x * y) - ux * uy)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return float(s.mean())
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -43,19 +43,31 @@ class Verdict:
 def plain_verdict(result: sanity.MethodSanity | None, source: str = "") -> Verdict:
     """One sentence from the measurements (the rule of ``sanity.verdict``), no figures."""
     if result is None:
-        return Verdict(UNKNOWN, "Not checked yet for this model and layer: whether this map "
-                                "follows the model is unknown.", "")
+        return Verdict(
+            UNKNOWN,
+            "Not checked yet for this model and layer: whether this map "
+            "follows the model is unknown.",
+            "",
+        )
     if result.verdict == "pass":
-        return Verdict(PASS, "Passed the checks: it changes with the model and with the class.", source)
+        return Verdict(
+            PASS, "Passed the checks: it changes with the model and with the class.", source
+        )
     if result.empty_share >= sanity.EMPTY_FAIL:
-        return Verdict(FAIL, "Do not read this map as evidence: it is empty on most of the test "
-                             "images, so it could not be checked.", source)
+        return Verdict(
+            FAIL,
+            "Do not read this map as evidence: it is empty on most of the test "
+            "images, so it could not be checked.",
+            source,
+        )
     decisive = result.cascade[min(sanity.VERDICT_STEP, len(result.cascade) - 1)]
     reasons = []
     if decisive.spearman >= sanity.CASCADE_PASS:
         reasons.append("it stays the same when the model's weights are random")
     if result.random_logit_spearman >= sanity.LOGIT_PASS:
-        reasons.append("is the same for every class" if reasons else "it is the same for every class")
+        reasons.append(
+            "is the same for every class" if reasons else "it is the same for every class"
+        )
     return Verdict(FAIL, "Do not read this map as evidence: " + " and ".join(reasons) + ".", source)
 
 
@@ -64,12 +76,20 @@ def technical_lines(result: sanity.MethodSanity | None) -> list[str]:
     if result is None:
         return []
     decisive = result.cascade[min(sanity.VERDICT_STEP, len(result.cascade) - 1)]
-    return [f"Model randomisation ({decisive.step} random): Spearman rank correlation "
-            f"{decisive.spearman:.2f} with the trained map (−1..1; passes below {sanity.CASCADE_PASS})",
+    return [
+        (
+            f"Model randomisation ({decisive.step} random): Spearman rank correlation "
+            f"{decisive.spearman:.2f} with the trained map (−1..1; passes below {sanity.CASCADE_PASS})"
+        ),
+        (
             f"Random logit: Spearman {result.random_logit_spearman:.2f} between the maps of "
-            f"different classes (passes below {sanity.LOGIT_PASS})",
+            f"different classes (passes below {sanity.LOGIT_PASS})"
+        ),
+        (
             f"Empty maps: {result.empty_share * 100:.0f} % of the test images (fails from "
-            f"{sanity.EMPTY_FAIL * 100:.0f} %)"]
+            f"{sanity.EMPTY_FAIL * 100:.0f} %)"
+        ),
+    ]
 
 
 # --- the shipped measurement --------------------------------------------------------------------
@@ -80,23 +100,37 @@ def shipped_methods() -> tuple[str, ...]:
     return tuple(k for k, m in REGISTRY.items() if m.cam and "forward" not in m.needs)
 
 
-def default_record(report: sanity.SanityReport, fingerprint: str, command: str,
-                   file_sha256: str = "", n_samples: int = 0, seed: int = 0) -> dict:
+def default_record(
+    report: sanity.SanityReport,
+    fingerprint: str,
+    command: str,
+    file_sha256: str = "",
+    n_samples: int = 0,
+    seed: int = 0,
+) -> dict:
     """The file's content: provenance (``model_fingerprint``: the sanity cache's key,
     ``sanity.model_fingerprint``; ``model_file_sha256``: the SHA-256 of the model file, as the
     case report prints it), then per method the figures and the verdict."""
     return {
-        "model": report.model, "model_fingerprint": fingerprint, "model_file_sha256": file_sha256,
+        "model": report.model,
+        "model_fingerprint": fingerprint,
+        "model_file_sha256": file_sha256,
         "layer": report.layer,
-        "cache_version": sanity.CACHE_VERSION, "n_samples": int(n_samples), "seed": int(seed),
+        "cache_version": sanity.CACHE_VERSION,
+        "n_samples": int(n_samples),
+        "seed": int(seed),
         "images": list(report.images),
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,
-        "rule": (f"pass when Spearman < {sanity.CASCADE_PASS} once the head and the last block are "
-                 f"random, random-logit Spearman < {sanity.LOGIT_PASS} and fewer than "
-                 f"{sanity.EMPTY_FAIL * 100:.0f} % of the maps empty"),
-        "methods": {k: {**m.to_json(), "empty_share": round(m.empty_share, 4)}
-                    for k, m in report.methods.items()},
+        "rule": (
+            f"pass when Spearman < {sanity.CASCADE_PASS} once the head and the last block are "
+            f"random, random-logit Spearman < {sanity.LOGIT_PASS} and fewer than "
+            f"{sanity.EMPTY_FAIL * 100:.0f} % of the maps empty"
+        ),
+        "methods": {
+            k: {**m.to_json(), "empty_share": round(m.empty_share, 4)}
+            for k, m in report.methods.items()
+        },
     }
 
 
@@ -118,21 +152,41 @@ def read_default(path: str | Path = DEFAULT_FILE) -> dict | None:
 
 def result_from_record(key: str, entry: dict) -> sanity.MethodSanity:
     """A ``MethodSanity`` (without maps) from one method's entry of the file."""
-    steps = [sanity.Step(str(s["step"]), float(s["spearman"]), float(s["ssim"])) for s in entry["cascade"]]
-    return sanity.MethodSanity(key, steps, float(entry["random_logit_spearman"]),
-                               np.zeros((0, 0, 1, 1), np.float32),
-                               recorded_empty_share=float(entry.get("empty_share", 0.0)))
+    steps = [
+        sanity.Step(str(s["step"]), float(s["spearman"]), float(s["ssim"]))
+        for s in entry["cascade"]
+    ]
+    return sanity.MethodSanity(
+        key,
+        steps,
+        float(entry["random_logit_spearman"]),
+        np.zeros((0, 0, 1, 1), np.float32),
+        recorded_empty_share=float(entry.get("empty_share", 0.0)),
+    )
 
 
-def shipped_result(fingerprint: str, layer: str, method: str, n_samples: int, seed: int,
-                   image_ids: Sequence[str], path: str | Path = DEFAULT_FILE) -> sanity.MethodSanity | None:
+def shipped_result(
+    fingerprint: str,
+    layer: str,
+    method: str,
+    n_samples: int,
+    seed: int,
+    image_ids: Sequence[str],
+    path: str | Path = DEFAULT_FILE,
+) -> sanity.MethodSanity | None:
     """The shipped figures when they were measured for exactly this model file, layer, images,
     seed and plain maps (noise settings do not touch plain maps, so σ and the cache version,
     which covers the noise draws, do not have to match); else None."""
     data = read_default(path)
-    if (data is None or data.get("model_fingerprint") != fingerprint or data.get("layer") != layer
-            or int(n_samples) != 0 or int(data.get("n_samples", -1)) != 0
-            or int(data.get("seed", -1)) != int(seed) or list(data.get("images", [])) != list(image_ids)):
+    if (
+        data is None
+        or data.get("model_fingerprint") != fingerprint
+        or data.get("layer") != layer
+        or int(n_samples) != 0
+        or int(data.get("n_samples", -1)) != 0
+        or int(data.get("seed", -1)) != int(seed)
+        or list(data.get("images", [])) != list(image_ids)
+    ):
         return None
     entry = data["methods"].get(method)
     try:
@@ -141,15 +195,24 @@ def shipped_result(fingerprint: str, layer: str, method: str, n_samples: int, se
         return None
 
 
-def known_result(bundle, layer: str, method: str, n_samples: int = 0, sigma: float = 0.15,
-                 seed: int = 0, n_images: int = sanity.DEFAULT_SAMPLES,
-                 fingerprint: str | None = None) -> tuple[sanity.MethodSanity | None, str]:
+def known_result(
+    bundle,
+    layer: str,
+    method: str,
+    n_samples: int = 0,
+    sigma: float = 0.15,
+    seed: int = 0,
+    n_images: int = sanity.DEFAULT_SAMPLES,
+    fingerprint: str | None = None,
+) -> tuple[sanity.MethodSanity | None, str]:
     """``(result, source)``: the disk cache ("measured here"), else the shipped measurement
     ("shipped measurement"), else ``(None, "")``. Never computes anything."""
     from explainers.zoo import list_samples
 
     fp = fingerprint or sanity.model_fingerprint(bundle)
-    found = sanity.cached_verdict(bundle, layer, method, n_samples, sigma, seed, n_images, fingerprint=fp)
+    found = sanity.cached_verdict(
+        bundle, layer, method, n_samples, sigma, seed, n_images, fingerprint=fp
+    )
     if found is not None:
         return found, "measured here"
     ids = [s.image_id for s in list_samples()[:n_images]]
@@ -167,12 +230,16 @@ def pooling_note(gradients: np.ndarray | None, alpha: np.ndarray | None) -> str:
 
     if gradients is None or not gradient_constant_per_channel(np.asarray(gradients)[:1]):
         return ""
-    text = ("At this layer (followed directly by global average pooling) the gradient is the same "
-            "at every position, so Grad-CAM equals HiResCAM")
+    text = (
+        "At this layer (followed directly by global average pooling) the gradient is the same "
+        "at every position, so Grad-CAM equals HiResCAM"
+    )
     if alpha is not None:
         a = np.asarray(alpha, dtype=np.float64)[:1]
         a = a[np.isfinite(a) & (a != 0)]
         if a.size and float(np.abs(a - 0.5).max()) < 0.05:
-            text += (" and Grad-CAM++'s α ≈ 0.5 everywhere, so its map is Grad-CAM's with the "
-                     "negative channel weights dropped (times a constant)")
+            text += (
+                " and Grad-CAM++'s α ≈ 0.5 everywhere, so its map is Grad-CAM's with the "
+                "negative channel weights dropped (times a constant)"
+            )
     return text + "."
