@@ -67,12 +67,13 @@ def streamlit_server(
     log = open(ROOT / "artifacts" / log_name, "w")
     started = time.monotonic()
     # As `bash run.sh dashboard` starts it (the warm-up begins with the server); a checkout
-    # from before dashboard/frame/serve.py existed is started with plain `streamlit run`.
-    launcher = (
-        ["dashboard.frame.serve"]
-        if (cwd / "dashboard" / "serve.py").is_file()
-        else ["streamlit", "run", "app.py"]
-    )
+    # from before dashboard/frame/serve.py existed (or with dashboard/serve.py) accordingly.
+    if (cwd / "dashboard" / "frame" / "serve.py").is_file():
+        launcher = ["dashboard.frame.serve"]
+    elif (cwd / "dashboard" / "serve.py").is_file():
+        launcher = ["dashboard.serve"]
+    else:
+        launcher = ["streamlit", "run", "app.py"]
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -471,9 +471,9 @@ def test_noise_is_applied_with_the_button_only(monkeypatch):
     calls = []
     real = loaders.explain_details
 
-    def counting(*a, **k):
-        calls.append((k.get("n_samples"), k.get("sigma")))
-        return real(*a, **k)
+    def counting(model, x, settings=None, **k):
+        calls.append((settings.n_samples, settings.sigma))  # one ExplainSettings per call
+        return real(model, x, settings, **k)
 
     monkeypatch.setattr(loaders, "explain_details", counting)
     at.slider(key="w:n_samples").set_value(2)
