@@ -5,12 +5,11 @@ a research model, not a diagnostic device.
 
 Written with matplotlib's PDF backend (``PdfPages``, no pyplot, no new dependency). The
 dashboard builds a ``CaseData`` from what it has on screen; ``python -m explainers report``
-builds it from a model and an image (``case_from_files``). No Streamlit here.
+builds it from a model and an image (``explainers.cli.report``). No Streamlit here.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import hashlib
 import io
@@ -26,7 +25,7 @@ import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from explainers import render
+from explainers import marks, render
 from explainers.errors import ExplainerError
 
 DISCLAIMER = (
@@ -130,7 +129,7 @@ def _prediction_rows(case: CaseData) -> tuple[list[int], float]:
     return [int(i) for i in shown], rest
 
 
-ALARM = "#{:02x}{:02x}{:02x}".format(*render.ALARM_RGB)
+ALARM = "#{:02x}{:02x}{:02x}".format(*marks.ALARM_RGB)
 LEVEL_STYLE = {
     "fail": {"color": ALARM, "fontweight": "bold"},
     "pass": {"color": "#1b7a2e"},
@@ -189,7 +188,7 @@ def summary_page(case: CaseData) -> Figure:
         )
         level, sentence = case.verdicts.get(t, ("unknown", ""))
         if level == "fail":
-            pic = render.mark_unreliable(pic)
+            pic = marks.mark_unreliable(pic)
         note = sentence + ("\nWEAK EVIDENCE: tiny beside the other map(s)" if t in weak else "")
         panels.append((t, pic, note, level))
     cols = min(3, len(panels))
@@ -353,106 +352,3 @@ def write_report(case: CaseData, out: str | Path | io.BytesIO | None = None) -> 
     elif out is not None:
         out.write(data)
     return data
-
-
-# --- from files (the command line) -----------------------------------------------------------------
-def case_from_files(args: argparse.Namespace) -> CaseData:
-    """Load the model and the image, explain the target, and build the report's content with
-    the dashboard's own builder (``report_content.build_case``)."""
-    from explainers import explain_details, predict
-    from explainers.cli.common import extra_inputs as _extra_inputs
-    from explainers.cli.common import load_bundle as _load_bundle
-    from explainers.cli.common import target_class as _target
-    from explainers.engine.core import method_label
-    from explainers.images import load_image
-    from explainers.methods import REGISTRY
-    from explainers.report_content import build_case, patient_text, sample_record
-    from explainers.zoo import prepare
-
-    bundle = _load_bundle(args)
-    image = load_image(args.image)
-    x = prepare(bundle, image)
-    extra = _extra_inputs(bundle, args)
-    pred = predict(bundle.model, x, extra)
-    target = _target(bundle, args.target)
-    ex = explain_details(
-        bundle.model,
-        x,
-        layer=args.layer,
-        target=target,
-        extra_inputs=extra,
-        n_samples=args.samples,
-        sigma=args.sigma,
-        seed=args.seed,
-    )
-    titles = {m: method_label(m, ex.n_samples, ex.sigma) for m in ex.maps if REGISTRY[m].cam}
-    name = Path(args.image).name
-    return build_case(
-        bundle,
-        ex,
-        pred,
-        image=image,
-        x=x,
-        extra=extra,
-        image_name=name,
-        titles=titles,
-        patient=patient_text(args.age, args.sex, args.site) if bundle.metadata_input else "",
-        record=sample_record(name),
-        cmap=args.cmap,
-        opacity=args.opacity,
-        scale=args.scale,
-        absolute_max=args.absolute_max,
-        seed=args.seed,
-        model_file=str(args.model),
-    )
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """``python -m explainers report``'s options."""
-    from explainers.cli.argtypes import fraction, nonneg_float, nonneg_int
-    from explainers.cli.common import add_model_arguments as _add_model_arguments
-
-    _add_model_arguments(p)
-    p.add_argument("--image", required=True, metavar="FILE", help="the image to explain")
-    p.add_argument("--out", required=True, metavar="FILE.pdf", help="where to write the PDF")
-    p.add_argument("--layer", help="layer name or path (default: the last spatial layer)")
-    p.add_argument("--target", metavar="N|NAME", help="class to explain (default: top-1)")
-    p.add_argument("--samples", type=nonneg_int, default=0, metavar="N")
-    p.add_argument("--sigma", type=nonneg_float, default=0.15, metavar="S")
-    p.add_argument("--seed", type=int, default=0, metavar="N")
-    p.add_argument("--age", type=float, default=None, help="skin-lesion model: age in years")
-    p.add_argument("--sex", default=None, help="skin-lesion model: female, male or unknown")
-    p.add_argument("--site", default=None, help="skin-lesion model: body site")
-    p.add_argument("--cmap", default=render.DEFAULT_CMAP, help="colour map (default viridis)")
-    p.add_argument("--opacity", type=fraction, default=0.5, help="overlay opacity 0..1")
-    p.add_argument(
-        "--scale",
-        default="own",
-        choices=render.SCALES,
-        help="colour scale: own maximum, shared by the maps, or absolute",
-    )
-    p.add_argument(
-        "--absolute-max",
-        type=nonneg_float,
-        default=None,
-        metavar="V",
-        help="the absolute scale's top value in raw map units",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """The handler: check the output path, build the case, write the PDF, say where."""
-    out = Path(args.out)
-    if out.suffix.lower() != ".pdf":
-        raise ExplainerError(f"--out must end in .pdf, got '{args.out}'")
-    if not out.parent.exists():
-        raise ExplainerError(f"the folder for --out does not exist: {out.parent}")
-    if args.scale == "absolute" and not args.absolute_max:
-        raise ExplainerError("--scale absolute needs --absolute-max V (a positive raw value)")
-    render._colormap(args.cmap)  # an unknown colour map fails before the model is loaded
-    case = case_from_files(args)
-    data = write_report(case, out)
-    print(
-        f"wrote {out} ({len(data) // 1024} KiB, {2 + len(case.extra_figures) + len(case.extra_lines)} pages)"
-    )
-    return 0

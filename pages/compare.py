@@ -10,7 +10,7 @@ from dashboard.frame.errors import guard
 from dashboard.frame.notices import code, plain
 from dashboard.page_parts import compare_loaders, evaluate_helpers
 from dashboard.widgets import sidebar, trust_views, views
-from explainers import render
+from explainers import marks, render
 from explainers.evaluation import scoring as metrics
 from explainers.evaluation.localisation import DEFAULT_THRESHOLD, box_scores, cam_box
 from explainers.methods import REGISTRY, method_keys, method_label
@@ -187,7 +187,7 @@ def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
                 disp, maps[m], cmap=cmap, opacity=opacity, peak=None if scale == "own" else tops[m]
             )
             col.image(
-                render.draw_box(pic, shown),
+                marks.draw_box(pic, shown),
                 width="stretch",
                 alt=views.alt_text(views.MapItem(m, title, maps[m]), class_text, peaks[m])
                 + (f" Box {list(box)} px." if box else ""),

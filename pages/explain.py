@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard.frame import state
 from dashboard.frame.errors import guard
 from dashboard.frame.notices import plain
-from dashboard.widgets import method_views, sidebar, trust_views, views
+from dashboard.widgets import maps_panel, method_views, sidebar, trust_views, views
 
 sel = sidebar.selection()
 st.title("Explain a prediction")
@@ -52,7 +52,7 @@ else:
     if ex is not None:
         later: dict = {}  # filled by the trust section below, read by the report button on click
         with guard("drawing the heatmaps"):
-            views.maps_panel(
+            maps_panel.maps_panel(
                 ex, sel, pixel_ex, boxes=bool(state.get(state.BOX)), report_extras=later
             )
     method_views.method_controls()

@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard.frame import loaders, state
 from dashboard.frame.errors import guard
 from dashboard.frame.notices import code, plain
-from dashboard.widgets import grid_pick, method_views, sidebar, views
+from dashboard.widgets import filter_views, grid_pick, method_views, sidebar, views
 from explainers import render
 from explainers.methods import REGISTRY, method_label
 
@@ -59,7 +59,7 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
         k = st.slider(
             "k (number of filters)", 1, min(64, k_total), step=1, **state.bind(state.TOP_K)
         )
-        channels = views.top_filters(weights, k)
+        channels = filter_views.top_filters(weights, k)
     else:
         text = st.text_input(
             f"Filter indices (0 to {k_total - 1})",
@@ -67,7 +67,7 @@ def filters_section(base, n_samples, sigma, seed, cmap, opacity):
             **state.bind(state.FILTERS),
         )
         with guard("reading the filter indices"):
-            channels = views.parse_indices(text, k_total)
+            channels = filter_views.parse_indices(text, k_total)
     if not channels:
         return
     per_filter = base.filter_maps(method, channels)[0]  # (n, h, w): w_k * A_k
@@ -282,7 +282,7 @@ def neurons_section(base, n_samples, sigma, seed, cmap, opacity):
             "same exactly."
         )
     caps = {m: f"{c} — {what}" for m, c in views.method_titles(ex).items()}
-    views.show_maps(
+    filter_views.show_maps(
         ex,
         sel,
         caps,

@@ -7,7 +7,7 @@ from dashboard.frame import state
 from dashboard.frame.errors import guard
 from dashboard.frame.notices import code, plain
 from dashboard.page_parts import teach, worked_example
-from dashboard.widgets import sidebar, views
+from dashboard.widgets import filter_views, sidebar, views
 from explainers.methods import GRADCAM, GRADCAMPP
 
 sel = sidebar.selection()
@@ -60,7 +60,7 @@ def step_gradcam(ex):
     )
     st.latex(r"w^c_k = \frac{1}{Z}\sum_{i}\sum_{j} \frac{\partial y^c}{\partial A^k_{ij}}")
     st.latex(r"L^c_{\text{Grad-CAM}} = \operatorname{ReLU}\Big(\sum_k w^c_k A^k\Big)")
-    top = views.top_filters(ex.weights[GRADCAM][0], 3)
+    top = filter_views.top_filters(ex.weights[GRADCAM][0], 3)
     w = ex.weights[GRADCAM][0]
     m = teach.summary(ex.maps[GRADCAM][0])
     peak = teach.argmax_cell(ex.maps[GRADCAM][0])
@@ -197,7 +197,7 @@ def step_differences(ex, n_samples, sigma):
         "- **Smoothing** averages out gradients that flip with tiny changes of the input, so the "
         "smoothed maps are less speckled and more stable; it costs one backward pass per sample."
     )
-    drawn = views.show_maps(
+    drawn = filter_views.show_maps(
         ex, sel, views.method_titles(ex), state.get(state.CMAP), float(state.get(state.OPACITY))
     )
     views.colorbar(drawn, state.get(state.CMAP), st.columns([2, 3])[0])

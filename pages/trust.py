@@ -9,7 +9,7 @@ from dashboard.frame import fair_share, loaders
 from dashboard.frame.errors import guard
 from dashboard.frame.notices import plain
 from dashboard.widgets import sidebar, trust_views
-from explainers import render
+from explainers import marks, render
 from explainers.evaluation.scoring import load_mask_noted
 from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
 from explainers.trust import sanity
@@ -197,7 +197,7 @@ def _audit_section() -> None:
     )
     left, right = st.columns(2)
     left.image(
-        render.draw_contour(shown, result.lesion, dashed=result.uncertain),
+        marks.draw_contour(shown, result.lesion, dashed=result.uncertain),
         width="stretch",
         caption=f"{REGISTRY[method].label} with the lesion outline in white ({how})",
         alt=f"The {REGISTRY[method].label} map over the image, the lesion outlined in white.",

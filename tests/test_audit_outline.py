@@ -4,7 +4,7 @@ makes an automatic outline uncertain, the wording it changes, and the batch colu
 import numpy as np
 import pytest
 
-from explainers import render
+from explainers import marks
 from explainers.trust.artefact_audit import (
     EDGE_FRACTION,
     Edit,
@@ -29,25 +29,25 @@ def test_the_outline_is_drawn_on_top_in_its_colour_and_nothing_else_changes():
     rng = np.random.default_rng(0)
     picture = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
     mask = square()
-    out = render.draw_contour(picture, mask, color=(255, 0, 255), width=2)
+    out = marks.draw_contour(picture, mask, color=(255, 0, 255), width=2)
     ring = mask & ~square(box=(12, 28, 17, 38))  # the 2-px border of the square, by hand
     assert (out[ring] == (255, 0, 255)).all()
     assert (out[~ring] == picture[~ring]).all()
-    assert render.OUTLINE_COLOR == (255, 255, 255)
-    assert (render.draw_contour(picture, mask)[ring] == 255).all()
+    assert marks.OUTLINE_COLOR == (255, 255, 255)
+    assert (marks.draw_contour(picture, mask)[ring] == 255).all()
 
 
 def test_a_dashed_outline_and_a_mask_at_another_size():
     picture = np.zeros((80, 100, 3), np.uint8)
     mask = square()  # 40x50: drawn at twice its size
-    full = render.contour(mask, (80, 100), width=2)
+    full = marks.contour(mask, (80, 100), width=2)
     assert full[20:60, 30:80].any() and not full[:20].any() and not full[24:56, 34:76].any()
-    dashed = render.contour(mask, (80, 100), width=2, dashed=True)
+    dashed = marks.contour(mask, (80, 100), width=2, dashed=True)
     assert (dashed <= full).all() and 0.3 < dashed.sum() / full.sum() < 0.7
-    out = render.draw_contour(picture, mask, dashed=True)
+    out = marks.draw_contour(picture, mask, dashed=True)
     assert dashed.any() and (out[dashed] == 255).all()
     with pytest.raises(Exception):
-        render.contour(np.zeros((2, 3, 4)), (10, 10))
+        marks.contour(np.zeros((2, 3, 4)), (10, 10))
 
 
 def test_band_width_is_one_map_cell_and_at_least_a_sliver_of_the_image():

@@ -1,4 +1,4 @@
-"""Localisation boxes (Grad-CAM §4.1), box IoU and localisation error, ``render.draw_box`` and
+"""Localisation boxes (Grad-CAM §4.1), box IoU and localisation error, ``marks.draw_box`` and
 the textual explanation (§7), against hand-made arrays."""
 
 import numpy as np
@@ -13,7 +13,8 @@ from explainers.evaluation.localisation import (
     localisation_error,
     mask_box,
 )
-from explainers.render import draw_box, upsample
+from explainers.marks import draw_box
+from explainers.render import upsample
 from explainers.textual import describe, zones
 from tests import method_references as ref
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from explainers import ExplainerError
+from explainers.evaluation import baselines
 from explainers.evaluation import scoring as M
 
 WHITE = np.full((2, 2, 3), 255.0)
@@ -381,12 +382,12 @@ def test_evaluate_on_the_skin_lesion_model_uses_its_metadata(skin_lesion_model):
 
 
 def test_reference_maps():
-    c = M.centre_prior((5, 5))
+    c = baselines.centre_prior((5, 5))
     assert c.shape == (5, 5) and np.unravel_index(np.argmax(c), c.shape) == (2, 2)
     np.testing.assert_allclose(c, c.T)
-    r1, r2 = M.random_map((4, 4), seed=1), M.random_map((4, 4), seed=1)
+    r1, r2 = baselines.random_map((4, 4), seed=1), baselines.random_map((4, 4), seed=1)
     np.testing.assert_array_equal(r1, r2)
-    assert not np.array_equal(r1, M.random_map((4, 4), seed=2))
+    assert not np.array_equal(r1, baselines.random_map((4, 4), seed=2))
 
 
 def test_mask_fit_scales_copies_with_a_note_and_refuses_other_proportions():

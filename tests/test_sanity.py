@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from explainers import cli, explain
+from explainers.trust.cascade import cascade_steps, model_copy
 from explainers.trust.sanity import (
     CASCADE_PASS,
     Step,
-    cascade_steps,
-    model_copy,
     run_sanity,
     verdict,
 )
@@ -104,7 +103,7 @@ def test_copy_shares_no_variable_and_bn_goes_to_identity():
     model = tiny_model()
     copy = model_copy(model)
     assert not {id(v) for v in model.weights} & {id(v) for v in copy.weights}
-    from explainers.trust.sanity import _reinitialise
+    from explainers.trust.cascade import _reinitialise
 
     _reinitialise(copy.get_layer("block1_bn"), np.random.default_rng(0))
     gamma, beta, mean, var = (np.asarray(w) for w in copy.get_layer("block1_bn").get_weights())

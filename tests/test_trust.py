@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from explainers import explain, predict
-from explainers.evaluation.scoring import centre_prior, energy_in_mask
+from explainers.evaluation.baselines import centre_prior
+from explainers.evaluation.scoring import energy_in_mask
 from explainers.trust.card import CLASS_FLAG, centre_likeness, runner_up, trust_figures, trust_json
 from explainers.trust.similarity import spearman
 from tests.test_sanity import images, tiny_model

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from explainers import render
+from explainers import marks
 from explainers.trust import sanity, verdicts
 from explainers.trust.sanity import MethodSanity, Step
 
@@ -64,10 +64,10 @@ def test_mark_unreliable_draws_a_red_border_and_a_label_on_a_copy():
     rng = np.random.default_rng(1)
     img = (rng.random((120, 160, 3)) * 200).astype(np.uint8)
     before = img.copy()
-    out = render.mark_unreliable(img)
+    out = marks.mark_unreliable(img)
     assert np.array_equal(img, before)  # the input is untouched
     assert out.shape == img.shape and out.dtype == np.uint8
-    red = np.array(render.ALARM_RGB, np.uint8)
+    red = np.array(marks.ALARM_RGB, np.uint8)
     t = max(2, round(120 * 0.025))
     for edge in (out[-t:], out[:, :t], out[:, -t:]):
         assert (edge == red).all()
@@ -77,7 +77,7 @@ def test_mark_unreliable_draws_a_red_border_and_a_label_on_a_copy():
     assert white > 20 and ((top == red).all(axis=-1).mean() > 0.5)  # a red band with white text
     inner = (slice(band + 1, 120 - t), slice(t, 160 - t))
     assert np.array_equal(out[inner], img[inner])  # the map itself is still readable
-    assert render.mark_unreliable(img[:20, :24]).shape == (20, 24, 3)  # tiny pictures too
+    assert marks.mark_unreliable(img[:20, :24]).shape == (20, 24, 3)  # tiny pictures too
 
 
 # --- the note when methods coincide -----------------------------------------------------------------

@@ -165,12 +165,10 @@ def require_sign_in() -> None:
     otherwise draws the sign-in page (or a one-line error) and stops the run."""
     import streamlit as st
 
-    from dashboard.frame import bootstrap
-
     section = auth_section()
     if section is None:
         address = st.get_option("server.address")
-        if not is_loopback(address) and not bootstrap.under_test_harness():
+        if not is_loopback(address):
             st.error(
                 f"This server listens on {address or 'every network interface'} but sign-in "
                 "is not configured: see docs/DEPLOY.md.",

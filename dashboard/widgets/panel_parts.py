@@ -10,8 +10,9 @@ import numpy as np
 import streamlit as st
 
 from dashboard.frame import loaders
-from dashboard.widgets.views import Drawn, Selection, image_stem, method_titles
-from explainers import render
+from dashboard.widgets.sidebar import Selection
+from dashboard.widgets.views import Drawn, image_stem, method_titles
+from explainers import marks, render
 from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
 
 
@@ -50,7 +51,7 @@ def overlay_png(
 
     def write() -> bytes:
         pic = render.overlay(disp, cam, cmap=cmap, opacity=opacity, peak=peak)
-        return loaders.png_bytes(render.mark_unreliable(pic) if failing else pic)
+        return loaders.png_bytes(marks.mark_unreliable(pic) if failing else pic)
 
     return write
 

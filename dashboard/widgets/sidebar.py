@@ -18,6 +18,7 @@ from PIL import Image
 from dashboard.frame import loaders, state
 from dashboard.frame.bootstrap import ensure_navigation
 from dashboard.frame.errors import guard
+from dashboard.widgets import patient
 from dashboard.widgets.model_picker import model_section
 from dashboard.widgets.patient import reset_patient
 from explainers import LayerInfo, zoo
@@ -28,15 +29,6 @@ from explainers.settings import ExplainSettings
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
 RANDOM_NOTE = "random weights — meaningless"
 SOURCE_LABELS = {"sample": "Sample", "upload": "Upload", "camera": "Camera"}
-SEX_LABELS = {"female": "female", "male": "male", "unknown": "unknown"}
-SITE_LABELS = {
-    "arm": "arm (upper extremity, hand)",
-    "head-or-neck": "head or neck (face, scalp, neck, ear)",
-    "leg-or-genital": "leg or genital (lower extremity, foot, genital, acral)",
-    "trunk": "trunk (back, abdomen, chest)",
-    "unknown": "unknown",
-}
-_AGE_LAST = "_age_last"
 _META_FILLED = "_metadata_filled"  # the first sample's recorded patient data was filled in
 TOP1 = -1  # the target select box's "top-1 class" entry
 
@@ -287,74 +279,6 @@ def _image_section(sel: Selection) -> None:
             sel.image_name = name
 
 
-def _age_to_widget(value):
-    return int(value) if value is not None else int(st.session_state.get(_AGE_LAST, 50))
-
-
-def _metadata_section(sel: Selection) -> None:
-    st.subheader("Patient")
-    age = state.get(state.AGE)
-    if age is not None:
-        st.session_state[_AGE_LAST] = int(age)
-    c1, c2 = st.container(), st.container()  # the number first, the checkbox under it
-    with c2:
-        unknown = st.checkbox(
-            "Age unknown",
-            help="Age not known: the model gets its training mean and a missing-age flag.",
-            **state.bind(
-                state.AGE,
-                to_widget=lambda v: v is None,
-                from_widget=lambda u: None if u else int(st.session_state.get(_AGE_LAST, 50)),
-            ),
-        )
-    # A second widget on the same setting: its own key.
-    wk = "w:age_years"
-    stale_key = "_age_years_stale"
-    if st.session_state.get(wk) != _age_to_widget(state.get(state.AGE)):  # see state.bind
-        st.session_state[stale_key] = st.session_state.get(wk)
-        st.session_state[wk] = _age_to_widget(state.get(state.AGE))
-
-    @state.safe
-    def age_changed() -> None:
-        years = st.session_state.get(wk)
-        stale = st.session_state.pop(stale_key, None)
-        if years is None or years == stale:  # emptied, or the browser's echo of the age this
-            return  # run replaced (it had not seen the new one)
-        st.session_state[state.AGE] = int(years)
-        st.session_state[_AGE_LAST] = int(years)
-        st.session_state[state.widget_key(state.AGE)] = False
-
-    with c1:
-        st.number_input(
-            "Age (years)",
-            min_value=0,
-            max_value=120,
-            step=1,
-            key=wk,
-            disabled=unknown,
-            on_change=age_changed,
-        )
-    sex = st.selectbox(
-        "Sex",
-        list(state.SEXES),
-        format_func=SEX_LABELS.get,
-        **state.bind(state.SEX, options=state.SEXES, labels=SEX_LABELS.get),
-    )
-    site = st.selectbox(
-        "Body site",
-        list(state.SITES),
-        format_func=SITE_LABELS.get,
-        **state.bind(state.SITE, options=state.SITES, labels=SITE_LABELS.get),
-    )
-    age = state.get(state.AGE)
-    with guard("encoding the patient data"):
-        sel.extra = [zoo.skin_lesion_metadata(age, sex, site)]
-        sel.extra_token = ("meta", age, sex, site)
-        sel.metadata_text = (
-            f"{'age unknown' if age is None else f'{age} years'}, {sex}, {site.replace('-', ' ')}"
-        )
-
-
 def _layer_section(sel: Selection) -> None:
     with guard("listing the model's layers"):
         sel.layers = loaders.layers(sel.model_token, sel.bundle.model)
@@ -440,7 +364,7 @@ def render() -> Selection:
         st.header("Image")
         _image_section(sel)
         if sel.bundle is not None and sel.bundle.metadata_input:
-            _metadata_section(sel)
+            patient.patient_section(sel)
         if sel.bundle is not None and sel.image is not None:
             with guard("running the model on the image", notices):
                 sel.x = loaders.model_input(

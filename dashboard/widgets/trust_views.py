@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.frame.notices import plain
+from explainers import marks
 from explainers.methods import COUNTERFACTUAL, GRADCAM, REGISTRY, method_label
 from explainers.trust import card as trust
 from explainers.trust import sanity
@@ -146,12 +147,11 @@ def _lesion(sel):
 
 
 def _with_outline(picture: np.ndarray, lesion) -> np.ndarray:
-    from explainers import render
 
     return (
         picture
         if lesion is None
-        else render.draw_contour(picture, lesion.mask, dashed=lesion.uncertain)
+        else marks.draw_contour(picture, lesion.mask, dashed=lesion.uncertain)
     )
 
 

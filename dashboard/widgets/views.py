@@ -15,13 +15,12 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.frame import loaders, state
-from dashboard.frame.notices import code, plain
-from dashboard.widgets.method_views import blank_note, draw_pixel_maps
+from dashboard.frame.notices import plain
+from dashboard.widgets.method_views import blank_note
 from dashboard.widgets.noise_form import noise_controls  # noqa: F401 - the pages call views.noise_controls
 from dashboard.widgets.sidebar import RANDOM_NOTE, Selection
-from explainers import index_lists, render
+from explainers import marks, render
 from explainers.evaluation.localisation import cam_box
-from explainers.methods import REGISTRY
 
 
 # --- prediction ---------------------------------------------------------------------------------
@@ -339,7 +338,7 @@ def draw_maps(
     evidence is tiny beside the others (``render.weak_maps``) is flagged in words; with
     ``boxes`` each map's weakly-supervised localisation box is drawn. The maps of the methods
     in ``failing`` (failed sanity checks) are marked on the picture itself
-    (``render.mark_unreliable``); ``under_image(col, item)`` writes right under each picture."""
+    (``marks.mark_unreliable``); ``under_image(col, item)`` writes right under each picture."""
     peaks = {it.title: render.peak_of(it.cam) for it in items}
     grid_cells = int(np.prod(np.asarray(items[0].cam).shape)) if items else 0
     comparable = {
@@ -361,10 +360,10 @@ def draw_maps(
             peak=None if scale == "own" else tops[it.title],
         )
         if boxes:
-            pic = render.draw_box(pic, cam_box(it.cam, pic.shape[:2]))
+            pic = marks.draw_box(pic, cam_box(it.cam, pic.shape[:2]))
         alt = alt_text(it, class_text, peak)
         if it.method in failing:
-            pic = render.mark_unreliable(pic)
+            pic = marks.mark_unreliable(pic)
             alt = f"Marked 'do not read as evidence' (failed the sanity checks). {alt}"
         col.image(pic, caption=it.title, width="stretch", alt=alt)
         if under_image is not None:
@@ -421,119 +420,3 @@ def method_titles(ex) -> dict[str, str]:
     from explainers import method_label
 
     return {m: method_label(m, int(ex.n_samples), float(ex.sigma)) for m in ex.maps}
-
-
-@st.fragment
-def maps_panel(
-    ex, sel: Selection, pixel_ex=None, boxes: bool = False, report_extras: dict | None = None
-) -> None:
-    """Input | Grad-CAM | Grad-CAM++, each map with its sanity verdict in one plain sentence
-    under it (a failing map also marked on the picture), the colour bar, then the display
-    controls (collapsed) and the downloads. A fragment: colour map, opacity and scale rerun only
-    this, from maps already computed. Every caption is read from ``ex``; while the page reruns,
-    the whole panel is faded (``PANEL_CSS``) until it is redrawn. Raw maxima and the other
-    figures are in the trust section's "Details for the technical reader"."""
-    from dashboard.widgets import verdict_views
-    from explainers.trust.verdicts import FAIL, UNKNOWN
-
-    st.markdown(PANEL_CSS, unsafe_allow_html=True)
-    with st.container(key="maps_panel"):
-        cmap, opacity = state.get(state.CMAP), float(state.get(state.OPACITY))
-        scale = state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own"
-        disp = loaders.display_image(sel.image_digest, sel.image)
-        titles = method_titles(ex)
-        items = [MapItem(m, titles[m], ex.maps[m][0]) for m in ex.maps if REGISTRY[m].cam]
-        abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
-            max(render.peak_of(it.cam) for it in items)
-        )
-        n_pixel = len(pixel_ex.maps) if pixel_ex is not None else 0
-        per_row = 3 if len(items) + n_pixel <= 2 else 4
-        cols = [
-            c
-            for row in range(-(-(1 + len(items) + n_pixel) // per_row))
-            for c in st.columns(per_row)
-        ]
-        h, w = sel.bundle.input_size
-        class_text = explained_class(ex, sel)
-        n_s, sig = int(ex.n_samples), float(ex.sigma)
-        judged = verdict_views.verdicts_for(sel, [it.method for it in items], n_s, sig)
-        failing = [m for m, (v, _) in judged.items() if v.level == FAIL]
-        missing = [m for m, (v, _) in judged.items() if v.level == UNKNOWN]
-
-        def sentence(col, it: MapItem) -> None:
-            verdict_views.show_sentence(
-                col, it.method, judged[it.method][0], sel, missing, n_s, sig
-            )
-
-        cols[0].image(
-            disp,
-            caption=f"Input ({sel.image.width}×{sel.image.height} px; the model sees {w}×{h})",
-            width="stretch",
-            alt=f"The input image, {sel.image_name or 'image'}.",
-        )
-        drawn = draw_maps(
-            disp,
-            items,
-            cols[1:],
-            cmap,
-            opacity,
-            scale,
-            abs_max,
-            class_text,
-            boxes=boxes,
-            failing=failing,
-            under_image=sentence,
-            raw_notes=False,
-        )
-        if pixel_ex is not None:
-            draw_pixel_maps(pixel_ex, cols[1 + len(items) :])
-        gh, gw = ex.maps[items[0].method].shape[1:]
-        left, right = st.columns([3, 2], vertical_alignment="center")
-        colorbar(drawn, cmap, left)
-        right.caption(
-            f"Class explained: **{plain(class_text)}** · layer {code(ex.layer.path)} ({gh}×{gw} "
-            "grid) · bright = where the model found evidence for this class."
-        )
-        with st.expander("Display: colour map, opacity, colour scale"):
-            display_controls(default_abs=abs_max)
-        from dashboard.widgets.panel_parts import downloads
-
-        downloads(ex, sel, cmap, opacity, drawn, failing, abs_max, report_extras)
-
-
-# --- filters ------------------------------------------------------------------------------------
-#: The most filters one list may select on a page (what the page can afford to compute).
-MAX_LISTED = 256
-
-
-def parse_indices(text: str, k: int) -> list[int]:
-    """``"3, 10, 32"`` or ``"0-15, 40"`` → sorted unique indices below ``k``, at most
-    ``MAX_LISTED``; ExplainerError in plain words otherwise (``explainers.index_lists``)."""
-    return index_lists.parse_indices(text, k, max_count=MAX_LISTED)
-
-
-def top_filters(weights: np.ndarray, k: int) -> list[int]:
-    """Indices of the k largest weights (largest first)."""
-    w = np.asarray(weights, dtype=np.float64).ravel()
-    return [int(i) for i in np.argsort(-w, kind="stable")[:k]]
-
-
-def show_maps(
-    ex,
-    sel: Selection,
-    captions: dict[str, str],
-    cmap: str,
-    opacity: float,
-    columns: Sequence | None = None,
-    scale: str | None = None,
-) -> Drawn:
-    """Every heatmap of ``ex`` in the given columns, at the page's colour scale, with raw
-    maxima."""
-    disp = loaders.display_image(sel.image_digest, sel.image)
-    items = [MapItem(m, captions[m], ex.maps[m][0]) for m in ex.maps if REGISTRY[m].cam]
-    cols = columns or st.columns(max(2, len(items)))
-    scale = scale or (state.get(state.SCALE) if state.get(state.SCALE) in state.SCALES else "own")
-    abs_max = st.session_state.get(ABS_MAX) or render.nice_ceiling(
-        max(render.peak_of(it.cam) for it in items)
-    )
-    return draw_maps(disp, items, cols, cmap, opacity, scale, abs_max, explained_class(ex, sel))

@@ -35,7 +35,7 @@ BASELINES = {"centre": "Centre prior (baseline)", "random": "Random map (baselin
 
 def variants(methods: Sequence[str], samples: int, baselines: bool = False) -> list[Variant]:
     """The plain methods, then (when `samples > 0`) their smoothed versions, then (with
-    `baselines`) the two reference maps of `metrics.centre_prior` and `metrics.random_map`."""
+    `baselines`) the two reference maps of `evaluation.baselines`."""
     out = [Variant(m, m, 0) for m in methods]
     if samples > 0:
         out += [Variant(f"smooth-{m}", m, int(samples)) for m in methods]
@@ -129,7 +129,8 @@ def process_images(
     import numpy as np
 
     from explainers import explain_details, predict
-    from explainers.evaluation.scoring import centre_prior, load_mask, random_map, raw_image_for
+    from explainers.evaluation.baselines import centre_prior, random_map
+    from explainers.evaluation.scoring import load_mask, raw_image_for
     from explainers.images import load_image
 
     layer_info, vs, sigma, seed, meta = job.layer, job.variants, job.sigma, job.seed, job.meta

@@ -80,7 +80,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "explainers.cli.segment",
         "write the automatic lesion mask of an image (white lesion, black skin)",
     ),
-    Subcommand("report", "explainers.report", "write a one-file PDF case report"),
+    Subcommand("report", "explainers.cli.report", "write a one-file PDF case report"),
     Subcommand("layers", "explainers.cli.layers", "list the layers a map can be computed at"),
     Subcommand(
         "batch",

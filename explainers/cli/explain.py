@@ -22,9 +22,10 @@ from explainers.cli.argtypes import fraction, nonneg_float, nonneg_int
 from explainers.errors import ExplainerError
 from explainers.evaluation.localisation import cam_box
 from explainers.images import load_image, resize, to_array
+from explainers.marks import draw_box
 from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label, resolve_methods
 from explainers.methods.guided import to_image
-from explainers.render import colorize, draw_box, overlay, side_by_side
+from explainers.render import colorize, overlay, side_by_side
 from explainers.textual import NEEDS as TEXT_NEEDS
 from explainers.textual import describe
 from explainers.trust.artefact_audit import audit, audit_json

@@ -3,7 +3,7 @@
 * class sensitivity — Spearman between the map for the explained class and the map for the
   runner-up class. At or above ``CLASS_FLAG`` (0.9) the map does not tell the two apart;
 * centre-prior likeness — Spearman with a centred Gaussian (σ = ¼ of the grid,
-  ``metrics.centre_prior``). At or above ``CENTRE_FLAG`` (0.8) the map is mostly "the middle";
+  ``evaluation.baselines.centre_prior``). At or above ``CENTRE_FLAG`` (0.8) the map is mostly "the middle";
 * seed agreement (smoothed maps only) — mean pairwise Spearman of the maps from
   ``SEEDS`` independent noise draws, and the per-pixel standard deviation across them.
   Below ``SEED_FLAG`` (0.8) the map depends on the noise draw;
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explainers.evaluation.scoring import centre_prior, energy_in_mask, pointing_game
+from explainers.evaluation.baselines import centre_prior
+from explainers.evaluation.scoring import energy_in_mask, pointing_game
 from explainers.trust.similarity import mean_pairwise_spearman, spearman
 
 CLASS_FLAG = 0.9
