@@ -180,23 +180,6 @@ def weak_maps(peaks: Mapping[str, float], ratio: float = WEAK_RATIO) -> list[str
     return [k for k, v in peaks.items() if not (np.isfinite(v) and float(v) >= ratio * top)]
 
 
-def comparable_peak(method: str, peak: float, grid_cells: int) -> float:
-    """A map's maximum in units comparable across methods, for ``weak_maps``.
-
-    Grad-CAM weights average the gradient over the Z = h·w cells; Grad-CAM++ weights add
-    α·relu(g) over them with α ≤ ½, so its maps run up to Z/2 times larger (exactly that at a
-    layer followed by global average pooling, where α ≈ ½). Its maximum is divided by Z/2;
-    every other method's is kept.
-    """
-    from explainers.methods import REGISTRY  # here, not at the top: the methods import render
-
-    peak = float(peak) if np.isfinite(peak) else 0.0
-    registered = REGISTRY.get(method)
-    if registered is not None and registered.sums_over_cells and grid_cells > 2:
-        return peak / (grid_cells / 2.0)
-    return peak
-
-
 def nice_ceiling(value: float) -> float:
     """A round number at or above ``value`` (1, 2, 2.5, 5 × a power of ten): a default for the
     absolute scale."""

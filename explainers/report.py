@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from explainers import marks, render
 from explainers.errors import ExplainerError
+from explainers.methods import comparable_peak
 
 DISCLAIMER = (
     "Research model, not a diagnostic device. The heatmaps show where the model found "
@@ -172,9 +173,7 @@ def summary_page(case: CaseData) -> Figure:
     titles = list(case.maps)
     peaks = {t: render.peak_of(case.maps[t]) for t in titles}
     cells = int(np.prod(np.asarray(case.maps[titles[0]]).shape)) if titles else 0
-    comparable = {
-        t: render.comparable_peak(case.methods.get(t, t), peaks[t], cells) for t in titles
-    }
+    comparable = {t: comparable_peak(case.methods.get(t, t), peaks[t], cells) for t in titles}
     weak = set(render.weak_maps(comparable)) if len(titles) > 1 else set()
     tops = render.scale_peaks(peaks, case.scale, case.absolute_max)
     panels = [("Input", case.image, "", "unknown")]

@@ -8,10 +8,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from explainers.errors import ExplainerError
+from explainers.methods import comparable_peak
 from explainers.render import (
     colorbar_figure,
     colorize,
-    comparable_peak,
     nice_ceiling,
     normalize,
     overlay,

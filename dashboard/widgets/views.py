@@ -21,6 +21,7 @@ from dashboard.widgets.noise_form import noise_controls  # noqa: F401 - the page
 from dashboard.widgets.sidebar import RANDOM_NOTE, Selection
 from explainers import marks, render
 from explainers.evaluation.localisation import cam_box
+from explainers.methods import comparable_peak
 
 
 # --- prediction ---------------------------------------------------------------------------------
@@ -341,9 +342,7 @@ def draw_maps(
     (``marks.mark_unreliable``); ``under_image(col, item)`` writes right under each picture."""
     peaks = {it.title: render.peak_of(it.cam) for it in items}
     grid_cells = int(np.prod(np.asarray(items[0].cam).shape)) if items else 0
-    comparable = {
-        it.title: render.comparable_peak(it.method, peaks[it.title], grid_cells) for it in items
-    }
+    comparable = {it.title: comparable_peak(it.method, peaks[it.title], grid_cells) for it in items}
     weak = render.weak_maps(comparable) if compare and len(items) > 1 else []
     tops = render.scale_peaks(peaks, scale, abs_max)
     for col, it in zip(columns, items, strict=False):

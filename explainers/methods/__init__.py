@@ -24,6 +24,8 @@ import importlib
 import pkgutil
 from typing import Any
 
+import numpy as np
+
 from explainers.errors import ExplainerError
 from explainers.methods.base import Family, Method, Need, TapeTerms
 
@@ -107,8 +109,24 @@ __all__ = [
     "REGISTRY",
     "Method",
     "TapeTerms",
+    "comparable_peak",
     "get_method",
     "method_keys",
     "method_label",
     "resolve_methods",
 ]
+
+
+def comparable_peak(method: str, peak: float, grid_cells: int) -> float:
+    """A map's maximum in units comparable across methods, for ``render.weak_maps``.
+
+    Grad-CAM weights average the gradient over the Z = h·w cells; Grad-CAM++ weights add
+    α·relu(g) over them with α ≤ ½, so its maps run up to Z/2 times larger (exactly that at a
+    layer followed by global average pooling, where α ≈ ½). Its maximum is divided by Z/2;
+    every other method's is kept.
+    """
+    peak = float(peak) if np.isfinite(peak) else 0.0
+    registered = REGISTRY.get(method)
+    if registered is not None and registered.sums_over_cells and grid_cells > 2:
+        return peak / (grid_cells / 2.0)
+    return peak

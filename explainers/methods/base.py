@@ -29,7 +29,7 @@ class Method:
     smoothed: bool = True  # computed from terms averaged over noisy copies when n_samples > 0
     uses: tuple[str, ...] = ()  # maps of other methods it is built from
     #: Its weights add a term over the h·w grid cells where Grad-CAM averages one, so its raw
-    #: values run up to h·w/2 times larger (Grad-CAM++: α ≤ ½); ``render.comparable_peak``.
+    #: values run up to h·w/2 times larger (Grad-CAM++: α ≤ ½); ``methods.comparable_peak``.
     sums_over_cells: bool = False
     #: One plain line for the pages (Compare, How it works): what the map shows, and when it
     #: coincides with another method. No formula: the module's docstring has it.
