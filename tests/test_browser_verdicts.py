@@ -150,3 +150,23 @@ def test_on_a_phone_the_maps_come_first(running):
     assert pp["y"] < methods["y"], (pp, methods)
     assert page.get_by_text(SENTENCE).count() == 1
     page.close()
+
+
+def test_check_now_runs_the_sanity_check_in_place(running, empty_cache):
+    """At a layer without a shipped measurement, each map says it is not checked yet and offers
+    "Check now"; one click runs the check on this page (with its progress) and both maps then
+    carry a verdict, stored in the disk cache."""
+    url, browser = running
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(url + "?layer=xception/block13_sepconv2_act", timeout=120_000)
+    wait_maps(page)
+    panel = page.locator(".st-key-maps_panel")
+    assert panel.get_by_text("Not checked yet").count() == 2
+    page.get_by_role("button", name="Check now").first.click()
+    verdicts = panel.get_by_text(
+        re.compile(r"^(Passed the checks|Do not read this map as evidence)")
+    )
+    verdicts.nth(1).wait_for(timeout=600_000)
+    assert verdicts.count() == 2 and panel.get_by_text("Not checked yet").count() == 0
+    assert len(list(empty_cache.glob("*.json"))) >= 2  # kept for the next visitor
+    page.close()
