@@ -17,34 +17,10 @@ persistent value before the widget is drawn and returns the keyword arguments (`
     state.set(state.LAYER, None)                    # only before that widget is drawn,
                                                     # or inside a callback
 
-Persistent keys
----------------
-Each key's value type, default and meaning are listed in docs/ARCHITECTURE.md ("The
-dashboard's settings"); the names are the constants below.
-
-Per-run (not settings)
-----------------------
-SELECTION      the ``dashboard.widgets.sidebar.Selection`` built by the sidebar in the current run
-               (model bundle, image, extra inputs, layer, target, prediction). Pages read it
-               with ``dashboard.widgets.sidebar.selection()``; never write it yourself.
-
-URL
----
-``URL_KEYS`` are mirrored in ``st.query_params`` (``?sample=...&samples=8&cmap=inferno``): every
-setting that changes the picture, so a reload or a shared link reproduces the view (an uploaded
-file cannot travel in a link). ``init()`` reads them on a session's first run; a value that does
-not parse falls back to its default with a one-line notice. ``sync_url()`` writes them back
-after every change (widget callbacks) and at the end of every run.
-
-Why widgets cannot crash a page
--------------------------------
-Streamlit runs widget callbacks before the script, so an exception there would replace the
-whole page. Every callback made here (``bind``, ``safe``) catches everything and turns it into
-a notice. A select box's value travels as its *label*; when the labels change under it (a class
-box whose probabilities change with the image) Streamlit hands back the old label string
-instead of an option. ``bind`` therefore takes the ``options`` (values, never labels) and their
-``labels``, remembers which label meant which value, and any value that fits no option falls
-back to the default with a notice. Notices go to the top of the main area (``notices_here``).
+Each key's value type, default and meaning, the URL mirror (``URL_KEYS``, ``sync_url``) and
+why no widget can crash a page (``bind``, ``safe``) are in docs/ARCHITECTURE.md ("The
+dashboard's settings"). ``SELECTION`` is per run, not a setting: the sidebar's ``Selection``,
+read with ``dashboard.widgets.sidebar.selection()``, never written by a page.
 """
 
 from __future__ import annotations
