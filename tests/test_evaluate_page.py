@@ -117,13 +117,15 @@ def test_a_mask_of_another_size_is_scaled_with_a_note_and_of_other_proportions_r
     twice[16:44, 16:44] = 255  # the same mask, drawn at twice the image's size
     _by_key(app.file_uploader, "w:eval_mask").set_value(("mask2x.png", _png(twice), "image/png"))
     app.run()
+    _by_key(app.button, "w:eval_single_go").click()  # a new mask is scored on the button
+    app.run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert "The mask (60×60 pixels) was scaled to the image (30×30)." in [i.value for i in app.info]
     assert "Pointing game (% hits)" in app.dataframe[0].value.columns
     wide = np.zeros((30, 60), np.uint8)
     wide[8:22, 8:40] = 255
     _by_key(app.file_uploader, "w:eval_mask").set_value(("wide.png", _png(wide), "image/png"))
-    app.run()
+    app.run()  # refused at once, before any scoring
     errors = [e.value for e in app.error]
     assert len(errors) == 1 and "the mask is 60×30 pixels but the image is 30×30" in errors[0], (
         errors

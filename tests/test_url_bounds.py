@@ -75,7 +75,7 @@ def test_each_value_is_checked_against_its_bound(key, bad, good):
 
 
 def test_filters_from_a_link_are_checked_against_the_layer_before_building():
-    from dashboard.widgets.views import parse_indices
+    from dashboard.widgets.filter_views import parse_indices
     from explainers.errors import ExplainerError
 
     text = _parse(state.FILTERS, "0-999999999")

@@ -2,12 +2,13 @@
 
 Streamlit decides per server process, before any script runs, whether the app is an old-style
 multipage app: it is while a ``pages/`` folder sits beside ``app.py`` and ``st.navigation`` has
-not been called yet (``PagesManager.uses_pages_directory``). In that mode a run starts with an
-automatic page list of the folder's file names and gives the sidebar widgets other ids than
-later runs. ``python -m dashboard.frame.serve`` switches the mode off before the server starts
-(``prefer_navigation``), so no run is ever in it; under plain ``streamlit run app.py`` the
-first run does it (``ensure_navigation``) and reruns at once, before anything is drawn, so
-nothing of the user's is lost.
+not been called yet (``PagesManager.uses_pages_directory``). In that mode a run starts from the
+page file of the URL with an automatic page list. ``python -m dashboard.frame.serve`` (what
+``bash run.sh dashboard`` runs) switches the mode off before the server starts
+(``prefer_navigation``), so no run is ever in it. Under plain ``streamlit run app.py`` the
+first run of the process switches it off (``ensure_navigation``, called by ``app.py`` and by
+``sidebar.selection()``, which every page calls first): that one run still draws its page
+(the sidebar comes from ``selection()``), and every later run goes through ``app.py``.
 """
 
 import threading
@@ -27,14 +28,14 @@ def prefer_navigation() -> bool:
 
 
 def ensure_navigation() -> None:
-    """Rerun at once if this run was started in the old pages-folder mode (first thing in
-    ``app.py``: no widget exists yet). Once switched, the mode stays off for the process."""
+    """Switch the pages-folder mode off for the runs after this one (no rerun: a rerun would
+    drop a button click this run carries)."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # another Streamlit: nothing to correct
         return
-    if PagesManager.uses_pages_directory and prefer_navigation():
-        st.rerun()
+    if PagesManager.uses_pages_directory:
+        prefer_navigation()
 
 
 # --- warm-up: the default model loaded and traced from the server's start -------------------
