@@ -224,9 +224,9 @@ def test_dark_theme_colour_bar_is_transparent_with_light_text(browser, monkeypat
     import numpy as np
     from PIL import Image
 
-    monkeypatch.setenv("STREAMLIT_THEME_BASE", "dark")
     with _streamlit_server() as (url, _):
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        # The theme follows the system: a browser whose system prefers dark gets the dark theme.
+        page = browser.new_page(viewport={"width": 1280, "height": 720}, color_scheme="dark")
         page.goto(url)
         _caption(page, "Grad-CAM++").wait_for(timeout=COLD_START_LIMIT_S * 1000)
         _wait_idle(page)

@@ -34,7 +34,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dashboard.frame import fair_share
+from dashboard.frame import fair_share, state
 from explainers import LayerInfo, candidate_layers, explain_details, predict, render, zoo
 from explainers.engine.capture import set_before_pass
 from explainers.errors import ExplainerError
@@ -345,8 +345,6 @@ class ModelChoice:
 
 
 def model_choices() -> list[ModelChoice]:
-    from dashboard.frame import state
-
     out = [ModelChoice(k, zoo.MODEL_DESCRIPTIONS.get(k, k)) for k in zoo.model_names()]
     out.append(ModelChoice(state.UPLOAD_MODEL, "Your own model (.keras / .h5 upload)"))
     return out

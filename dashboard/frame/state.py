@@ -10,7 +10,6 @@ derived key ``widget_key(KEY)`` (``"w:" + KEY``). ``bind(KEY)`` seeds the widget
 persistent value before the widget is drawn and returns the keyword arguments (``key``,
 ``on_change``) that copy the widget's value back when the user changes it::
 
-    from dashboard.frame import state
     state.init()                                    # once per run, before any widget
     n = st.slider("Noise samples", 0, 50, **state.bind(state.N_SAMPLES))
     state.get(state.N_SAMPLES)                      # same value, on every page
@@ -32,6 +31,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.frame.errors import message
 from dashboard.frame.notices import _page_id, _run_id, notice, notices_here, plain  # noqa: F401 - re-exported
 from dashboard.frame.url_values import bounded as _bounded
 from dashboard.frame.url_values import choice as _choice
@@ -191,8 +191,6 @@ def safe(callback: Callable[..., None], what: str = "applying your change") -> C
         try:
             callback(*args, **kwargs)
         except Exception as exc:
-            from dashboard.frame.errors import message
-
             if exc.__class__.__name__ != "ExplainerError":
                 log.exception("error in a widget callback while %s", what)
             notice(message(exc, what), "error")

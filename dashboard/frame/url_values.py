@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from explainers.methods import REGISTRY
+
 #: The longest value of one parameter (the longest real one, 1024 positions, is ~6000).
 MAX_TEXT = 8192
 MAX_POSITIONS = 1024
@@ -122,8 +124,6 @@ def flag(text: str) -> bool:
 def method_list(text: str) -> list[str]:
     """Comma-separated method keys of the registry (``gradcam,hirescam``), each known, at least
     one; unknown keys make the whole value invalid (the link falls back with a notice)."""
-    from explainers.methods import REGISTRY
-
     keys = [k.strip() for k in text.split(",") if k.strip()]
     if not keys or any(k not in REGISTRY for k in keys) or len(keys) > len(REGISTRY):
         raise ValueError(text)

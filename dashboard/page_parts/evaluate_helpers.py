@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from dashboard.frame import fair_share
 from explainers import render, zoo
+from explainers.errors import ExplainerError
 from explainers.evaluation import scoring as metrics
 from explainers.images import load_image
 
@@ -103,8 +104,6 @@ def evaluate_many(
     """Explain and score several images ``(name, image source, extra inputs)``; an image that
     fails becomes a message, not an exception. Returns (per-image table rows, per-image scores
     for ``metrics.aggregate``, error messages)."""
-    from explainers.errors import ExplainerError
-
     labels = metrics.variant_labels(n_samples, None)
     rows, scores, errors = [], [], []
     with fair_share.heavy():  # one per user at a time; others' steps go between images

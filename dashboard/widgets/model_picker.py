@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.frame import loaders, state
-from dashboard.frame.errors import guard
+from dashboard.frame.errors import guard, message
 from explainers import zoo
 from explainers.errors import ExplainerError
 
@@ -82,8 +82,6 @@ def model_section(sel: Any, notices, on_class_names: Callable[[], None]) -> None
             notices.error(f"Problem loading the model: {state.plain(exc)}", icon=":material/error:")
         return
     except Exception as exc:
-        from dashboard.frame.errors import message
-
         notices.error(message(exc, "loading the model"), icon=":material/error:")
         return
     sel.bundle = bundle

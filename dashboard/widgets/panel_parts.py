@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.frame import loaders
+from dashboard.page_parts.case_report import report_button
 from dashboard.widgets.sidebar import Selection
 from dashboard.widgets.views import Drawn, image_stem, method_titles
 from explainers import marks, render
@@ -106,7 +107,6 @@ def downloads(
         on_click="ignore",
         width="stretch",
     )
-    from dashboard.page_parts.case_report import report_button
 
     items = [m for m in ex.maps if REGISTRY[m].cam]
     report_button(

@@ -10,10 +10,16 @@ import numpy as np
 import streamlit as st
 
 from dashboard.frame.notices import plain
-from explainers import marks
+from dashboard.widgets import verdict_views
+from dashboard.widgets.panel_parts import technical_notes
+from explainers import explain, marks, render
+from explainers.errors import ExplainerError
 from explainers.methods import COUNTERFACTUAL, GRADCAM, REGISTRY, method_label
+from explainers.report_content import trust_figures_for
 from explainers.trust import card as trust
 from explainers.trust import sanity
+from explainers.trust.segmentation import outline
+from explainers.trust.verdicts import known_result, pooling_note, read_default
 
 NOT_CHECKED = "not checked yet — run it on the Trust page"
 
@@ -73,8 +79,6 @@ def known_verdict(sel, method: str, n_samples: int, sigma: float) -> sanity.Meth
     """The verdict known without computing: the disk cache, else the measurement shipped for
     the default model and layer (``explainers.trust.verdicts``); None when neither has it. The
     shipped results carry no maps: for the verdict only."""
-    from explainers.trust.verdicts import known_result
-
     try:
         fp = _fingerprint(sel.model_token, sel.bundle)
         return known_result(sel.bundle, sel.layer.path, method, n_samples, sigma, fingerprint=fp)[0]
@@ -132,9 +136,6 @@ def trust_card(fig: trust.TrustFigures, class_label, container=st) -> None:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _outline(image_digest, _image):
     """The automatic lesion outline (``segmentation.Outline``), or None for a uniform image."""
-    from explainers.errors import ExplainerError
-    from explainers.trust.segmentation import outline
-
     try:
         return outline(_image)
     except ExplainerError:
@@ -170,8 +171,6 @@ def _figures(
     _sel,
     _maps,
 ) -> dict:
-    from explainers.report_content import trust_figures_for
-
     lesion = _lesion(_sel)  # dermoscopy: the automatic lesion outline, computed once
     return trust_figures_for(
         _sel.bundle,
@@ -203,10 +202,6 @@ def explain_trust_section(
     collapsed expanders: "Details for the technical reader" (sanity figures, raw maxima, trust
     card) and the further checks. Every heatmap ``ex`` holds, unless ``methods`` names some.
     The report's trust lines go into ``report_extras``."""
-    from dashboard.widgets import verdict_views
-    from dashboard.widgets.panel_parts import technical_notes
-    from explainers.trust.verdicts import pooling_note, read_default
-
     if methods is None:
         methods = tuple(m for m in ex.maps if REGISTRY[m].cam)
     note = pooling_note(ex.gradients, ex.alpha)
@@ -275,8 +270,6 @@ def explain_trust_section(
         if with_seeds:
             for col, m in zip(st.columns(len(methods)), methods, strict=False):
                 if figures[m].seed_std is not None:
-                    from explainers import render
-
                     col.image(
                         _with_outline(
                             render.overlay(
@@ -304,8 +297,6 @@ def _against(
     model_token, image_digest, extra_token, layer, target, n_samples, sigma, seed, _sel
 ) -> np.ndarray:
     """The counterfactual map (evidence against the class), same settings as the shown maps."""
-    from explainers import explain
-
     return explain(
         _sel.bundle.model,
         _sel.x,
@@ -321,8 +312,6 @@ def _against(
 
 def _two_sided(sel, n_samples: int, sigma: float, seed: int) -> None:
     """Grad-CAM (for the class) against the counterfactual map (against it), one shared scale."""
-    from explainers import render
-
     pro = sel.explain(n_samples=n_samples, sigma=sigma, seed=seed).maps[GRADCAM][0]  # the shown map
     con = _against(
         sel.model_token,

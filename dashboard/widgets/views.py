@@ -18,8 +18,8 @@ from dashboard.frame import loaders, state
 from dashboard.frame.notices import plain
 from dashboard.widgets.method_views import blank_note
 from dashboard.widgets.noise_form import noise_controls  # noqa: F401 - the pages call views.noise_controls
-from dashboard.widgets.sidebar import RANDOM_NOTE, Selection
-from explainers import marks, render
+from dashboard.widgets.sidebar import RANDOM_NOTE, Selection, choose_sample, explain_class
+from explainers import marks, method_label, render
 from explainers.evaluation.localisation import cam_box
 from explainers.methods import comparable_peak
 
@@ -139,8 +139,6 @@ def prediction_block(sel: Selection) -> None:
                 )
                 recorded = sel.bundle.class_names.index(s.dx)
                 if not agrees and sel.target != recorded:
-                    from dashboard.widgets.sidebar import explain_class
-
                     st.button(
                         f"Explain the recorded diagnosis ({s.dx})",
                         key="w:explain_recorded",
@@ -158,8 +156,6 @@ def prediction_block(sel: Selection) -> None:
 
 def gallery(sel: Selection) -> None:
     """Thumbnails of the bundled samples with a button each."""
-    from dashboard.widgets.sidebar import choose_sample
-
     samples = loaders.samples()
     with st.expander(f"Sample gallery ({len(samples)} HAM10000 dermoscopy images)"):
         cols = st.columns(4)
@@ -416,6 +412,4 @@ def explained_class(ex, sel: Selection) -> str:
 
 def method_titles(ex) -> dict[str, str]:
     """Captions built from the Explanation's own noise settings."""
-    from explainers import method_label
-
     return {m: method_label(m, int(ex.n_samples), float(ex.sigma)) for m in ex.maps}

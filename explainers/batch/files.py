@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from explainers.batch.safe_io import temp_path
 from explainers.errors import ExplainerError
+from explainers.evaluation.scoring import INFO_LABELS, SCORE_LABELS, aggregate, score_table
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 MASK_SUFFIXES = ("", "_segmentation", "_mask", "_Segmentation")
@@ -157,8 +159,6 @@ def summarize(
 ) -> dict[str, dict[str, float]]:
     """The scores of `results.csv` averaged over its images (`metrics.aggregate`);
     rows with an error are left out."""
-    from explainers.evaluation.scoring import INFO_LABELS, SCORE_LABELS, aggregate
-
     header, rows = read_results(Path(results_csv))
     keys = [c.split(":", 1) for c in header if ":" in c]
     order = [v.key for v in vs] if vs is not None else list(dict.fromkeys(k for k, _ in keys))
@@ -179,12 +179,9 @@ def summarize(
 
 
 def write_summary(path: Path, summary: dict[str, dict[str, float]], labels: dict[str, str]) -> None:
-    from explainers.evaluation.scoring import score_table
-
     rows = score_table(summary, labels)
     if not rows:
         return
-    from explainers.batch.safe_io import temp_path
 
     tmp = temp_path(path)  # readers (the Audit page) never see half a table
     try:
@@ -199,8 +196,6 @@ def write_summary(path: Path, summary: dict[str, dict[str, float]], labels: dict
 
 def markdown_table(summary: dict[str, dict[str, float]], labels: dict[str, str]) -> str:
     """The summary as a Markdown table, units in the column names."""
-    from explainers.evaluation.scoring import score_table
-
     rows = score_table(summary, labels)
     if not rows:
         return "(no images scored)"

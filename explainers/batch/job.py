@@ -11,10 +11,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
+import numpy as np
+from PIL import Image
+
+from explainers import explain_details, predict, resolve_layer
 from explainers.batch.files import find_mask, image_seed
+from explainers.batch.safe_io import temp_path
 from explainers.batch.trust_columns import trust_row
+from explainers.engine.core import method_label
 from explainers.errors import ExplainerError
+from explainers.evaluation.baselines import centre_prior, random_map
+from explainers.evaluation.scoring import draw_outline, evaluate_details, load_mask, raw_image_for
+from explainers.images import load_image
 from explainers.methods import DEFAULT_METHODS, method_keys
+from explainers.render import overlay, side_by_side
+from explainers.zoo import load_model, skin_lesion_metadata
 
 METHODS = DEFAULT_METHODS
 #: What --method takes: the gradient CAM methods of the registry (one shared pass each batch).
@@ -45,8 +57,6 @@ def variants(methods: Sequence[str], samples: int, baselines: bool = False) -> l
 
 
 def _label(v: Variant, sigma: float | None) -> str:
-    from explainers.engine.core import method_label
-
     if v.method in BASELINES:
         return BASELINES[v.method]
     return method_label(v.method, v.n_samples, sigma if v.n_samples else None)
@@ -79,8 +89,6 @@ class BatchJob:
         out_dir: Path,
     ) -> BatchJob:
         """The job of a checked ``plan.BatchOptions`` (``n_steps`` resolved) on ``bundle``."""
-        from explainers import resolve_layer
-
         o = options
         vs = tuple(variants(o.methods, o.samples, o.baselines))
         return cls(
@@ -100,11 +108,7 @@ class BatchJob:
 def load_batch_model(model: str | os.PathLike, weights: Any, seed: int) -> Any:
     """`zoo.load_model`, with random weights (`weights=None`) drawn from `seed`: every run, and
     every Ray actor, then explains with the same model."""
-    from explainers.zoo import load_model
-
     if weights is None or str(weights).strip().lower() in ("none", "random", ""):
-        import keras
-
         keras.utils.set_random_seed(int(seed))
     return load_model(model, weights=weights)
 
@@ -112,7 +116,6 @@ def load_batch_model(model: str | os.PathLike, weights: Any, seed: int) -> Any:
 def _metadata_for(bundle: Any, info: dict[str, str] | None) -> Any:
     if not getattr(bundle, "metadata_input", False):
         return None
-    from explainers.zoo import skin_lesion_metadata
 
     info = info or {}
     return skin_lesion_metadata(
@@ -126,13 +129,6 @@ def process_images(
     """Explain one batch of images, writing each one's PNG and NPZ; yields its results.csv
     row as soon as it is done (an error row for a bad one). Both engines call this: the local
     one in the process, the Ray one in each actor."""
-    import numpy as np
-
-    from explainers import explain_details, predict
-    from explainers.evaluation.baselines import centre_prior, random_map
-    from explainers.evaluation.scoring import load_mask, raw_image_for
-    from explainers.images import load_image
-
     layer_info, vs, sigma, seed, meta = job.layer, job.variants, job.sigma, job.seed, job.meta
 
     rows: dict[Path, dict[str, Any]] = {}
@@ -244,12 +240,6 @@ def _score_one(
     stem: str,
 ) -> None:
     """Score one image, fill its results.csv row and write its PNG and NPZ (atomically)."""
-    import numpy as np
-    from PIL import Image
-
-    from explainers.evaluation.scoring import draw_outline, evaluate_details
-    from explainers.render import overlay, side_by_side
-
     vs, out_dir = job.variants, job.out_dir
     probs = np.asarray(probabilities, dtype=np.float64)
     row.update(
@@ -300,7 +290,6 @@ def _score_one(
     if mask is not None:
         panels[0] = draw_outline(shown, mask)
     # Short captions (no sigma): they must fit above a 224-pixel panel.
-    from explainers.engine.core import method_label
 
     captions = ["input"] + [
         BASELINES[v.method].replace(" (baseline)", "")
@@ -315,7 +304,6 @@ def _score_one(
     # Written under a temporary name, then renamed: a worker killed mid-write (the Ray engine
     # retries its batch) or an interrupted run never leaves a half file under the real name.
     # The name is unique per process, thread and call: runs sharing the folder never collide.
-    from explainers.batch.safe_io import temp_path
 
     tmp = temp_path(out_dir / f"{stem}.out")
     try:

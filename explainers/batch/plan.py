@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from explainers.batch.files import IMAGE_EXTENSIONS, list_images, read_metadata
 from explainers.batch.job import CHOICES, METHODS
+from explainers.batch.ray_engine import require_ray
 from explainers.errors import ExplainerError
 from explainers.evaluation.scoring import DEFAULT_STEPS
 
@@ -127,8 +128,6 @@ def validate(images: str | os.PathLike, out: str | os.PathLike, options: BatchOp
     meta = read_metadata(Path(options.metadata)) if options.metadata is not None else {}
     options = _numbers(options)
     if options.engine == "ray":
-        from explainers.batch.ray_engine import require_ray  # Ray is optional
-
         require_ray()
     files = list_images(images_dir)
     if not files:

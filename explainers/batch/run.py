@@ -25,6 +25,7 @@ from explainers.batch.files import (  # noqa: F401
     summarize,
     write_summary,
 )
+from explainers.batch.isolation import ChildWorker, WorkerUnavailable, isolated_rows
 from explainers.batch.job import (  # noqa: F401 (re-exported)
     BASELINES,
     CHOICES,
@@ -43,10 +44,13 @@ from explainers.batch.plan import (  # noqa: F401
     options_from,
     validate,
 )
+from explainers.batch.ray_engine import ray_rows
 from explainers.batch.safe_io import folder_lock, temp_path, write_atomic
 from explainers.batch.trust_columns import trust_columns
 from explainers.batch.worker import WorkerSpec
 from explainers.errors import ExplainerError
+from explainers.evaluation.scoring import INFO_LABELS, SCORE_LABELS
+from explainers.zoo import ModelBundle, model_names
 
 RESULTS = "results.csv"
 SUMMARY = "summary.csv"
@@ -78,8 +82,6 @@ def result_columns(vs: Sequence[Variant]) -> list[str]:
 
 
 def score_columns(vs: Sequence[Variant]) -> list[str]:
-    from explainers.evaluation.scoring import INFO_LABELS, SCORE_LABELS
-
     keys = list(SCORE_LABELS) + list(INFO_LABELS)
     return [f"{v.key}:{k}" for v in vs for k in keys]
 
@@ -146,8 +148,6 @@ def run_batch(
 
 def prepare(model: Any, plan: BatchPlan) -> tuple[Any, BatchJob]:
     """The model (loaded unless a `ModelBundle` was given) and the job every batch runs."""
-    from explainers.zoo import ModelBundle
-
     o = plan.options
     if o.engine == "ray" and isinstance(model, ModelBundle):
         raise ExplainerError(
@@ -207,8 +207,6 @@ def execute(
                 masks_dir=None if plan.masks_dir is None else str(plan.masks_dir.resolve()),
             )
             if o.engine == "ray":
-                from explainers.batch.ray_engine import ray_rows
-
                 del bundle  # each actor loads its own; the driver only writes results.csv
                 rows_in = ray_rows(
                     [p.resolve() for p in todo],
@@ -277,8 +275,6 @@ def _worker_model(model: Any, bundle: Any, weights: Any) -> tuple[Any, Any]:
     """What a worker process loads, and with which weights: the name or file the caller gave;
     for a `ModelBundle`, its catalogue name when it has the usual weights, else the bundle
     itself (pickled, so the worker explains with exactly this model)."""
-    from explainers.zoo import ModelBundle, model_names
-
     if not isinstance(model, ModelBundle):
         return (
             str(Path(model).resolve()) if bundle.key.startswith("file:") else str(model)
@@ -301,7 +297,6 @@ def _local_rows(
     image only: `isolation`), or in this process when no worker can be started."""
     if not todo:
         return iter(())
-    from explainers.batch.isolation import ChildWorker, WorkerUnavailable, isolated_rows
 
     try:
         first = ChildWorker(spec)

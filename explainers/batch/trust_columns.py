@@ -15,6 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
+from explainers.errors import ExplainerError
+from explainers.trust.artefact_audit import audit
+from explainers.trust.card import trust_figures
+from explainers.trust.segmentation import Outline, outline
 
 TRUST_NAMES = (
     "class_sensitivity",
@@ -47,13 +53,6 @@ def trust_row(
     seed: int,
 ) -> dict[str, float]:
     """The figures of one image: ``{column: value}``."""
-    from PIL import Image
-
-    from explainers.errors import ExplainerError
-    from explainers.trust.artefact_audit import audit
-    from explainers.trust.card import trust_figures
-    from explainers.trust.segmentation import Outline, outline
-
     x = np.asarray(bundle.preprocess(np.asarray(raw, np.float32)[None].copy()), np.float32)
     extra_inputs = None if extra is None else [np.asarray(extra)]
     image = Image.fromarray(np.clip(np.rint(raw), 0, 255).astype(np.uint8))

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from explainers.batch.job import BatchJob, load_batch_model, process_images
+
 #: An image that kills its worker process this many times, alone, becomes an error row.
 CRASH_TRIES = 2
 
@@ -33,8 +35,6 @@ class WorkerSpec:
 
 def load_worker(spec: WorkerSpec) -> tuple[Any, Any]:
     """`(bundle, job)` in this process: the model loaded (or unpickled) once per worker."""
-    from explainers.batch.job import BatchJob, load_batch_model
-
     bundle = (
         load_batch_model(spec.model, spec.weights, spec.options.seed)
         if isinstance(spec.model, str)
@@ -55,8 +55,6 @@ def safe_rows(
 ) -> Iterator[dict[str, Any]]:
     """`process_images`' rows; an exception in the batch ends it with an error row for each
     image that has none yet (the rows already given stay)."""
-    from explainers.batch.job import process_images
-
     given: set[str] = set()
     try:
         for row in process_images(bundle, paths, job, stems):

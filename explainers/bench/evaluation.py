@@ -23,6 +23,12 @@ import statistics
 
 import numpy as np
 
+from explainers import zoo
+from explainers.bench.machine import clock, clock_name, machine
+from explainers.engine.capture import get_runner
+from explainers.engine.core import explain, predict
+from explainers.evaluation import scoring as metrics
+
 
 def forward_count(steps: int, n_maps: int = 4) -> int:
     """Forward passes evaluation needs per image: the full image, image × each map, and the
@@ -38,12 +44,6 @@ def run_evaluation(
     repeats: int = 2,
 ) -> dict:
     """Seconds per image of ``metrics.explain_and_evaluate`` (ours) and of its floor."""
-    from explainers import zoo
-    from explainers.bench.machine import clock, machine
-    from explainers.engine.capture import get_runner
-    from explainers.engine.core import explain, predict
-    from explainers.evaluation import scoring as metrics
-
     bundle = zoo.load_model(
         model_name, weights="imagenet" if model_name == zoo.SKIN_LESION else None
     )
@@ -99,8 +99,6 @@ def run_evaluation(
 
 
 def format_evaluation(r: dict) -> str:
-    from explainers.bench.machine import clock_name
-
     return (
         f"machine: {r['machine']}; timed in {clock_name()}\n"
         f"model: {r['model']}, {r['images']} image(s), {r['samples']} noise samples, "

@@ -25,9 +25,16 @@ from __future__ import annotations
 
 import statistics
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from explainers.bench.machine import clock, clock_name, machine
+from explainers.engine.adapter import resolve_layer
+from explainers.engine.capture import FORWARD_CHUNK_SIZE
+from explainers.engine.core import explain
+from explainers.methods import REGISTRY, TapeTerms, method_keys
+from explainers.methods.cam_weights import weighted_map
 
 
 def _timeit(fn, repeats: int) -> float:
@@ -48,12 +55,6 @@ def run_benchmark(
     skip_nested: bool = False,
 ) -> dict:
     """Time ours / plain / nested; returns the figures (seconds and ratios)."""
-    import keras
-    import tensorflow as tf
-
-    from explainers.engine.adapter import resolve_layer
-    from explainers.engine.core import explain
-
     constructor = getattr(keras.applications, model_name)
     model = constructor(weights=None)
     size = tuple(model.inputs[0].shape[1:3])
@@ -157,9 +158,6 @@ def _interleaved(pairs: dict, repeats: int) -> dict:
 def _formula_seconds(shape: tuple, keys: tuple, repeats: int = 50) -> tuple[float, float]:
     """NumPy time of the formulas after the tape pass: (all ``keys``, Grad-CAM alone), on
     random arrays of the layer's shape: what asking for every tape method adds."""
-    from explainers.methods import REGISTRY, TapeTerms
-    from explainers.methods.cam_weights import weighted_map
-
     rng = np.random.default_rng(0)
     a = rng.random((1, *shape))
     g = rng.normal(size=a.shape)
@@ -179,14 +177,6 @@ def run_extended(
     model_name: str = "MobileNetV2", samples: int = 16, repeats: int = 5, channels: int = 64
 ) -> dict:
     """The registry's three ratios (see the module docstring)."""
-    import keras
-    import tensorflow as tf
-
-    from explainers.engine.adapter import resolve_layer
-    from explainers.engine.capture import FORWARD_CHUNK_SIZE
-    from explainers.engine.core import explain
-    from explainers.methods import REGISTRY, method_keys
-
     model = getattr(keras.applications, model_name)(weights=None)
     size = tuple(model.inputs[0].shape[1:3])
     layer = resolve_layer(model)
@@ -251,8 +241,6 @@ def run_extended(
 
 
 def format_extended(r: dict) -> str:
-    from explainers.engine.capture import FORWARD_CHUNK_SIZE
-
     t = r["timed"]
     n = r["samples"]
     rows = [

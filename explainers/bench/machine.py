@@ -7,6 +7,8 @@ import os
 import platform
 import time
 
+import tensorflow as tf
+
 #: What the benchmarks time with: wall-clock seconds (the default), or this process's CPU
 #: seconds (``--clock cpu``, all its threads), which other jobs on a shared machine disturb far
 #: less than the wall clock: with 2 cores and a load of 20, wall times are mostly waiting.
@@ -29,8 +31,6 @@ def clock_name() -> str:
 
 
 def machine() -> str:
-    import tensorflow as tf
-
     gpus = tf.config.list_physical_devices("GPU")
     cpu = platform.processor() or platform.machine()
     try:

@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from explainers.batch.ray_engine import RayOptions
+from explainers.batch.run import run_batch
+
 
 def _cpu_seconds(actors: bool, seen: dict[int, float]) -> float:
     """CPU time (user + system) of this process and (with `actors`) of every Ray actor running
@@ -94,8 +97,6 @@ class MemorySampler(threading.Thread):
 def measure(
     name: str, model: str, images: Path, out: Path, steps: int, **kwargs: Any
 ) -> dict[str, Any]:
-    from explainers.batch.run import run_batch
-
     shutil.rmtree(out, ignore_errors=True)
     times: list[float] = []
     cpu: list[float] = []
@@ -152,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from explainers.batch.ray_engine import RayOptions
 
     plans = {
         "local": {},

@@ -20,6 +20,7 @@ import numpy as np
 
 from explainers.engine.adapter import LayerInfo, ModelFacts, model_facts
 from explainers.engine.capture import ProgressFn, get_capture, get_runner
+from explainers.engine.guided_gradient import get_guided
 from explainers.errors import ExplainerError
 from explainers.methods import DEFAULT_METHODS, REGISTRY, TapeTerms, method_label
 from explainers.methods.cam_weights import per_channel_maps, weighted_map
@@ -340,8 +341,6 @@ def explain_details(
             seconds[method.key] = tape_seconds + time.perf_counter() - t0
         else:  # guided: the input gradient through guided ReLUs, computed once
             if guided_gradient is None:
-                from explainers.engine.guided_gradient import get_guided
-
                 inputs = facts.inputs(arr, extra)
                 guided_gradient, chosen = get_guided(model)(inputs, targets)
                 if stats is None:

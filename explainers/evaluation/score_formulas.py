@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from explainers.errors import ExplainerError
+from explainers.images import load_image
 from explainers.render import normalize, upsample
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
@@ -321,8 +323,6 @@ def as_mask(mask: Any, size: Sequence[int] | None = None) -> np.ndarray:
         peak = values.max()
         arr = values > (peak / 2.0) if peak > 0 else np.zeros(values.shape, bool)
     if size is not None and tuple(arr.shape) != tuple(int(s) for s in size):
-        from PIL import Image
-
         h, w = (int(s) for s in size)
         im = Image.fromarray(arr.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)
         arr = np.asarray(im) > 127
@@ -347,8 +347,6 @@ def load_mask_noted(
 ) -> tuple[np.ndarray, str | None]:
     """``load_mask`` and the one-line note to show when the mask had to be resized to fit the
     image (None when it is the image's size or no ``image_size`` is given)."""
-    from explainers.images import load_image
-
     image = load_image(source).convert("L")
     values = np.asarray(image, dtype=np.uint8)
     grey = np.mean((values > 32) & (values < 223))

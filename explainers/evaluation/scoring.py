@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from explainers.engine.core import explain, method_label, predict
 from explainers.errors import ExplainerError
 from explainers.evaluation.localisation import box_scores
 from explainers.evaluation.score_formulas import (  # noqa: F401  (re-exported: explainers.evaluation.scoring is the public entry)
@@ -71,6 +72,7 @@ from explainers.evaluation.score_formulas import (  # noqa: F401  (re-exported: 
     step_counts,
 )
 from explainers.methods import DEFAULT_METHODS
+from explainers.zoo import default_extra_inputs, prepare
 
 #: Per-image score keys, in table order, with their column names (units included).
 SCORE_LABELS: dict[str, str] = {
@@ -139,8 +141,6 @@ def _unpack_model(
         if preprocess is None:
             preprocess = bundle_or_model.preprocess
         if extra_inputs is None and getattr(bundle_or_model, "metadata_input", False):
-            from explainers.zoo import default_extra_inputs
-
             extra_inputs = default_extra_inputs(bundle_or_model)
     return model, preprocess, extra_inputs
 
@@ -148,8 +148,6 @@ def _unpack_model(
 def raw_image_for(bundle: Any, pil_image: Any) -> np.ndarray:
     """A Pillow image (or path / bytes) resized exactly as ``zoo.prepare`` does, but not
     preprocessed: float32 (H, W, 3) in 0..255, the space the metrics perturb."""
-    from explainers.zoo import prepare
-
     raw_bundle = replace(bundle, preprocess=lambda x: np.asarray(x, dtype=np.float32))
     return prepare(raw_bundle, pil_image)[0]
 
@@ -157,7 +155,6 @@ def raw_image_for(bundle: Any, pil_image: Any) -> np.ndarray:
 def score_function(model: Any, target: int, extra_inputs: Any = None) -> ScoreFn:
     """``score_fn`` for a Keras model: the target's probability from ``explainers.predict``,
     with the extra inputs (e.g. patient metadata) repeated for every image of the batch."""
-    from explainers.engine.core import predict
 
     def score(batch: np.ndarray) -> np.ndarray:
         single = _single(extra_inputs)
@@ -195,7 +192,6 @@ def evaluate_details(
     if target is None:
         if score_fn is not None:
             raise ExplainerError("give the target class when a score function is given")
-        from explainers.engine.core import predict
 
         probs = predict(model, full_input, _single(extra_inputs)).probabilities[0]
         target = int(np.argmax(probs))
@@ -372,8 +368,6 @@ VARIANTS = tuple((m, m, False) for m in DEFAULT_METHODS) + tuple(
 def variant_labels(n_samples: int, sigma: float | None) -> dict[str, str]:
     """Human names of the four variants (``"Smooth Grad-CAM++ (16 samples, σ=0.15)"``; without
     σ when ``sigma`` is None)."""
-    from explainers.engine.core import method_label
-
     return {
         key: method_label(method, n_samples if smooth else 0, sigma if smooth else None)
         for key, method, smooth in VARIANTS
@@ -396,8 +390,6 @@ def explain_and_evaluate(
     """Grad-CAM, Grad-CAM++ and both smoothed (``n_samples`` copies) for one image, then every
     score: ``(maps {variant: (h, w)}, Evaluation)``. ``image``: a Pillow image (or path /
     bytes), resized as ``zoo.prepare`` does. ``target`` None: the top class."""
-    from explainers.engine.core import explain
-
     if int(n_samples) < 1:
         raise ExplainerError("the smoothed maps need at least 1 noise sample")
     raw = raw_image_for(bundle, image) if not hasattr(image, "shape") else _raw_image(image)
@@ -405,8 +397,6 @@ def explain_and_evaluate(
     x = _preprocess(raw[None], preprocess)
     extra = _single(extra_inputs)
     if target is None:
-        from explainers.engine.core import predict
-
         target = int(np.argmax(predict(model, x, extra).logits[0]))
     methods = DEFAULT_METHODS
     plain = explain(model, x, layer=layer, target=target, extra_inputs=extra, methods=methods)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from explainers.errors import ExplainerError
 from explainers.images import load_image, resize
+from explainers.render import upsample
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
@@ -120,8 +121,6 @@ def preprocess_choice(name: str | None) -> tuple[str, Preprocess]:
 
 def _tf_bilinear(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """Bilinear without antialiasing (``tf.image.resize``'s default), float32 (H, W, 3)."""
-    from explainers.render import upsample
-
     arr = np.asarray(image, dtype=np.float32)
     out = np.moveaxis(upsample(np.moveaxis(arr, -1, 0), size), 0, -1)
     return np.clip(out, 0.0, 255.0)  # float rounding may overshoot 255 by a hair

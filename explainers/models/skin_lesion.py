@@ -8,6 +8,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from explainers.errors import ExplainerError, one_line
@@ -134,8 +135,6 @@ def skin_lesion_model_path() -> Path:
 
 def load_skin_lesion() -> ModelBundle:
     """The skin-lesion model with its own trained weights (``safe_mode`` load of its file)."""
-    import keras
-
     path = skin_lesion_model_path()
     try:
         model = keras.saving.load_model(path, safe_mode=True)

@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import keras
 import numpy as np
 
+from explainers.engine.adapter import candidate_layers
 from explainers.errors import ExplainerError, one_line
+from explainers.models.archive_limits import check_h5, check_keras_zip
 from explainers.models.bundle import ModelBundle, Preprocess, preprocess_choice
 from explainers.models.imagenet_names import imagenet_class_names
 
@@ -75,14 +78,10 @@ def _read_model_source(
 
 def _check_limits(path: Path, fmt: str, name: str) -> None:
     """The archive's sizes, before Keras reads anything (``archive_limits``)."""
-    from explainers.models.archive_limits import check_h5, check_keras_zip
-
     (check_keras_zip if fmt == ".keras" else check_h5)(path, name)
 
 
 def _keras_load(path: Path, name: str) -> Any:
-    import keras
-
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
@@ -131,8 +130,6 @@ def _load_any(source: ModelSource, filename: str | None) -> tuple[Any, str]:
 
 
 def _has_spatial_layer(model: Any) -> bool:
-    from explainers.engine.adapter import candidate_layers
-
     return bool(candidate_layers(model))
 
 

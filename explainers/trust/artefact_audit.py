@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageFilter
 
+from explainers import predict
 from explainers.errors import ExplainerError
 from explainers.evaluation.scoring import map_at
 from explainers.trust.segmentation import (
@@ -32,6 +33,7 @@ from explainers.trust.segmentation import (
     outline,
     skin_colour,
 )
+from explainers.zoo import prepare
 
 #: Border band: this fraction of the image's shorter side around the lesion.
 BAND_FRACTION = 0.06
@@ -149,9 +151,6 @@ def probability_of(
     bundle, images: Sequence[Image.Image], target: int, extra_inputs=None
 ) -> np.ndarray:
     """The class probability the model gives each image (one batched forward pass)."""
-    from explainers import predict
-    from explainers.zoo import prepare
-
     x = np.concatenate([prepare(bundle, im) for im in images])
     extra = (
         None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explainers import explain
 from explainers.evaluation.baselines import centre_prior
 from explainers.evaluation.scoring import energy_in_mask, pointing_game
 from explainers.trust.similarity import mean_pairwise_spearman, spearman
@@ -114,8 +115,6 @@ def trust_figures(
     already shows for ``target``) of the single preprocessed image ``x`` (1, H, W, C).
     With smoothing and ``with_seeds``, the given map is the first of the ``SEEDS`` draws and
     the others come from the same batched call (each copy gets its own noise)."""
-    from explainers import explain
-
     x = np.asarray(x, dtype=np.float32)
     x = x[None] if x.ndim == 3 else x[:1]
     keys = tuple(maps)
@@ -171,8 +170,6 @@ def every_class_spearman(
 ) -> dict[str, dict[int, float]]:
     """Spearman of each shown map with the same method's map for every other class (one
     batched call over the image repeated): ``{key: {class: rho}}``."""
-    from explainers import explain
-
     x = np.asarray(x, dtype=np.float32)
     x = x[None] if x.ndim == 3 else x[:1]
     others = [c for c in range(int(n_classes)) if c != int(target)]

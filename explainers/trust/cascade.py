@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import keras
 import numpy as np
 
 from explainers.errors import ExplainerError
@@ -64,8 +65,6 @@ def cascade_steps(model, layer_name: str) -> list[tuple[str, list]]:
 
 def _reinitialise(layer, rng: np.random.Generator) -> None:
     """Batch-norm to identity; every other trainable variable from N(0, its own std)."""
-    import keras
-
     if isinstance(layer, keras.layers.BatchNormalization):
         for v in layer.weights:
             name = v.path.rsplit("/", 1)[-1]
@@ -80,8 +79,6 @@ def _reinitialise(layer, rng: np.random.Generator) -> None:
 
 def model_copy(model):
     """A separate model with the same architecture and the trained weights; shares nothing."""
-    import keras
-
     try:
         clone = keras.models.clone_model(model, recursive=True)
     except Exception as exc:  # noqa: BLE001 - Keras fails to clone in many ways; each is one plain line

@@ -34,11 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from explainers import explain, predict, resolve_layer
 from explainers.errors import ExplainerError
-from explainers.methods import DEFAULT_METHODS
+from explainers.images import load_image
+from explainers.methods import DEFAULT_METHODS, REGISTRY, resolve_methods
 from explainers.trust.cascade import _reinitialise, cascade_steps, model_copy
 from explainers.trust.sanity_cache import CACHE_ENTRIES, cache_dir, read_entry, write_entry  # noqa: F401
 from explainers.trust.similarity import spearman, ssim
+from explainers.zoo import default_extra_inputs, list_samples, prepare
 
 CASCADE_PASS = 0.5
 LOGIT_PASS = 0.9
@@ -148,9 +151,6 @@ def run_sanity(
     progress: ProgressFn | None = None,
 ) -> SanityReport:
     """Both tests for preprocessed ``images`` (N, H, W, C); see the module docstring."""
-    from explainers import explain, predict, resolve_layer
-    from explainers.methods import REGISTRY, resolve_methods
-
     methods = resolve_methods(methods)
     for m in methods:
         if not REGISTRY[m].cam:
@@ -247,9 +247,6 @@ def run_sanity(
 def sample_inputs(bundle, n: int = DEFAULT_SAMPLES) -> tuple[np.ndarray, list | None, list[str]]:
     """The first ``n`` bundled samples prepared for ``bundle`` (with each patient's metadata
     for the skin-lesion model): ``(images, extra inputs, ids)``."""
-    from explainers.images import load_image
-    from explainers.zoo import default_extra_inputs, list_samples, prepare
-
     samples = list_samples()[: max(1, int(n))]
     images = np.concatenate([prepare(bundle, load_image(s.path)) for s in samples])
     if bundle.metadata_input:
@@ -353,8 +350,6 @@ def cached_verdict(
     fingerprint: str | None = None,
 ) -> MethodSanity | None:
     """The cached result for these settings, never computed here (the Explain page's badge)."""
-    from explainers.zoo import list_samples
-
     ids = [s.image_id for s in list_samples()[:n_images]]
     key = cache_key(
         fingerprint or model_fingerprint(bundle), layer, method, n_samples, sigma, seed, ids
@@ -377,9 +372,6 @@ def sanity_for_bundle(
 ) -> SanityReport:
     """The checks on the bundled samples, each method read from the disk cache when there,
     computed (all missing methods together) and stored otherwise."""
-    from explainers import resolve_layer
-    from explainers.methods import resolve_methods
-
     methods = resolve_methods(methods)
     info = resolve_layer(bundle.model, layer)
     images, extra, ids = sample_inputs(bundle, n_images)

@@ -7,6 +7,8 @@ changes says little about the model) and by the trust card.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
 
 #: SSIM window (Wang et al. 2004 with a uniform window, as scikit-image's default).
 SSIM_WINDOW = 7
@@ -45,8 +47,6 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def _unit(cam: np.ndarray, side: int) -> np.ndarray:
     """The map scaled to 0..1 by its maximum and resized (bilinear) to side x side."""
-    from PIL import Image
-
     m = np.nan_to_num(np.asarray(cam, dtype=np.float64))
     m = m - m.min()
     top = m.max()
@@ -74,7 +74,6 @@ def ssim(
         x, y = _unit(a, side), _unit(b, side)
     if min(x.shape) < window:
         raise ValueError(f"maps must be at least {window}x{window} for SSIM")
-    from numpy.lib.stride_tricks import sliding_window_view
 
     def mean(z: np.ndarray) -> np.ndarray:
         return sliding_window_view(z, (window, window)).mean(axis=(-2, -1))

@@ -22,7 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from explainers.methods import REGISTRY
+from explainers.methods.agreement import gradient_constant_per_channel
 from explainers.trust import sanity
+from explainers.zoo import list_samples
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "data" / "sanity_default.json"
 #: Verdict levels: "fail" (do not rely on the map: red everywhere), "pass", "unknown".
@@ -95,8 +98,6 @@ def technical_lines(result: sanity.MethodSanity | None) -> list[str]:
 # --- the shipped measurement --------------------------------------------------------------------
 def shipped_methods() -> tuple[str, ...]:
     """Every CAM method of the one gradient pass (what Explain offers; Score-CAM excluded)."""
-    from explainers.methods import REGISTRY
-
     return tuple(k for k, m in REGISTRY.items() if m.cam and "forward" not in m.needs)
 
 
@@ -207,8 +208,6 @@ def known_result(
 ) -> tuple[sanity.MethodSanity | None, str]:
     """``(result, source)``: the disk cache ("measured here"), else the shipped measurement
     ("shipped measurement"), else ``(None, "")``. Never computes anything."""
-    from explainers.zoo import list_samples
-
     fp = fingerprint or sanity.model_fingerprint(bundle)
     found = sanity.cached_verdict(
         bundle, layer, method, n_samples, sigma, seed, n_images, fingerprint=fp
@@ -226,8 +225,6 @@ def pooling_note(gradients: np.ndarray | None, alpha: np.ndarray | None) -> str:
     is the same at every position): Grad-CAM equals HiResCAM there, and Grad-CAM++'s α is about
     ½ everywhere, so its weights are relu(g)·hw/2: Grad-CAM without the negative channel
     weights. "" otherwise."""
-    from explainers.methods.agreement import gradient_constant_per_channel
-
     if gradients is None or not gradient_constant_per_channel(np.asarray(gradients)[:1]):
         return ""
     text = (
