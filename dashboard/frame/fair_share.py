@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from dashboard.frame.auth import current_user_id
+from dashboard.frame import auth
 from explainers.errors import ExplainerError
 
 SHARED_ENV = "EXPLAINERS_SHARED"  # "1": a server shared by many people (``--shared``)
@@ -302,7 +302,7 @@ SCHEDULER = FairShare(default_turns())
 
 def user_key() -> str:
     """The id the limits are keyed on: the signed-in user's, else this browser session's."""
-    uid = current_user_id()
+    uid = auth.current_user_id()
     if uid != "local":
         return uid
     try:
