@@ -44,58 +44,25 @@ warmup = start_warmup()  # once per server process; returns at once
 # Each url_path is its file's name, so that a first visit straight to a page (before Streamlit
 # has seen st.navigation; see dashboard/frame/bootstrap.py) lands on the same page.
 
+#: (file in pages/, title, icon): the page list, in the sidebar's order; Explain is the start page.
+PAGES = (
+    ("explain", "Explain", ":material/visibility:"),
+    ("filters_neurons", "Filters and neurons", ":material/grid_on:"),
+    ("how_it_works", "How it works", ":material/school:"),
+    ("compare", "Compare methods", ":material/compare:"),
+    ("evaluate", "Evaluate", ":material/fact_check:"),
+    ("trust", "Trust", ":material/verified:"),
+    ("audit", "Audit a dataset", ":material/checklist:"),
+)
 pages = [
     st.Page(
-        str(HERE / "pages" / "explain.py"),
-        title="Explain",
-        icon=":material/visibility:",
-        default=True,
-    ),
-    st.Page(
-        str(HERE / "pages" / "filters_neurons.py"),
-        title="Filters and neurons",
-        icon=":material/grid_on:",
-        url_path="filters_neurons",
-    ),
-    st.Page(
-        str(HERE / "pages" / "how_it_works.py"),
-        title="How it works",
-        icon=":material/school:",
-        url_path="how_it_works",
-    ),
-    st.Page(
-        str(HERE / "pages" / "compare.py"),
-        title="Compare methods",
-        icon=":material/compare:",
-        url_path="compare",
-    ),
+        str(HERE / "pages" / f"{name}.py"),
+        title=title,
+        icon=icon,
+        **({"default": True} if i == 0 else {"url_path": name}),
+    )
+    for i, (name, title, icon) in enumerate(PAGES)
 ]
-if (HERE / "pages" / "evaluate.py").is_file():  # written separately; the app runs without it
-    pages.append(
-        st.Page(
-            str(HERE / "pages" / "evaluate.py"),
-            title="Evaluate",
-            icon=":material/fact_check:",
-            url_path="evaluate",
-        )
-    )
-
-pages.append(
-    st.Page(
-        str(HERE / "pages" / "trust.py"),
-        title="Trust",
-        icon=":material/verified:",
-        url_path="trust",
-    )
-)
-pages.append(
-    st.Page(
-        str(HERE / "pages" / "audit.py"),
-        title="Audit a dataset",
-        icon=":material/checklist:",
-        url_path="audit",
-    )
-)
 
 page = st.navigation(pages)  # its own list is hidden (.streamlit/config.toml): the links below
 with st.sidebar:
