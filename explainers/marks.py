@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from explainers.errors import ExplainerError
 from explainers.render import _as_rgb_uint8, _size
@@ -50,8 +51,6 @@ def contour(
     """Boolean (H, W): the border of ``mask`` (resized to ``shape``, nearest neighbour), pixels
     of the mask within ``width`` px of a non-mask 4-neighbour or of the image edge; ``dashed``
     keeps every other ``DASH``-px stretch (along the diagonals, so every side gets dashes)."""
-    from PIL import Image
-
     h, w = _size(shape)
     m = np.asarray(mask, dtype=bool)
     if m.ndim != 2:
@@ -96,8 +95,6 @@ def mark_unreliable(
     """The picture (uint8 RGB) with a red border and ``label`` in white on a red band across its
     top: a map that failed its sanity checks stays marked wherever the picture goes (a
     screenshot, a download, the report). A new array; the input is not changed."""
-    from PIL import Image, ImageDraw, ImageFont
-
     img = _as_rgb_uint8(image).copy()
     h, w = img.shape[:2]
     t = max(2, round(min(h, w) * 0.025))

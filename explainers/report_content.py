@@ -13,8 +13,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from explainers.errors import ExplainerError
 from explainers.report import CaseData, file_sha256, weights_sha256
+from explainers.trust import card
+from explainers.trust.card import trust_figures
+from explainers.trust.sanity import model_fingerprint
+from explainers.trust.segmentation import segment_lesion
+from explainers.trust.verdicts import known_result, plain_verdict, technical_lines
+from explainers.zoo import list_samples, site_for_localization, skin_lesion_model_path
 
 TRUST_TITLE = "How far to trust the maps"
 DISPLAY_MAX_SIDE = 512  # the overlays are drawn on the image at most this large (as on screen)
@@ -23,8 +31,6 @@ DISPLAY_MAX_SIDE = 512  # the overlays are drawn on the image at most this large
 def display_image(image, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
     """The image as uint8 RGB, at most ``max_side`` pixels on its longer side (the dashboard's
     ``loaders.display_image``: Lanczos, aspect kept, never enlarged)."""
-    from PIL import Image
-
     scale = min(1.0, max_side / max(image.size))
     if scale < 1.0:
         image = image.resize(
@@ -40,8 +46,6 @@ def fingerprint_text(bundle, model_file: str | None = None) -> str:
     if model_file and Path(str(model_file)).is_file() and bundle.key != "skin-lesion":
         return f"SHA-256 of {Path(model_file).name}: {file_sha256(model_file)}"
     if bundle.key == "skin-lesion":
-        from explainers.zoo import skin_lesion_model_path
-
         path = skin_lesion_model_path()
         return f"SHA-256 of {path.name}: {file_sha256(path)}"
     return f"SHA-256 of the weights: {weights_sha256(bundle.model)}"
@@ -50,8 +54,6 @@ def fingerprint_text(bundle, model_file: str | None = None) -> str:
 def patient_text(age: float | None, sex: str | None, site: str | None) -> str:
     """ "60 years, male, trunk": what the skin-lesion model was given (a HAM10000 localisation
     such as "back" is the model's site "trunk", as ``skin_lesion_metadata`` encodes it)."""
-    from explainers.zoo import site_for_localization
-
     years = "age unknown" if age is None else f"{float(age):g} years"
     key = site_for_localization(site) if site else "unknown"
     return f"{years}, {sex or 'unknown'}, {str(key).replace('-', ' ')}"
@@ -59,8 +61,6 @@ def patient_text(age: float | None, sex: str | None, site: str | None) -> str:
 
 def sample_record(image_name: str) -> str:
     """The recorded diagnosis when ``image_name`` is one of the bundled samples, else ""."""
-    from explainers.zoo import list_samples
-
     stem = Path(str(image_name)).stem
     for s in list_samples():
         if s.image_id == stem or s.path.name == image_name:
@@ -85,13 +85,8 @@ def trust_figures_for(
 ) -> dict:
     """The trust card of each map (``explainers.trust.card``), with the lesion outline for the
     dermoscopy model (``lesion_mask``, else the automatic one)."""
-    from explainers.errors import ExplainerError
-    from explainers.trust.card import trust_figures
-
     mask = lesion_mask
     if mask is None and bundle.metadata_input:
-        from explainers.trust.segmentation import segment_lesion
-
         try:
             mask = segment_lesion(image)
         except ExplainerError:
@@ -116,9 +111,6 @@ def trust_lines(
     figures: Mapping, titles: Mapping[str, str], verdicts: Mapping[str, tuple], class_label
 ) -> list[str]:
     """The sanity verdicts and the trust card in words, per map."""
-    from explainers.trust import card
-    from explainers.trust.verdicts import technical_lines
-
     lines = []
     for m, name in titles.items():
         verdict, result = verdicts[m]
@@ -171,9 +163,6 @@ def build_case(
     """The report of explanation ``ex`` (its CAM maps named by ``titles``: key → title) of the
     PIL ``image`` (preprocessed ``x``, ``extra`` inputs) under ``bundle``. ``figures``: the
     trust cards already computed (the dashboard's), else computed here."""
-    from explainers.trust.sanity import model_fingerprint
-    from explainers.trust.verdicts import known_result, plain_verdict
-
     t = int(ex.targets[0])
     probs = np.asarray(prediction.probabilities[0])
     fp = model_fingerprint(bundle)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from explainers.errors import ExplainerError
 from explainers.index_lists import parse_indices
+from explainers.zoo import load_model, parse_class_names, skin_lesion_metadata
 
 
 def parse_index_list(text: str) -> list[int]:
@@ -60,8 +61,6 @@ def weights_arg(text: str | None):
 
 
 def load_bundle(args: argparse.Namespace):
-    from explainers.zoo import load_model, parse_class_names
-
     class_names = None
     if getattr(args, "class_names", None):
         path = Path(args.class_names)
@@ -78,8 +77,6 @@ def load_bundle(args: argparse.Namespace):
 
 
 def extra_inputs(bundle, args: argparse.Namespace):
-    from explainers.zoo import skin_lesion_metadata
-
     given = [v is not None for v in (args.age, args.sex, args.site)]
     if bundle.metadata_input:
         return [skin_lesion_metadata(args.age, args.sex, args.site)]

@@ -18,13 +18,18 @@ from explainers.cli import common as cli
 from explainers.cli.argtypes import nonneg_float, nonneg_int
 from explainers.errors import ExplainerError
 from explainers.methods import REGISTRY, resolve_methods
+from explainers.models.skin_lesion import SKIN_LESION as DEFAULT_MODEL
+from explainers.report import file_sha256
+from explainers.trust import verdicts
 from explainers.trust.sanity import (
     CASCADE_PASS,
     DEFAULT_METHODS,
     DEFAULT_SAMPLES,
     LOGIT_PASS,
+    model_fingerprint,
     sanity_for_bundle,
 )
+from explainers.zoo import skin_lesion_model_path
 
 
 def _methods(text: str) -> tuple[str, ...]:
@@ -124,9 +129,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_write_default(args: argparse.Namespace) -> None:
     """Before anything loads: the shipped file is for the default model's plain maps only."""
-    from explainers.models.skin_lesion import SKIN_LESION as DEFAULT_MODEL
-    from explainers.trust.sanity import DEFAULT_SAMPLES
-
     if str(args.model).strip().lower() != DEFAULT_MODEL:
         raise ExplainerError(f"--write-default measures the default model ({DEFAULT_MODEL}) only")
     if args.noise_samples or args.samples != DEFAULT_SAMPLES:
@@ -138,10 +140,6 @@ def _check_write_default(args: argparse.Namespace) -> None:
 
 def _write_default(args: argparse.Namespace, bundle, layer: str) -> int:
     """``--write-default``: the shipped measurement (see ``explainers.trust.verdicts``)."""
-    from explainers.models.skin_lesion import SKIN_LESION as DEFAULT_MODEL
-    from explainers.trust import verdicts
-    from explainers.trust.sanity import model_fingerprint, sanity_for_bundle
-
     methods = verdicts.shipped_methods()
     command = (
         f"python -m explainers sanity --model {DEFAULT_MODEL}"
@@ -155,8 +153,6 @@ def _write_default(args: argparse.Namespace, bundle, layer: str) -> int:
     report = sanity_for_bundle(
         bundle, layer=layer, methods=methods, n_samples=0, progress=progress, use_cache=False
     )
-    from explainers.report import file_sha256
-    from explainers.zoo import skin_lesion_model_path
 
     record = verdicts.default_record(
         report,
