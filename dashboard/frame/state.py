@@ -82,6 +82,7 @@ SELECTION = "_selection"
 URL_GIVEN = "_url_given"  # the persistent keys a valid URL parameter set in this session
 _INITIALISED = "_state_initialised"
 _RUNS = "_runs"  # script runs since the page last changed (widget ids settle after the second)
+SETTLING_RUNS = 2  # runs in which every bound widget is written from its setting
 _MISSING = object()
 
 DEFAULT_MODEL = "skin-lesion"
@@ -368,15 +369,16 @@ def bind(
     # Write the widget's value only when it does not already show the setting (first draw,
     # another page in between, a change by code). Writing it on every run re-sends the value to
     # the browser and undoes a change the user made meanwhile (a lost slider step). In the
-    # first run of a session and after each page switch it is always written: a widget on
-    # another page has another id, and would otherwise start at its first option or minimum.
+    # first two runs of a session and after each page switch it is always written: a widget on
+    # another page has another id, and would otherwise start at its first option or minimum
+    # (the second run too: a first run through the pages folder, bootstrap.py, uses other ids).
     current = ss.get(wk, _MISSING) if wk in ss else _MISSING
     try:
         shows = current is not _MISSING and _convert(from_widget, current) == get(key)
     except Exception:
         shows = False
     relabelled = _relabelled(key, seeded, labels)
-    if not shows or relabelled or ss.get(_RUNS, 0) <= 1:
+    if not shows or relabelled or ss.get(_RUNS, 0) <= SETTLING_RUNS:
         if current is not _MISSING and not _same(current, seeded):
             _meta(key)["stale"] = current  # what the browser may still send back once
         ss[wk] = seeded
