@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import caption as _caption
-from tests.browser_support import streamlit_server
+from tests.browser_support import selectbox, streamlit_server
 from tests.browser_support import wait_idle as _wait_idle
 
 pytestmark = pytest.mark.slow
@@ -138,9 +138,7 @@ def test_every_page_in_a_real_browser(browser, server):
     # 2. a display-only change (colour map): the overlays are redrawn from cached maps
     before = _image_src(page, "Grad-CAM")
     assert before
-    page.get_by_text("Display: colour map, opacity, colour scale").click()
-    page.get_by_test_id("stSelectbox").filter(has_text="Colour map").click()
-    page.get_by_role("option", name="inferno", exact=True).click()  # viridis is the default
+    selectbox(page, "Colour map", "inferno")  # viridis is the default; opens its expander
     t0 = time.monotonic()
     page.wait_for_function(
         """(old) => { const c = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
