@@ -17,7 +17,6 @@ from explainers.methods import REGISTRY, method_keys, method_label
 from explainers.methods.agreement import coinciding_groups, gradient_constant_per_channel
 from explainers.methods.guided import to_image
 from explainers.methods.scorecam import DEFAULT_MAX_CHANNELS
-from explainers.settings import ExplainSettings
 from explainers.textual import NEEDS as TEXT_NEEDS
 from explainers.textual import describe
 
@@ -93,12 +92,10 @@ def compute(n_samples, sigma, seed, k, with_scorecam):
                 channels=max_channels,
                 total_channels=sel.layer.channels if keys is FORWARD else None,
             )
-            settings = ExplainSettings(
-                layer=sel.layer.path,
-                target=int(sel.target),
+            settings = sel.settings(
                 methods=tuple(keys),
                 n_samples=n_samples,
-                sigma=round(float(sigma), 4),
+                sigma=sigma,
                 seed=seed,
                 max_channels=max_channels,
             )

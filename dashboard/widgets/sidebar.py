@@ -23,7 +23,6 @@ from dashboard.widgets.model_picker import model_section
 from dashboard.widgets.patient import reset_patient
 from explainers import LayerInfo, zoo
 from explainers.errors import ExplainerError
-from explainers.methods import DEFAULT_METHODS
 from explainers.settings import ExplainSettings
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
@@ -77,35 +76,21 @@ class Selection:
     def logit(self, index: int) -> float:
         return float(self.prediction.logits[0, index])
 
-    def explain(
-        self,
-        *,
-        n_samples: int = 0,
-        sigma: float = 0.15,
-        seed: int = 0,
-        methods: Sequence[str] = DEFAULT_METHODS,
-        filters: Sequence[int] | None = None,
-        neurons: Sequence[Sequence[int]] | None = None,
-        region: bool = False,
-        show_progress: bool = True,
-    ):
-        """The cached ``Explanation`` of the current image, model, layer and target."""
-        settings = ExplainSettings(
-            layer=self.layer.path,
-            target=int(self.target),
-            methods=tuple(methods),
-            n_samples=n_samples,
-            sigma=round(float(sigma), 4),
-            seed=seed,
-            filters=filters,
-            neurons=neurons,
-            region=region,
+    def settings(self, sigma: float = 0.15, **choices: Any) -> ExplainSettings:
+        """What to explain for the current layer and class, with the page's other choices
+        (σ rounded, so that a slider's float noise does not miss the cache)."""
+        return ExplainSettings(
+            layer=self.layer.path, target=int(self.target), sigma=round(float(sigma), 4), **choices
         )
+
+    def explain(self, *, show_progress: bool = True, **choices: Any):
+        """The cached ``Explanation`` of the current image, model, layer and target, for the
+        choices of ``settings`` (noise, methods, filters, neurons, region)."""
         return loaders.explanation(
             self.model_token,
             self.image_digest,
             self.extra_token,
-            settings,
+            self.settings(**choices),
             _bundle=self.bundle,
             _x=self.x,
             _extra=self.extra,
