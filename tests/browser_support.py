@@ -97,7 +97,7 @@ def streamlit_server(
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core machine starts it slowly
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"streamlit exited with status {proc.returncode}")
@@ -107,7 +107,7 @@ def streamlit_server(
             except OSError:
                 time.sleep(0.1)
         else:
-            raise RuntimeError("streamlit did not open its port within 60 s")
+            raise RuntimeError("streamlit did not open its port within 180 s")
         yield url, started, proc
     finally:
         proc.terminate()

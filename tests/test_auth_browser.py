@@ -62,7 +62,7 @@ def _node() -> str:
     return node
 
 
-def _wait_http(url: str, proc: subprocess.Popen, what: str, limit_s: float = 60) -> None:
+def _wait_http(url: str, proc: subprocess.Popen, what: str, limit_s: float = 180) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
