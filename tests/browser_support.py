@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--no-proxy-server",  # every page is on 127.0.0.1, whatever proxy the machine sets
 ]
 
 

@@ -62,13 +62,20 @@ def _node() -> str:
     return node
 
 
+# Everything here is on this machine: a proxy the machine sets (CI reaches its package registries
+# through one) must not carry a request to 127.0.0.1, neither ours nor the dashboard's to the
+# provider.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_LOCAL_ONLY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
 def _wait_http(url: str, proc: subprocess.Popen, what: str, limit_s: float = 180) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with status {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with _DIRECT.open(url, timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -117,7 +124,12 @@ def site(tmp_path_factory):
     )
     data_root = tmp / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", EXPLAINERS_DATA_ROOT=str(data_root))
+    env.update(
+        _LOCAL_ONLY,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONUNBUFFERED="1",
+        EXPLAINERS_DATA_ROOT=str(data_root),
+    )
     with contextlib.ExitStack() as stack:
         provider = stack.enter_context(
             _process(
@@ -297,7 +309,7 @@ def test_without_sign_in_nothing_changes_and_no_page_asks_another_host(browser, 
     port = bs.free_port()
     app = f"http://127.0.0.1:{port}/"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", EXPLAINERS_DATA_ROOT=str(tmp_path / "data"))
+    env.update(_LOCAL_ONLY, TF_CPP_MIN_LOG_LEVEL="3", EXPLAINERS_DATA_ROOT=str(tmp_path / "data"))
     with _process(
         [
             sys.executable,
