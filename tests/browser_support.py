@@ -187,16 +187,25 @@ def selectbox(page, label: str, text: str, where=None) -> None:
     box = (where or page).get_by_test_id("stSelectbox").filter(has=label_el).first
     reveal(box)
     field = box.locator("input")
-    field.click()
-    field.fill(text)
-    # Click the filtered option once the list shows it: pressing Enter at once can pick the
-    # still-highlighted old option on a busy machine (seen when two servers shared 2 cores).
-    option = page.get_by_role("option").filter(has_text=text).first
-    try:
-        option.wait_for(timeout=15_000)
-        option.click()
-    except Exception:
-        field.press("Enter")
+    for _ in range(3):
+        field.click()
+        field.fill(text)
+        # Click the filtered option once the list shows it: pressing Enter at once can pick the
+        # still-highlighted old option on a busy machine (seen when two servers shared 2 cores).
+        option = page.get_by_role("option").filter(has_text=text).first
+        try:
+            option.wait_for(timeout=15_000)
+            option.click()
+        except Exception:
+            field.press("Enter")
+        # On a loaded machine the click can land while the list is still opening and choose
+        # nothing: the typed text stays in the box and the browser sends nothing (seen in CI).
+        # Leaving the box tells the two apart: without a choice it shows the old value again.
+        field.blur()
+        page.wait_for_timeout(150)
+        if text.lower() in field.input_value().lower():
+            return
+    raise AssertionError(f"could not choose {text!r} in the select box {label!r}")
 
 
 def selectbox_text(page, label: str) -> str:

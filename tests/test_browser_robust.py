@@ -118,10 +118,6 @@ def test_two_uploads_in_a_row_then_unusual_images(page):
         assert page.get_by_test_id("stSidebar").get_by_text("Model", exact=True).count() >= 1
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a race under load: a pick landing while the page redraws can be lost (issue 19 note)",
-)
 def test_fast_sample_and_class_changes_end_on_the_last_choice(page):
     """Five samples 0.5 s apart, then a class 0.45 s after the last: no crash, and the view,
     the class box and the URL all show the last choice."""
@@ -194,10 +190,6 @@ def test_a_linked_sample_brings_its_patient_data_unless_the_link_overrides_it(br
     page.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a race under load: a pick landing while the page redraws can be lost (issue 19 note)",
-)
 def test_a_copied_link_reproduces_the_view_in_a_new_session(browser, page):
     sidebar = page.get_by_test_id("stSidebar")
     bs.selectbox(page, "Sample dermoscopy image", "ISIC_0024550", sidebar)
