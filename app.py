@@ -24,11 +24,16 @@ prefer_system_allocator()  # before TensorFlow loads (plain `streamlit run app.p
 import streamlit as st  # noqa: E402
 
 from dashboard.frame import auth  # noqa: E402  (small: no TensorFlow)
-from dashboard.frame.bootstrap import ensure_navigation, start_warmup  # noqa: E402
+from dashboard.frame.bootstrap import (  # noqa: E402
+    ensure_navigation,
+    keep_tensorflow_state,
+    start_warmup,
+)
 
 HERE = Path(__file__).resolve().parent
 
 ensure_navigation()  # before anything is drawn: see dashboard/frame/bootstrap.py
+keep_tensorflow_state()  # plain `streamlit run app.py`: from this run's end on
 st.set_page_config(
     page_title="Grad-CAM explorer",
     # A local file: a ":material/...:" icon makes the browser fetch it from fonts.gstatic.com.

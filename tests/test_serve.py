@@ -34,3 +34,29 @@ def test_serve_starts_the_warmup_then_streamlit_run_with_the_options(monkeypatch
 def test_run_sh_starts_the_dashboard_through_serve():
     text = (ROOT / "run.sh").read_text()
     assert 'exec "$VENV/bin/python" -m dashboard.frame.serve "$@"' in text
+
+
+def test_a_finished_run_keeps_tensorflow_state_and_still_closes_pyplot_figures(monkeypatch):
+    """Streamlit calls ``keras.backend.clear_session()`` after every run: the next map then took
+    5-7x longer (TensorFlow's kernel cache emptied). With the server's hook it is not called."""
+    import keras
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from keras.src.backend.common import global_state
+    from streamlit.runtime.scriptrunner import script_runner
+
+    monkeypatch.setattr(
+        script_runner, "_clean_problem_modules", script_runner._clean_problem_modules
+    )
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(True))
+    assert bootstrap.keep_tensorflow_state() is True
+    global_state.set_global_attribute("explainers_test_marker", 42)
+    plt.figure()
+    script_runner._clean_problem_modules()
+    assert cleared == []
+    assert global_state.get_global_attribute("explainers_test_marker") == 42
+    assert plt.get_fignums() == []
+    global_state.set_global_attribute("explainers_test_marker", None)

@@ -112,9 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     log.addHandler(handler)
     from streamlit.web import cli
 
-    from dashboard.frame.bootstrap import prefer_navigation, start_warmup
+    from dashboard.frame.bootstrap import keep_tensorflow_state, prefer_navigation, start_warmup
 
     prefer_navigation()  # before the first session: no run in the pages-folder mode
+    keep_tensorflow_state()  # no clear_session() after every run
     start_warmup()  # a background thread: returns at once
     sys.argv = ["streamlit", "run", str(APP), *args]
     cli.main()  # Streamlit's own command line: it parses the options and serves until stopped
