@@ -77,7 +77,9 @@ def test_default_view_shows_prediction_diagnosis_and_both_heatmaps(default_app):
     # layer: every spatial layer, nested ones included, with shapes; default the last
     layer = at.selectbox(key="w:layer")
     assert layer.value == "xception/block14_sepconv2_act"
-    assert any(o.startswith("xception/block1_conv1 ") for o in layer.options)  # nested backbone
+    # Layers of the nested backbone too, listed by their own names (short enough for a phone).
+    assert any(o.startswith("block1_conv1 (") for o in layer.options)
+    assert "block14_sepconv2_act (8×8×2048) · last" in layer.options
     assert any("(8×8×2048)" in o for o in layer.options)
     # target: top-1 by default
     assert at.selectbox(key="w:target").value == -1  # the "top-1" entry

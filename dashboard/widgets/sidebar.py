@@ -271,18 +271,23 @@ def _layer_section(sel: Selection) -> None:
         return
     by_path = {l.path: l for l in sel.layers}
     last = sel.layers[-1].path
+    # Each layer by its own name, without the nested model it sits in ("xception/"), so that
+    # the box is not cut in the sidebar on a phone; full paths when two names would collide.
+    short = {p: p.rsplit("/", 1)[-1] for p in by_path}
+    names = short if len(set(short.values())) == len(short) else {p: p for p in by_path}
 
     def label(path: str) -> str:
         shape = by_path[path].output_shape
         dims = "×".join("?" if d is None else str(d) for d in shape[1:])
-        return f"{path} ({dims}){' · last' if path == last else ''}"  # short: not cut at 1280 px
+        return f"{names[path]} ({dims}){' · last' if path == last else ''}"
 
     path = st.selectbox(
         f"Layer ({len(sel.layers)} with a spatial output)",
         list(by_path),
         format_func=label,
         help="Every layer whose output is a grid (height × width × channels), inside nested "
-        "backbones too. The default is the last one, as in the Grad-CAM paper.",
+        "backbones too, by its own name (the caption under the maps gives its full path). "
+        "The default is the last one, as in the Grad-CAM paper.",
         **state.bind(
             state.LAYER,
             options=list(by_path),
