@@ -22,14 +22,16 @@ from dashboard.widgets import sidebar
 from explainers import zoo
 from explainers.batch import results_stats
 from explainers.batch import run as batch
+from explainers.batch.trust_columns import TRUST_LABELS
 from explainers.engine.core import method_label
 from explainers.errors import ExplainerError
 from explainers.evaluation import scoring as metrics
 
 FOLDER = "audit_folder"  # the name of the run shown (one of the user's runs; never a path)
 NOTE = "audit_note"  # why the last "Open on Explain" could not be done
-LABELS = {**metrics.SCORE_LABELS, **metrics.INFO_LABELS}
+LABELS = {**metrics.SCORE_LABELS, **metrics.INFO_LABELS, **TRUST_LABELS}
 GALLERY_MAX = 200  # thumbnails drawn at most (each is a small PNG inlined in the page)
+GALLERY_ROW_PX = 50  # a row's height: the strip (input + up to 4 maps) is about 5 rows wide
 
 sidebar.selection()  # drawn by app.py already; also sends a first visit here through it
 st.title("Audit a dataset")
@@ -213,10 +215,11 @@ def show(res: results_stats.Results) -> None:
         mean, low, high = results_stats.bootstrap_interval(
             pd.to_numeric(ok["correct"], errors="coerce").tolist()
         )
+        interval = f"; 95 % bootstrap interval {low:.0%} – {high:.0%}" if np.isfinite(low) else ""
         c[2].metric(
-            "Accuracy (vs recorded diagnosis)",
+            "Accuracy",
             f"{mean:.0%}",
-            help=f"95 % bootstrap interval {low:.0%} – {high:.0%}" if np.isfinite(low) else None,
+            help=f"Share of images whose prediction is the recorded diagnosis{interval}.",
         )
     c[3].metric("Model", str(s.get("model", "?")))
     seed = f" · seed {plain(s['seed'])}" if s.get("seed") is not None else ""
@@ -325,17 +328,19 @@ def gallery(res: results_stats.Results, variant: str) -> None:
         st.info("No image matches this ordering (for example: no image is misclassified).")
         return
     rows = rows.head(GALLERY_MAX)
+    # Name, diagnoses and the ranking score first: they stay in view beside the thumbnails at
+    # 1280 px, and on a phone the name comes before the (wide) strip.
     view = pd.DataFrame(
         {
+            "Image": rows["image"].astype(str),
+            "Recorded": rows.get("dx", ""),
+            "Predicted": rows["prediction_name"].astype(str),
+            column_label(preset.column): pd.to_numeric(rows[preset.column], errors="coerce"),
             "Maps": [
                 thumbnail(str(case_file(res, i, ".png")), _mtime(case_file(res, i, ".png")))
                 for i in rows["image"]
             ],
-            "Image": rows["image"].astype(str),
-            "Recorded": rows.get("dx", ""),
-            "Predicted": rows["prediction_name"].astype(str),
             "Probability": pd.to_numeric(rows["probability"], errors="coerce"),
-            column_label(preset.column): pd.to_numeric(rows[preset.column], errors="coerce"),
         }
     )
     event = st.dataframe(
@@ -345,9 +350,11 @@ def gallery(res: results_stats.Results, variant: str) -> None:
         on_select="rerun",
         selection_mode="single-row",
         key="w:audit_gallery",
-        row_height=80,
+        row_height=GALLERY_ROW_PX,
         column_config={
-            "Maps": st.column_config.ImageColumn("Input and maps", width="large"),
+            "Recorded": st.column_config.TextColumn("Recorded", width="small"),
+            "Predicted": st.column_config.TextColumn("Predicted", width="small"),
+            "Maps": st.column_config.ImageColumn("Input and maps", width=GALLERY_ROW_PX * 5 + 10),
             "Probability": st.column_config.NumberColumn(
                 "Probability (0–1)", format="%.3f", help="of the predicted class"
             ),

@@ -92,6 +92,8 @@ def test_page_shows_counts_groups_and_worst_first(folder):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Images explained"] == "5" and metrics["Images that failed"] == "1"
     rows = results(folder)
+    right = [float(r["correct"]) for r in rows if not r["error"]]
+    assert metrics["Accuracy"] == f"{np.mean(right):.0%}"  # a short label: not cut at 1280 px
     groups = frame_with(at, "Group").set_index("Group")
     assert list(groups.index) == ["all images", "mel", "nv"]
     assert list(groups["Images"]) == [5, 3, 2]
@@ -110,6 +112,15 @@ def test_page_shows_counts_groups_and_worst_first(folder):
     ok = [r for r in rows if not r["error"]]
     expected = [r["image"] for r in sorted(ok, key=lambda r: float(r["gradcam:lesion_energy"]))]
     assert list(gallery["Image"]) == expected
+    # Name, diagnoses and the ordering's score (a plain label with its range, not the raw
+    # column name) come before the wide thumbnail strip, so they stay in view.
+    assert list(gallery.columns)[:5] == [
+        "Image",
+        "Recorded",
+        "Predicted",
+        "Share in lesion (0–1)",
+        "Maps",
+    ]
     assert all(str(u).startswith("data:image/png;base64,") for u in gallery["Maps"])
     # A model file cannot be opened on Explain by itself: the page says so and offers the image.
     assert any("model file tiny.keras" in i.value for i in at.info)

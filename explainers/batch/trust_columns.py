@@ -31,6 +31,17 @@ TRUST_NAMES = (
     "hidden_outside_change",
     "outline_uncertain",
 )
+#: Short plain labels with units, for table headers (the Audit page); the module docstring
+#: says what each measures.
+TRUST_LABELS: dict[str, str] = {
+    "class_sensitivity": "Like runner-up's map (−1..1)",
+    "centre_prior": "Like a centred blob (−1..1)",
+    "lesion_energy": "Share in lesion (0–1)",
+    "corner_energy": "Share on corners (0–1)",
+    "hidden_corners_change": "Lost hiding corners (0–1)",
+    "hidden_outside_change": "Lost hiding outside (0–1)",
+    "outline_uncertain": "Outline uncertain (1 = yes)",
+}
 
 
 def trust_columns(variants: Sequence[Any], explained: Sequence[str]) -> list[str]:
