@@ -1,6 +1,7 @@
 """Trust: the sanity checks of Adebayo et al. (2018) for the current model and layer, with the
 cascade strip of maps and the curves, and the artefact audit of the current image."""
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -8,27 +9,34 @@ import streamlit as st
 from dashboard.frame import fair_share, loaders
 from dashboard.frame.errors import guard
 from dashboard.frame.notices import plain
-from dashboard.widgets import sidebar, trust_views
+from dashboard.widgets import sidebar, verdict_views
 from explainers import marks, render
 from explainers.evaluation.scoring import load_mask_noted
 from explainers.methods import DEFAULT_METHODS, REGISTRY, method_label
 from explainers.trust import sanity
 from explainers.trust.artefact_audit import EDGE_SHARE, REGIONS, audit
 from explainers.trust.segmentation import STABLE_IOU
+from explainers.trust.verdicts import plain_verdict, read_default
 
 CAM_METHODS = [k for k in REGISTRY if REGISTRY[k].cam and "forward" not in REGISTRY[k].needs]
 
 sel = sidebar.selection()
 st.title("Can these maps be trusted?")
-st.caption(
-    "Two sanity checks (Adebayo et al. 2018). **Model randomisation**: the weights of a copy of "
-    "the model are re-drawn from the top down; a map that explains the model must change. "
-    "**Random logit**: the map for another class must differ from the map for the predicted one. "
-    f"Verdict: pass when the Spearman rank correlation with the trained map is below "
-    f"{sanity.CASCADE_PASS} once the head and the last block are random, and the random-logit "
-    f"Spearman is below {sanity.LOGIT_PASS}, and fewer than half of the trained maps are empty "
-    "(an empty map has nothing to rank, so it cannot pass)."
+st.markdown(
+    "A map can only explain the model if it **changes when the model's learned weights are "
+    "replaced by random ones**, and **differs from class to class**. A map that passes neither "
+    "shows the photo's edges, not the model's reasons: do not read it as evidence."
 )
+with st.expander("How the verdict is decided"):
+    st.markdown(
+        "Two sanity checks (Adebayo et al. 2018). **Model randomisation**: the weights of a copy "
+        "of the model are re-drawn from the top down; a map that explains the model must change. "
+        "**Random logit**: the map for another class must differ from the map for the predicted "
+        f"one. Pass when the Spearman rank correlation (−1..1, 1 = same ranking of pixels) with "
+        f"the trained map is below {sanity.CASCADE_PASS} once the head and the last block are "
+        f"random, the random-logit Spearman is below {sanity.LOGIT_PASS}, and fewer than half of "
+        "the trained maps are empty (an empty map has nothing to rank, so it cannot pass)."
+    )
 
 
 def _sanity_section() -> None:
@@ -50,16 +58,24 @@ def _sanity_section() -> None:
     if not methods:
         st.info("Choose at least one method.")
         return
-    cached = {
-        m: trust_views.cached_result(sel, m, 0, 0.15)
+    # Known without computing: this server's disk cache (with the maps of every step), else the
+    # measurement shipped for the default model and layer (figures only).
+    known = {
+        m: verdict_views.known(sel, m, 0, 0.15)
         if n_images == sanity.DEFAULT_SAMPLES
-        else None
+        else (None, "")
         for m in methods
     }
-    report = None
-    if all(cached.values()):
-        results = cached
-    elif st.button("Run the sanity check", type="primary", key="trust:run"):
+    results = {m: r for m, (r, _) in known.items() if r is not None}
+    sources = {m: source for m, (_, source) in known.items()}
+    complete = len(results) == len(methods)
+    with_maps = complete and all(r.maps.size for r in results.values())
+    label = (
+        "Run the sanity check"
+        if not complete
+        else "Run it here too (about a minute): shows the maps of each step"
+    )
+    if not with_maps and st.button(label, type="primary", key="trust:run"):
         bar = st.progress(0.0, text="starting")
 
         def progress(fraction: float, text: str) -> None:
@@ -76,40 +92,103 @@ def _sanity_section() -> None:
             )
         bar.empty()
         results = report.methods
-    else:
-        missing = ", ".join(REGISTRY[m].label for m in methods if not cached[m])
+        sources = dict.fromkeys(methods, "measured here")
+    elif not complete:
+        missing = ", ".join(REGISTRY[m].label for m in methods if m not in results)
         st.info(
             f"Not checked yet for this model and layer: {missing}. The check re-draws the weights "
             "of a copy of the model about 6 times and recomputes the maps of the bundled images."
         )
         return
-    _show_results(results, n_images)
+    _show_results(results, sources, n_images)
 
 
-def _show_results(results: dict, n_images: int) -> None:
+def _provenance(source: str) -> str:
+    if source != "shipped measurement":
+        return "Measured on this server (kept on disk)."
+    shipped = read_default() or {}
+    return (
+        f"Measured with `{shipped.get('command', '?')}` on "
+        f"{len(shipped.get('images', []))} bundled images ({shipped.get('created', '?')}) and "
+        "shipped with the app; run it here to see the maps of each step."
+    )
+
+
+def _cascade_chart(table: pd.DataFrame) -> alt.Chart:
+    """Spearman and SSIM after each step, in the cascade's order, every label whole, with the
+    pass line of the randomisation check."""
+    long = table.melt("randomised", var_name="figure", value_name="value")
+    lines = (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "randomised:N",
+                sort=list(table["randomised"]),
+                title="Randomised so far (top down)",
+                axis=alt.Axis(labelAngle=-40, labelLimit=240, labelOverlap=False),
+            ),
+            y=alt.Y(
+                "value:Q",
+                title="Likeness (−1..1)",
+                scale=alt.Scale(domain=[-1, 1]),
+                axis=alt.Axis(values=[-1, -0.5, 0, 0.5, 1]),
+            ),
+            color=alt.Color("figure:N", title=None, legend=alt.Legend(orient="bottom")),
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"y": [sanity.CASCADE_PASS]}))
+        .mark_rule(strokeDash=[4, 4], color="gray")
+        .encode(y="y:Q")
+    )
+    return (lines + rule).properties(height=320)
+
+
+def _show_results(results: dict, sources: dict, n_images: int) -> None:
     from explainers.images import load_image
     from explainers.zoo import list_samples
 
     samples = list_samples()[:n_images]
     for key, r in results.items():
         st.subheader(method_label(key, 0, 0.15))
-        trust_views.verdict_badge(r)
+        source = sources.get(key, "")
+        st.markdown(verdict_views.sentence_markdown(plain_verdict(r, source)))
+        st.caption(_provenance(source))
         steps = ["trained"] + [s.step for s in r.cascade]
-        # Numbered so the chart keeps the cascade's order (its axis sorts the labels).
         table = pd.DataFrame(
             {
-                "randomised": [f"{i}. {name}" for i, name in enumerate(steps[1:], 1)],
-                "Spearman (rank correlation, -1..1)": [round(s.spearman, 2) for s in r.cascade],
-                "SSIM (structural similarity, -1..1)": [round(s.ssim, 2) for s in r.cascade],
+                "randomised": steps[1:],
+                "Spearman (−1..1)": [round(s.spearman, 2) for s in r.cascade],
+                "SSIM (−1..1)": [round(s.ssim, 2) for s in r.cascade],
             }
         )
-        left, right = st.columns([3, 2])
-        left.line_chart(table.set_index("randomised"), height=240)
-        right.dataframe(table, hide_index=True)
-        right.caption(
-            f"Random logit: Spearman {r.random_logit_spearman:.2f} between the map for the "
-            f"predicted class and the maps for other classes (below {sanity.LOGIT_PASS}: class-sensitive)."
+        st.altair_chart(_cascade_chart(table), width="stretch")
+        st.caption(
+            f"Dashed line: {sanity.CASCADE_PASS}. Once the head and the last block are random, "
+            "a map that explains the model falls below it (1 = the trained map unchanged)."
         )
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "randomised": st.column_config.TextColumn("Randomised so far"),
+                "Spearman (−1..1)": st.column_config.NumberColumn(
+                    help="Rank correlation with the trained map; 1 = the same ranking of pixels"
+                ),
+                "SSIM (−1..1)": st.column_config.NumberColumn(
+                    help="Structural similarity with the trained map; 1 = the same picture"
+                ),
+            },
+        )
+        st.caption(
+            f"Random logit: Spearman {r.random_logit_spearman:.2f} between the map for the "
+            f"predicted class and the maps for other classes (below {sanity.LOGIT_PASS}: "
+            "the map depends on the class)."
+        )
+        if not r.maps.size:  # the shipped figures carry no maps
+            continue
         pick = st.selectbox(
             "Image of the cascade strip",
             range(min(len(samples), r.maps.shape[1])),
@@ -215,6 +294,14 @@ def _audit_section() -> None:
             }
         ),
         hide_index=True,
+        column_config={  # short headers: the table sits in half the page
+            "share of the map's energy (%)": st.column_config.NumberColumn(
+                "map (%)", help="The region's share of the map's total energy"
+            ),
+            "share of the image (%)": st.column_config.NumberColumn(
+                "image (%)", help="The region's share of the image's area"
+            ),
+        },
     )
     right.caption(
         "A region's energy share above its share of the image means the map dwells on it. "

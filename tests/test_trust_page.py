@@ -43,9 +43,23 @@ def _seed_cache(bundle, verdicts):
 def test_nothing_is_computed_without_the_button_and_the_audit_runs(cache):
     at = open_page(PAGE)
     assert at.title[0].value == "Can these maps be trusted?"
-    assert "Not checked yet" in texts(at)
-    assert not list(cache.glob("*.json"))  # never computed implicitly
     shown = texts(at)
+    # Plain words first; with an empty cache the default model's verdicts come from the
+    # shipped measurement, said as such, with the same sentences as on Explain (no strip:
+    # the shipped figures carry no maps) and a button that runs the check here.
+    assert "do not read it as evidence" in shown
+    assert "Passed the checks: it changes with the model and with the class." in shown
+    assert "Do not read this map as evidence: it stays the same" in shown
+    assert "shipped with the app; run it here to see the maps of each step" in shown
+    assert "trained" not in [c for img in at.image for c in img.captions]
+    assert [b for b in at.button if b.key == "trust:run"]
+    assert "Not checked yet" not in shown
+    assert not list(cache.glob("*.json"))  # never computed implicitly
+    # Fewer images than the shipped measurement used: not known, and it says so.
+    at.slider(key="trust:images").set_value(4)
+    run(at)
+    assert "Not checked yet for this model and layer: Grad-CAM, Grad-CAM++" in texts(at)
+    assert not list(cache.glob("*.json"))
     assert "hiding the high-map area outside the lesion" in shown and " moves P(" in shown
     # The audit figure names the automatic outline's stability; an uncertain outline (the
     # default sample's) turns the outside edit into a possibility and says why.
@@ -71,10 +85,10 @@ def test_cached_verdicts_show_on_trust_and_explain(cache):
     _seed_cache(bundle, {"gradcam": (0.1, 0.3), "gradcam++": (0.95, 0.97)})
     at = open_page(PAGE)
     shown = texts(at)
-    assert "passes the sanity checks" in shown
-    assert (
-        "fails randomisation: this map barely changes when the model's weights are random" in shown
-    )
+    assert "Passed the checks: it changes with the model and with the class." in shown
+    assert "Do not read this map as evidence: it stays the same" in shown
+    assert "Measured on this server (kept on disk)." in shown
+    assert not [b for b in at.button if b.key == "trust:run"]  # nothing left to run
     assert "trained" in [c for img in at.image for c in img.captions]  # the strip is drawn
     at.switch_page("pages/explain.py")
     run(at)
@@ -138,7 +152,8 @@ def test_sanity_check_runs_on_an_uploaded_model(cache, tmp_path):
     next(b for b in at.button if b.key == "trust:run").click()
     run(at)
     shown = texts(at)
-    assert ("passes the sanity checks" in shown) or ("fails" in shown)
+    assert ("Passed the checks" in shown) or ("Do not read this map as evidence" in shown)
+    assert "Measured on this server (kept on disk)." in shown
     assert len(list(cache.glob("*.json"))) == 1
     assert "trained" in [c for img in at.image for c in img.captions]
 

@@ -2,7 +2,7 @@
 the figures for the technical reader in one collapsed expander (sanity figures, raw maxima, the
 trust card, each number with its meaning and neutral styling: red is kept for "do not rely on
 it"), and the further checks (every class, evidence against, noise draws) in another. The badge
-and ``cached_result`` serve Compare and Trust (disk cache only)."""
+serves Compare."""
 
 from __future__ import annotations
 
@@ -62,17 +62,6 @@ def verdict_badge(result: sanity.MethodSanity | None, container=st) -> None:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _fingerprint(model_token: str, _bundle) -> str:
     return sanity.model_fingerprint(_bundle)
-
-
-def cached_result(sel, method: str, n_samples: int, sigma: float) -> sanity.MethodSanity | None:
-    """The cached sanity result for the page's model, layer, method and noise, or None."""
-    try:
-        fp = _fingerprint(sel.model_token, sel.bundle)
-        return sanity.cached_verdict(
-            sel.bundle, sel.layer.path, method, n_samples, sigma, fingerprint=fp
-        )
-    except Exception:  # a missing cache must never break the page
-        return None
 
 
 def known_verdict(sel, method: str, n_samples: int, sigma: float) -> sanity.MethodSanity | None:
