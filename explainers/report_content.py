@@ -1,5 +1,5 @@
 """The case report's content, built by ONE function for both entry points: the dashboard's
-"Download case report (PDF)" button and ``python -m explainers report``. Whatever the report
+"Case report (PDF)" button and ``python -m explainers report``. Whatever the report
 says (verdicts beside the maps on page 1, the trust figures, the fingerprint, the patient
 line) comes from here, so the two PDFs say the same.
 

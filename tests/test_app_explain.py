@@ -91,8 +91,8 @@ def test_default_view_shows_prediction_diagnosis_and_both_heatmaps(default_app):
     # colour bar, downloads
     assert sum(c.value.startswith("raw max **") for c in at.caption) == 2
     labels = [b.label for b in at.get("download_button")]
-    assert "Grad-CAM overlay (PNG)" in labels
-    assert "Grad-CAM++ overlay (PNG)" in labels
+    assert "Grad-CAM (PNG)" in labels
+    assert "Grad-CAM++ (PNG)" in labels
     assert "Raw maps (NPZ)" in labels
 
 

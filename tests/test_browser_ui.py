@@ -142,7 +142,7 @@ def test_explain_at_1280x720_honest_scale_and_never_stale(browser, server):
     # the case report: one PDF, downloaded and read back
     pypdf = pytest.importorskip("pypdf")
     with page.expect_download(timeout=120000) as info:
-        page.get_by_role("button", name="Download case report (PDF)").click()
+        page.get_by_role("button", name="Case report (PDF)").click()
     path = info.value.path()
     reader = pypdf.PdfReader(str(path))
     assert len(reader.pages) >= 2

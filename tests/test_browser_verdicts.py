@@ -89,7 +89,7 @@ def test_first_view_says_grad_cam_pp_is_not_evidence_and_the_page_fits(
 
     # the button's report is the command's report, verdicts on page 1
     with page.expect_download(timeout=180000) as info:
-        page.get_by_role("button", name="Download case report (PDF)").click()
+        page.get_by_role("button", name="Case report (PDF)").click()
     button = _text(open(info.value.path(), "rb").read())
     from explainers.zoo import list_samples
 

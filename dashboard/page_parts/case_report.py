@@ -1,4 +1,4 @@
-"""The "Download case report (PDF)" button: builds the report of what the Explain page shows
+"""The "Case report (PDF)" download button: builds the report of what the Explain page shows
 with ``explainers.report_content.build_case`` (the builder ``python -m explainers report``
 uses, so both write the same report) and writes the PDF only when the button is clicked (a
 callable ``data``, run by Streamlit on its own thread), so drawing the page costs nothing.
@@ -100,7 +100,7 @@ def report_button(
         or "image"
     )
     (container or st).download_button(
-        "Download case report (PDF)",
+        "Case report (PDF)",
         build,
         file_name=f"{stem}_case_report.pdf",
         mime="application/pdf",

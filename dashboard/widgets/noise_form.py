@@ -30,7 +30,8 @@ def noise_controls() -> tuple[int, float, int]:
     ]
     commits = tuple(kw.pop("on_change") for kw in kws)  # a form's widgets take no callbacks
     with st.form(NOISE_FORM, border=False, enter_to_submit=False):
-        c1, c2, c3, c4 = st.columns([3, 3, 1, 1], vertical_alignment="bottom")
+        # The button's column fits its label at 1280 px (no icon: it would cut the label).
+        c1, c2, c3, c4 = st.columns([3, 3, 1.2, 1.5], vertical_alignment="bottom")
         c1.slider(
             "Noise samples (0 = plain Grad-CAM / Grad-CAM++)",
             0,
@@ -64,7 +65,6 @@ def noise_controls() -> tuple[int, float, int]:
             args=(commits,),
             key=NOISE_APPLY,
             type="primary",
-            icon=":material/check:",
             width="stretch",
         )
     return (

@@ -81,13 +81,14 @@ def downloads(
             continue
         peak = None if drawn.scale == "own" else drawn.tops[titles[m]]
         col.download_button(
-            f"{method_label(m)} overlay (PNG)",
+            f"{method_label(m)} (PNG)",
             overlay_png(disp, ex.maps[m][0], cmap, opacity, peak, m in failing),
             file_name=f"{stem}_{m.replace('+', 'pp')}.png",
             mime="image/png",
             key=f"dl:{m}",
             on_click="ignore",
             width="stretch",
+            help="The overlay as shown (colour map, opacity, scale and any warning label)",
         )
     arrays = {m: ex.maps[m][0] for m in ex.maps}  # one array per method key
     label = sel.class_label(target)
