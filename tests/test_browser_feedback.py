@@ -1,6 +1,6 @@
 """Issue 17 in a real browser (headless Chromium): the page follows a dark system theme and the
 menu (top right) switches it; no select box in the sidebar cuts its choice at 1280×720; the
-noise sliders wait for "Apply noise"."""
+noise sliders wait for "Apply noise"; no text in the main area of a page is cut at 1280×720."""
 
 import re
 
@@ -69,4 +69,39 @@ def test_sidebar_select_boxes_show_their_whole_choice_at_1280(browser, server):
         bs.selectbox(page, "Sample dermoscopy image", sample, page.get_by_test_id("stSidebar"))
         bs.wait_maps(page)
         assert page.evaluate(CUT_SELECT_BOXES) == [], sample
+    page.close()
+
+
+# Text whose box clips it (overflow hidden or an ellipsis), in the main area; KaTeX's hidden
+# MathML copy and Streamlit's scrolling tab bar are not text a reader sees cut.
+CUT_TEXT = """() => [...document.querySelectorAll('[data-testid="stMain"] *')]
+  .filter(e => !e.closest('.katex-mathml') && !e.closest('[role="tablist"]'))
+  .filter(e => { const s = getComputedStyle(e);
+     const clips = s.overflowX !== 'visible' || s.textOverflow === 'ellipsis' || e.tagName === 'INPUT';
+     const text = e.tagName === 'INPUT' ? e.value : e.textContent.trim();
+     return clips && text && text.length < 300 && e.clientWidth > 0
+            && e.scrollWidth > e.clientWidth + 1; })
+  .map(e => (e.value || e.textContent).slice(0, 60))"""
+
+
+@pytest.mark.parametrize(
+    ("path", "title"),
+    [
+        ("", "Explain a prediction"),
+        ("trust", "Can these maps be trusted?"),
+        ("compare", "Compare the methods"),
+        ("evaluate", "Evaluate the maps"),
+        ("filters_neurons", "Filters and neurons"),
+        ("audit", "Audit a dataset"),
+    ],
+)
+def test_no_text_is_cut_on_the_pages_at_1280(browser, server, path, title):
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(server.rstrip("/") + "/" + path)
+    page.get_by_role("heading", name=title).first.wait_for(timeout=bs.PAGE_LIMIT_S * 1000)
+    if not path:
+        bs.wait_maps(page)
+    page.wait_for_timeout(1500)  # then wait for the run to end
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=bs.PAGE_LIMIT_S * 1000)
+    assert page.evaluate(CUT_TEXT) == [], path
     page.close()
