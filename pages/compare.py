@@ -9,7 +9,7 @@ from dashboard.frame import fair_share, loaders
 from dashboard.frame.errors import guard
 from dashboard.frame.notices import code, plain
 from dashboard.page_parts import compare_loaders, evaluate_helpers
-from dashboard.widgets import sidebar, trust_views, views
+from dashboard.widgets import sidebar, verdict_views, views
 from explainers import marks, render
 from explainers.evaluation import scoring as metrics
 from explainers.evaluation.localisation import DEFAULT_THRESHOLD, box_scores, cam_box
@@ -19,6 +19,7 @@ from explainers.methods.guided import to_image
 from explainers.methods.scorecam import DEFAULT_MAX_CHANNELS
 from explainers.textual import NEEDS as TEXT_NEEDS
 from explainers.textual import describe
+from explainers.trust.verdicts import UNKNOWN
 
 SCORECAM_REQUEST = "_compare_scorecam"  # the settings Score-CAM was asked for
 FAITHFULNESS = "_compare_faithfulness"  # (settings, scores) of the last faithfulness run
@@ -214,7 +215,11 @@ def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
             about += f" Here the same map as {', '.join(twins[m])}."
         col.caption(about)
         if REGISTRY[m].cam:
-            trust_views.verdict_badge(trust_views.known_verdict(sel, m, n_samples, sigma), col)
+            # The same plain sentence as under Explain's maps (red only for "do not rely on it").
+            verdict, _ = verdict_views.verdicts_for(sel, [m], n_samples, sigma)[m]
+            col.markdown(verdict_views.sentence_markdown(verdict))
+            if verdict.level == UNKNOWN:
+                col.caption("The Trust page runs the check for this model and layer.")
     if peaks:
         views.colorbar(views.Drawn(peaks, tops, [], scale), cmap)
 

@@ -82,6 +82,13 @@ def test_each_map_says_in_one_line_what_it_shows(app):
     # at this layer (followed by global average pooling) HiResCAM's map is Grad-CAM's
     hires = next(c for c in captions if c.startswith(REGISTRY["hirescam"].summary))
     assert "Here the same map as Grad-CAM" in hires, hires
+    # Each CAM map's verdict in Explain's plain words; an uploaded model is not checked yet,
+    # and the page says where to check it.
+    text = _text(app)
+    n_cam = sum(REGISTRY[k].cam for k in method_keys() if k != "scorecam")
+    assert text.count("Not checked yet for this model and layer") == n_cam
+    assert "Spearman" not in text
+    assert captions.count("The Trust page runs the check for this model and layer.") == n_cam
 
 
 def test_a_map_with_no_evidence_says_so_instead_of_a_blank_photo(tmp_path):

@@ -1,8 +1,7 @@
 """Trust on the Explain page under the maps (whose verdict sentences ``verdict_views`` draws):
 the figures for the technical reader in one collapsed expander (sanity figures, raw maxima, the
 trust card, each number with its meaning and neutral styling: red is kept for "do not rely on
-it"), and the further checks (every class, evidence against, noise draws) in another. The badge
-serves Compare."""
+it"), and the further checks (every class, evidence against, noise draws) in another."""
 
 from __future__ import annotations
 
@@ -19,60 +18,12 @@ from explainers.report_content import trust_figures_for
 from explainers.trust import card as trust
 from explainers.trust import sanity
 from explainers.trust.segmentation import outline
-from explainers.trust.verdicts import known_result, pooling_note, read_default
-
-NOT_CHECKED = "not checked yet — run it on the Trust page"
-
-
-def verdict_words(result: sanity.MethodSanity | None) -> tuple[str, str]:
-    """``(colour, plain words)`` for a cached sanity result (None: never checked)."""
-    if result is None:
-        return "gray", NOT_CHECKED
-    decisive = result.cascade[min(sanity.VERDICT_STEP, len(result.cascade) - 1)]
-    if result.verdict == "pass":
-        return "green", (
-            f"passes the sanity checks: the map changes when the model's weights are random "
-            f"(Spearman {decisive.spearman:.2f}) and differs between classes "
-            f"({result.random_logit_spearman:.2f})"
-        )
-    if result.empty_share >= sanity.EMPTY_FAIL:
-        return "red", (
-            f"cannot be checked: {result.empty_share * 100:.0f} % of its maps on the "
-            "check's images are empty, so there is nothing to compare"
-        )
-    if decisive.spearman >= sanity.CASCADE_PASS:
-        return "red", (
-            f"fails randomisation: this map barely changes when the model's weights are random "
-            f"(Spearman {decisive.spearman:.2f} with the trained map)"
-        )
-    return "red", (
-        f"fails the class test: the maps of other classes look the same "
-        f"(Spearman {result.random_logit_spearman:.2f})"
-    )
-
-
-def verdict_badge(result: sanity.MethodSanity | None, container=st) -> None:
-    colour, words = verdict_words(result)
-    container.markdown(
-        f":{colour}-badge[{'✓' if colour == 'green' else '!' if colour == 'red' else '?'} "
-        f"sanity] {words}"
-    )
+from explainers.trust.verdicts import pooling_note, read_default
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _fingerprint(model_token: str, _bundle) -> str:
     return sanity.model_fingerprint(_bundle)
-
-
-def known_verdict(sel, method: str, n_samples: int, sigma: float) -> sanity.MethodSanity | None:
-    """The verdict known without computing: the disk cache, else the measurement shipped for
-    the default model and layer (``explainers.trust.verdicts``); None when neither has it. The
-    shipped results carry no maps: for the verdict only."""
-    try:
-        fp = _fingerprint(sel.model_token, sel.bundle)
-        return known_result(sel.bundle, sel.layer.path, method, n_samples, sigma, fingerprint=fp)[0]
-    except Exception:
-        return None
 
 
 def _line(container, flagged: bool, name: str, value: str, meaning: str) -> None:

@@ -1,5 +1,5 @@
 """The sanity checks' disk cache, believed only when a file proves itself: a verdict read back
-is shown to people as "passes the sanity checks", so a damaged, hand-edited or forged file must
+is shown to people as "Passed the checks", so a damaged, hand-edited or forged file must
 never become one. Each entry carries an HMAC-SHA256 of its canonical JSON and its cache key,
 keyed by a random per-installation secret (``.secret``, 0600, in the cache folder), and every
 field is checked for its type and shape. A file that fails either is ignored (the checks are
