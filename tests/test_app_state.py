@@ -162,3 +162,47 @@ def test_every_picture_setting_round_trips_through_the_url():
         state.CMAPS
     )
     assert state.URL_KEYS[state.SCALE][0] == "scale" and state.DEFAULTS[state.SCALE] == "own"
+
+
+def _numbers_script():
+    import streamlit as st
+
+    from dashboard.frame import state
+
+    state.init()
+    state.notices_here(st.container())
+    for key, value in st.session_state.pop("_browser_sends", {}).items():
+        st.session_state[state.widget_key(key)] = value  # what a forged message may carry
+        st.session_state[f"_cb:{key}"]()
+    for key in (state.N_SAMPLES, state.SIGMA, state.AGE):
+        kwargs = state.bind(key)
+        st.session_state[f"_cb:{key}"] = kwargs["on_change"]
+        st.number_input(key, **kwargs)
+    st.write(f"values={[state.get(k) for k in (state.N_SAMPLES, state.SIGMA, state.AGE)]!r}")
+    state.end_of_run()
+
+
+def test_a_forged_number_outside_the_widgets_bounds_is_not_used():
+    """The browser enforces a slider's bounds; a forged websocket message does not. A million
+    noise samples (or NaN for σ, an age of 500) falls back to the default with a notice, the
+    same check a link's value gets; values within bounds are kept."""
+    at = AppTest.from_function(_numbers_script, default_timeout=30)
+    at.run()
+    at.session_state["_browser_sends"] = {"n_samples": 8, "sigma": 0.3, "age": 40}
+    at.run()
+    assert not at.exception and not at.info
+    assert [m.value for m in at.markdown if m.value.startswith("values=")] == [
+        "values=[8, 0.3, 40]"
+    ]
+    at.session_state["_browser_sends"] = {
+        "n_samples": 1_000_000,
+        "sigma": float("nan"),
+        "age": 500,
+    }
+    at.run()
+    assert not at.exception
+    assert [m.value for m in at.markdown if m.value.startswith("values=")] == [
+        "values=[0, 0.15, None]"
+    ]
+    notes = [i.value for i in at.info]
+    assert len(notes) == 3 and all("could not be used" in n for n in notes), notes

@@ -160,6 +160,8 @@ URL_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     EVAL_SAMPLES: ("eval_samples", _ids),
     EVAL_STEPS: ("eval_steps", _choice(EVAL_STEP_CHOICES)),
 }
+#: Settings set by a slider or number box: re-checked on the server when the browser sends them.
+FREE_NUMBERS = frozenset({AGE, N_SAMPLES, SIGMA, SEED, OPACITY, TOP_K})
 _URL_FORMAT: dict[str, Callable[[Any], str]] = {
     REGION: fmt_region,
     POSITIONS: fmt_positions,
@@ -312,11 +314,24 @@ def _commit(key: str, convert: Callable[[Any], Any] | None) -> bool:
             )
             return True
     try:
-        st.session_state[key] = _convert(convert, raw)
+        st.session_state[key] = _checked(key, _convert(convert, raw))
     except Exception:
         st.session_state[key] = _copy(DEFAULTS.get(key))
         notice(f"That value could not be used; {key.replace('_', ' ')} is back at its default.")
     return True
+
+
+def _checked(key: str, value: Any) -> Any:
+    """A number from a slider or number box passes the check a link's value passes
+    (``URL_KEYS``): the widget's bounds are enforced by the browser only, and a forged
+    websocket message could send any number (a million noise samples). Choices are checked
+    against the options the widget offered (``_commit``). Raises ValueError when it fails."""
+    if key not in FREE_NUMBERS or value is None:
+        return value
+    text = _url_text(key, value)
+    if text is not None:
+        URL_KEYS[key][1](text)  # raises on a value out of range or not among the choices
+    return value
 
 
 def bind(
