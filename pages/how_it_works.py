@@ -10,7 +10,11 @@ from dashboard.page_parts import teach, worked_example
 from dashboard.widgets import filter_views, sidebar, views
 from explainers.methods import GRADCAM, GRADCAMPP
 
+#: On a phone the widest formulas scroll sideways instead of being cut at the screen's edge.
+FORMULA_CSS = "<style>.katex-display{overflow-x:auto;overflow-y:hidden;padding-bottom:2px}</style>"
+
 sel = sidebar.selection()
+st.markdown(FORMULA_CSS, unsafe_allow_html=True)
 st.title("How it works")
 st.caption(
     "Three ways to turn the gradient of a class score into a heatmap. The numbers below "
