@@ -322,15 +322,11 @@ def _commit(key: str, convert: Callable[[Any], Any] | None) -> bool:
 
 
 def _checked(key: str, value: Any) -> Any:
-    """A number from a slider or number box passes the check a link's value passes
-    (``URL_KEYS``): the widget's bounds are enforced by the browser only, and a forged
-    websocket message could send any number (a million noise samples). Choices are checked
-    against the options the widget offered (``_commit``). Raises ValueError when it fails."""
-    if key not in FREE_NUMBERS or value is None:
-        return value
-    text = _url_text(key, value)
+    """A slider's or number box's value passes a link's range check (``URL_KEYS``): only the
+    browser enforces the widget's bounds, and a forged message could send any number."""
+    text = _url_text(key, value) if key in FREE_NUMBERS else None
     if text is not None:
-        URL_KEYS[key][1](text)  # raises on a value out of range or not among the choices
+        URL_KEYS[key][1](text)  # raises ValueError when out of range
     return value
 
 
