@@ -170,6 +170,8 @@ def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
     tops = render.scale_peaks(peaks, scale, abs_max)
     twins = same_as(maps)
     class_text = sel.class_label(sel.target)
+    # The same plain sentence as under Explain's maps (red only for "do not rely on it").
+    judged = verdict_views.verdicts_for(sel, list(peaks), n_samples, sigma)
     cols = st.columns(3)
     for i, m in enumerate(k for k in method_keys() if k in maps):
         col = cols[i % 3]
@@ -215,8 +217,7 @@ def grid(maps, seconds, n_samples, sigma, display, threshold, mask):
             about += f" Here the same map as {', '.join(twins[m])}."
         col.caption(about)
         if REGISTRY[m].cam:
-            # The same plain sentence as under Explain's maps (red only for "do not rely on it").
-            verdict, _ = verdict_views.verdicts_for(sel, [m], n_samples, sigma)[m]
+            verdict = judged[m][0]
             col.markdown(verdict_views.sentence_markdown(verdict))
             if verdict.level == UNKNOWN:
                 col.caption("The Trust page runs the check for this model and layer.")

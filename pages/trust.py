@@ -58,16 +58,15 @@ def _sanity_section() -> None:
     if not methods:
         st.info("Choose at least one method.")
         return
-    # Known without computing: this server's disk cache (with the maps of every step), else the
-    # measurement shipped for the default model and layer (figures only).
-    known = {
-        m: verdict_views.known(sel, m, 0, 0.15)
+    # Known without computing (the same verdicts Explain shows): this server's disk cache (with
+    # the maps of every step), else the measurement shipped for the default model and layer.
+    judged = (
+        verdict_views.verdicts_for(sel, methods, 0, 0.15)
         if n_images == sanity.DEFAULT_SAMPLES
-        else (None, "")
-        for m in methods
-    }
-    results = {m: r for m, (r, _) in known.items() if r is not None}
-    sources = {m: source for m, (_, source) in known.items()}
+        else {}
+    )
+    results = {m: r for m, (_, r) in judged.items() if r is not None}
+    verdicts = {m: v for m, (v, _) in judged.items()}
     complete = len(results) == len(methods)
     with_maps = complete and all(r.maps.size for r in results.values())
     label = (
@@ -92,7 +91,7 @@ def _sanity_section() -> None:
             )
         bar.empty()
         results = report.methods
-        sources = dict.fromkeys(methods, "measured here")
+        verdicts = {m: plain_verdict(r, "measured here") for m, r in results.items()}
     elif not complete:
         missing = ", ".join(REGISTRY[m].label for m in methods if m not in results)
         st.info(
@@ -100,13 +99,12 @@ def _sanity_section() -> None:
             "of a copy of the model about 6 times and recomputes the maps of the bundled images."
         )
         return
-    _show_results(results, sources, n_images)
+    _show_results(results, verdicts, n_images)
 
 
-def _provenance(source: str) -> str:
+def _provenance(source: str, shipped: dict) -> str:
     if source != "shipped measurement":
         return "Measured on this server (kept on disk)."
-    shipped = read_default() or {}
     return (
         f"Measured with `{shipped.get('command', '?')}` on "
         f"{len(shipped.get('images', []))} bundled images ({shipped.get('created', '?')}) and "
@@ -145,16 +143,16 @@ def _cascade_chart(table: pd.DataFrame) -> alt.Chart:
     return (lines + rule).properties(height=320)
 
 
-def _show_results(results: dict, sources: dict, n_images: int) -> None:
+def _show_results(results: dict, verdicts: dict, n_images: int) -> None:
     from explainers.images import load_image
     from explainers.zoo import list_samples
 
     samples = list_samples()[:n_images]
+    shipped = read_default() or {}
     for key, r in results.items():
         st.subheader(method_label(key, 0, 0.15))
-        source = sources.get(key, "")
-        st.markdown(verdict_views.sentence_markdown(plain_verdict(r, source)))
-        st.caption(_provenance(source))
+        st.markdown(verdict_views.sentence_markdown(verdicts[key]))
+        st.caption(_provenance(verdicts[key].source, shipped))
         steps = ["trained"] + [s.step for s in r.cascade]
         table = pd.DataFrame(
             {

@@ -87,12 +87,11 @@ def _no_errors(page, where: str) -> None:
     assert not texts, f"{where}: {texts}"
 
 
-def _shot(page, name: str, docs: bool = False) -> None:
+def _shot(page, name: str) -> None:
+    """A picture for artifacts/ only: the README's (1280×720, docs/screenshots/) come from
+    tests/test_browser_ui.py, which owns those names."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
-    if docs and os.environ.get("UPDATE_DOC_SCREENSHOTS"):  # README pictures, refreshed on request
-        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOC_SHOTS / f"{name}.png"))
 
 
 def _nav(page):
@@ -122,7 +121,7 @@ def test_every_page_in_a_real_browser(browser, server):
     page.get_by_text("Prediction of every class and the recorded diagnosis").click()
     page.get_by_test_id("stDataFrame").first.wait_for(timeout=PAGE_LIMIT_S * 1000)
     page.get_by_text("Heatmaps", exact=True).scroll_into_view_if_needed()
-    _shot(page, "explain", docs=True)
+    _shot(page, "explain")
 
     # 2. a display-only change (colour map): the overlays are redrawn from cached maps
     _wait_idle(page)
@@ -156,7 +155,7 @@ def test_every_page_in_a_real_browser(browser, server):
         .count()
         == 8
     )
-    _shot(page, "filters_neurons", docs=True)
+    _shot(page, "filters_neurons")
 
     _go(page, "How it works")
     page.get_by_text("5 · The differences, on this image").wait_for(timeout=PAGE_LIMIT_S * 1000)
@@ -164,7 +163,7 @@ def test_every_page_in_a_real_browser(browser, server):
     _no_errors(page, "How it works")
     assert page.locator(".katex").count() >= 5
     assert page.get_by_text("Now: 4 noisy copies").count() >= 1
-    _shot(page, "how_it_works", docs=True)
+    _shot(page, "how_it_works")
 
     if (ROOT / "pages" / "evaluate.py").is_file():
         _go(page, "Evaluate")

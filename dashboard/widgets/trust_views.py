@@ -16,14 +16,8 @@ from explainers.errors import ExplainerError
 from explainers.methods import COUNTERFACTUAL, GRADCAM, REGISTRY, method_label
 from explainers.report_content import trust_figures_for
 from explainers.trust import card as trust
-from explainers.trust import sanity
 from explainers.trust.segmentation import outline
 from explainers.trust.verdicts import pooling_note, read_default
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _fingerprint(model_token: str, _bundle) -> str:
-    return sanity.model_fingerprint(_bundle)
 
 
 def _line(container, flagged: bool, name: str, value: str, meaning: str) -> None:
