@@ -23,7 +23,7 @@ prefer_system_allocator()  # before TensorFlow loads (plain `streamlit run app.p
 
 import streamlit as st  # noqa: E402
 
-from dashboard.frame import auth  # noqa: E402  (small: no TensorFlow)
+from dashboard.frame import auth, first_view  # noqa: E402  (small: no TensorFlow)
 from dashboard.frame.bootstrap import (  # noqa: E402
     ensure_navigation,
     keep_tensorflow_state,
@@ -77,12 +77,18 @@ with st.sidebar:
     share_box = st.container()
 
 status = st.empty()
+# A session's plain first visit draws the default view: while the server warms up, the view
+# saved at an earlier start is shown (dashboard/frame/first_view.py), and the live one saved.
+plain_visit = first_view.mark_run()
 if not warmup.done():
-    status.info(
-        "**Grad-CAM explorer** is starting: loading TensorFlow and the skin-lesion "
-        "model (about 10 s after a server start) ...",
-        icon=":material/hourglass_top:",
-    )
+    with status.container():
+        st.info(
+            "**Grad-CAM explorer** is starting: loading TensorFlow and the skin-lesion "
+            "model (about 10 s after a server start) ...",
+            icon=":material/hourglass_top:",
+        )
+        if plain_visit and page.title == PAGES[0][1]:
+            first_view.show()
 
 from dashboard.frame import share, state  # noqa: E402  (imports TensorFlow)
 from dashboard.frame.errors import guard  # noqa: E402

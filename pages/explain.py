@@ -6,7 +6,7 @@ diagnosis and the sample gallery."""
 
 import streamlit as st
 
-from dashboard.frame import state
+from dashboard.frame import first_view, state
 from dashboard.frame.errors import guard
 from dashboard.frame.notices import plain
 from dashboard.widgets import maps_panel, method_views, sidebar, trust_views, views
@@ -22,8 +22,15 @@ elif sel.image is None:
 elif not sel.ready:
     st.info("The model could not be run on this image; see the message above.")
 else:
+    # The default view of a plain first visit is saved for the next server start to show.
+    saved = first_view.recorder(
+        sel.bundle.key == state.DEFAULT_MODEL and sel.meaningful and sel.sample is not None
+    )
     with guard("showing the prediction"):
-        st.markdown(views.prediction_summary(sel))
+        summary = views.prediction_summary(sel)
+        st.markdown(summary)
+        if saved is not None:
+            saved.summary = summary
     n_samples, sigma, seed = (
         int(state.get(state.N_SAMPLES)),
         float(state.get(state.SIGMA)),
@@ -53,8 +60,15 @@ else:
         later: dict = {}  # filled by the trust section below, read by the report button on click
         with guard("drawing the heatmaps"):
             maps_panel.maps_panel(
-                ex, sel, pixel_ex, boxes=bool(state.get(state.BOX)), report_extras=later
+                ex,
+                sel,
+                pixel_ex,
+                boxes=bool(state.get(state.BOX)),
+                report_extras=later,
+                recorder=saved,
             )
+            if saved is not None:
+                saved.save()
     method_views.method_controls()
     views.noise_controls()
     if ex is not None:

@@ -2,10 +2,13 @@
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "true")  # as every entry point does
+# The dashboards the tests start save their first view here, not in the user's cache.
+os.environ.setdefault("EXPLAINERS_FIRST_VIEW", tempfile.mkdtemp(prefix="first_view_"))
 
 import numpy as np
 import pytest

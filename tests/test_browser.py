@@ -20,6 +20,7 @@ import pytest
 from tests.browser_support import caption as _caption
 from tests.browser_support import selectbox, streamlit_server, timed_redraw
 from tests.browser_support import wait_idle as _wait_idle
+from tests.browser_support import wait_maps as _wait_maps
 
 pytestmark = pytest.mark.slow
 
@@ -233,3 +234,41 @@ def test_first_visit_straight_to_a_page_uses_the_app_navigation(browser):
         assert page.get_by_test_id("stSidebarNav").count() == 0  # no list of file names
         assert page.get_by_test_id("stSidebar").get_by_text("Model", exact=True).count() >= 1
         _shot(page, "how_it_works_direct")
+
+
+def test_a_restarted_server_shows_the_saved_default_view_until_the_live_one_is_ready(
+    browser, tmp_path, monkeypatch
+):
+    """The first plain visit saves the default view (dashboard/frame/first_view.py); after a
+    restart, a plain visit shows it, labelled as saved, while TensorFlow loads, and the live
+    page (with its controls) then replaces it. A visit with link parameters never gets it."""
+    monkeypatch.setenv("EXPLAINERS_FIRST_VIEW", str(tmp_path))
+    saved_note = "Saved at an earlier start of this server"
+    with _streamlit_server() as (url, _):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        _wait_maps(page)
+        assert page.get_by_text(saved_note).count() == 0  # nothing saved yet: nothing shown
+        page.close()
+    assert (tmp_path / "explain.json").is_file()
+    with _streamlit_server() as (url, started):
+        linked = browser.new_page(viewport={"width": 1280, "height": 900})
+        linked.goto(url + "?cmap=magma")  # not the default view: waits for the live page
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        _caption(page, "Grad-CAM++").first.wait_for(timeout=COLD_START_LIMIT_S * 1000)
+        preview_s = time.monotonic() - started
+        assert page.get_by_text(saved_note).count() == 1, "the first maps were not the saved view"
+        assert page.get_by_text("Do not read this map as evidence").count() >= 1
+        assert linked.get_by_text(saved_note).count() == 0
+        _shot(page, "explain_saved_first_view")
+        _wait_maps(page)
+        live_s = time.monotonic() - started
+        assert page.get_by_text(saved_note).count() == 0  # replaced by the live page
+        assert page.get_by_text("Noise samples").count() >= 1
+        _no_errors(page, "Explain after the saved first view")
+        print(f"saved view after {preview_s:.1f} s, live page after {live_s:.1f} s")
+        _wait_maps(linked)
+        assert linked.get_by_text(saved_note).count() == 0
+        page.close()
+        linked.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.frame import loaders, state
+from dashboard.frame import first_view, loaders, state
 from dashboard.frame.notices import code, plain
 from dashboard.widgets import verdict_views
 from dashboard.widgets.method_views import draw_pixel_maps
@@ -30,14 +30,21 @@ from explainers.trust.verdicts import FAIL, UNKNOWN
 
 @st.fragment
 def maps_panel(
-    ex, sel: Selection, pixel_ex=None, boxes: bool = False, report_extras: dict | None = None
+    ex,
+    sel: Selection,
+    pixel_ex=None,
+    boxes: bool = False,
+    report_extras: dict | None = None,
+    recorder: first_view.Recorder | None = None,
 ) -> None:
     """Input | Grad-CAM | Grad-CAM++, each map with its sanity verdict in one plain sentence
     under it (a failing map also marked on the picture), the colour bar, then the display
     controls (collapsed) and the downloads. A fragment: colour map, opacity and scale rerun only
     this, from maps already computed. Every caption is read from ``ex``; while the page reruns,
     the whole panel is faded (``PANEL_CSS``) until it is redrawn. Raw maxima and the other
-    figures are in the trust section's "Details for the technical reader"."""
+    figures are in the trust section's "Details for the technical reader". With ``recorder``
+    (the default view of a plain first visit), what the input and map columns show is kept
+    for the next server start (``first_view``)."""
     st.markdown(PANEL_CSS, unsafe_allow_html=True)
     with st.container(key="maps_panel"):
         cmap, opacity = state.get(state.CMAP), float(state.get(state.OPACITY))
@@ -55,6 +62,8 @@ def maps_panel(
             for row in range(-(-(1 + len(items) + n_pixel) // per_row))
             for c in st.columns(per_row)
         ]
+        if recorder is not None and recorder.open:
+            cols[: 1 + len(items)] = [recorder.column(c) for c in cols[: 1 + len(items)]]
         h, w = sel.bundle.input_size
         class_text = explained_class(ex, sel)
         n_s, sig = int(ex.n_samples), float(ex.sigma)
@@ -92,10 +101,13 @@ def maps_panel(
         gh, gw = ex.maps[items[0].method].shape[1:]
         left, right = st.columns([3, 2], vertical_alignment="center")
         colorbar(drawn, cmap, left)
-        right.caption(
+        note = (
             f"Class explained: **{plain(class_text)}** · layer {code(ex.layer.path)} ({gh}×{gw} "
             "grid) · bright = where the model found evidence for this class."
         )
+        right.caption(note)
+        if recorder is not None and recorder.open:
+            recorder.note = note
         with st.expander("Display: colour map, opacity, colour scale"):
             display_controls(default_abs=abs_max)
         downloads(ex, sel, cmap, opacity, drawn, failing, abs_max, report_extras)
