@@ -7,6 +7,8 @@ Measured in one process, so the figures are ratios that carry across machines:
 - ``plain``: one forward + backward pass of the same 16 (noisy) images to the same layer, the
   textbook Keras way (``keras.Model(inputs, [layer.output, model.output])`` under one tape,
   compiled with ``tf.function``) — the least any gradient-based map of 16 samples must cost;
+- ``xplique``: xplique's ``GradCAMPP`` of the same 16 noisy images in one batch, when
+  xplique can be imported (optional: see docs/BENCHMARKS.md);
 - ``nested``: the seed article's approach: three nested ``GradientTape``s per image, one image
   at a time, eagerly, for the same 16 samples.
 
@@ -83,6 +85,8 @@ def run_benchmark(
     def ours_top_class():
         explain(model, image, n_samples=samples, sigma=0.15, seed=0)
 
+    xplique_step = _xplique_gradcampp(model, layer.name, noisy, target)
+
     def nested():
         for i in range(samples):
             x = noisy[i : i + 1]
@@ -106,7 +110,8 @@ def run_benchmark(
     }
     # Interleaved, so that a change in the machine's load hits both alike; the ratio is the
     # median of the per-round ratios.
-    plain(), ours(), ours_top_class()  # warm-up (tracing)
+    baseline_xplique = xplique_step or (lambda: None)
+    plain(), ours(), ours_top_class(), baseline_xplique()  # warm-up (tracing)
     rounds = []
     for _ in range(repeats):
         t0 = clock()
@@ -116,16 +121,35 @@ def run_benchmark(
         t2 = clock()
         ours_top_class()
         t3 = clock()
-        rounds.append((t1 - t0, t2 - t1, t3 - t2))
+        baseline_xplique()
+        t4 = clock()
+        rounds.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3))
     result["plain_s"] = statistics.median(r[0] for r in rounds)
     result["ours_s"] = statistics.median(r[1] for r in rounds)
     result["ratio"] = statistics.median(r[1] / r[0] for r in rounds)
     result["ours_top_s"] = statistics.median(r[2] for r in rounds)
     result["ratio_top"] = statistics.median(r[2] / r[0] for r in rounds)
+    if xplique_step is not None:
+        result["xplique_s"] = statistics.median(r[3] for r in rounds)
+        result["ratio_xplique"] = statistics.median(r[1] / r[3] for r in rounds)
     if not skip_nested:
         result["nested_s"] = _timeit(nested, nested_repeats)
         result["speedup_vs_nested"] = result["nested_s"] / result["ours_s"]
     return result
+
+
+def _xplique_gradcampp(model, layer_name: str, noisy: np.ndarray, target: int):
+    """xplique's Grad-CAM++ of the same noisy images in one batch (one tape pass, powers of
+    the gradient), as a callable; None when xplique is not importable. Optional: xplique pins
+    an older TensorFlow, so docs/BENCHMARKS.md installs it beside this one (``--no-deps``)."""
+    try:
+        from xplique.attributions import GradCAMPP
+    except Exception:  # noqa: BLE001 - not installed, or it cannot load beside this TensorFlow
+        return None
+    explainer = GradCAMPP(model, batch_size=len(noisy), conv_layer=layer_name)
+    targets = np.zeros((len(noisy), int(model.outputs[0].shape[-1])), np.float32)
+    targets[:, target] = 1.0
+    return lambda: np.asarray(explainer.explain(noisy, targets))
 
 
 def _interleaved(pairs: dict, repeats: int) -> dict:
@@ -303,6 +327,14 @@ def format_result(r: dict) -> str:
             f"class): {r['ours_top_s'] * 1000:.1f} ms, ratio {r['ratio_top']:.2f}"
         ),
     ]
+    if "xplique_s" in r:
+        lines.append(
+            f"xplique's Grad-CAM++ of the same {r['samples']} noisy images in one batch: "
+            f"{r['xplique_s'] * 1000:.1f} ms; ratio ours / xplique {r['ratio_xplique']:.2f} "
+            "(goal: at most 0.90)"
+        )
+    else:
+        lines.append("xplique: not importable here (docs/BENCHMARKS.md: how to add it)")
     if "nested_s" in r:
         lines.append(
             f"three nested tapes, one image at a time: {r['nested_s'] * 1000:8.1f} ms "
