@@ -49,15 +49,30 @@ def keep_tensorflow_state() -> bool:
     so the next map took 0.55–0.73 s instead of 0.11 s (skin-lesion model, this 2-core CPU),
     and runs a full garbage collection (0.27 s) during which the server answers nothing, not
     even the new overlay's image. Models here live in the shared model cache and are never
-    rebuilt by a run, so there is nothing to clear. False when this Streamlit has no such hook."""
+    rebuilt by a run, so there is nothing to clear. The hook that replaces it also hands the C
+    heap's free memory back to the system (``_after_run``). False when this Streamlit has no
+    such hook."""
     try:
         from streamlit.runtime.scriptrunner import script_runner
     except ImportError:
         return False
     if not hasattr(script_runner, "_clean_problem_modules"):
         return False
-    script_runner._clean_problem_modules = _close_pyplot_figures
+    script_runner._clean_problem_modules = _after_run
     return True
+
+
+def _after_run() -> None:
+    """What runs at the end of every script run (after Streamlit's own full collection):
+    pyplot figures closed, then glibc's free memory returned (``loaders.release_memory``).
+    The trim after each new explanation comes too early for what is freed later in the run and
+    by that collection: at block2 about 100-170 MB of free, still resident chunks stayed in
+    malloc's arenas for the rest of the process (docs/BENCHMARKS.md)."""
+    _close_pyplot_figures()
+    # Imported with TensorFlow; before that there is no heap worth trimming.
+    loaders = sys.modules.get("dashboard.frame.loaders")
+    if loaders is not None:
+        loaders.release_memory()
 
 
 def _close_pyplot_figures() -> None:
