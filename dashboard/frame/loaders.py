@@ -9,9 +9,10 @@ which Streamlit does not hash, so a cache lookup costs microseconds.
 
 Memory: every cache has a bound (``max_entries``, and ``ttl`` for per-image data); the
 explanations, whose size depends on the layer, are held within a byte budget
-(``ByteBudgetCache``) and hold float32 arrays only. After a new explanation the C heap is trimmed
-(``release_memory``): TensorFlow's large, short-lived buffers otherwise stay in glibc's arenas
-and the server's resident memory only grows.
+(``ByteBudgetCache``) and hold float32 arrays only. After a new explanation, and at the end of
+every script run, the C heap is trimmed (``release_memory``): TensorFlow's large, short-lived
+buffers otherwise stay in glibc's arenas as free but resident memory, and the server's resident
+memory only grows (at block2, +100–170 MB that stayed).
 
 No math here: everything is a call into ``explainers``.
 """
@@ -51,22 +52,20 @@ def _libc():
         return None
 
 
-def tune_malloc(arenas: int = 2, mmap_threshold: int = 4 * 2**20) -> None:
-    """glibc settings for a long-running server, from now on: at most ``arenas`` malloc arenas
-    (Streamlit runs each script run in a new thread, and each thread's own arena keeps the peak
-    of the NumPy arrays made in it), and every block of ``mmap_threshold`` bytes or more in its
-    own mapping, returned to the system when freed (an early layer's maps and statistics are
-    4-20 MB arrays; glibc otherwise raises the threshold as such blocks are freed and keeps
-    later ones in its heap). Measured on a replay of 40 dashboard changes: 96 MB less growth.
-    The larger share of a gradient pass's peak is TensorFlow's own CPU pool, which no
-    allocator setting returns: ``explainers.engine.capture`` bounds it (chunk size, passes at once)."""
+def tune_malloc(mmap_threshold: int = 4 * 2**20) -> None:
+    """glibc settings for a long-running server, from now on: every block of
+    ``mmap_threshold`` bytes or more in its own mapping, returned to the system when freed (an
+    early layer's maps and statistics are 4-20 MB arrays; glibc otherwise raises the threshold
+    as such blocks are freed and keeps later ones in its heap; measured on a replay of 40
+    dashboard changes: 96 MB less growth). The number of arenas is not capped here: glibc
+    fixes that limit once more than 8 arenas exist, which TensorFlow's threads make before
+    this runs (16 arenas measured after a ``mallopt(M_ARENA_MAX)`` here). Their free memory
+    is handed back instead: after each new explanation and at the end of every script run
+    (``release_memory``, ``bootstrap.keep_tensorflow_state``)."""
     libc = _libc()
     if libc is not None:
-        try:
-            libc.mallopt(-8, int(arenas))  # M_ARENA_MAX
+        with contextlib.suppress(AttributeError):
             libc.mallopt(-3, int(mmap_threshold))  # M_MMAP_THRESHOLD
-        except AttributeError:
-            pass
 
 
 def release_memory() -> None:
