@@ -9,14 +9,12 @@ keeps the K channels whose activations vary most over the positions (Faster Scor
 the others get weight 0. Not smoothed: it uses the clean image's activations.
 
 The masked inputs go through the model in fixed-size chunks (``chunk_size``, the last one
-padded), built chunk by chunk so memory stays bounded for 2048 channels: the next chunk is
-built in a second thread while the model scores the current one.
+padded), built chunk by chunk so memory stays bounded for 2048 channels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -90,35 +88,23 @@ def compute(
     n, k = a.shape[0], a.shape[-1]
     size = x.shape[1:3]
     chosen = [select_channels(a[i], channel_mask, max_channels) for i in range(n)]
+    chunks_per_image = [-(-len(c) // chunk_size) for c in chosen]
     total, done = sum(len(c) for c in chosen), 0
-    jobs = [
-        (i, c[j : j + chunk_size])
-        for i, c in enumerate(chosen)
-        for j in range(0, len(c), chunk_size)
-    ]
-
-    def masked_inputs(i: int, part: np.ndarray) -> np.ndarray:
-        batch = np.zeros((chunk_size, *x.shape[1:]), dtype=np.float32)  # fixed shape
-        batch[: len(part)] = x[i][None] * channel_masks(a[i], size, part)[..., None]
-        return batch
-
-    scores: list[list[np.ndarray]] = [[] for _ in range(n)]
-    # The next chunk's masked inputs are built while the model scores this one.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        ahead = pool.submit(masked_inputs, *jobs[0]) if jobs else None
-        for index, (i, part) in enumerate(jobs):
-            batch = ahead.result()
-            if index + 1 < len(jobs):
-                ahead = pool.submit(masked_inputs, *jobs[index + 1])
+    weights = np.zeros((n, k), dtype=np.float64)
+    for i, channels in enumerate(chosen):
+        scores = []
+        for j in range(chunks_per_image[i]):
+            part = channels[j * chunk_size : (j + 1) * chunk_size]
+            masks = channel_masks(a[i], size, part)
+            batch = np.zeros((chunk_size, *x.shape[1:]), dtype=np.float32)  # fixed shape
+            batch[: len(part)] = x[i][None] * masks[..., None]
             logits = np.asarray(score_fn(batch, i))
-            scores[i].append(logits[: len(part), int(targets[i])])
+            scores.append(logits[: len(part), int(targets[i])])
             done += len(part)
             if progress:
                 progress(done, total)
-    weights = np.zeros((n, k), dtype=np.float64)
-    for i, channels in enumerate(chosen):
         weights[i] = weights_from_scores(
-            np.concatenate(scores[i]) if scores[i] else np.zeros(0), channels, k
+            np.concatenate(scores) if scores else np.zeros(0), channels, k
         )
     return weights
 
