@@ -149,3 +149,31 @@ def test_a_picture_that_cannot_be_kept_spoils_the_record_instead_of_saving_half(
     b.markdown("fine")
     assert rec.save() is False
     assert not (folder / first_view.FILE_NAME).exists()
+
+
+def test_the_saved_view_belongs_to_one_model_file_code_and_bundled_data(tmp_path, monkeypatch):
+    """A change to the code, the shipped verdicts or a sample image makes a saved view stale
+    (its sentences or pictures could differ from what the live page draws)."""
+    for name in ("app.py", "explainers/core.py", "dashboard/x.py", "pages/explain.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
+    data = tmp_path / "explainers" / "data"
+    (data / "samples").mkdir(parents=True)
+    (data / "sanity_default.json").write_text('{"verdict": "pass"}')
+    (data / "samples" / "a.jpg").write_bytes(b"\xff\xd8 picture")
+    monkeypatch.setattr(first_view, "ROOT", tmp_path)
+    key = first_view.fingerprint.__wrapped__
+    if key() is None:
+        pytest.skip("the skin-lesion model (sklesion) is not installed")
+    before = key()
+    assert key() == before  # stable across calls
+    for change in (
+        data / "sanity_default.json",
+        data / "samples" / "a.jpg",
+        tmp_path / "explainers" / "core.py",
+    ):
+        old = change.read_bytes()
+        change.write_bytes(old + b" ")
+        assert key() != before, change.name
+        change.write_bytes(old)
+        assert key() == before

@@ -54,7 +54,8 @@ def path() -> Path:
 
 @functools.cache
 def fingerprint() -> str | None:
-    """Model file (size, time) + the app's code + Streamlit's version; None without the model."""
+    """Model file (size, time) + the app's code and bundled data (the samples, the shipped
+    verdicts) + Streamlit's version; None without the model."""
     try:
         spec = importlib.util.find_spec("sklesion")
         model = Path(next(iter(spec.submodule_search_locations))) / "model.keras"
@@ -64,6 +65,7 @@ def fingerprint() -> str | None:
         code = [ROOT / "app.py"]
         for folder in ("explainers", "dashboard", "pages"):
             code += (ROOT / folder).rglob("*.py")
+        code += (p for p in (ROOT / "explainers" / "data").rglob("*") if p.is_file())
         for file in sorted(code):
             h.update(str(file.relative_to(ROOT)).encode())
             h.update(file.read_bytes())
