@@ -16,6 +16,7 @@ from dashboard.frame import first_view
 def folder(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPLAINERS_FIRST_VIEW", str(tmp_path))
     monkeypatch.setattr(first_view, "fingerprint", lambda: "model-and-code-1")
+    monkeypatch.setattr(first_view, "_RECORDED", set())  # what this process already knows
     return tmp_path
 
 

@@ -18,6 +18,8 @@ import threading
 
 import streamlit as st
 
+from dashboard.frame import heap
+
 
 def prefer_navigation() -> bool:
     """Tell Streamlit that the pages come from ``st.navigation``, not from the ``pages/``
@@ -64,15 +66,12 @@ def keep_tensorflow_state() -> bool:
 
 def _after_run() -> None:
     """What runs at the end of every script run (after Streamlit's own full collection):
-    pyplot figures closed, then glibc's free memory returned (``loaders.release_memory``).
-    The trim after each new explanation comes too early for what is freed later in the run and
-    by that collection: at block2 about 100-170 MB of free, still resident chunks stayed in
+    pyplot figures closed, then glibc's free memory returned (``heap.release_memory``). The
+    trim after each new explanation comes too early for what is freed later in the run and by
+    that collection: at block2 about 100-170 MB of free, still resident chunks stayed in
     malloc's arenas for the rest of the process (docs/BENCHMARKS.md)."""
     _close_pyplot_figures()
-    # Imported with TensorFlow; before that there is no heap worth trimming.
-    loaders = sys.modules.get("dashboard.frame.loaders")
-    if loaders is not None:
-        loaders.release_memory()
+    heap.release_memory()
 
 
 def _close_pyplot_figures() -> None:
@@ -137,7 +136,7 @@ class Warmup:
             explain_details(bundle.model, x, target=0, extra_inputs=extra)
             forward.join()
             lap("traces")
-            loaders.release_memory()
+            heap.release_memory()
             log.info(
                 "warm-up done: %s", ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
             )

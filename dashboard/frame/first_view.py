@@ -42,6 +42,8 @@ SAVED_NOTE = (
 #: What a record may replay into a column, and the most steps it may hold.
 KINDS = ("image", "markdown", "caption", "info")
 MAX_COLUMNS, MAX_STEPS = 4, 12
+#: Fingerprints whose record this process saved or found valid: nothing more to record.
+_RECORDED: set[str] = set()
 _SETTINGS_KEY = "_state_initialised"  # dashboard.frame.state._INITIALISED (not imported: TF)
 
 
@@ -167,15 +169,18 @@ class Recorder:
         return _RecordedColumn(col, steps, self)
 
     def save(self) -> bool:
-        """Write the record once (later calls, e.g. from a fragment's rerun, do nothing)."""
+        """Write the record once (later calls, e.g. from a fragment's rerun, do nothing); the
+        pictures are dropped then (the fragment keeps this object until the next full run)."""
         if not self.open:
             return False
         self.open = False
-        if not (self.usable and self.summary and len(self.columns) > 1):
-            return False
         data = {"summary": self.summary, "note": self.note, "columns": self.columns}
+        self.columns = []
+        if not (self.usable and data["summary"] and len(data["columns"]) > 1):
+            return False
         saved = write_signed(path(), self.key, data)
         if saved:
+            _RECORDED.add(self.key)
             log.info("first view saved for the next start (%s)", path())
         return saved
 
@@ -194,13 +199,13 @@ class _RecordedColumn:
         return self._col.__exit__(*exc)
 
     def _add(self, step: dict) -> None:
-        if self._recorder.open and len(self._steps) < MAX_STEPS:
+        if len(self._steps) < MAX_STEPS:
             self._steps.append(step)
-        elif self._recorder.open:
+        else:
             self._recorder.usable = False
 
     def image(self, image: Any, caption: str | None = None, **kwargs: Any) -> Any:
-        png = _encode(image)
+        png = _encode(image) if self._recorder.open else None
         if png is None:
             self._recorder.usable = False
         else:
@@ -245,6 +250,9 @@ def recorder(is_default_model: bool) -> Recorder | None:
     if not (is_default_model and st.session_state.get(PLAIN_RUN)):
         return None
     key = fingerprint()
-    if key is None or load() is not None:
+    if key is None or key in _RECORDED:
+        return None
+    if load() is not None:  # saved by an earlier start: read once per process
+        _RECORDED.add(key)
         return None
     return Recorder(key)

@@ -10,7 +10,7 @@ which Streamlit does not hash, so a cache lookup costs microseconds.
 Memory: every cache has a bound (``max_entries``, and ``ttl`` for per-image data); the
 explanations, whose size depends on the layer, are held within a byte budget
 (``ByteBudgetCache``) and hold float32 arrays only. After a new explanation, and at the end of
-every script run, the C heap is trimmed (``release_memory``): TensorFlow's large, short-lived
+every script run, the C heap is trimmed (``heap.release_memory``): TensorFlow's large, short-lived
 buffers otherwise stay in glibc's arenas as free but resident memory, and the server's resident
 memory only grows (at block2, +100–170 MB that stayed).
 
@@ -19,8 +19,6 @@ No math here: everything is a call into ``explainers``.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
 import hashlib
 import io
@@ -36,6 +34,7 @@ import streamlit as st
 from PIL import Image
 
 from dashboard.frame import fair_share, state
+from dashboard.frame.heap import release_memory, tune_malloc
 from explainers import LayerInfo, candidate_layers, explain_details, predict, render, zoo
 from explainers.engine.capture import set_before_pass
 from explainers.errors import ExplainerError
@@ -43,38 +42,6 @@ from explainers.images import load_image
 from explainers.settings import ExplainSettings
 
 _DATA_TTL = 3600  # seconds an image's decoded pixels, input, prediction or maps stay cached
-
-
-def _libc():
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return None
-
-
-def tune_malloc(mmap_threshold: int = 4 * 2**20) -> None:
-    """glibc settings for a long-running server, from now on: every block of
-    ``mmap_threshold`` bytes or more in its own mapping, returned to the system when freed (an
-    early layer's maps and statistics are 4-20 MB arrays; glibc otherwise raises the threshold
-    as such blocks are freed and keeps later ones in its heap; measured on a replay of 40
-    dashboard changes: 96 MB less growth). The number of arenas is not capped here: glibc
-    fixes that limit once more than 8 arenas exist, which TensorFlow's threads make before
-    this runs (16 arenas measured after a ``mallopt(M_ARENA_MAX)`` here). Their free memory
-    is handed back instead: after each new explanation and at the end of every script run
-    (``release_memory``, ``bootstrap.keep_tensorflow_state``)."""
-    libc = _libc()
-    if libc is not None:
-        with contextlib.suppress(AttributeError):
-            libc.mallopt(-3, int(mmap_threshold))  # M_MMAP_THRESHOLD
-
-
-def release_memory() -> None:
-    """Hand freed C-heap memory back to the operating system (glibc ``malloc_trim``); a no-op
-    where that does not exist."""
-    libc = _libc()
-    if libc is not None:
-        with contextlib.suppress(AttributeError):
-            libc.malloc_trim(0)
 
 
 tune_malloc()  # at import: before TensorFlow's first pass in this process

@@ -62,7 +62,7 @@ def maps_panel(
             for row in range(-(-(1 + len(items) + n_pixel) // per_row))
             for c in st.columns(per_row)
         ]
-        if recorder is not None and recorder.open:
+        if recorder is not None:  # a closed one returns the columns as they are
             cols[: 1 + len(items)] = [recorder.column(c) for c in cols[: 1 + len(items)]]
         h, w = sel.bundle.input_size
         class_text = explained_class(ex, sel)
@@ -106,7 +106,7 @@ def maps_panel(
             "grid) · bright = where the model found evidence for this class."
         )
         right.caption(note)
-        if recorder is not None and recorder.open:
+        if recorder is not None:
             recorder.note = note
         with st.expander("Display: colour map, opacity, colour scale"):
             display_controls(default_abs=abs_max)
